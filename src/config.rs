@@ -1,0 +1,855 @@
+//! Configuration: the TOML file layer, flag overrides, and validation with clear errors.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The default configuration file, embedded so that a bare binary works.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A configuration problem, naming the file or key and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key `{key}` = {value}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+fn invalid(
+    key: impl Into<String>,
+    value: impl fmt::Display,
+    reason: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The fully resolved configuration of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data: DataConfig,
+    pub augment: AugmentConfig,
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    pub train: TrainConfig,
+    pub ui: UiConfig,
+}
+
+/// Pixel layout of the network input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorMode {
+    Rgb,
+    Grayscale,
+}
+
+impl ColorMode {
+    /// Number of input channels.
+    #[must_use]
+    pub fn channels(self) -> usize {
+        match self {
+            Self::Rgb => 3,
+            Self::Grayscale => 1,
+        }
+    }
+}
+
+/// `[data]`: where images come from and how they become tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub image_size: [u32; 2],
+    pub color_mode: ColorMode,
+    pub rescale: f32,
+    pub val_split: f32,
+    pub max_pixels: u64,
+    pub cache_mib: u64,
+    pub prefetch_batches: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            image_size: [150, 150],
+            color_mode: ColorMode::Rgb,
+            rescale: 1.0 / 255.0,
+            val_split: 0.2,
+            max_pixels: 100_000_000,
+            cache_mib: 2048,
+            prefetch_batches: 4,
+        }
+    }
+}
+
+/// `[augment]`: Keras `ImageDataGenerator` random transforms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    pub enabled: bool,
+    pub rotation_range: f32,
+    pub width_shift_range: f32,
+    pub height_shift_range: f32,
+    pub zoom_range: f32,
+    pub horizontal_flip: bool,
+    pub vertical_flip: bool,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rotation_range: 45.0,
+            width_shift_range: 0.15,
+            height_shift_range: 0.15,
+            zoom_range: 0.3,
+            horizontal_flip: true,
+            vertical_flip: false,
+        }
+    }
+}
+
+impl AugmentConfig {
+    /// Whether any transform would change an image.
+    #[must_use]
+    pub fn is_identity(&self) -> bool {
+        !self.enabled
+            || (self.rotation_range == 0.0
+                && self.width_shift_range == 0.0
+                && self.height_shift_range == 0.0
+                && self.zoom_range == 0.0
+                && !self.horizontal_flip
+                && !self.vertical_flip)
+    }
+}
+
+/// Convolution padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    Same,
+    Valid,
+}
+
+/// Layer activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    #[default]
+    None,
+}
+
+/// Number of units of a dense layer: fixed, or the number of classes (output layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Units {
+    Fixed(usize),
+    Classes(ClassesMarker),
+}
+
+/// The literal string `"classes"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassesMarker {
+    Classes,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// One entry of `model.layers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LayerSpec {
+    Conv {
+        filters: usize,
+        kernel: usize,
+        padding: Padding,
+        #[serde(default)]
+        activation: Activation,
+        #[serde(default = "one")]
+        stride: usize,
+    },
+    Maxpool {
+        size: usize,
+    },
+    Dropout {
+        rate: f32,
+    },
+    Flatten,
+    Dense {
+        units: Units,
+        #[serde(default)]
+        activation: Activation,
+    },
+}
+
+/// Which convolution kernels the CPU device uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvImpl {
+    Fast,
+    Reference,
+}
+
+/// `[model]`: the architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub layers: Vec<LayerSpec>,
+    pub conv_impl: ConvImpl,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        let conv = |filters| LayerSpec::Conv {
+            filters,
+            kernel: 3,
+            padding: Padding::Same,
+            activation: Activation::Relu,
+            stride: 1,
+        };
+        let pool = || LayerSpec::Maxpool { size: 2 };
+        let dropout = || LayerSpec::Dropout { rate: 0.2 };
+        Self {
+            layers: vec![
+                conv(16),
+                pool(),
+                dropout(),
+                conv(32),
+                pool(),
+                conv(64),
+                pool(),
+                dropout(),
+                LayerSpec::Flatten,
+                LayerSpec::Dense {
+                    units: Units::Fixed(512),
+                    activation: Activation::Relu,
+                },
+                LayerSpec::Dense {
+                    units: Units::Classes(ClassesMarker::Classes),
+                    activation: Activation::None,
+                },
+            ],
+            conv_impl: ConvImpl::Fast,
+        }
+    }
+}
+
+/// `[optimizer]`: Adam.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerConfig {
+    pub lr: f64,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            lr: 0.001,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+        }
+    }
+}
+
+/// `[train]`: the loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub device: String,
+    pub keep_checkpoints: usize,
+    pub batch_events_per_sec: u32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 50,
+            batch_size: 64,
+            seed: 42,
+            device: "cpu".into(),
+            keep_checkpoints: 0,
+            batch_events_per_sec: 10,
+        }
+    }
+}
+
+/// Terminal graphics protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Graphics {
+    Auto,
+    Halfblocks,
+    Sixel,
+    Kitty,
+    Iterm2,
+}
+
+/// Colormap for heatmaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColormapName {
+    Viridis,
+    Magma,
+    Gray,
+    Diverging,
+}
+
+/// Filter weight normalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterNorm {
+    Layer,
+    Filter,
+}
+
+/// `[ui]`: the terminal interface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    pub graphics: Graphics,
+    pub colormap: ColormapName,
+    pub filter_norm: FilterNorm,
+    pub fps: u32,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            graphics: Graphics::Auto,
+            colormap: ColormapName::Viridis,
+            filter_norm: FilterNorm::Layer,
+            fps: 30,
+        }
+    }
+}
+
+/// Overrides from command-line flags and environment variables (each `None` when not given).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub image_size: Option<[u32; 2]>,
+    pub lr: Option<f64>,
+    pub seed: Option<u64>,
+    pub device: Option<String>,
+    pub val_split: Option<f32>,
+    pub no_augment: bool,
+    pub grayscale: bool,
+    pub conv_impl: Option<ConvImpl>,
+    pub graphics: Option<Graphics>,
+}
+
+impl Config {
+    /// Parse a TOML document; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// Load a config file, or the embedded default when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            None => Self::from_toml(DEFAULT_TOML, "config/default.toml (built in)"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                Self::from_toml(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    /// Apply flag and environment overrides on top of the file layer.
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(v) = o.epochs {
+            self.train.epochs = v;
+        }
+        if let Some(v) = o.batch_size {
+            self.train.batch_size = v;
+        }
+        if let Some(v) = o.image_size {
+            self.data.image_size = v;
+        }
+        if let Some(v) = o.lr {
+            self.optimizer.lr = v;
+        }
+        if let Some(v) = o.seed {
+            self.train.seed = v;
+        }
+        if let Some(v) = &o.device {
+            self.train.device.clone_from(v);
+        }
+        if let Some(v) = o.val_split {
+            self.data.val_split = v;
+        }
+        if o.no_augment {
+            self.augment.enabled = false;
+        }
+        if o.grayscale {
+            self.data.color_mode = ColorMode::Grayscale;
+        }
+        if let Some(v) = o.conv_impl {
+            self.model.conv_impl = v;
+        }
+        if let Some(v) = o.graphics {
+            self.ui.graphics = v;
+        }
+    }
+
+    /// Serialise the resolved config as TOML (written into the run directory).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Check every value; the error names the key and the reason.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.data;
+        for (i, &s) in d.image_size.iter().enumerate() {
+            if s == 0 || s > 4096 {
+                return Err(invalid(
+                    format!("data.image_size[{i}]"),
+                    s,
+                    "must be between 1 and 4096 pixels",
+                ));
+            }
+        }
+        if !(d.rescale.is_finite() && d.rescale > 0.0) {
+            return Err(invalid(
+                "data.rescale",
+                d.rescale,
+                "must be a positive number",
+            ));
+        }
+        if !(0.0..1.0).contains(&d.val_split) {
+            return Err(invalid(
+                "data.val_split",
+                d.val_split,
+                "must be at least 0 and below 1 (a fraction of each class)",
+            ));
+        }
+        if d.max_pixels == 0 {
+            return Err(invalid("data.max_pixels", 0, "must be positive"));
+        }
+        if d.prefetch_batches == 0 {
+            return Err(invalid("data.prefetch_batches", 0, "must be at least 1"));
+        }
+        let a = &self.augment;
+        for (key, v) in [
+            ("augment.rotation_range", a.rotation_range),
+            ("augment.width_shift_range", a.width_shift_range),
+            ("augment.height_shift_range", a.height_shift_range),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(invalid(key, v, "must be zero or positive"));
+            }
+        }
+        if !(a.width_shift_range < 1.0 && a.height_shift_range < 1.0) {
+            return Err(invalid(
+                "augment.width_shift_range / height_shift_range",
+                a.width_shift_range.max(a.height_shift_range),
+                "shifts are fractions of the image size and must be below 1",
+            ));
+        }
+        if !(a.zoom_range.is_finite() && (0.0..1.0).contains(&a.zoom_range)) {
+            return Err(invalid(
+                "augment.zoom_range",
+                a.zoom_range,
+                "must be at least 0 and below 1 (zoom is drawn from [1-z, 1+z])",
+            ));
+        }
+        let o = &self.optimizer;
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            return Err(invalid(
+                "optimizer.lr",
+                o.lr,
+                "the learning rate must be positive, e.g. 0.001",
+            ));
+        }
+        for (key, v) in [
+            ("optimizer.beta_1", o.beta_1),
+            ("optimizer.beta_2", o.beta_2),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(invalid(key, v, "must be at least 0 and below 1"));
+            }
+        }
+        if !(o.epsilon.is_finite() && o.epsilon > 0.0) {
+            return Err(invalid("optimizer.epsilon", o.epsilon, "must be positive"));
+        }
+        let t = &self.train;
+        if t.epochs == 0 {
+            return Err(invalid("train.epochs", 0, "must be at least 1"));
+        }
+        if t.batch_size == 0 {
+            return Err(invalid("train.batch_size", 0, "must be at least 1"));
+        }
+        if t.batch_events_per_sec == 0 {
+            return Err(invalid(
+                "train.batch_events_per_sec",
+                0,
+                "must be at least 1",
+            ));
+        }
+        parse_device(&t.device)?;
+        if self.ui.fps == 0 || self.ui.fps > 240 {
+            return Err(invalid("ui.fps", self.ui.fps, "must be between 1 and 240"));
+        }
+        self.layer_shapes(2).map(|_| ())
+    }
+
+    /// Input shape `[channels, height, width]`.
+    #[must_use]
+    pub fn input_shape(&self) -> [usize; 3] {
+        [
+            self.data.color_mode.channels(),
+            self.data.image_size[0] as usize,
+            self.data.image_size[1] as usize,
+        ]
+    }
+
+    /// Output shape of every layer for `classes` classes, checking that the stack fits the input.
+    pub fn layer_shapes(&self, classes: usize) -> Result<Vec<Vec<usize>>, ConfigError> {
+        let layers = &self.model.layers;
+        if layers.is_empty() {
+            return Err(invalid("model.layers", "[]", "needs at least one layer"));
+        }
+        let [c, h, w] = self.input_shape();
+        let mut shape = vec![c, h, w];
+        let mut out = Vec::with_capacity(layers.len());
+        let outputs = output_units(classes);
+        for (i, layer) in layers.iter().enumerate() {
+            let key = format!("model.layers[{i}]");
+            let spatial = shape.len() == 3;
+            shape = match *layer {
+                LayerSpec::Conv {
+                    filters,
+                    kernel,
+                    padding,
+                    stride,
+                    ..
+                } => {
+                    if !spatial {
+                        return Err(invalid(
+                            &key,
+                            "conv",
+                            "a conv layer cannot follow flatten or dense",
+                        ));
+                    }
+                    if filters == 0 || kernel == 0 || stride == 0 {
+                        return Err(invalid(
+                            &key,
+                            "conv",
+                            "filters, kernel and stride must be at least 1",
+                        ));
+                    }
+                    let conv_out = |n: usize| -> Option<usize> {
+                        match padding {
+                            Padding::Same => Some(n.div_ceil(stride)),
+                            Padding::Valid => n.checked_sub(kernel).map(|r| r / stride + 1),
+                        }
+                    };
+                    match (conv_out(shape[1]), conv_out(shape[2])) {
+                        (Some(oh), Some(ow)) if oh > 0 && ow > 0 => vec![filters, oh, ow],
+                        _ => {
+                            return Err(too_small(self, &key, &shape));
+                        }
+                    }
+                }
+                LayerSpec::Maxpool { size } => {
+                    if !spatial {
+                        return Err(invalid(
+                            &key,
+                            "maxpool",
+                            "a pooling layer cannot follow flatten or dense",
+                        ));
+                    }
+                    if size == 0 {
+                        return Err(invalid(format!("{key}.size"), 0, "must be at least 1"));
+                    }
+                    if shape[1] < size || shape[2] < size {
+                        return Err(too_small(self, &key, &shape));
+                    }
+                    vec![shape[0], shape[1] / size, shape[2] / size]
+                }
+                LayerSpec::Dropout { rate } => {
+                    if !(rate.is_finite() && (0.0..1.0).contains(&rate)) {
+                        return Err(invalid(
+                            format!("{key}.rate"),
+                            rate,
+                            "dropout rate must be at least 0 and below 1",
+                        ));
+                    }
+                    shape.clone()
+                }
+                LayerSpec::Flatten => vec![shape.iter().product()],
+                LayerSpec::Dense { units, .. } => {
+                    if spatial {
+                        return Err(invalid(
+                            &key,
+                            "dense",
+                            "a dense layer needs a flatten layer before it",
+                        ));
+                    }
+                    let n = match units {
+                        Units::Fixed(0) => {
+                            return Err(invalid(format!("{key}.units"), 0, "must be at least 1"));
+                        }
+                        Units::Fixed(n) => n,
+                        Units::Classes(_) => outputs,
+                    };
+                    vec![n]
+                }
+            };
+            out.push(shape.clone());
+        }
+        let last = layers.len() - 1;
+        match layers[last] {
+            LayerSpec::Dense {
+                units: Units::Classes(_),
+                activation: Activation::None,
+            } => {}
+            _ => {
+                return Err(invalid(
+                    format!("model.layers[{last}]"),
+                    "last layer",
+                    "the last layer must be { type = \"dense\", units = \"classes\", activation = \"none\" } (the logits)",
+                ));
+            }
+        }
+        if let Some(i) = layers[..last].iter().position(|l| {
+            matches!(
+                l,
+                LayerSpec::Dense {
+                    units: Units::Classes(_),
+                    ..
+                }
+            )
+        }) {
+            return Err(invalid(
+                format!("model.layers[{i}].units"),
+                "\"classes\"",
+                "only the last layer may have units = \"classes\"",
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn too_small(cfg: &Config, key: &str, shape: &[usize]) -> ConfigError {
+    invalid(
+        "data.image_size",
+        format!("{:?}", cfg.data.image_size),
+        format!(
+            "too small for the layer stack: {key} receives {}x{} pixels and cannot shrink it further; use a larger data.image_size or fewer pooling layers",
+            shape[1], shape[2]
+        ),
+    )
+}
+
+/// Number of output logits for `classes` classes: one for two classes (binary), else one each.
+#[must_use]
+pub fn output_units(classes: usize) -> usize {
+    if classes == 2 { 1 } else { classes }
+}
+
+/// A compute device as named in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Cpu,
+    Wgpu,
+    Cuda(usize),
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cpu => write!(f, "cpu"),
+            Self::Wgpu => write!(f, "wgpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// Parse `cpu`, `wgpu`, `cuda` or `cuda:N`.
+pub fn parse_device(s: &str) -> Result<DeviceSpec, ConfigError> {
+    match s {
+        "cpu" => Ok(DeviceSpec::Cpu),
+        "wgpu" => Ok(DeviceSpec::Wgpu),
+        "cuda" => Ok(DeviceSpec::Cuda(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(DeviceSpec::Cuda)
+            .ok_or_else(|| {
+                invalid(
+                    "train.device",
+                    format!("{s:?}"),
+                    "use cpu, wgpu, cuda or cuda:N",
+                )
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_toml_equals_builtin_defaults() {
+        let parsed = Config::from_toml(DEFAULT_TOML, "default.toml").expect("default.toml parses");
+        assert_eq!(parsed, Config::default());
+        parsed.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let c = Config::default();
+        let again = Config::from_toml(&c.to_toml(), "x").expect("round trip");
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[train]\nepochz = 3\n", "my.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epochz"), "{err}");
+        assert!(err.contains("my.toml"), "{err}");
+        let err = Config::from_toml("[trian]\n", "my.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trian"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let err = Config::from_toml("[train]\n\nepochs = \"ten\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epochs"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn malformed_toml_gives_line_and_column() {
+        let err = Config::from_toml("[train\nepochs = 3\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 1"), "{err}");
+        assert!(err.contains("column"), "{err}");
+    }
+
+    fn invalid_key(mut f: impl FnMut(&mut Config)) -> String {
+        let mut c = Config::default();
+        f(&mut c);
+        match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn impossible_values_name_the_key() {
+        assert_eq!(invalid_key(|c| c.train.epochs = 0), "train.epochs");
+        assert_eq!(invalid_key(|c| c.train.batch_size = 0), "train.batch_size");
+        assert_eq!(invalid_key(|c| c.optimizer.lr = 0.0), "optimizer.lr");
+        assert_eq!(invalid_key(|c| c.optimizer.lr = -1.0), "optimizer.lr");
+        assert_eq!(invalid_key(|c| c.data.val_split = 1.0), "data.val_split");
+        assert_eq!(
+            invalid_key(|c| c.train.device = "tpu".into()),
+            "train.device"
+        );
+        assert_eq!(
+            invalid_key(|c| c.model.layers[2] = LayerSpec::Dropout { rate: 1.0 }),
+            "model.layers[2].rate"
+        );
+        assert_eq!(
+            invalid_key(|c| c.data.image_size = [4, 4]),
+            "data.image_size"
+        );
+        assert_eq!(
+            invalid_key(|c| {
+                c.model.layers.pop();
+            }),
+            "model.layers[9]"
+        );
+    }
+
+    #[test]
+    fn input_too_small_for_pooling_explains() {
+        let mut c = Config::default();
+        c.data.image_size = [7, 7];
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("too small"), "{err}");
+        // 8x8 survives three 2x2 pools (8 -> 4 -> 2 -> 1).
+        c.data.image_size = [8, 8];
+        c.validate().expect("8x8 fits");
+    }
+
+    #[test]
+    fn default_shapes_match_keras() {
+        let shapes = Config::default().layer_shapes(2).expect("valid");
+        assert_eq!(shapes[0], vec![16, 150, 150]);
+        assert_eq!(shapes[6], vec![64, 18, 18]);
+        assert_eq!(shapes[8], vec![20736]);
+        assert_eq!(shapes[10], vec![1]);
+        assert_eq!(
+            Config::default().layer_shapes(10).expect("valid")[10],
+            vec![10]
+        );
+    }
+
+    #[test]
+    fn overrides_apply() {
+        let mut c = Config::default();
+        c.apply(&Overrides {
+            epochs: Some(3),
+            batch_size: Some(8),
+            image_size: Some([32, 48]),
+            lr: Some(0.01),
+            no_augment: true,
+            grayscale: true,
+            ..Overrides::default()
+        });
+        assert_eq!(c.train.epochs, 3);
+        assert_eq!(c.train.batch_size, 8);
+        assert_eq!(c.data.image_size, [32, 48]);
+        assert!(!c.augment.enabled);
+        assert_eq!(c.input_shape(), [1, 32, 48]);
+    }
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!(parse_device("cuda:1").expect("ok"), DeviceSpec::Cuda(1));
+        assert_eq!(parse_device("wgpu").expect("ok"), DeviceSpec::Wgpu);
+        assert!(parse_device("cuda:x").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Image folder scan, decode, resize, augment and batches.

@@ -1,0 +1,1 @@
+//! Pure raster math: normalisations, colormaps, grids.
