@@ -38,6 +38,10 @@ pub struct StartInfo {
     pub start_epoch: usize,
     pub start_batch: usize,
     pub params: usize,
+    /// The Keras-style summary of the network.
+    pub summary: Vec<SummaryRow>,
+    /// Images offered as feature-map probes: the bundled sample photos, then validation images.
+    pub probe_images: Vec<PathBuf>,
     /// Unix time in seconds.
     pub time: f64,
 }
@@ -174,4 +178,222 @@ pub enum Command {
     },
     /// Send a fresh filter snapshot.
     RefreshFilters,
+}
+
+/// One row of the Keras-style model summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// Layer name, e.g. `conv2d_1`, `max_pooling2d`, `dense_1`.
+    pub name: String,
+    /// Keras class name, e.g. `Conv2D`, `MaxPooling2D`, `Dropout`, `Flatten`, `Dense`.
+    pub kind: String,
+    /// Output shape without the batch dimension, channels first: `[16, 150, 150]`.
+    pub output_shape: Vec<usize>,
+    pub params: usize,
+}
+
+/// Create the worker -> observer channel: small events queue (bounded), snapshots are latest-wins.
+#[must_use]
+pub fn channel(capacity: usize) -> (EventSender, EventReceiver) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    let (snap_tx, snap_rx) = tokio::sync::watch::channel(Snapshots::default());
+    (
+        EventSender {
+            tx,
+            snapshots: snap_tx,
+        },
+        EventReceiver {
+            rx,
+            snapshots: snap_rx,
+            pending: Vec::new(),
+            seen: (0, 0),
+        },
+    )
+}
+
+/// The newest filter and feature-map snapshots.
+#[derive(Debug, Clone, Default)]
+struct Snapshots {
+    filters: Option<Box<FilterSnapshot>>,
+    features: Option<Box<FeatureSnapshot>>,
+    generation_filters: u64,
+    generation_features: u64,
+}
+
+/// Worker side of [`channel`]; used from a plain OS thread.
+#[derive(Debug, Clone)]
+pub struct EventSender {
+    tx: tokio::sync::mpsc::Sender<Event>,
+    snapshots: tokio::sync::watch::Sender<Snapshots>,
+}
+
+impl EventSender {
+    /// Send an event; returns false when the observer is gone.
+    ///
+    /// Batch metrics are dropped when the queue is full (the observer is behind and a newer one
+    /// follows); snapshots replace the previous unread one; everything else waits for room.
+    pub fn send(&self, event: Event) -> bool {
+        match event {
+            Event::Filters(f) => {
+                self.snapshots.send_modify(|s| {
+                    s.filters = Some(f);
+                    s.generation_filters += 1;
+                });
+                !self.snapshots.is_closed()
+            }
+            Event::FeatureMaps(f) => {
+                self.snapshots.send_modify(|s| {
+                    s.features = Some(f);
+                    s.generation_features += 1;
+                });
+                !self.snapshots.is_closed()
+            }
+            Event::Batch(_) => match self.tx.try_send(event) {
+                Ok(()) | Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => true,
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+            },
+            other => self.tx.blocking_send(other).is_ok(),
+        }
+    }
+}
+
+/// Observer side of [`channel`].
+#[derive(Debug)]
+pub struct EventReceiver {
+    rx: tokio::sync::mpsc::Receiver<Event>,
+    snapshots: tokio::sync::watch::Receiver<Snapshots>,
+    pending: Vec<Event>,
+    /// Generations of filters and features already handed out.
+    seen: (u64, u64),
+}
+
+impl EventReceiver {
+    fn take_snapshots(&mut self) {
+        let s = self.snapshots.borrow_and_update();
+        // Feature maps last, so an observer that handles events in order sees the filters first.
+        if let Some(f) = s
+            .features
+            .as_ref()
+            .filter(|_| s.generation_features != self.seen.1)
+        {
+            self.pending.push(Event::FeatureMaps(f.clone()));
+        }
+        if let Some(f) = s
+            .filters
+            .as_ref()
+            .filter(|_| s.generation_filters != self.seen.0)
+        {
+            self.pending.push(Event::Filters(f.clone()));
+        }
+        self.seen = (s.generation_filters, s.generation_features);
+    }
+
+    /// Wait for the next event; `None` when the worker is gone and everything was read.
+    pub async fn recv(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.pending.pop() {
+                return Some(e);
+            }
+            tokio::select! {
+                biased;
+                e = self.rx.recv() => match e {
+                    Some(e) => return Some(e),
+                    None => {
+                        if self.snapshots.has_changed().unwrap_or(false) {
+                            self.take_snapshots();
+                            continue;
+                        }
+                        return None;
+                    }
+                },
+                changed = self.snapshots.changed() => {
+                    if changed.is_ok() {
+                        self.take_snapshots();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next event if one is ready, without waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        if let Some(e) = self.pending.pop() {
+            return Some(e);
+        }
+        if let Ok(e) = self.rx.try_recv() {
+            return Some(e);
+        }
+        if self.snapshots.has_changed().unwrap_or(false) {
+            self.take_snapshots();
+        }
+        self.pending.pop()
+    }
+
+    /// Block the current (non-async) thread until the next event.
+    pub fn blocking_recv(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.pending.pop() {
+                return Some(e);
+            }
+            match self.rx.blocking_recv() {
+                Some(e) => return Some(e),
+                None => {
+                    if self.snapshots.has_changed().unwrap_or(false) {
+                        self.take_snapshots();
+                        continue;
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(n: usize) -> Event {
+        Event::Batch(BatchMetrics {
+            epoch: 1,
+            batch: n,
+            batches: 10,
+            loss: 0.5,
+            accuracy: 0.5,
+            images_per_sec: 1.0,
+            elapsed: 0.0,
+        })
+    }
+
+    #[test]
+    fn batches_drop_when_full_snapshots_are_latest_wins() {
+        let (tx, mut rx) = channel(2);
+        for n in 0..5 {
+            assert!(tx.send(batch(n)));
+        }
+        for epoch in 0..3 {
+            tx.send(Event::Filters(Box::new(FilterSnapshot {
+                epoch,
+                layers: vec![],
+            })));
+        }
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(e) = rx.blocking_recv() {
+            got.push(e);
+        }
+        // Two queued batches survive, the other three were dropped; one filter snapshot, the newest.
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0], batch(0));
+        assert_eq!(got[1], batch(1));
+        assert!(matches!(&got[2], Event::Filters(f) if f.epoch == 2));
+    }
+
+    #[test]
+    fn events_serialise_as_tagged_json() {
+        let line = serde_json::to_string(&batch(3)).expect("serialises");
+        assert!(line.starts_with("{\"event\":\"batch\""), "{line}");
+        let back: Event = serde_json::from_str(&line).expect("parses");
+        assert_eq!(back, batch(3));
+    }
 }
