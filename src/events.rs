@@ -16,6 +16,8 @@ pub enum Event {
     Status(StatusChange),
     Finished(FinishInfo),
     Failed(FailInfo),
+    /// Something went wrong that does not stop training (a bad probe image, a skipped file).
+    Warning(WarningInfo),
     #[serde(skip)]
     Filters(Box<FilterSnapshot>),
     #[serde(skip)]
@@ -118,6 +120,12 @@ pub struct FinishInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailInfo {
     pub error: String,
+}
+
+/// A problem worth showing that training survives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarningInfo {
+    pub message: String,
 }
 
 /// The weights of every conv layer, as plain numbers.
@@ -268,6 +276,12 @@ pub struct EventReceiver {
 }
 
 impl EventReceiver {
+    /// Whether a snapshot arrived that was not handed out yet (also after the sender is gone).
+    fn snapshots_pending(&self) -> bool {
+        let s = self.snapshots.borrow();
+        (s.generation_filters, s.generation_features) != self.seen
+    }
+
     fn take_snapshots(&mut self) {
         let s = self.snapshots.borrow_and_update();
         // Feature maps last, so an observer that handles events in order sees the filters first.
@@ -296,18 +310,18 @@ impl EventReceiver {
             }
             tokio::select! {
                 biased;
-                e = self.rx.recv() => match e {
-                    Some(e) => return Some(e),
-                    None => {
-                        if self.snapshots.has_changed().unwrap_or(false) {
-                            self.take_snapshots();
-                            continue;
-                        }
-                        return None;
+                e = self.rx.recv() => {
+                    if let Some(e) = e {
+                        return Some(e);
                     }
-                },
+                    if self.snapshots_pending() {
+                        self.take_snapshots();
+                        continue;
+                    }
+                    return None;
+                }
                 changed = self.snapshots.changed() => {
-                    if changed.is_ok() {
+                    if changed.is_ok() || self.snapshots_pending() {
                         self.take_snapshots();
                     }
                 }
@@ -323,7 +337,7 @@ impl EventReceiver {
         if let Ok(e) = self.rx.try_recv() {
             return Some(e);
         }
-        if self.snapshots.has_changed().unwrap_or(false) {
+        if self.snapshots_pending() {
             self.take_snapshots();
         }
         self.pending.pop()
@@ -335,16 +349,13 @@ impl EventReceiver {
             if let Some(e) = self.pending.pop() {
                 return Some(e);
             }
-            match self.rx.blocking_recv() {
-                Some(e) => return Some(e),
-                None => {
-                    if self.snapshots.has_changed().unwrap_or(false) {
-                        self.take_snapshots();
-                        continue;
-                    }
-                    return None;
-                }
+            if let Some(e) = self.rx.blocking_recv() {
+                return Some(e);
             }
+            if !self.snapshots_pending() {
+                return None;
+            }
+            self.take_snapshots();
         }
     }
 }

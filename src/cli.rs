@@ -1,0 +1,261 @@
+//! Command-line definitions (clap). Every flag also reads a `CONVSCOPE_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{ConvImpl, Graphics, Overrides};
+
+/// Train a convolutional network on a folder of images and watch it learn, in the terminal.
+#[derive(Debug, Parser)]
+#[command(name = "convscope", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Generate a small synthetic dataset and train the tutorial network on it (downloads nothing).
+    Demo(DemoArgs),
+    /// Train on an image folder (one sub-folder per class).
+    Train(TrainArgs),
+    /// Continue an interrupted run exactly where it stopped.
+    Resume(ResumeArgs),
+    /// Print the Keras-style model summary: layers, output shapes, parameters.
+    Summary(SummaryArgs),
+    /// Measure training and data-pipeline speed.
+    Bench(BenchArgs),
+}
+
+/// Flags shared by commands that train.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrainFlags {
+    /// Config file (TOML); the built-in default is the Keras tutorial.
+    #[arg(long, env = "CONVSCOPE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Run directory (default: runs/<timestamp>).
+    #[arg(long, env = "CONVSCOPE_RUN")]
+    pub run: Option<PathBuf>,
+    /// Plain progress on stderr instead of the TUI.
+    #[arg(long, env = "CONVSCOPE_HEADLESS")]
+    pub headless: bool,
+    /// Compute device: cpu, wgpu, cuda or cuda:N.
+    #[arg(long, env = "CONVSCOPE_DEVICE")]
+    pub device: Option<String>,
+    /// Number of epochs [train.epochs].
+    #[arg(long, env = "CONVSCOPE_EPOCHS")]
+    pub epochs: Option<usize>,
+    /// Images per batch [train.batch_size].
+    #[arg(long, env = "CONVSCOPE_BATCH_SIZE")]
+    pub batch_size: Option<usize>,
+    /// Input size, `N` or `HxW` [data.image_size].
+    #[arg(long, env = "CONVSCOPE_IMAGE_SIZE", value_parser = parse_size)]
+    pub image_size: Option<[u32; 2]>,
+    /// Adam learning rate [optimizer.lr].
+    #[arg(long, env = "CONVSCOPE_LR")]
+    pub lr: Option<f64>,
+    /// Random seed [train.seed].
+    #[arg(long, env = "CONVSCOPE_SEED")]
+    pub seed: Option<u64>,
+    /// Turn augmentation off [augment.enabled = false].
+    #[arg(long, env = "CONVSCOPE_NO_AUGMENT")]
+    pub no_augment: bool,
+    /// One grey channel instead of RGB [data.color_mode = "grayscale"].
+    #[arg(long, env = "CONVSCOPE_GRAYSCALE")]
+    pub grayscale: bool,
+    /// CPU convolution kernels [model.conv_impl].
+    #[arg(long, env = "CONVSCOPE_CONV_IMPL", value_enum)]
+    pub conv_impl: Option<ConvImplArg>,
+    /// Terminal graphics [ui.graphics].
+    #[arg(long, env = "CONVSCOPE_GRAPHICS", value_enum)]
+    pub graphics: Option<GraphicsArg>,
+}
+
+/// `convscope demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub flags: TrainFlags,
+    /// Synthetic images per class.
+    #[arg(long, default_value_t = 200)]
+    pub per_class: usize,
+}
+
+/// `convscope train`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    /// Image folder: one sub-folder per class, sorted names give the class indices.
+    pub data: PathBuf,
+    /// Validation folder with the same class sub-folders.
+    #[arg(long, env = "CONVSCOPE_VAL", conflicts_with = "val_split")]
+    pub val: Option<PathBuf>,
+    /// Fraction of each class held out for validation [data.val_split].
+    #[arg(long, env = "CONVSCOPE_VAL_SPLIT")]
+    pub val_split: Option<f32>,
+    #[command(flatten)]
+    pub flags: TrainFlags,
+}
+
+/// `convscope resume`.
+#[derive(Debug, Args, Clone)]
+pub struct ResumeArgs {
+    /// The run directory to continue.
+    pub run: PathBuf,
+    /// Plain progress on stderr instead of the TUI.
+    #[arg(long, env = "CONVSCOPE_HEADLESS")]
+    pub headless: bool,
+    /// Train until this many epochs in total (default: the run's own setting).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+}
+
+/// `convscope summary`.
+#[derive(Debug, Args, Clone)]
+pub struct SummaryArgs {
+    /// Config file (TOML).
+    #[arg(long, env = "CONVSCOPE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Number of classes (2 gives one logit, as in the tutorial).
+    #[arg(long, default_value_t = 2)]
+    pub classes: usize,
+    /// Input size, `N` or `HxW`.
+    #[arg(long, value_parser = parse_size)]
+    pub image_size: Option<[u32; 2]>,
+    /// One grey channel instead of RGB.
+    #[arg(long)]
+    pub grayscale: bool,
+}
+
+/// `convscope bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Compute device: cpu, wgpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Input size, `N` or `HxW`.
+    #[arg(long, default_value = "150", value_parser = parse_size)]
+    pub image_size: [u32; 2],
+    /// Timed training steps (after one warm-up step).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Also time the data pipeline on generated JPEGs.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub pipeline: bool,
+    /// CPU convolution kernels.
+    #[arg(long, value_enum, default_value = "fast")]
+    pub conv_impl: ConvImplArg,
+}
+
+/// `--conv-impl`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ConvImplArg {
+    Fast,
+    Reference,
+}
+
+impl From<ConvImplArg> for ConvImpl {
+    fn from(v: ConvImplArg) -> Self {
+        match v {
+            ConvImplArg::Fast => Self::Fast,
+            ConvImplArg::Reference => Self::Reference,
+        }
+    }
+}
+
+/// `--graphics`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphicsArg {
+    Auto,
+    Halfblocks,
+    Sixel,
+    Kitty,
+    Iterm2,
+}
+
+impl From<GraphicsArg> for Graphics {
+    fn from(v: GraphicsArg) -> Self {
+        match v {
+            GraphicsArg::Auto => Self::Auto,
+            GraphicsArg::Halfblocks => Self::Halfblocks,
+            GraphicsArg::Sixel => Self::Sixel,
+            GraphicsArg::Kitty => Self::Kitty,
+            GraphicsArg::Iterm2 => Self::Iterm2,
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<[u32; 2], String> {
+    let bad = || format!("{s:?} is not an image size: use N (square) or HxW, e.g. 150 or 120x160");
+    let parse = |t: &str| t.trim().parse::<u32>().map_err(|_| bad());
+    if let Some((h, w)) = s.split_once(['x', 'X']) {
+        Ok([parse(h)?, parse(w)?])
+    } else {
+        let n = parse(s)?;
+        Ok([n, n])
+    }
+}
+
+impl TrainFlags {
+    /// The config overrides these flags ask for.
+    #[must_use]
+    pub fn overrides(&self, val_split: Option<f32>) -> Overrides {
+        Overrides {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            image_size: self.image_size,
+            lr: self.lr,
+            seed: self.seed,
+            device: self.device.clone(),
+            val_split,
+            no_augment: self.no_augment,
+            grayscale: self.grayscale,
+            conv_impl: self.conv_impl.map(Into::into),
+            graphics: self.graphics.map(Into::into),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("150").expect("ok"), [150, 150]);
+        assert_eq!(parse_size("120x160").expect("ok"), [120, 160]);
+        assert!(parse_size("big").unwrap_err().contains("HxW"));
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn train_flags_override() {
+        let cli = Cli::try_parse_from([
+            "convscope",
+            "train",
+            "data",
+            "--epochs",
+            "3",
+            "--no-augment",
+            "--image-size",
+            "64",
+        ])
+        .expect("parses");
+        let Commands::Train(t) = cli.command else {
+            panic!("train")
+        };
+        let o = t.flags.overrides(t.val_split);
+        assert_eq!(o.epochs, Some(3));
+        assert!(o.no_augment);
+        assert_eq!(o.image_size, Some([64, 64]));
+    }
+}

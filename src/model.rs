@@ -1,0 +1,421 @@
+//! The network: a burn `Module` built from the configured layer list.
+
+pub mod summary;
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{relu, sigmoid, softmax};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+
+use crate::config::{
+    Activation, Config, ConfigError, ConvImpl, LayerSpec, Padding, Units, output_units,
+};
+
+/// A convolution's parameters (Keras: glorot-uniform kernel, zero bias).
+#[derive(Module, Debug)]
+pub struct ConvParams {
+    /// `[out, in, kh, kw]`
+    pub weight: Param<Tensor<4>>,
+    /// `[out]`
+    pub bias: Param<Tensor<1>>,
+}
+
+/// A dense layer's parameters (Keras: glorot-uniform kernel, zero bias).
+#[derive(Module, Debug)]
+pub struct DenseParams {
+    /// `[in, out]`
+    pub weight: Param<Tensor<2>>,
+    /// `[out]`
+    pub bias: Param<Tensor<1>>,
+}
+
+/// One step of the forward pass; indices point into the parameter lists.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    Conv {
+        index: usize,
+        stride: usize,
+        /// `[(top, bottom), (left, right)]`
+        padding: [(usize, usize); 2],
+        relu: bool,
+    },
+    Pool {
+        size: usize,
+    },
+    Dropout {
+        rate: f32,
+    },
+    Flatten,
+    Dense {
+        index: usize,
+        relu: bool,
+    },
+}
+
+/// The configured CNN.
+#[derive(Module, Debug)]
+pub struct Net {
+    pub convs: Vec<ConvParams>,
+    pub denses: Vec<DenseParams>,
+    #[module(skip)]
+    pub steps: Vec<Step>,
+    #[module(skip)]
+    pub fast_conv: bool,
+}
+
+/// What a forward pass returns: the logits, and every conv/pool layer's output when asked.
+pub struct Forward {
+    /// `[batch, outputs]`
+    pub logits: Tensor<2>,
+    /// `(layer index in the config, [batch, c, h, w])` for every conv and pool layer.
+    pub activations: Vec<(usize, Tensor<4>)>,
+}
+
+fn glorot(shape: &[usize], fan_in: usize, fan_out: usize, device: &Device) -> Tensor<1> {
+    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    Tensor::<1>::random(
+        [shape.iter().product::<usize>()],
+        Distribution::Uniform(-limit, limit),
+        device,
+    )
+}
+
+/// Keras "same" padding for one axis: the total split with the extra pixel at the end.
+fn same_padding(n: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = n.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(n);
+    (total / 2, total - total / 2)
+}
+
+impl Net {
+    /// Build the network for `classes` classes on `device`, initialised from `seed`.
+    pub fn new(
+        cfg: &Config,
+        classes: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        let shapes = cfg.layer_shapes(classes)?;
+        device.seed(seed);
+        let mut prev = cfg.input_shape().to_vec();
+        let (mut convs, mut denses, mut steps) = (Vec::new(), Vec::new(), Vec::new());
+        for (layer, shape) in cfg.model.layers.iter().zip(shapes) {
+            let step = match *layer {
+                LayerSpec::Conv {
+                    filters,
+                    kernel,
+                    padding,
+                    activation,
+                    stride,
+                } => {
+                    let c_in = prev[0];
+                    let w = glorot(
+                        &[filters, c_in, kernel, kernel],
+                        c_in * kernel * kernel,
+                        filters * kernel * kernel,
+                        device,
+                    )
+                    .reshape([filters, c_in, kernel, kernel]);
+                    convs.push(ConvParams {
+                        weight: Param::from_tensor(w),
+                        bias: Param::from_tensor(Tensor::zeros([filters], device)),
+                    });
+                    let padding = match padding {
+                        Padding::Valid => [(0, 0); 2],
+                        Padding::Same => [
+                            same_padding(prev[1], kernel, stride),
+                            same_padding(prev[2], kernel, stride),
+                        ],
+                    };
+                    Step::Conv {
+                        index: convs.len() - 1,
+                        stride,
+                        padding,
+                        relu: activation == Activation::Relu,
+                    }
+                }
+                LayerSpec::Maxpool { size } => Step::Pool { size },
+                LayerSpec::Dropout { rate } => Step::Dropout { rate },
+                LayerSpec::Flatten => Step::Flatten,
+                LayerSpec::Dense { units, activation } => {
+                    let n_in = prev[0];
+                    let n_out = match units {
+                        Units::Fixed(n) => n,
+                        Units::Classes(_) => output_units(classes),
+                    };
+                    let w = glorot(&[n_in, n_out], n_in, n_out, device).reshape([n_in, n_out]);
+                    denses.push(DenseParams {
+                        weight: Param::from_tensor(w),
+                        bias: Param::from_tensor(Tensor::zeros([n_out], device)),
+                    });
+                    Step::Dense {
+                        index: denses.len() - 1,
+                        relu: activation == Activation::Relu,
+                    }
+                }
+            };
+            steps.push(step);
+            prev = shape;
+        }
+        Ok(Self {
+            convs,
+            denses,
+            steps,
+            fast_conv: cfg.model.conv_impl == ConvImpl::Fast,
+        })
+    }
+
+    /// Run the network on `[batch, c, h, w]`; dropout is active only when `train` is set.
+    /// With `keep_activations`, every conv and pool output is returned too.
+    pub fn forward(&self, input: Tensor<4>, train: bool, keep_activations: bool) -> Forward {
+        let mut x4 = Some(input);
+        let mut x2: Option<Tensor<2>> = None;
+        let mut activations = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            match *step {
+                Step::Conv {
+                    index,
+                    stride,
+                    padding,
+                    relu: with_relu,
+                } => {
+                    let x = x4
+                        .take()
+                        .expect("conv input is 4-D (checked by the config)");
+                    let p = &self.convs[index];
+                    let y = conv2d(
+                        x,
+                        p.weight.val(),
+                        p.bias.val(),
+                        stride,
+                        padding,
+                        self.fast_conv,
+                    );
+                    let y = if with_relu { relu(y) } else { y };
+                    if keep_activations {
+                        activations.push((i, y.clone()));
+                    }
+                    x4 = Some(y);
+                }
+                Step::Pool { size } => {
+                    let x = x4
+                        .take()
+                        .expect("pool input is 4-D (checked by the config)");
+                    let y = max_pool2d(x, size, self.fast_conv);
+                    if keep_activations {
+                        activations.push((i, y.clone()));
+                    }
+                    x4 = Some(y);
+                }
+                Step::Dropout { rate } => {
+                    if train && rate > 0.0 {
+                        if let Some(x) = x4.take() {
+                            x4 = Some(dropout(x, rate));
+                        } else if let Some(x) = x2.take() {
+                            x2 = Some(dropout(x, rate));
+                        }
+                    }
+                }
+                Step::Flatten => {
+                    let x = x4
+                        .take()
+                        .expect("flatten input is 4-D (checked by the config)");
+                    // [batch, c*h*w]
+                    x2 = Some(x.flatten(1, 3));
+                }
+                Step::Dense {
+                    index,
+                    relu: with_relu,
+                } => {
+                    let x = x2
+                        .take()
+                        .expect("dense input is 2-D (checked by the config)");
+                    let p = &self.denses[index];
+                    let y = x.matmul(p.weight.val()) + p.bias.val().unsqueeze_dim(0);
+                    x2 = Some(if with_relu { relu(y) } else { y });
+                }
+            }
+        }
+        Forward {
+            logits: x2.expect("the last layer is dense (checked by the config)"),
+            activations,
+        }
+    }
+}
+
+fn dropout<const D: usize>(x: Tensor<D>, rate: f32) -> Tensor<D> {
+    let keep = 1.0 - f64::from(rate);
+    let mask = x.random_like(Distribution::Bernoulli(keep));
+    x * mask / keep
+}
+
+/// Convolution: convscope's fast CPU kernel where available, else burn's.
+fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: usize,
+    padding: [(usize, usize); 2],
+    _fast: bool,
+) -> Tensor<4> {
+    let options = ConvOptions::new_with_padding([stride, stride], padding, [1, 1], 1);
+    burn::tensor::module::conv2d(x, weight, Some(bias), options)
+}
+
+/// Max pooling with window = stride = `size`, no padding.
+fn max_pool2d(x: Tensor<4>, size: usize, _fast: bool) -> Tensor<4> {
+    burn::tensor::module::max_pool2d(x, burn::tensor::ops::MaxPoolOptions::new([size, size]))
+}
+
+/// Mean loss over a batch: binary cross-entropy on one logit, else softmax cross-entropy.
+pub fn loss(logits: Tensor<2>, labels: &[usize], device: &Device) -> Tensor<1> {
+    let [n, outputs] = logits.dims();
+    if outputs == 1 {
+        let y = Tensor::<1>::from_data(
+            TensorData::new(labels.iter().map(|&l| l as f32).collect::<Vec<_>>(), [n]),
+            device,
+        )
+        .reshape([n, 1]);
+        // max(z, 0) - z*y + log(1 + exp(-|z|)), numerically stable.
+        let z = logits;
+        let l = relu(z.clone()) - z.clone() * y + (z.abs().neg().exp() + 1.0).log();
+        l.mean()
+    } else {
+        let idx = Tensor::<1, Int>::from_data(
+            TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [n]),
+            device,
+        )
+        .reshape([n, 1]);
+        let logp = burn::tensor::activation::log_softmax(logits, 1);
+        logp.gather(1, idx).neg().mean()
+    }
+}
+
+/// Class probabilities `[batch, classes]` from logits (sigmoid for one logit).
+pub fn probabilities(logits: Tensor<2>) -> Tensor<2> {
+    let [_, outputs] = logits.dims();
+    if outputs == 1 {
+        let p = sigmoid(logits);
+        Tensor::cat(vec![p.clone().neg() + 1.0, p], 1)
+    } else {
+        softmax(logits, 1)
+    }
+}
+
+/// Predicted class per row: logit > 0 for one logit, else argmax.
+#[must_use]
+pub fn predictions(logits: &[f32], outputs: usize) -> Vec<usize> {
+    if outputs == 1 {
+        logits.iter().map(|&z| usize::from(z > 0.0)).collect()
+    } else {
+        logits
+            .chunks(outputs)
+            .map(|row| {
+                row.iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                        if v > best.1 { (i, v) } else { best }
+                    })
+                    .0
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_cfg() -> Config {
+        let mut c = Config::default();
+        c.data.image_size = [16, 16];
+        c
+    }
+
+    #[test]
+    fn param_count_matches_summary() {
+        let device = Device::flex();
+        let c = small_cfg();
+        let net = Net::new(&c, 3, 1, &device).expect("valid");
+        let rows = summary::summarize(&c, 3).expect("valid");
+        assert_eq!(net.num_params(), summary::total_params(&rows));
+    }
+
+    #[test]
+    fn forward_shapes_and_activations() {
+        let device = Device::flex();
+        let net = Net::new(&small_cfg(), 2, 1, &device).expect("valid");
+        let x = Tensor::<4>::random([2, 3, 16, 16], Distribution::Default, &device);
+        let out = net.forward(x, false, true);
+        assert_eq!(out.logits.dims(), [2, 1]);
+        let shapes: Vec<[usize; 4]> = out.activations.iter().map(|(_, t)| t.dims()).collect();
+        assert_eq!(
+            shapes,
+            [
+                [2, 16, 16, 16],
+                [2, 16, 8, 8],
+                [2, 32, 8, 8],
+                [2, 32, 4, 4],
+                [2, 64, 4, 4],
+                [2, 64, 2, 2]
+            ]
+        );
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let device = Device::flex();
+        let a = Net::new(&small_cfg(), 2, 7, &device).expect("valid");
+        let b = Net::new(&small_cfg(), 2, 7, &device).expect("valid");
+        let c = Net::new(&small_cfg(), 2, 8, &device).expect("valid");
+        let w = |n: &Net| {
+            n.convs[0]
+                .weight
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32")
+        };
+        assert_eq!(w(&a), w(&b));
+        assert_ne!(w(&a), w(&c));
+        // Glorot limit for 3x3x3 -> 16: sqrt(6 / (27 + 144)).
+        let limit = (6.0f32 / 171.0).sqrt();
+        assert!(w(&a).iter().all(|v| v.abs() <= limit));
+    }
+
+    #[test]
+    fn bce_matches_formula() {
+        let device = Device::flex();
+        let logits = Tensor::<2>::from_data(TensorData::new(vec![2.0f32, -1.0], [2, 1]), &device);
+        let l: f32 = loss(logits, &[1, 1], &device).into_scalar();
+        let expected = f32::midpoint(
+            (1.0f32 + (-2.0f32).exp()).ln(),
+            (1.0f32 + 1.0f32.exp()).ln(),
+        );
+        assert!((l - expected).abs() < 1e-6, "{l} vs {expected}");
+    }
+
+    #[test]
+    fn cross_entropy_matches_formula() {
+        let device = Device::flex();
+        let logits =
+            Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0], [1, 3]), &device);
+        let l: f32 = loss(logits, &[2], &device).into_scalar();
+        let expected = -(3.0f32.exp() / (1.0f32.exp() + 2.0f32.exp() + 3.0f32.exp())).ln();
+        assert!((l - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn predictions_threshold_and_argmax() {
+        assert_eq!(predictions(&[0.5, -0.1, 0.0], 1), [1, 0, 0]);
+        assert_eq!(predictions(&[0.1, 0.9, 0.0, 3.0, 1.0, 2.0], 3), [1, 0]);
+    }
+
+    #[test]
+    fn keras_same_padding() {
+        assert_eq!(same_padding(150, 3, 1), (1, 1));
+        assert_eq!(same_padding(150, 4, 1), (1, 2));
+        assert_eq!(same_padding(7, 3, 2), (1, 1));
+        assert_eq!(same_padding(8, 3, 2), (0, 1));
+    }
+}

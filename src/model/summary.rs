@@ -1,0 +1,177 @@
+//! The Keras-style model summary: layer names, output shapes and parameter counts (pure math).
+
+use std::fmt::Write as _;
+
+use crate::config::{Config, ConfigError, LayerSpec};
+use crate::events::SummaryRow;
+
+/// Summarise the configured network for `classes` classes, naming layers as Keras does.
+pub fn summarize(cfg: &Config, classes: usize) -> Result<Vec<SummaryRow>, ConfigError> {
+    let shapes = cfg.layer_shapes(classes)?;
+    let mut counts = std::collections::HashMap::<&str, usize>::new();
+    let mut prev = cfg.input_shape().to_vec();
+    let mut rows = Vec::with_capacity(shapes.len());
+    for (layer, shape) in cfg.model.layers.iter().zip(shapes) {
+        let (base, kind, params) = match layer {
+            LayerSpec::Conv {
+                filters, kernel, ..
+            } => (
+                "conv2d",
+                "Conv2D",
+                kernel * kernel * prev[0] * filters + filters,
+            ),
+            LayerSpec::Maxpool { .. } => ("max_pooling2d", "MaxPooling2D", 0),
+            LayerSpec::Dropout { .. } => ("dropout", "Dropout", 0),
+            LayerSpec::Flatten => ("flatten", "Flatten", 0),
+            LayerSpec::Dense { .. } => ("dense", "Dense", prev[0] * shape[0] + shape[0]),
+        };
+        let n = counts.entry(base).or_insert(0);
+        let name = if *n == 0 {
+            base.to_string()
+        } else {
+            format!("{base}_{n}")
+        };
+        *n += 1;
+        rows.push(SummaryRow {
+            name,
+            kind: kind.to_string(),
+            output_shape: shape.clone(),
+            params,
+        });
+        prev = shape;
+    }
+    Ok(rows)
+}
+
+/// Total trainable parameters.
+#[must_use]
+pub fn total_params(rows: &[SummaryRow]) -> usize {
+    rows.iter().map(|r| r.params).sum()
+}
+
+/// Format a channels-first shape the way Keras prints it: `(None, 150, 150, 16)`.
+#[must_use]
+pub fn keras_shape(shape: &[usize]) -> String {
+    let dims: Vec<String> = match shape {
+        [c, h, w] => vec![h.to_string(), w.to_string(), c.to_string()],
+        other => other.iter().map(ToString::to_string).collect(),
+    };
+    format!("(None, {})", dims.join(", "))
+}
+
+/// Group digits with commas: 10641441 -> "10,641,441".
+#[must_use]
+pub fn group_digits(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Render the summary as a Keras-style text table.
+#[must_use]
+pub fn render_table(rows: &[SummaryRow]) -> String {
+    let headers = ["Layer (type)", "Output Shape", "Param #"];
+    let cells: Vec<[String; 3]> = rows
+        .iter()
+        .map(|r| {
+            [
+                format!("{} ({})", r.name, r.kind),
+                keras_shape(&r.output_shape),
+                group_digits(r.params),
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for c in &cells {
+        for (w, s) in widths.iter_mut().zip(c) {
+            *w = (*w).max(s.len());
+        }
+    }
+    let total_width = widths.iter().sum::<usize>() + 6;
+    let mut out = String::new();
+    let _ = writeln!(out, "Model: \"sequential\"");
+    let _ = writeln!(out, "{}", "━".repeat(total_width));
+    let _ = writeln!(
+        out,
+        "{:<w0$}   {:<w1$}   {:>w2$}",
+        headers[0],
+        headers[1],
+        headers[2],
+        w0 = widths[0],
+        w1 = widths[1],
+        w2 = widths[2]
+    );
+    let _ = writeln!(out, "{}", "━".repeat(total_width));
+    for c in &cells {
+        let _ = writeln!(
+            out,
+            "{:<w0$}   {:<w1$}   {:>w2$}",
+            c[0],
+            c[1],
+            c[2],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+    }
+    let _ = writeln!(out, "{}", "━".repeat(total_width));
+    let total = total_params(rows);
+    let _ = writeln!(out, " Total params: {}", group_digits(total));
+    let _ = writeln!(out, " Trainable params: {}", group_digits(total));
+    let _ = writeln!(out, " Non-trainable params: 0");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tutorial_network_has_keras_parameter_count() {
+        let rows = summarize(&Config::default(), 2).expect("valid");
+        assert_eq!(total_params(&rows), 10_641_441);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "conv2d",
+                "max_pooling2d",
+                "dropout",
+                "conv2d_1",
+                "max_pooling2d_1",
+                "conv2d_2",
+                "max_pooling2d_2",
+                "dropout_1",
+                "flatten",
+                "dense",
+                "dense_1"
+            ]
+        );
+        assert_eq!(rows[0].params, 448);
+        assert_eq!(rows[9].params, 10_617_344);
+        assert_eq!(keras_shape(&rows[6].output_shape), "(None, 18, 18, 64)");
+    }
+
+    #[test]
+    fn table_prints_total() {
+        let rows = summarize(&Config::default(), 2).expect("valid");
+        let t = render_table(&rows);
+        assert!(t.contains("Total params: 10,641,441"), "{t}");
+        assert!(t.contains("conv2d_2 (Conv2D)"), "{t}");
+    }
+
+    #[test]
+    fn grayscale_changes_first_layer() {
+        let mut c = Config::default();
+        c.data.color_mode = crate::config::ColorMode::Grayscale;
+        let rows = summarize(&c, 10).expect("valid");
+        assert_eq!(rows[0].params, 3 * 3 * 16 + 16);
+        assert_eq!(rows[10].params, 512 * 10 + 10);
+    }
+}

@@ -1,0 +1,261 @@
+//! Checkpoint folders: written under a temporary name, renamed when complete, `latest` last.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{RunError, io_err, write_atomic};
+
+/// File name of the model weights inside a checkpoint folder.
+pub const MODEL_FILE: &str = "model.bpk";
+/// File name of the optimizer state inside a checkpoint folder.
+pub const OPTIM_FILE: &str = "optimizer.bpk";
+/// Written last: a folder without it is incomplete.
+pub const STATE_FILE: &str = "state.json";
+
+/// Where training stands at a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrainState {
+    /// 1-based epoch the checkpoint was taken in.
+    pub epoch: usize,
+    /// Batches of that epoch already trained (the epoch is complete when equal to `batches_per_epoch`).
+    pub batch: usize,
+    pub batches_per_epoch: usize,
+    /// Optimizer steps taken in total.
+    pub step: u64,
+    pub seed: u64,
+    /// Running sums of the unfinished epoch, so its metrics come out as if never interrupted.
+    pub loss_sum: f64,
+    pub correct: u64,
+    pub seen: u64,
+    /// Seconds spent training before this checkpoint.
+    pub train_seconds: f64,
+}
+
+impl TrainState {
+    /// Whether the checkpointed epoch was finished.
+    #[must_use]
+    pub fn epoch_complete(&self) -> bool {
+        self.batch >= self.batches_per_epoch
+    }
+
+    /// Epoch (1-based) and batch (0-based) where training continues.
+    #[must_use]
+    pub fn resume_point(&self) -> (usize, usize) {
+        if self.epoch_complete() {
+            (self.epoch + 1, 0)
+        } else {
+            (self.epoch, self.batch)
+        }
+    }
+}
+
+/// The folder name of a checkpoint: `epoch-0007`, or `epoch-0007-batch-000012` mid-epoch.
+#[must_use]
+pub fn name_for(state: &TrainState) -> String {
+    if state.epoch_complete() {
+        format!("epoch-{:04}", state.epoch)
+    } else {
+        format!("epoch-{:04}-batch-{:06}", state.epoch, state.batch)
+    }
+}
+
+/// A complete checkpoint on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub name: String,
+    pub path: PathBuf,
+    pub state: TrainState,
+}
+
+impl Checkpoint {
+    #[must_use]
+    pub fn model_path(&self) -> PathBuf {
+        self.path.join(MODEL_FILE)
+    }
+    #[must_use]
+    pub fn optim_path(&self) -> PathBuf {
+        self.path.join(OPTIM_FILE)
+    }
+}
+
+/// Write a checkpoint: `write_files` fills a temporary folder with the model and optimizer
+/// files; then the state is written, the folder renamed into place and `latest` updated.
+pub fn save(
+    dir: &Path,
+    state: &TrainState,
+    write_files: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<Checkpoint, RunError> {
+    let name = name_for(state);
+    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    write_files(&tmp).map_err(|message| RunError::Corrupt {
+        path: tmp.clone(),
+        message: format!("writing the checkpoint failed: {message}"),
+    })?;
+    for file in [MODEL_FILE, OPTIM_FILE] {
+        let p = tmp.join(file);
+        std::fs::File::open(&p)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(&p))?;
+    }
+    let json = serde_json::to_vec_pretty(state).unwrap_or_default();
+    write_atomic(&tmp.join(STATE_FILE), &json)?;
+    let final_path = dir.join(&name);
+    if final_path.exists() {
+        std::fs::remove_dir_all(&final_path).map_err(io_err(&final_path))?;
+    }
+    std::fs::rename(&tmp, &final_path).map_err(io_err(&final_path))?;
+    write_atomic(&dir.join("latest"), format!("{name}\n").as_bytes())?;
+    Ok(Checkpoint {
+        name,
+        path: final_path,
+        state: state.clone(),
+    })
+}
+
+fn read_state(path: &Path) -> Option<TrainState> {
+    let text = std::fs::read_to_string(path.join(STATE_FILE)).ok()?;
+    let state: TrainState = serde_json::from_str(&text).ok()?;
+    let complete = [MODEL_FILE, OPTIM_FILE]
+        .iter()
+        .all(|f| std::fs::metadata(path.join(f)).is_ok_and(|m| m.len() > 0));
+    complete.then_some(state)
+}
+
+/// Every complete checkpoint, newest first (by epoch, then batch).
+pub fn list(dir: &Path) -> Result<Vec<Checkpoint>, RunError> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("epoch-") {
+            continue;
+        }
+        let path = entry.path();
+        if let Some(state) = read_state(&path) {
+            out.push(Checkpoint { name, path, state });
+        }
+    }
+    out.sort_by_key(|c| std::cmp::Reverse((c.state.epoch, c.state.batch)));
+    Ok(out)
+}
+
+/// The checkpoint `latest` names, if it is complete; otherwise the newest complete one.
+/// The second value says why `latest` was not used, when it was not.
+pub fn latest(dir: &Path) -> Result<(Checkpoint, Option<String>), RunError> {
+    let all = list(dir)?;
+    let named = std::fs::read_to_string(dir.join("latest"))
+        .ok()
+        .map(|s| s.trim().to_string());
+    if let Some(name) = &named
+        && let Some(c) = all.iter().find(|c| &c.name == name)
+    {
+        return Ok((c.clone(), None));
+    }
+    let newest = all
+        .into_iter()
+        .next()
+        .ok_or_else(|| RunError::NoCheckpoint {
+            path: dir.to_path_buf(),
+        })?;
+    let note = named.map(|n| {
+        format!(
+            "checkpoint {n} is incomplete or missing; using {} instead",
+            newest.name
+        )
+    });
+    Ok((newest, note))
+}
+
+/// Delete all but the newest `keep` epoch-end checkpoints (0 keeps all); mid-epoch ones older
+/// than the newest checkpoint go too.
+pub fn prune(dir: &Path, keep: usize) -> Result<(), RunError> {
+    let all = list(dir)?;
+    let mut epoch_ends = 0;
+    for (i, c) in all.iter().enumerate() {
+        let remove = if c.state.epoch_complete() {
+            epoch_ends += 1;
+            keep > 0 && epoch_ends > keep
+        } else {
+            i > 0
+        };
+        if remove {
+            std::fs::remove_dir_all(&c.path).map_err(io_err(&c.path))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_files(p: &Path) -> Result<(), String> {
+        std::fs::write(p.join(MODEL_FILE), b"m").map_err(|e| e.to_string())?;
+        std::fs::write(p.join(OPTIM_FILE), b"o").map_err(|e| e.to_string())
+    }
+
+    fn state(epoch: usize, batch: usize) -> TrainState {
+        TrainState {
+            epoch,
+            batch,
+            batches_per_epoch: 10,
+            ..TrainState::default()
+        }
+    }
+
+    #[test]
+    fn save_list_latest_and_fallback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        save(dir.path(), &state(1, 10), fake_files).expect("save");
+        let c2 = save(dir.path(), &state(2, 10), fake_files).expect("save");
+        assert_eq!(c2.name, "epoch-0002");
+        let (latest_cp, note) = latest(dir.path()).expect("latest");
+        assert_eq!(latest_cp.name, "epoch-0002");
+        assert!(note.is_none());
+        // Corrupt the newest: the previous complete one is used and the reason given.
+        std::fs::remove_file(c2.path.join(STATE_FILE)).expect("rm");
+        let (fallback, note) = latest(dir.path()).expect("latest");
+        assert_eq!(fallback.name, "epoch-0001");
+        assert!(note.expect("note").contains("epoch-0002"));
+    }
+
+    #[test]
+    fn failed_write_leaves_previous_intact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        save(dir.path(), &state(1, 10), fake_files).expect("save");
+        let err = save(dir.path(), &state(2, 3), |_| Err("disk full".into())).unwrap_err();
+        assert!(err.to_string().contains("disk full"));
+        assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0001");
+    }
+
+    #[test]
+    fn resume_points() {
+        assert_eq!(state(3, 10).resume_point(), (4, 0));
+        assert_eq!(state(3, 4).resume_point(), (3, 4));
+        assert_eq!(name_for(&state(3, 4)), "epoch-0003-batch-000004");
+    }
+
+    #[test]
+    fn prune_keeps_newest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for e in 1..=4 {
+            save(dir.path(), &state(e, 10), fake_files).expect("save");
+        }
+        prune(dir.path(), 2).expect("prune");
+        let names: Vec<String> = list(dir.path())
+            .expect("list")
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["epoch-0004", "epoch-0003"]);
+    }
+}

@@ -1,0 +1,612 @@
+//! The training loop on its own OS thread: batches, validation, checkpoints, events.
+
+pub mod device;
+pub mod probe;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Tensor, TensorData};
+
+use crate::config::Config;
+use crate::data::{Dataset, Split};
+use crate::events::{
+    BatchMetrics, CheckpointInfo, Command, EpochMetrics, Event, EventSender, FailInfo, FinishInfo,
+    FinishReason, RunState, StartInfo, StatusChange,
+};
+use crate::model::{self, Net};
+use crate::run::checkpoint::{self, Checkpoint, TrainState};
+use crate::run::event_log::EventLog;
+use crate::run::{ClassesInfo, RunDir, RunError, SkippedFile};
+
+/// Why training could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Device(String),
+    #[error(
+        "the loss became {value} at epoch {epoch}, batch {batch}: training diverged and was stopped. {kept} Try a lower learning rate (optimizer.lr / --lr, now {lr})."
+    )]
+    NonFinite {
+        value: f32,
+        epoch: usize,
+        batch: usize,
+        kept: String,
+        lr: f64,
+    },
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+}
+
+/// Everything a training run needs.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub cfg: Config,
+    pub data_dir: PathBuf,
+    pub val_dir: Option<PathBuf>,
+    pub run: RunDir,
+    /// Continue from this checkpoint instead of starting fresh.
+    pub resume: Option<Checkpoint>,
+    /// Images offered as feature-map probes before the validation images.
+    pub extra_probes: Vec<PathBuf>,
+}
+
+/// How a run ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Stopped,
+}
+
+/// Start the worker thread `trainer`; it reads `commands` between batches and treats a set
+/// `interrupt` flag (signals) like `Command::Stop`.
+pub fn spawn(
+    job: Job,
+    events: EventSender,
+    commands: Receiver<Command>,
+    interrupt: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<Result<Outcome, TrainError>>> {
+    std::thread::Builder::new()
+        .name("trainer".into())
+        .spawn(move || {
+            let mut worker = Worker {
+                events,
+                commands,
+                interrupt,
+                log: None,
+                events_open: true,
+            };
+            let result = worker.run(job);
+            match &result {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!("training failed: {e}");
+                    worker.emit(Event::Failed(FailInfo {
+                        error: e.to_string(),
+                    }));
+                }
+            }
+            result
+        })
+}
+
+struct Worker {
+    events: EventSender,
+    commands: Receiver<Command>,
+    interrupt: Arc<AtomicBool>,
+    log: Option<EventLog>,
+    events_open: bool,
+}
+
+/// Running sums over an epoch.
+#[derive(Debug, Clone, Copy, Default)]
+struct Accum {
+    loss_sum: f64,
+    correct: u64,
+    seen: u64,
+}
+
+impl Accum {
+    fn add(&mut self, loss: f32, correct: usize, n: usize) {
+        self.loss_sum += f64::from(loss) * n as f64;
+        self.correct += correct as u64;
+        self.seen += n as u64;
+    }
+    fn loss(&self) -> f32 {
+        (self.loss_sum / self.seen.max(1) as f64) as f32
+    }
+    fn accuracy(&self) -> f32 {
+        self.correct as f32 / self.seen.max(1) as f32
+    }
+}
+
+/// A stable 64-bit mix of the run seed and a position, for per-batch RNG seeds.
+#[must_use]
+pub fn mix_seed(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+enum Control {
+    Continue,
+    Stop,
+}
+
+impl Worker {
+    fn emit(&mut self, event: Event) {
+        if let Some(log) = &mut self.log
+            && let Err(e) = log.write(&event)
+        {
+            tracing::error!("cannot append to events.jsonl: {e}");
+        }
+        if self.events_open && !self.events.send(event) {
+            // The observer is gone (TUI closed); keep training and logging.
+            self.events_open = false;
+        }
+    }
+
+    fn run(&mut self, job: Job) -> Result<Outcome, TrainError> {
+        let Job {
+            cfg,
+            data_dir,
+            val_dir,
+            run,
+            resume,
+            extra_probes,
+        } = job;
+        self.log = Some(EventLog::append(&run.events_path())?);
+        self.emit(Event::Status(StatusChange {
+            state: RunState::Preparing,
+        }));
+        let device = device::create(&cfg.train.device).map_err(TrainError::Device)?;
+        let dataset = Dataset::open(&data_dir, val_dir.as_deref(), &cfg)?;
+        let classes = dataset.classes.clone();
+        let skipped: Vec<SkippedFile> = dataset
+            .skipped
+            .iter()
+            .map(|s| SkippedFile {
+                path: s.path.clone(),
+                reason: s.reason.clone(),
+            })
+            .collect();
+        if let Some(cp) = &resume {
+            let before = run.read_classes()?;
+            if before.classes != classes {
+                return Err(TrainError::Checkpoint {
+                    path: cp.path.clone(),
+                    message: format!(
+                        "the data folder now has classes {classes:?} but the run was trained on {:?}; resume needs the same classes",
+                        before.classes
+                    ),
+                });
+            }
+        }
+        run.write_classes(&ClassesInfo {
+            classes: classes.clone(),
+            train_images: dataset.train.len(),
+            val_images: dataset.val.len(),
+            skipped,
+        })?;
+        let summary = model::summary::summarize(&cfg, classes.len())?;
+        let batch_size = cfg.train.batch_size;
+        let batches = dataset.batches_per_epoch(batch_size);
+        let ad_device = device.clone().autodiff();
+        let mut net = Net::new(&cfg, classes.len(), cfg.train.seed, &ad_device)?;
+        let mut optim = AdamConfig::new()
+            .with_beta_1(cfg.optimizer.beta_1)
+            .with_beta_2(cfg.optimizer.beta_2)
+            .with_epsilon(cfg.optimizer.epsilon)
+            .init();
+        let mut state = TrainState {
+            epoch: 0,
+            batch: batches,
+            batches_per_epoch: batches,
+            seed: cfg.train.seed,
+            ..TrainState::default()
+        };
+        if let Some(cp) = &resume {
+            let record = burn::store::ModuleRecord::load(cp.model_path()).map_err(|e| {
+                TrainError::Checkpoint {
+                    path: cp.model_path(),
+                    message: e.to_string(),
+                }
+            })?;
+            net = net
+                .try_load_record(record)
+                .map_err(|e| TrainError::Checkpoint {
+                    path: cp.model_path(),
+                    message: e.to_string(),
+                })?;
+            optim = optim
+                .load(cp.optim_path())
+                .map_err(|e| TrainError::Checkpoint {
+                    path: cp.optim_path(),
+                    message: e.to_string(),
+                })?;
+            state = cp.state.clone();
+            if state.batches_per_epoch != batches {
+                return Err(TrainError::Checkpoint {
+                    path: cp.path.clone(),
+                    message: format!(
+                        "the data now gives {batches} batches per epoch, the run had {}; resume needs the same data and batch size",
+                        state.batches_per_epoch
+                    ),
+                });
+            }
+        }
+        let (start_epoch, start_batch) = state.resume_point();
+        let mut probes = extra_probes;
+        probes.extend(dataset.val.iter().take(64).map(|s| s.path.clone()));
+        let mut probe = probes.first().cloned();
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.emit(Event::Started(Box::new(StartInfo {
+            run_dir: run.path.clone(),
+            device: device::describe(&cfg.train.device),
+            classes: classes.clone(),
+            train_images: dataset.train.len(),
+            val_images: dataset.val.len(),
+            skipped_images: dataset.skipped_count(),
+            epochs: cfg.train.epochs,
+            batches_per_epoch: batches,
+            batch_size,
+            start_epoch,
+            start_batch,
+            params: net.num_params(),
+            summary,
+            probe_images: probes,
+            time: started,
+        })));
+        tracing::info!(
+            "training {} classes, {} train / {} val images, {} batches per epoch on {}",
+            classes.len(),
+            dataset.train.len(),
+            dataset.val.len(),
+            batches,
+            cfg.train.device
+        );
+        let probe_ctx = probe::Probe::new(&cfg, &classes);
+        self.emit(probe::filters(&net, state.epoch));
+        if let Some(p) = &probe {
+            self.emit(probe_ctx.feature_maps(&net, p, state.epoch));
+        }
+
+        let gpu = !matches!(
+            crate::config::parse_device(&cfg.train.device)?,
+            crate::config::DeviceSpec::Cpu
+        );
+        self.emit(Event::Status(StatusChange {
+            state: if gpu {
+                RunState::Tuning
+            } else {
+                RunState::Running
+            },
+        }));
+        let t0 = Instant::now();
+        let base_seconds = state.train_seconds;
+        let [c, h, w] = cfg.input_shape();
+        let min_interval = Duration::from_secs_f64(1.0 / f64::from(cfg.train.batch_events_per_sec));
+        let mut last_event = Instant::now();
+        let mut images_since_event = 0usize;
+        let lr = cfg.optimizer.lr;
+        let mut tuned = !gpu;
+
+        for epoch in start_epoch..=cfg.train.epochs {
+            let first_batch = if epoch == start_epoch { start_batch } else { 0 };
+            let mut acc = if epoch == start_epoch && first_batch > 0 {
+                Accum {
+                    loss_sum: state.loss_sum,
+                    correct: state.correct,
+                    seen: state.seen,
+                }
+            } else {
+                Accum::default()
+            };
+            let epoch_start = Instant::now();
+            let mut epoch_images = 0usize;
+            for (offset, batch) in dataset
+                .batches(Split::Train, epoch, first_batch, batch_size)
+                .enumerate()
+            {
+                let b = first_batch + offset; // 0-based index of this batch
+                if batch.len == 0 {
+                    continue;
+                }
+                // Dropout masks depend only on (seed, epoch, batch): resuming replays them exactly.
+                ad_device.seed(mix_seed(cfg.train.seed, epoch as u64, b as u64));
+                let x = Tensor::<4>::from_data(
+                    TensorData::new(batch.images, [batch.len, c, h, w]),
+                    &ad_device,
+                );
+                let out = net.forward(x, true, false);
+                let logits = out.logits;
+                let outputs = logits.dims()[1];
+                let loss = model::loss(logits.clone(), &batch.labels, &ad_device);
+                let loss_value: f32 = loss.clone().into_scalar();
+                if !loss_value.is_finite() {
+                    let kept = match checkpoint::latest(&run.checkpoints_path()) {
+                        Ok((cp, _)) => format!("The last good checkpoint, {}, is kept.", cp.name),
+                        Err(_) => "No checkpoint was written before it.".to_string(),
+                    };
+                    return Err(TrainError::NonFinite {
+                        value: loss_value,
+                        epoch,
+                        batch: b + 1,
+                        kept,
+                        lr,
+                    });
+                }
+                let logit_values = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
+                let correct = model::predictions(&logit_values, outputs)
+                    .iter()
+                    .zip(&batch.labels)
+                    .filter(|(p, l)| p == l)
+                    .count();
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = optim.step(lr, net, grads);
+                acc.add(loss_value, correct, batch.len);
+                state.step += 1;
+                epoch_images += batch.len;
+                images_since_event += batch.len;
+                state.epoch = epoch;
+                state.batch = b + 1;
+                state.loss_sum = acc.loss_sum;
+                state.correct = acc.correct;
+                state.seen = acc.seen;
+                state.train_seconds = base_seconds + t0.elapsed().as_secs_f64();
+                if !tuned {
+                    tuned = true;
+                    self.emit(Event::Status(StatusChange {
+                        state: RunState::Running,
+                    }));
+                }
+                let now = Instant::now();
+                if now.duration_since(last_event) >= min_interval || b + 1 == batches {
+                    let secs = now.duration_since(last_event).as_secs_f32().max(1e-6);
+                    self.emit(Event::Batch(BatchMetrics {
+                        epoch,
+                        batch: b + 1,
+                        batches,
+                        loss: loss_value,
+                        accuracy: correct as f32 / batch.len as f32,
+                        images_per_sec: images_since_event as f32 / secs,
+                        elapsed: state.train_seconds,
+                    }));
+                    last_event = now;
+                    images_since_event = 0;
+                }
+                if b + 1 < batches {
+                    match self
+                        .handle_commands(&net, &optim, &state, &run, &probe_ctx, &mut probe)?
+                    {
+                        Control::Continue => {}
+                        Control::Stop => {
+                            self.checkpoint(
+                                &net,
+                                &optim,
+                                &state,
+                                &run,
+                                cfg.train.keep_checkpoints,
+                            )?;
+                            self.emit(Event::Finished(FinishInfo {
+                                reason: FinishReason::Stopped,
+                                epoch,
+                                batch: b + 1,
+                            }));
+                            return Ok(Outcome::Stopped);
+                        }
+                    }
+                }
+            }
+            // Validation with the epoch's final weights.
+            let eval = net.valid();
+            let mut val = Accum::default();
+            for batch in dataset.batches(Split::Val, epoch, 0, batch_size) {
+                if batch.len == 0 {
+                    continue;
+                }
+                let vd = eval
+                    .convs
+                    .first()
+                    .map_or_else(|| device.clone(), |p| p.weight.val().device());
+                let x = Tensor::<4>::from_data(
+                    TensorData::new(batch.images, [batch.len, c, h, w]),
+                    &vd,
+                );
+                let logits = eval.forward(x, false, false).logits;
+                let outputs = logits.dims()[1];
+                let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
+                let values = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
+                let correct = model::predictions(&values, outputs)
+                    .iter()
+                    .zip(&batch.labels)
+                    .filter(|(p, l)| p == l)
+                    .count();
+                val.add(loss_value, correct, batch.len);
+            }
+            let seconds = epoch_start.elapsed().as_secs_f64();
+            self.emit(Event::Epoch(EpochMetrics {
+                epoch,
+                train_loss: acc.loss(),
+                train_accuracy: acc.accuracy(),
+                val_loss: (val.seen > 0).then(|| val.loss()),
+                val_accuracy: (val.seen > 0).then(|| val.accuracy()),
+                seconds,
+                images_per_sec: epoch_images as f32 / seconds.max(1e-9) as f32,
+            }));
+            state.epoch = epoch;
+            state.batch = batches;
+            state.train_seconds = base_seconds + t0.elapsed().as_secs_f64();
+            self.checkpoint(&net, &optim, &state, &run, cfg.train.keep_checkpoints)?;
+            self.emit(probe::filters(&net, epoch));
+            if let Some(p) = &probe {
+                self.emit(probe_ctx.feature_maps(&net, p, epoch));
+            }
+            if epoch < cfg.train.epochs
+                && let Control::Stop =
+                    self.handle_commands(&net, &optim, &state, &run, &probe_ctx, &mut probe)?
+            {
+                self.emit(Event::Finished(FinishInfo {
+                    reason: FinishReason::Stopped,
+                    epoch,
+                    batch: batches,
+                }));
+                return Ok(Outcome::Stopped);
+            }
+        }
+        self.emit(Event::Finished(FinishInfo {
+            reason: FinishReason::Completed,
+            epoch: cfg.train.epochs,
+            batch: batches,
+        }));
+        Ok(Outcome::Completed)
+    }
+
+    fn checkpoint(
+        &mut self,
+        net: &Net,
+        optim: &burn::optim::ModuleOptimizer,
+        state: &TrainState,
+        run: &RunDir,
+        keep: usize,
+    ) -> Result<(), TrainError> {
+        let dir = run.checkpoints_path();
+        let cp = checkpoint::save(&dir, state, |tmp| {
+            net.clone()
+                .save_file(tmp.join(checkpoint::MODEL_FILE))
+                .map_err(|e| e.to_string())?;
+            optim
+                .save(tmp.join(checkpoint::OPTIM_FILE))
+                .map_err(|e| e.to_string())
+        })?;
+        checkpoint::prune(&dir, keep)?;
+        tracing::info!("checkpoint {} written", cp.name);
+        self.emit(Event::Checkpoint(CheckpointInfo {
+            epoch: state.epoch,
+            batch: state.batch,
+            name: cp.name,
+        }));
+        Ok(())
+    }
+
+    /// Handle pending commands; blocks while paused.
+    fn handle_commands(
+        &mut self,
+        net: &Net,
+        optim: &burn::optim::ModuleOptimizer,
+        state: &TrainState,
+        run: &RunDir,
+        probe_ctx: &probe::Probe,
+        probe: &mut Option<PathBuf>,
+    ) -> Result<Control, TrainError> {
+        let mut paused = false;
+        loop {
+            if self.interrupt.load(Ordering::SeqCst) {
+                self.emit(Event::Status(StatusChange {
+                    state: RunState::Stopping,
+                }));
+                return Ok(Control::Stop);
+            }
+            let cmd = if paused {
+                match self.commands.recv_timeout(Duration::from_millis(100)) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    // Nobody can resume us any more: carry on training.
+                    Err(RecvTimeoutError::Disconnected) => None,
+                }
+            } else {
+                self.commands.try_recv().ok()
+            };
+            let Some(cmd) = cmd else {
+                if paused {
+                    self.emit(Event::Status(StatusChange {
+                        state: RunState::Running,
+                    }));
+                }
+                return Ok(Control::Continue);
+            };
+            match cmd {
+                Command::Pause => {
+                    if !paused {
+                        paused = true;
+                        self.emit(Event::Status(StatusChange {
+                            state: RunState::Paused,
+                        }));
+                    }
+                }
+                Command::Resume => {
+                    if paused {
+                        self.emit(Event::Status(StatusChange {
+                            state: RunState::Running,
+                        }));
+                        return Ok(Control::Continue);
+                    }
+                }
+                Command::Stop => {
+                    self.emit(Event::Status(StatusChange {
+                        state: RunState::Stopping,
+                    }));
+                    return Ok(Control::Stop);
+                }
+                Command::CheckpointNow => {
+                    self.checkpoint(net, optim, state, run, usize::MAX)?;
+                }
+                Command::Probe { image } => {
+                    let event = probe_ctx.feature_maps(net, &image, state.epoch);
+                    if !matches!(event, Event::Warning(_)) {
+                        *probe = Some(image);
+                    }
+                    self.emit(event);
+                }
+                Command::RefreshFilters => {
+                    self.emit(probe::filters(net, state.epoch));
+                }
+            }
+        }
+    }
+}
+
+/// Where a run's data came from, so that `resume` can find it again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunSource {
+    pub data_dir: PathBuf,
+    pub val_dir: Option<PathBuf>,
+}
+
+impl RunSource {
+    /// Record the (absolute) data paths in `run.json`.
+    pub fn write(&self, run: &RunDir) -> Result<(), RunError> {
+        let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let me = Self {
+            data_dir: abs(&self.data_dir),
+            val_dir: self.val_dir.as_deref().map(abs),
+        };
+        let text = serde_json::to_string_pretty(&me).unwrap_or_default();
+        crate::run::write_atomic(&run.path.join("run.json"), text.as_bytes())
+    }
+
+    /// Read `run.json`.
+    pub fn read(run: &RunDir) -> Result<Self, RunError> {
+        let path = run.path.join("run.json");
+        let text = std::fs::read_to_string(&path).map_err(crate::run::io_err(&path))?;
+        serde_json::from_str(&text).map_err(|e| RunError::Corrupt {
+            path,
+            message: format!("not valid run JSON: {e}"),
+        })
+    }
+}
