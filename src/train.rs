@@ -305,6 +305,11 @@ impl Worker {
         let mut images_since_event = 0usize;
         let lr = cfg.optimizer.lr;
         let mut tuned = !gpu;
+        // Test hook: slow every batch down so that signals and commands can land mid-epoch.
+        let throttle = std::env::var("CONVSCOPE_SLOW_BATCH_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
 
         for epoch in start_epoch..=cfg.train.epochs {
             let first_batch = if epoch == start_epoch { start_batch } else { 0 };
@@ -357,6 +362,9 @@ impl Worker {
                     .zip(&batch.labels)
                     .filter(|(p, l)| p == l)
                     .count();
+                if let Some(pause) = throttle {
+                    std::thread::sleep(pause);
+                }
                 let grads = GradientsParams::from_grads(loss.backward(), &net);
                 net = optim.step(lr, net, grads);
                 acc.add(loss_value, correct, batch.len);

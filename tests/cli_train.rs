@@ -1,0 +1,150 @@
+//! The real binary, headless, on generated image folders: learning, resume and signals.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{checkpoint_weights, events, max_diff, run, synthetic, wait_for};
+use convscope::events::Event;
+
+const SMALL: &[&str] = &["--headless", "--image-size", "32", "--batch-size", "16", "--seed", "3"];
+
+fn train_args<'a>(data: &'a str, run_dir: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    let mut v = vec!["train", data, "--run", run_dir, "--epochs", epochs];
+    v.extend_from_slice(SMALL);
+    v
+}
+
+#[test]
+fn headless_run_learns_and_writes_the_run_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 60, 32);
+    let run_dir = tmp.path().join("run");
+    let out = run(&train_args(data.to_str().expect("utf8"), run_dir.to_str().expect("utf8"), "4"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no escape codes without a terminal: {stderr}");
+    let epochs: Vec<_> = events(&run_dir)
+        .into_iter()
+        .filter_map(|e| if let Event::Epoch(m) = e { Some(m) } else { None })
+        .collect();
+    assert_eq!(epochs.len(), 4);
+    assert!(
+        epochs[3].train_loss < epochs[0].train_loss,
+        "loss falls: {:?}",
+        epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>()
+    );
+    let val = epochs[3].val_accuracy.expect("validation split");
+    assert!(val > 0.75, "beats chance (0.5) clearly: {val}");
+    for file in ["config.toml", "classes.json", "events.jsonl", "run.json", "convscope.log"] {
+        assert!(run_dir.join(file).is_file(), "{file}");
+    }
+    let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("latest");
+    assert_eq!(latest.trim(), "epoch-0004");
+    let classes = std::fs::read_to_string(run_dir.join("classes.json")).expect("classes.json");
+    assert!(classes.contains("blobs") && classes.contains("stripes"), "{classes}");
+}
+
+#[test]
+fn resume_after_epoch_equals_continuous_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 24, 32);
+    let data = data.to_str().expect("utf8");
+    let straight = tmp.path().join("straight");
+    let split = tmp.path().join("split");
+    let out = run(&train_args(data, straight.to_str().expect("utf8"), "2"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&train_args(data, split.to_str().expect("utf8"), "1"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["resume", split.to_str().expect("utf8"), "--headless", "--epochs", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let d = max_diff(&checkpoint_weights(&straight, "epoch-0002"), &checkpoint_weights(&split, "epoch-0002"));
+    assert!(d <= 1e-6, "weights differ by {d}");
+}
+
+#[test]
+fn sigint_mid_epoch_checkpoints_and_resume_continues_exactly() {
+    use nix_free_kill as kill;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 48, 32);
+    let data = data.to_str().expect("utf8");
+    let straight = tmp.path().join("straight");
+    let out = run(&train_args(data, straight.to_str().expect("utf8"), "2"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let interrupted = tmp.path().join("interrupted");
+    let mut child = common::bin()
+        .args(train_args(data, interrupted.to_str().expect("utf8"), "2"))
+        .env("CONVSCOPE_SLOW_BATCH_MS", "40")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for("the first batch event", Duration::from_secs(120), || {
+        interrupted.join("events.jsonl").exists()
+            && events(&interrupted).iter().any(|e| matches!(e, Event::Batch(b) if b.epoch == 1))
+    });
+    kill::sigint(child.id());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("convscope resume"), "says how to resume: {stderr}");
+    let latest = std::fs::read_to_string(interrupted.join("checkpoints/latest")).expect("latest");
+    let latest = latest.trim().to_string();
+    // The checkpoint loads.
+    let _ = checkpoint_weights(&interrupted, &latest);
+    assert!(
+        events(&interrupted).iter().any(|e| matches!(e, Event::Finished(_))),
+        "a clean end event"
+    );
+    let out = run(&["resume", interrupted.to_str().expect("utf8"), "--headless"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let d = max_diff(
+        &checkpoint_weights(&straight, "epoch-0002"),
+        &checkpoint_weights(&interrupted, "epoch-0002"),
+    );
+    assert!(d <= 1e-6, "stopped at {latest}; weights differ by {d}");
+}
+
+/// SIGINT without a libc dependency: the `kill` command.
+mod nix_free_kill {
+    pub fn sigint(pid: u32) {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn summary_prints_keras_total() {
+    let out = run(&["summary"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("Total params: 10,641,441"), "{text}");
+    assert!(text.contains("(None, 150, 150, 16)"), "{text}");
+}
+
+#[test]
+fn bad_config_refuses_to_start_and_names_the_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = tmp.path().join("bad.toml");
+    std::fs::write(&cfg, "[train]\nepochs = 0\n").expect("write");
+    let data = synthetic(tmp.path(), 2, 16);
+    let out = run(&["train", data.to_str().expect("utf8"), "--config", cfg.to_str().expect("utf8"), "--headless"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("train.epochs"), "{stderr}");
+    std::fs::write(&cfg, "[train]\nepoch = 3\n").expect("write");
+    let out = run(&["summary", "--config", cfg.to_str().expect("utf8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("epoch") && stderr.contains("bad.toml"), "{stderr}");
+}
+
+#[test]
+fn missing_data_folder_is_named() {
+    let out = run(&["train", "/nonexistent/images", "--headless"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/images"));
+}

@@ -1,0 +1,75 @@
+//! Helpers shared by the end-to-end tests: the real binary, generated data, run inspection.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use convscope::events::Event;
+
+/// The convscope binary built by cargo for these tests.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_convscope"));
+    c.env_remove("RUST_LOG").env("TERM", "dumb");
+    c
+}
+
+/// Run the binary to completion.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("convscope runs")
+}
+
+/// A small synthetic two-class dataset (the demo's generator), `per_class` images of `size` px.
+pub fn synthetic(dir: &Path, per_class: usize, size: u32) -> PathBuf {
+    let data = dir.join("data");
+    convscope::data::write_synthetic(&data, per_class, size, 7).expect("synthetic data");
+    data
+}
+
+/// Every event the run logged.
+pub fn events(run: &Path) -> Vec<Event> {
+    convscope::run::event_log::read_all(&run.join("events.jsonl")).expect("events.jsonl").0
+}
+
+/// Wait (polling, bounded) until `cond` holds.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The conv and dense weights of a checkpoint, flattened in parameter order.
+pub fn checkpoint_weights(run: &Path, name: &str) -> Vec<Vec<f32>> {
+    use burn::module::Module as _;
+    let run_dir = convscope::run::RunDir::open(run).expect("run dir");
+    let cfg = run_dir.read_config().expect("config");
+    let classes = run_dir.read_classes().expect("classes").classes.len();
+    let device = burn::tensor::Device::flex();
+    let net = convscope::model::Net::new(&cfg, classes, 0, &device).expect("net");
+    let record = burn::store::ModuleRecord::load(run.join("checkpoints").join(name).join("model.bpk")).expect("model.bpk loads");
+    let net = net.try_load_record(record).expect("record applies");
+    let mut out = Vec::new();
+    for c in &net.convs {
+        out.push(c.weight.val().into_data().try_to_vec::<f32>().expect("f32"));
+        out.push(c.bias.val().into_data().try_to_vec::<f32>().expect("f32"));
+    }
+    for d in &net.denses {
+        out.push(d.weight.val().into_data().try_to_vec::<f32>().expect("f32"));
+        out.push(d.bias.val().into_data().try_to_vec::<f32>().expect("f32"));
+    }
+    out
+}
+
+/// Largest absolute difference between two weight sets of the same shapes.
+pub fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len());
+            x.iter().zip(y).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}
