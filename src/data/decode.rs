@@ -41,6 +41,10 @@ pub(crate) fn decode_file(path: &Path, max_pixels: u64) -> Result<DynamicImage, 
     };
     let format = reader(Limits::no_limits())?.format();
     let what = format.map_or_else(|| "image".to_string(), |f| format!("{f:?}"));
+    if format == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+        // zune-jpeg pads a cut-off file with grey; PIL refuses it ("image file is truncated").
+        return Err("truncated Jpeg file (no end-of-image marker after the last scan)".into());
+    }
     // The header alone: cheap, and it lets a decompression bomb be refused by its claimed size.
     let (w, h) = reader(Limits::no_limits())?
         .into_dimensions()
@@ -63,6 +67,17 @@ pub(crate) fn decode_file(path: &Path, max_pixels: u64) -> Result<DynamicImage, 
         .into_decoder()
         .map_err(|e| format!("not a valid {what} file: {e}"))?;
     DynamicImage::from_decoder(decoder).map_err(|e| format!("corrupt {what} data: {e}"))
+}
+
+// The entropy-coded data of a scan never contains a marker, so a complete file has an EOI
+// (FF D9) after its last SOS (FF DA); an EXIF thumbnail's own EOI comes before the main scan.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        (Some(_), None) => false,
+        (None, _) => true, // no scan at all: the decoder will say what is wrong
+    }
 }
 
 /// PIL `convert('L')`: L = (R*299 + G*587 + B*114)/1000, in PIL's own 16-bit fixed point.
