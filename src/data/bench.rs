@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use image::codecs::jpeg::JpegEncoder;
@@ -108,7 +109,11 @@ pub fn bench_pipeline(
     source: [u32; 2],
     cfg: &Config,
 ) -> Result<BenchReport, DataError> {
-    let dir = TempDir(std::env::temp_dir().join(format!("convscope-bench-{}", std::process::id())));
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let name = format!("convscope-bench-{}-{run}", std::process::id());
+    let dir = TempDir(std::env::temp_dir().join(name));
+    let _ = std::fs::remove_dir_all(&dir.0); // a leftover from a killed run
     write_bench_jpegs(&dir.0, images, source)?;
     let mut cfg = cfg.clone();
     cfg.data.val_split = 0.0;

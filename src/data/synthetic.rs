@@ -22,6 +22,18 @@ fn colour(rng: &mut ChaCha8Rng) -> [f32; 3] {
     [0, 1, 2].map(|_| rng.random_range(0.0..255.0))
 }
 
+// A colour clearly different from `other` (Euclidean distance above 120 of 441), so that no
+// image of either class comes out as flat noise and the texture is always visible.
+fn contrasting(rng: &mut ChaCha8Rng, other: [f32; 3]) -> [f32; 3] {
+    loop {
+        let c = colour(rng);
+        let d2: f32 = (0..3).map(|k| (c[k] - other[k]).powi(2)).sum();
+        if d2 > 120.0 * 120.0 {
+            return c;
+        }
+    }
+}
+
 fn noise(rng: &mut ChaCha8Rng) -> f32 {
     // Sum of two uniforms: a cheap bell-shaped noise of about +-16 levels.
     rng.random_range(-8.0f32..8.0) + rng.random_range(-8.0f32..8.0)
@@ -36,7 +48,8 @@ pub(crate) fn stripes(w: u32, h: u32, rng: &mut ChaCha8Rng) -> RgbImage {
     // 2.5 to 6 periods across the image: at 48-64 px that is an 8-25 px period.
     let freq = rng.random_range(2.5f32..6.0) / size;
     let phase = rng.random_range(0.0..2.0 * PI);
-    let (a, b) = (colour(rng), colour(rng));
+    let a = colour(rng);
+    let b = contrasting(rng, a);
     let (s, c) = angle.sin_cos();
     RgbImage::from_fn(w, h, |x, y| {
         let t = 0.5 + 0.5 * (2.0 * PI * freq * (x as f32 * c + y as f32 * s) + phase).sin();
@@ -58,7 +71,7 @@ pub(crate) fn blobs(w: u32, h: u32, rng: &mut ChaCha8Rng) -> RgbImage {
                 rng.random_range(0.0..h as f32),
             ];
             let sigma = rng.random_range(0.07f32..0.18) * size;
-            (centre, sigma, colour(rng))
+            (centre, sigma, contrasting(rng, bg))
         })
         .collect();
     RgbImage::from_fn(w, h, |x, y| {
