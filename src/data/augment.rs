@@ -139,26 +139,47 @@ pub fn warp_into(
         }
         return;
     }
+    match channels {
+        3 => warp_affine::<3>(src, (h, w), t, rescale, out),
+        1 => warp_affine::<1>(src, (h, w), t, rescale, out),
+        _ => unreachable!("images have 1 or 3 channels"),
+    }
+}
+
+// The affine part, one pass per image; C is a constant so the channel loop unrolls.
+fn warp_affine<const C: usize>(
+    src: &[u8],
+    (h, w): (usize, usize),
+    t: &Transform,
+    rescale: f32,
+    out: &mut [f32],
+) {
     let m = t.matrix(h, w);
+    let mut chunks = out.chunks_exact_mut(h * w);
+    let mut planes: [&mut [f32]; C] =
+        std::array::from_fn(|_| chunks.next().expect("one output plane per channel"));
     let (hmax, wmax) = ((h - 1) as f64, (w - 1) as f64);
+    // Same evaluation order as scipy: (m0 * r + m1 * c) + offset, per output pixel.
+    let col_y: Vec<f64> = (0..w).map(|c| m[0][1] * c as f64).collect();
+    let col_x: Vec<f64> = (0..w).map(|c| m[1][1] * c as f64).collect();
     for r in 0..h {
-        let rf = r as f64;
+        let (row_y, row_x) = (m[0][0] * r as f64, m[1][0] * r as f64);
+        let dst_row = if t.flip_vertical { h - 1 - r } else { r } * w;
         for c in 0..w {
-            let cf = c as f64;
-            let y = (m[0][0] * rf + m[0][1] * cf + m[0][2]).clamp(0.0, hmax);
-            let x = (m[1][0] * rf + m[1][1] * cf + m[1][2]).clamp(0.0, wmax);
+            let y = (row_y + col_y[c] + m[0][2]).clamp(0.0, hmax);
+            let x = (row_x + col_x[c] + m[1][2]).clamp(0.0, wmax);
             let (y0, x0) = (y.floor(), x.floor());
             let (fy, fx) = ((y - y0) as f32, (x - x0) as f32);
             let (y0, x0) = (y0 as usize, x0 as usize);
             let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
-            let (i00, i01) = ((y0 * w + x0) * channels, (y0 * w + x1) * channels);
-            let (i10, i11) = ((y1 * w + x0) * channels, (y1 * w + x1) * channels);
-            let d = dst_index(r, c);
-            for ch in 0..channels {
+            let (i00, i01) = ((y0 * w + x0) * C, (y0 * w + x1) * C);
+            let (i10, i11) = ((y1 * w + x0) * C, (y1 * w + x1) * C);
+            let d = dst_row + if t.flip_horizontal { w - 1 - c } else { c };
+            for (ch, plane) in planes.iter_mut().enumerate() {
                 let p = |i: usize| f32::from(src[i + ch]);
                 let top = (1.0 - fx) * p(i00) + fx * p(i01);
                 let bottom = (1.0 - fx) * p(i10) + fx * p(i11);
-                out[ch * plane + d] = ((1.0 - fy) * top + fy * bottom) * rescale;
+                plane[d] = ((1.0 - fy) * top + fy * bottom) * rescale;
             }
         }
     }

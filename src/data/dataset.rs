@@ -457,3 +457,45 @@ impl Drop for Batches {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(counts: &[usize]) -> Vec<Sample> {
+        counts
+            .iter()
+            .enumerate()
+            .flat_map(|(label, &n)| {
+                (0..n).map(move |i| Sample {
+                    path: PathBuf::from(format!("c{label}/{i}.png")),
+                    label,
+                })
+            })
+            .collect()
+    }
+
+    fn val_counts(counts: &[usize], split: f32) -> Vec<usize> {
+        let (_, val) = stratified_split(samples(counts), split, 1);
+        (0..counts.len())
+            .map(|l| val.iter().filter(|s| s.label == l).count())
+            .collect()
+    }
+
+    #[test]
+    fn split_rounds_per_class_and_keeps_one_for_training() {
+        assert_eq!(val_counts(&[100, 10, 3, 2, 1], 0.2), vec![20, 2, 1, 1, 0]);
+        assert_eq!(val_counts(&[4, 4], 0.9), vec![3, 3]);
+        assert_eq!(val_counts(&[5, 5], 0.0), vec![0, 0]);
+        let (train, val) = stratified_split(samples(&[7, 9]), 0.3, 1);
+        assert_eq!(train.len() + val.len(), 16);
+    }
+
+    #[test]
+    fn dataset_can_move_to_the_trainer_thread() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Dataset>();
+        send::<Batches>();
+    }
+}
