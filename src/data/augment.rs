@@ -1,10 +1,14 @@
 //! Keras `ImageDataGenerator.random_transform` + `apply_affine_transform`, in one pass.
 //!
-//! Keras builds `M = R(theta) · T(tx, ty) · Z(zx, zy)`, centres it with the offset
-//! `(h/2 - 0.5, w/2 - 0.5)`, and since keras-preprocessing 1.1 swaps the two axes of the
-//! centred matrix (`M' = P M P`, its comment: "matrix construction assumes x, y order") before
-//! `scipy.ndimage.affine_transform(order=1, mode='nearest')`. We copy that literally, so a
-//! given draw maps pixels where today's Keras puts them; flips come after the warp.
+//! Keras builds `M = R(theta) · T(tx, ty) · Z(zx, zy)` in (row, col) coordinates, centres it
+//! with the offset `(h/2 - 0.5, w/2 - 0.5)`, and samples the input at `M' · (r, c, 1)` like
+//! `scipy.ndimage.affine_transform(order=1, mode='nearest')`; flips come after the warp.
+//!
+//! keras-preprocessing >= 1.1 also swaps the two axes of the centred matrix (`M' = P M P`)
+//! before calling scipy. That swap turns the rotation sign, exchanges which axis `tx`/`ty` move
+//! (so `width_shift_range` would shift rows) and exchanges the centre offsets. For the square
+//! images and symmetric, equal ranges of the tutorial it gives exactly the same distribution of
+//! transforms, so we keep the documented meaning of each key instead of the swap.
 
 // Exact float comparisons are the point here (identity detection, bit-exact copies), and
 // h, w, r, c, m, t are the names the Keras and scipy sources use.
@@ -19,9 +23,9 @@ use crate::config::AugmentConfig;
 pub struct Transform {
     /// Rotation in radians.
     pub theta: f64,
-    /// Keras `tx`: `height_shift_range` fraction times the image height, in pixels.
+    /// Keras `tx`: `height_shift_range` fraction times the image height, in pixels (rows).
     pub tx: f64,
-    /// Keras `ty`: `width_shift_range` fraction times the image width, in pixels.
+    /// Keras `ty`: `width_shift_range` fraction times the image width, in pixels (columns).
     pub ty: f64,
     pub zx: f64,
     pub zy: f64,
@@ -92,8 +96,7 @@ impl Transform {
         let offset = [[1.0, 0.0, ox], [0.0, 1.0, oy], [0.0, 0.0, 1.0]];
         let reset = [[1.0, 0.0, -ox], [0.0, 1.0, -oy], [0.0, 0.0, 1.0]];
         let m = mul(&mul(&offset, &m), &reset);
-        // M' = P M P: swap columns 0 and 1, then rows 0 and 1.
-        [[m[1][1], m[1][0], m[1][2]], [m[0][1], m[0][0], m[0][2]]]
+        [m[0], m[1]]
     }
 }
 
@@ -250,15 +253,15 @@ mod tests {
 
     #[test]
     fn rotation_90_maps_like_keras() {
-        // Square 3x3: Keras with theta=+90 deg, after its axis swap, samples input
-        // (r, c) <- (c', -r') about the centre (1, 1): output[r][c] = input[c][2 - r].
+        // 3x3, theta = +90 deg: output (r, c) samples o + R(theta) ((r, c) - o) with o = (1, 1),
+        // i.e. input (2 - c, r): the left column, read bottom-up, becomes the top row.
         let src: Vec<u8> = (0u8..9).collect();
         let t = Transform {
             theta: 90f64.to_radians(),
             ..Transform::IDENTITY
         };
         let out = run(&src, (3, 3), 1, &t);
-        let want = [2., 5., 8., 1., 4., 7., 0., 3., 6.];
+        let want = [6., 3., 0., 7., 4., 1., 8., 5., 2.];
         for (g, w) in out.iter().zip(want) {
             assert!((g - w).abs() < 1e-4, "{out:?}");
         }
@@ -277,36 +280,77 @@ mod tests {
     }
 
     #[test]
+    fn rotation_centre_is_the_image_centre_for_non_square_images() {
+        // 180 deg about (1, 2) on a 3x5 image: output (r, c) = input (2 - r, 4 - c).
+        let src: Vec<u8> = (0u8..15).collect();
+        let t = Transform {
+            theta: std::f64::consts::PI,
+            ..Transform::IDENTITY
+        };
+        let out = run(&src, (3, 5), 1, &t);
+        for (i, v) in out.iter().enumerate() {
+            assert!((v - (14 - i) as f32).abs() < 1e-4, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn keras_axis_swap_is_the_same_distribution_on_square_images() {
+        // Keras >= 1.1 uses P M P; on a square image that equals our matrix for the draw
+        // (-theta, ty, tx, zy, zx), which is as likely as (theta, tx, ty, zx, zy).
+        let t = Transform {
+            theta: 0.4,
+            tx: 3.0,
+            ty: -7.0,
+            zx: 1.2,
+            zy: 0.8,
+            ..Transform::IDENTITY
+        };
+        let m = t.matrix(9, 9);
+        let swapped = [[m[1][1], m[1][0], m[1][2]], [m[0][1], m[0][0], m[0][2]]];
+        let mirror = Transform {
+            theta: -0.4,
+            tx: -7.0,
+            ty: 3.0,
+            zx: 0.8,
+            zy: 1.2,
+            ..Transform::IDENTITY
+        }
+        .matrix(9, 9);
+        for (a, b) in swapped.iter().flatten().zip(mirror.iter().flatten()) {
+            assert!((a - b).abs() < 1e-12, "{swapped:?} vs {mirror:?}");
+        }
+    }
+
+    #[test]
     fn shift_moves_content_and_fills_nearest() {
         // A 1-pixel bright dot at (2, 2) in a 5x5 image.
         let mut src = vec![0u8; 25];
         src[2 * 5 + 2] = 200;
-        // Keras tx (height shift, pixels) ends up on the column axis after its axis swap;
-        // output (r, c) samples input (r + ty, c + tx).
+        // Output (r, c) samples input (r + tx, c + ty): tx moves content up by tx rows.
         let t = Transform {
             tx: 1.0,
             ..Transform::IDENTITY
         };
         let out = run(&src, (5, 5), 1, &t);
-        assert_eq!(out[2 * 5 + 1], 200.0, "{out:?}");
+        assert_eq!(out[5 + 2], 200.0, "{out:?}");
         assert_eq!(out.iter().filter(|&&v| v != 0.0).count(), 1);
         let t = Transform {
             ty: -2.0,
             ..Transform::IDENTITY
         };
         let out = run(&src, (5, 5), 1, &t);
-        assert_eq!(out[4 * 5 + 2], 200.0, "{out:?}");
+        assert_eq!(out[2 * 5 + 4], 200.0, "{out:?}");
         // Nearest fill: shifting a gradient repeats the edge value.
         let grad: Vec<u8> = (0..5).flat_map(|_| [10u8, 20, 30, 40, 50]).collect();
         let t = Transform {
-            tx: 2.0,
+            ty: 2.0,
             ..Transform::IDENTITY
         };
         let out = run(&grad, (5, 5), 1, &t);
         assert_eq!(&out[..5], &[30., 40., 50., 50., 50.]);
         // Half-pixel shift interpolates bilinearly.
         let t = Transform {
-            tx: 0.5,
+            ty: 0.5,
             ..Transform::IDENTITY
         };
         let out = run(&grad, (5, 5), 1, &t);
