@@ -87,7 +87,7 @@ fn fixture() -> Fixture {
     fs::create_dir_all(a.join("nested")).expect("mkdir");
     fs::create_dir_all(&b).expect("mkdir");
     let mut good = Vec::new();
-    let mut put = |path: PathBuf, bytes: &[u8]| {
+    let put = |path: PathBuf, bytes: &[u8]| {
         fs::write(&path, bytes).expect("write");
         path
     };
@@ -194,6 +194,9 @@ fn good_files_load_bad_files_are_skipped_with_reasons() {
             .unwrap_or_else(|| panic!("{} not skipped: {:#?}", path.display(), ds.skipped));
         assert!(s.reason.contains(why), "{}: {}", path.display(), s.reason);
         assert!(!s.reason.is_empty());
+    }
+    for s in &ds.skipped {
+        eprintln!("skipped {}: {}", s.path.display(), s.reason);
     }
     let bomb = ds
         .skipped
