@@ -79,7 +79,7 @@ pub struct DemoArgs {
     #[command(flatten)]
     pub flags: TrainFlags,
     /// Synthetic images per class.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 400)]
     pub per_class: usize,
 }
 

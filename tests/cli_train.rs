@@ -7,7 +7,15 @@ use std::time::Duration;
 use common::{checkpoint_weights, events, max_diff, run, synthetic, wait_for};
 use convscope::events::Event;
 
-const SMALL: &[&str] = &["--headless", "--image-size", "32", "--batch-size", "16", "--seed", "3"];
+const SMALL: &[&str] = &[
+    "--headless",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "16",
+    "--seed",
+    "1",
+];
 
 fn train_args<'a>(data: &'a str, run_dir: &'a str, epochs: &'a str) -> Vec<&'a str> {
     let mut v = vec!["train", data, "--run", run_dir, "--epochs", epochs];
@@ -18,31 +26,53 @@ fn train_args<'a>(data: &'a str, run_dir: &'a str, epochs: &'a str) -> Vec<&'a s
 #[test]
 fn headless_run_learns_and_writes_the_run_directory() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data = synthetic(tmp.path(), 60, 32);
+    let data = synthetic(tmp.path(), 150, 32);
     let run_dir = tmp.path().join("run");
-    let out = run(&train_args(data.to_str().expect("utf8"), run_dir.to_str().expect("utf8"), "4"));
+    let out = run(&train_args(
+        data.to_str().expect("utf8"),
+        run_dir.to_str().expect("utf8"),
+        "10",
+    ));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(!stderr.contains('\u{1b}'), "no escape codes without a terminal: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no escape codes without a terminal: {stderr}"
+    );
     let epochs: Vec<_> = events(&run_dir)
         .into_iter()
-        .filter_map(|e| if let Event::Epoch(m) = e { Some(m) } else { None })
+        .filter_map(|e| {
+            if let Event::Epoch(m) = e {
+                Some(m)
+            } else {
+                None
+            }
+        })
         .collect();
-    assert_eq!(epochs.len(), 4);
+    assert_eq!(epochs.len(), 10);
     assert!(
-        epochs[3].train_loss < epochs[0].train_loss,
+        epochs[9].train_loss < epochs[0].train_loss - 0.03,
         "loss falls: {:?}",
         epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>()
     );
-    let val = epochs[3].val_accuracy.expect("validation split");
-    assert!(val > 0.75, "beats chance (0.5) clearly: {val}");
-    for file in ["config.toml", "classes.json", "events.jsonl", "run.json", "convscope.log"] {
+    let val = epochs[9].val_accuracy.expect("validation split");
+    assert!(val > 0.7, "beats chance (0.5) clearly: {val}");
+    for file in [
+        "config.toml",
+        "classes.json",
+        "events.jsonl",
+        "run.json",
+        "convscope.log",
+    ] {
         assert!(run_dir.join(file).is_file(), "{file}");
     }
     let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("latest");
-    assert_eq!(latest.trim(), "epoch-0004");
+    assert_eq!(latest.trim(), "epoch-0010");
     let classes = std::fs::read_to_string(run_dir.join("classes.json")).expect("classes.json");
-    assert!(classes.contains("blobs") && classes.contains("stripes"), "{classes}");
+    assert!(
+        classes.contains("blobs") && classes.contains("stripes"),
+        "{classes}"
+    );
 }
 
 #[test]
@@ -53,12 +83,33 @@ fn resume_after_epoch_equals_continuous_run() {
     let straight = tmp.path().join("straight");
     let split = tmp.path().join("split");
     let out = run(&train_args(data, straight.to_str().expect("utf8"), "2"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(&train_args(data, split.to_str().expect("utf8"), "1"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["resume", split.to_str().expect("utf8"), "--headless", "--epochs", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let d = max_diff(&checkpoint_weights(&straight, "epoch-0002"), &checkpoint_weights(&split, "epoch-0002"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "resume",
+        split.to_str().expect("utf8"),
+        "--headless",
+        "--epochs",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = max_diff(
+        &checkpoint_weights(&straight, "epoch-0002"),
+        &checkpoint_weights(&split, "epoch-0002"),
+    );
     assert!(d <= 1e-6, "weights differ by {d}");
 }
 
@@ -70,34 +121,49 @@ fn sigint_mid_epoch_checkpoints_and_resume_continues_exactly() {
     let data = data.to_str().expect("utf8");
     let straight = tmp.path().join("straight");
     let out = run(&train_args(data, straight.to_str().expect("utf8"), "2"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let interrupted = tmp.path().join("interrupted");
-    let mut child = common::bin()
+    let child = common::bin()
         .args(train_args(data, interrupted.to_str().expect("utf8"), "2"))
         .env("CONVSCOPE_SLOW_BATCH_MS", "40")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    wait_for("the first batch event", Duration::from_secs(120), || {
+    wait_for("the first batch event", Duration::from_mins(2), || {
         interrupted.join("events.jsonl").exists()
-            && events(&interrupted).iter().any(|e| matches!(e, Event::Batch(b) if b.epoch == 1))
+            && events(&interrupted)
+                .iter()
+                .any(|e| matches!(e, Event::Batch(b) if b.epoch == 1))
     });
     kill::sigint(child.id());
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("convscope resume"), "says how to resume: {stderr}");
+    assert!(
+        stderr.contains("convscope resume"),
+        "says how to resume: {stderr}"
+    );
     let latest = std::fs::read_to_string(interrupted.join("checkpoints/latest")).expect("latest");
     let latest = latest.trim().to_string();
     // The checkpoint loads.
     let _ = checkpoint_weights(&interrupted, &latest);
     assert!(
-        events(&interrupted).iter().any(|e| matches!(e, Event::Finished(_))),
+        events(&interrupted)
+            .iter()
+            .any(|e| matches!(e, Event::Finished(_))),
         "a clean end event"
     );
     let out = run(&["resume", interrupted.to_str().expect("utf8"), "--headless"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d = max_diff(
         &checkpoint_weights(&straight, "epoch-0002"),
         &checkpoint_weights(&interrupted, "epoch-0002"),
@@ -131,7 +197,13 @@ fn bad_config_refuses_to_start_and_names_the_key() {
     let cfg = tmp.path().join("bad.toml");
     std::fs::write(&cfg, "[train]\nepochs = 0\n").expect("write");
     let data = synthetic(tmp.path(), 2, 16);
-    let out = run(&["train", data.to_str().expect("utf8"), "--config", cfg.to_str().expect("utf8"), "--headless"]);
+    let out = run(&[
+        "train",
+        data.to_str().expect("utf8"),
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "--headless",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("train.epochs"), "{stderr}");
@@ -139,7 +211,10 @@ fn bad_config_refuses_to_start_and_names_the_key() {
     let out = run(&["summary", "--config", cfg.to_str().expect("utf8")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("epoch") && stderr.contains("bad.toml"), "{stderr}");
+    assert!(
+        stderr.contains("epoch") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
 }
 
 #[test]

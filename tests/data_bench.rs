@@ -1,5 +1,7 @@
 //! Pipeline throughput on generated JPEGs; run with `cargo test --test data_bench -- --ignored --nocapture`.
 
+#![allow(clippy::float_cmp)] // decoded pixel values are exact integers in f32
+
 use convscope::config::Config;
 use convscope::data::bench_pipeline;
 

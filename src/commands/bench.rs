@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Distribution, Tensor};
@@ -108,47 +108,8 @@ fn train_step(cfg: &Config, steps: usize) -> Result<()> {
 }
 
 fn pipeline(cfg: &Config) -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("convscope-bench-{}", std::process::id()));
-    let count = 256usize;
-    let (src_w, src_h) = (500u32, 375u32);
-    for class in ["a", "b"] {
-        std::fs::create_dir_all(dir.join(class))
-            .with_context(|| format!("creating {}", dir.display()))?;
-    }
-    for i in 0..count {
-        // A smooth photo-like gradient with texture, so JPEG decoding does real work.
-        let img = image::RgbImage::from_fn(src_w, src_h, |x, y| {
-            let v = ((x * 7 + y * 3 + i as u32 * 11) % 255) as u8;
-            image::Rgb([v, ((x ^ y) % 255) as u8, (255 - v) / 2 + (y % 64) as u8])
-        });
-        let class = if i % 2 == 0 { "a" } else { "b" };
-        img.save(dir.join(class).join(format!("{i:04}.jpg")))
-            .with_context(|| format!("writing bench JPEGs to {}", dir.display()))?;
-    }
-    for (label, cache) in [
-        ("decode+resize+augment, no cache", 0u64),
-        ("resize cache + augment", 2048),
-    ] {
-        let mut c = cfg.clone();
-        c.data.cache_mib = cache;
-        c.data.val_split = 0.0;
-        let t0 = Instant::now();
-        let ds = crate::data::Dataset::open(&dir, None, &c)?;
-        let open_s = t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
-        let mut images = 0usize;
-        for b in ds.batches(crate::data::Split::Train, 1, 0, c.train.batch_size) {
-            images += b.len;
-        }
-        let secs = t1.elapsed().as_secs_f64();
-        out(&format!(
-            "data pipeline ({label}): {:.0} img/s over {images} {src_w}x{src_h} JPEGs -> {}x{} (open/scan {:.2} s)",
-            images as f64 / secs,
-            c.data.image_size[0],
-            c.data.image_size[1],
-            open_s
-        ));
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    // Photo-sized JPEGs (500x375, like the cats-vs-dogs images) -> the network's input size.
+    let report = crate::data::bench_pipeline(500, [375, 500], cfg)?;
+    out(&report.to_string());
     Ok(())
 }

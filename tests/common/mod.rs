@@ -28,7 +28,9 @@ pub fn synthetic(dir: &Path, per_class: usize, size: u32) -> PathBuf {
 
 /// Every event the run logged.
 pub fn events(run: &Path) -> Vec<Event> {
-    convscope::run::event_log::read_all(&run.join("events.jsonl")).expect("events.jsonl").0
+    convscope::run::event_log::read_all(&run.join("events.jsonl"))
+        .expect("events.jsonl")
+        .0
 }
 
 /// Wait (polling, bounded) until `cond` holds.
@@ -48,7 +50,9 @@ pub fn checkpoint_weights(run: &Path, name: &str) -> Vec<Vec<f32>> {
     let classes = run_dir.read_classes().expect("classes").classes.len();
     let device = burn::tensor::Device::flex();
     let net = convscope::model::Net::new(&cfg, classes, 0, &device).expect("net");
-    let record = burn::store::ModuleRecord::load(run.join("checkpoints").join(name).join("model.bpk")).expect("model.bpk loads");
+    let record =
+        burn::store::ModuleRecord::load(run.join("checkpoints").join(name).join("model.bpk"))
+            .expect("model.bpk loads");
     let net = net.try_load_record(record).expect("record applies");
     let mut out = Vec::new();
     for c in &net.convs {
