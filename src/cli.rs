@@ -27,6 +27,24 @@ pub enum Commands {
     Summary(SummaryArgs),
     /// Measure training and data-pipeline speed.
     Bench(BenchArgs),
+    /// Class and probability for each image, from a run's checkpoint.
+    Predict(PredictArgs),
+}
+
+/// `convscope predict`.
+#[derive(Debug, Args, Clone)]
+pub struct PredictArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Images to classify.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Use the checkpoint of this epoch (default: the newest).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags shared by commands that train.

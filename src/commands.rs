@@ -1,6 +1,7 @@
 //! What each subcommand does.
 
 pub mod bench;
+pub mod predict;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Resume(args) => resume(&args),
         Commands::Summary(args) => summary(&args),
         Commands::Bench(args) => bench::run(&args),
+        Commands::Predict(args) => predict::run(&args),
     }
 }
 
@@ -202,6 +204,7 @@ fn start(
         resume,
         extra_probes: write_samples(run),
     };
+    let control = crate::run::control::serve(&run.socket_path(), cmd_tx.clone())?;
     let handle = train::spawn(job, events_tx, cmd_rx, signals.stop.clone())
         .context("starting the training thread")?;
     let ending = if tui {
@@ -211,6 +214,7 @@ fn start(
         headless::print_events(events_rx)
     };
     let result = handle.join();
+    drop(control);
     report(&run.path, &signals, &ending, result)
 }
 

@@ -1,6 +1,7 @@
 //! The run directory, the source of truth: resolved config, classes, events, checkpoints.
 
 pub mod checkpoint;
+pub mod control;
 pub mod event_log;
 
 use std::path::{Path, PathBuf};

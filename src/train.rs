@@ -2,6 +2,7 @@
 
 pub mod device;
 pub mod probe;
+pub mod restore;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

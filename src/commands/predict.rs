@@ -1,0 +1,100 @@
+//! `convscope predict RUN IMG...`: class and probability per image.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use burn::module::Module as _;
+use burn::tensor::{Tensor, TensorData};
+use serde::Serialize;
+
+use crate::cli::PredictArgs;
+use crate::run::RunDir;
+use crate::train::restore;
+
+/// One image's prediction.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub image: PathBuf,
+    pub class: String,
+    pub index: usize,
+    pub probability: f32,
+    /// Probability of every class, in class-index order.
+    pub probabilities: Vec<f32>,
+}
+
+/// Run the command.
+pub fn run(args: &PredictArgs) -> Result<i32> {
+    let run = RunDir::open(&args.run)?;
+    let restored = restore::load(&run, args.epoch)?;
+    if let Some(note) = &restored.note {
+        let _ = writeln!(std::io::stderr(), "convscope: {note}");
+    }
+    let eval = restored.net.valid();
+    let shape = restored.cfg.input_shape();
+    let device = burn::tensor::Device::flex();
+    let mut predictions = Vec::new();
+    let mut failures = 0;
+    for image in &args.images {
+        let pixels = match crate::data::load_image(image, &restored.cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                failures += 1;
+                let _ = writeln!(std::io::stderr(), "convscope: {}: {e}", image.display());
+                continue;
+            }
+        };
+        let x = Tensor::<4>::from_data(
+            TensorData::new(pixels, [1, shape[0], shape[1], shape[2]]),
+            &device,
+        );
+        let probs: Vec<f32> = crate::model::probabilities(eval.forward(x, false, false).logits)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let (index, probability) =
+            probs
+                .iter()
+                .copied()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (i, p)| if p > b.1 { (i, p) } else { b },
+                );
+        predictions.push(Prediction {
+            image: image.clone(),
+            class: restored.classes.get(index).cloned().unwrap_or_default(),
+            index,
+            probability,
+            probabilities: probs,
+        });
+    }
+    let mut stdout = std::io::stdout();
+    if args.json {
+        let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&predictions)?);
+    } else {
+        let width = predictions
+            .iter()
+            .map(|p| p.image.display().to_string().len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let _ = writeln!(stdout, "{:<width$}  {:<16}  probability", "image", "class");
+        for p in &predictions {
+            let _ = writeln!(
+                stdout,
+                "{:<width$}  {:<16}  {:.4}",
+                p.image.display().to_string(),
+                p.class,
+                p.probability
+            );
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "convscope: checkpoint {} of {}",
+            restored.checkpoint.name,
+            run.path.display()
+        );
+    }
+    Ok(i32::from(failures > 0))
+}

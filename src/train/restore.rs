@@ -1,0 +1,85 @@
+//! Load a run's network from one of its checkpoints (for predict, export and the viewer).
+
+use burn::module::Module as _;
+use burn::tensor::Device;
+
+use super::TrainError;
+use crate::config::Config;
+use crate::model::Net;
+use crate::run::RunDir;
+use crate::run::checkpoint::{self, Checkpoint};
+
+/// A network restored from disk, with what is needed to use it.
+pub struct Restored {
+    pub cfg: Config,
+    pub classes: Vec<String>,
+    pub checkpoint: Checkpoint,
+    /// Why the newest checkpoint was not used, when it was not.
+    pub note: Option<String>,
+    pub net: Net,
+}
+
+/// Pick the checkpoint of `epoch` (its epoch-end one), or the newest complete one.
+pub fn pick(
+    run: &RunDir,
+    epoch: Option<usize>,
+) -> Result<(Checkpoint, Option<String>), TrainError> {
+    let dir = run.checkpoints_path();
+    match epoch {
+        None => Ok(checkpoint::latest(&dir)?),
+        Some(e) => {
+            let all = checkpoint::list(&dir)?;
+            let found = all
+                .iter()
+                .find(|c| c.state.epoch == e && c.state.epoch_complete())
+                .cloned();
+            found
+                .map(|c| (c, None))
+                .ok_or_else(|| TrainError::Checkpoint {
+                    path: dir.clone(),
+                    message: format!(
+                        "no complete checkpoint for epoch {e}; available: {}",
+                        all.iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+        }
+    }
+}
+
+/// Load the network of `run` at `epoch` (default: newest) onto the CPU device.
+pub fn load(run: &RunDir, epoch: Option<usize>) -> Result<Restored, TrainError> {
+    let cfg = run.read_config()?;
+    let classes = run.read_classes()?.classes;
+    let (checkpoint, note) = pick(run, epoch)?;
+    let net = load_weights(&cfg, classes.len(), &checkpoint, &Device::flex())?;
+    Ok(Restored {
+        cfg,
+        classes,
+        checkpoint,
+        note,
+        net,
+    })
+}
+
+/// Build the configured network and apply a checkpoint's weights.
+pub fn load_weights(
+    cfg: &Config,
+    classes: usize,
+    cp: &Checkpoint,
+    device: &Device,
+) -> Result<Net, TrainError> {
+    let net = Net::new(cfg, classes, 0, device)?;
+    let path = cp.model_path();
+    let record = burn::store::ModuleRecord::load(&path).map_err(|e| TrainError::Checkpoint {
+        path: path.clone(),
+        message: format!("cannot read the weights ({e}); the file is damaged"),
+    })?;
+    net.try_load_record(record)
+        .map_err(|e| TrainError::Checkpoint {
+            path,
+            message: format!("the weights do not fit the run's network ({e})"),
+        })
+}
