@@ -51,18 +51,34 @@ struct HookGuard(Option<PanicHook>);
 
 impl Drop for HookGuard {
     fn drop(&mut self) {
+        // Changing the hook while unwinding panics (and aborts); ours stays, which is harmless.
+        if std::thread::panicking() {
+            return;
+        }
         if let Some(prev) = self.0.take() {
             std::panic::set_hook(Box::new(move |info| prev(info)));
         }
     }
 }
 
+/// Restore the terminal before a panic on the UI thread is reported. A panic on another thread
+/// (the worker) goes to the log only: printing it would scribble over the TUI, and the worker's
+/// channel closing already shows the run as failed.
 fn install_panic_hook() -> HookGuard {
     let prev: PanicHook = Arc::from(std::panic::take_hook());
     let chained = Arc::clone(&prev);
+    let ui_thread = std::thread::current().id();
     std::panic::set_hook(Box::new(move |info| {
-        restore_terminal();
-        chained(info);
+        if std::thread::current().id() == ui_thread {
+            restore_terminal();
+            chained(info);
+        } else {
+            let name = std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .to_string();
+            tracing::error!("panic in thread {name}: {info}");
+        }
     }));
     HookGuard(Some(prev))
 }
@@ -94,7 +110,9 @@ pub async fn run(
     tracing::info!(?gfx, "ui started");
     let mut terminal =
         Terminal::new(CrosstermBackend::new(out)).context("cannot start the terminal UI")?;
-    terminal.clear()?;
+    // No `terminal.clear()`: it asks the terminal for the cursor position, which can time out
+    // (slow links, tmux); the alternate screen starts blank and the first draw paints it all.
+    terminal.hide_cursor()?;
 
     let mut state = AppState::new(&options.config, options.title, options.run_dir);
     state.color_depth = ColorDepth::from_env();

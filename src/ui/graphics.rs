@@ -2,6 +2,7 @@
 //! picture's raster generation or area changed; half blocks need no preparation.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 
 use ratatui::layout::{Rect, Size};
 use ratatui_image::Resize;
@@ -58,7 +59,20 @@ impl Graphics {
         if setting == GraphicsSetting::Halfblocks {
             return Self::halfblocks();
         }
-        let picker = match Picker::from_query_stdio() {
+        let picker = Picker::from_query_stdio();
+        if picker
+            .as_ref()
+            .map_or(true, |p| p.capabilities().is_empty())
+        {
+            // The terminal did not answer (e.g. tmux without passthrough). ratatui-image's reader
+            // thread is still blocked on stdin and would swallow the first key press: ask for the
+            // primary device attributes, which every terminal (and tmux itself) answers, so that
+            // the thread reads its end marker and exits. If crossterm sees the answer instead, it
+            // discards it as an internal event.
+            let mut out = std::io::stdout();
+            let _ = out.write_all(b"\x1b[c").and_then(|()| out.flush());
+        }
+        let picker = match picker {
             Ok(p) => p,
             Err(e) => {
                 tracing::info!("terminal graphics query failed, using half blocks: {e}");

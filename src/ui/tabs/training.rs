@@ -86,6 +86,7 @@ fn render_head(state: &AppState, frame: &mut Frame, area: Rect) {
     if let Some(b) = last {
         let eta = state
             .eta_seconds()
+            .filter(|_| state.phase.is_active())
             .map_or_else(|| "–".to_string(), duration);
         l2.push(Span::raw(format!(
             "ETA {eta}  {:.0} img/s  elapsed {}  loss {:.4}  acc {:.3}",
