@@ -106,7 +106,8 @@ pub async fn run(
     execute!(out, EnterAlternateScreen, EnableMouseCapture)
         .context("cannot enter the alternate screen")?;
     // The query writes to and reads from the terminal once, before the event stream starts.
-    let mut gfx = Graphics::detect(options.config.graphics);
+    let (encoded_tx, mut encoded) = tokio::sync::mpsc::unbounded_channel();
+    let mut gfx = Graphics::detect(options.config.graphics, encoded_tx);
     tracing::info!(?gfx, "ui started");
     let mut terminal =
         Terminal::new(CrosstermBackend::new(out)).context("cannot start the terminal UI")?;
@@ -152,6 +153,9 @@ pub async fn run(
                     state.worker_gone();
                 }
                 dirty = true;
+            },
+            Some(done) = encoded.recv() => {
+                dirty |= gfx.accept(done);
             },
             _ = tick.tick() => {
                 if dirty {

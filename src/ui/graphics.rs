@@ -29,11 +29,60 @@ struct Entry {
     protocol: Protocol,
 }
 
+/// One picture to encode, off the UI thread.
+struct Job {
+    slot: Slot,
+    generation: u64,
+    area: Rect,
+    raster: crate::viz::Raster,
+    picker: Picker,
+}
+
+impl Job {
+    fn run(self) -> Encoded {
+        let font = self.picker.font_size();
+        // Nearest-neighbour to the exact pixel size, so that the protocol never smooths a weight.
+        let (pw, ph) = self.raster.fit_size(
+            usize::from(self.area.width) * usize::from(font.width),
+            usize::from(self.area.height) * usize::from(font.height),
+        );
+        let img = image::DynamicImage::ImageRgb8(self.raster.resized(pw, ph).to_rgb_image());
+        let protocol = self
+            .picker
+            .new_protocol(
+                img,
+                Size::new(self.area.width, self.area.height),
+                Resize::Fit(None),
+            )
+            .map_err(|e| e.to_string());
+        Encoded {
+            slot: self.slot,
+            generation: self.generation,
+            area: self.area,
+            protocol,
+        }
+    }
+}
+
+/// A finished encoding.
+pub struct Encoded {
+    slot: Slot,
+    generation: u64,
+    area: Rect,
+    protocol: Result<Protocol, String>,
+}
+
+/// Where finished encodings are sent.
+pub type EncodedSender = tokio::sync::mpsc::UnboundedSender<Encoded>;
+
 /// Encoded images by slot; empty (all half blocks) without a graphics-capable picker.
 #[derive(Default)]
 pub struct Graphics {
     picker: Option<Picker>,
     cache: HashMap<Slot, Entry>,
+    /// Jobs in flight: slot -> (generation, area).
+    pending: HashMap<Slot, (u64, Rect)>,
+    done: Option<EncodedSender>,
 }
 
 impl std::fmt::Debug for Graphics {
@@ -41,7 +90,8 @@ impl std::fmt::Debug for Graphics {
         f.debug_struct("Graphics")
             .field("protocol", &self.picker.as_ref().map(Picker::protocol_type))
             .field("cached", &self.cache.len())
-            .finish()
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,10 +102,10 @@ impl Graphics {
         Self::default()
     }
 
-    /// Pick the protocol for `setting`, asking the terminal when needed. Call it in the
-    /// alternate screen, before reading terminal events.
+    /// Pick the protocol for `setting`, asking the terminal when needed; finished encodings
+    /// will be sent to `done`. Call it in the alternate screen, before reading terminal events.
     #[must_use]
-    pub fn detect(setting: GraphicsSetting) -> Self {
+    pub fn detect(setting: GraphicsSetting, done: EncodedSender) -> Self {
         if setting == GraphicsSetting::Halfblocks {
             return Self::halfblocks();
         }
@@ -95,10 +145,24 @@ impl Graphics {
             // Our own half blocks know the 256-colour fallback and the upscaling rules.
             return Self::halfblocks();
         }
+        Self::with_picker(picker, done)
+    }
+
+    /// Use `picker` as it is (no terminal query); finished encodings go to `done`.
+    #[must_use]
+    pub fn with_picker(picker: Picker, done: EncodedSender) -> Self {
         Self {
             picker: Some(picker),
             cache: HashMap::new(),
+            pending: HashMap::new(),
+            done: Some(done),
         }
+    }
+
+    /// Whether an encoding is in flight.
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// The protocol in use, `None` for half blocks.
@@ -107,43 +171,71 @@ impl Graphics {
         self.picker.as_ref().map(Picker::protocol_type)
     }
 
-    /// Encode every picture of the current screen whose raster or area changed.
+    /// Start encoding every picture of the current screen whose raster or area changed, on
+    /// tokio's blocking pool; results come back through the channel given to [`Self::detect`]
+    /// and are taken in by [`Self::accept`]. Until then the picture is drawn as half blocks.
+    /// Without a runtime (tests), encodes inline.
     pub fn prepare(&mut self, state: &AppState, area: Rect) {
-        let Some(picker) = self.picker.as_ref() else {
+        let Some(picker) = self.picker.clone() else {
             return;
         };
         let slots = super::render::picture_slots(state, area);
         self.cache
             .retain(|slot, _| slots.iter().any(|(s, _, _)| s == slot));
         for (slot, rect, pic) in slots {
+            let key = (pic.generation, rect);
             let fresh = self
                 .cache
                 .get(&slot)
-                .is_some_and(|e| e.generation == pic.generation && e.area == rect);
-            if fresh || pic.raster.is_empty() || rect.is_empty() {
+                .is_some_and(|e| (e.generation, e.area) == key);
+            if fresh || self.pending.get(&slot) == Some(&key) {
                 continue;
             }
-            let font = picker.font_size();
-            let (pw, ph) = pic.raster.fit_size(
-                usize::from(rect.width) * usize::from(font.width),
-                usize::from(rect.height) * usize::from(font.height),
-            );
-            let img = image::DynamicImage::ImageRgb8(pic.raster.resized(pw, ph).to_rgb_image());
-            match picker.new_protocol(img, Size::new(rect.width, rect.height), Resize::Fit(None)) {
-                Ok(protocol) => {
-                    self.cache.insert(
-                        slot,
-                        Entry {
-                            generation: pic.generation,
-                            area: rect,
-                            protocol,
-                        },
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!("encoding {slot:?} failed, drawing half blocks: {e}");
-                    self.cache.remove(&slot);
-                }
+            if pic.raster.is_empty() || rect.is_empty() {
+                continue;
+            }
+            let job = Job {
+                slot,
+                generation: pic.generation,
+                area: rect,
+                raster: pic.raster.clone(),
+                picker: picker.clone(),
+            };
+            if let (Ok(rt), Some(done)) = (tokio::runtime::Handle::try_current(), self.done.clone())
+            {
+                self.pending.insert(slot, key);
+                rt.spawn_blocking(move || {
+                    // A closed channel means the UI is gone: nothing to do.
+                    let _ = done.send(job.run());
+                });
+            } else {
+                let encoded = job.run();
+                self.accept(encoded);
+            }
+        }
+    }
+
+    /// Take in a finished encoding; returns whether it is still wanted (then redraw).
+    pub fn accept(&mut self, e: Encoded) -> bool {
+        let key = (e.generation, e.area);
+        if self.pending.get(&e.slot).is_some_and(|k| *k == key) {
+            self.pending.remove(&e.slot);
+        }
+        match e.protocol {
+            Ok(protocol) => {
+                self.cache.insert(
+                    e.slot,
+                    Entry {
+                        generation: e.generation,
+                        area: e.area,
+                        protocol,
+                    },
+                );
+                true
+            }
+            Err(err) => {
+                tracing::warn!("encoding {:?} failed, drawing half blocks: {err}", e.slot);
+                false
             }
         }
     }
@@ -155,5 +247,50 @@ impl Graphics {
             .get(&slot)
             .filter(|e| e.generation == generation && e.area == area)
             .map(|e| &e.protocol)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Event;
+    use crate::ui::fixtures;
+    use crate::ui::state::Tab;
+
+    #[tokio::test]
+    async fn encodes_off_thread_once_per_raster_and_area() {
+        let mut picker = Picker::halfblocks();
+        picker.set_protocol_type(ProtocolType::Sixel);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut gfx = Graphics::with_picker(picker, tx);
+        let mut s = AppState::new(&crate::config::UiConfig::default(), "t".into(), "r".into());
+        s.resize(100, 30);
+        s.apply(Event::Filters(Box::new(fixtures::tutorial_filters())));
+        s.tab = Tab::Filters;
+        let area = Rect::new(0, 0, 100, 30);
+        gfx.prepare(&s, area);
+        assert!(gfx.busy());
+        let slots = crate::ui::render::picture_slots(&s, area);
+        assert_eq!(slots.len(), 3);
+        for _ in 0..slots.len() {
+            let done = rx.recv().await.expect("encoded");
+            assert!(gfx.accept(done));
+        }
+        assert!(!gfx.busy());
+        for (slot, rect, pic) in &slots {
+            assert!(gfx.get(*slot, pic.generation, *rect).is_some(), "{slot:?}");
+        }
+        // Nothing changed: nothing is encoded again.
+        gfx.prepare(&s, area);
+        assert!(!gfx.busy());
+        // A new selection re-frames the grid: only what changed is encoded.
+        s.update(crate::ui::keys::Action::NextItem);
+        gfx.prepare(&s, area);
+        assert!(gfx.busy());
+        assert_eq!(
+            gfx.pending.len(),
+            3,
+            "grid, zoom and RGB patches all show the selection"
+        );
     }
 }
