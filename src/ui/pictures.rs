@@ -78,7 +78,13 @@ impl Pictures {
             aspect(areas.grid),
         );
         self.filter_grid = self.pic(grid);
-        let zoom = vp::filter_strip(&values, shape, state.filter, state.colormap);
+        let zoom = vp::filter_channels(
+            &values,
+            shape,
+            state.filter,
+            state.colormap,
+            aspect(areas.zoom),
+        );
         self.filter_zoom = self.pic(zoom);
         self.filter_rgb = vp::filter_rgb(
             &layer.weights,

@@ -70,6 +70,22 @@ pub fn filter_strip(
     crop_border(&t)
 }
 
+/// One filter's input channels tiled to about `aspect` (width / height), for the zoom.
+#[must_use]
+pub fn filter_channels(
+    values: &[f32],
+    shape: KernelShape,
+    filter: usize,
+    map: ColormapName,
+    aspect: f64,
+) -> Raster {
+    let tiles: Vec<Raster> = (0..shape[1])
+        .map(|c| kernel(values, shape, filter, c, map))
+        .collect();
+    let cols = columns_for(tiles.len(), shape[3], shape[2], 1, aspect);
+    crop_border(&tile(&tiles, cols, 1, BACKGROUND, |_| None))
+}
+
 /// Every filter of a layer, each a strip of its input channels, tiled to about `aspect`
 /// (width / height) with the selected filter framed.
 #[must_use]
@@ -239,6 +255,17 @@ mod tests {
         assert_eq!(g.pixel(1, 1), SELECTED);
         // First weight of filter 0 sits at (2, 2) (outer gap 2).
         assert_eq!(g.pixel(2, 2), colormap::color(ColormapName::Viridis, v[0]));
+    }
+
+    #[test]
+    fn zoom_tiles_many_channels_into_a_block() {
+        let shape = [2, 32, 3, 3];
+        let v = filter_values(&ramp(2 * 32 * 9), shape, FilterNorm::Layer, false);
+        let z = filter_channels(&v, shape, 1, ColormapName::Gray, 2.0);
+        // 8 columns × 4 rows of 3×3 kernels, one pixel apart, no outer border.
+        assert_eq!((z.width(), z.height()), (8 * 4 - 1, 4 * 4 - 1));
+        let first = v[32 * 9];
+        assert_eq!(z.pixel(0, 0), colormap::color(ColormapName::Gray, first));
     }
 
     #[test]

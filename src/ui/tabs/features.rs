@@ -186,7 +186,26 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
             layer.channels
         ))
     };
-    frame.render_widget(Block::bordered().title(title), a.zoom_block);
+    let plane = layer.height * layer.width;
+    let raw = layer
+        .data
+        .get(state.channel * plane..(state.channel + 1) * plane)
+        .unwrap_or(&[]);
+    let (lo, hi, sum) = raw.iter().filter(|v| v.is_finite()).fold(
+        (f32::INFINITY, f32::NEG_INFINITY, 0.0_f64),
+        |(lo, hi, sum), &v| (lo.min(v), hi.max(v), sum + f64::from(v)),
+    );
+    let stats = if raw.is_empty() || lo > hi {
+        String::new()
+    } else {
+        format!(" {lo:.2}…{hi:.2} mean {:.2} ", sum / raw.len() as f64)
+    };
+    frame.render_widget(
+        Block::bordered()
+            .title(title)
+            .title_bottom(Line::styled(stats, Style::new().fg(Color::DarkGray))),
+        a.zoom_block,
+    );
     picture::draw(
         frame,
         gfx,
