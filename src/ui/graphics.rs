@@ -122,14 +122,18 @@ impl Graphics {
             let mut out = std::io::stdout();
             let _ = out.write_all(b"\x1b[c").and_then(|()| out.flush());
         }
-        let picker = match picker {
+        let mut picker = match picker {
             Ok(p) => p,
+            // A forced protocol is honoured even without an answer (font size guessed).
+            Err(e) if setting != GraphicsSetting::Auto => {
+                tracing::info!("terminal graphics query failed, forcing {setting:?}: {e}");
+                Picker::halfblocks()
+            }
             Err(e) => {
                 tracing::info!("terminal graphics query failed, using half blocks: {e}");
                 return Self::halfblocks();
             }
         };
-        let mut picker = picker;
         match setting {
             GraphicsSetting::Sixel => picker.set_protocol_type(ProtocolType::Sixel),
             GraphicsSetting::Kitty => picker.set_protocol_type(ProtocolType::Kitty),
