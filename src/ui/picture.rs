@@ -66,7 +66,16 @@ pub fn draw(
     pic: &Pic,
 ) {
     if let Some(proto) = gfx.get(slot, pic.generation, area) {
-        frame.render_widget(ratatui_image::Image::new(proto), area);
+        // Centred like the half blocks, so that a click lands on the same tile either way.
+        let size = proto.size();
+        let (w, h) = (size.width.min(area.width), size.height.min(area.height));
+        let centred = Rect::new(
+            area.x + (area.width - w) / 2,
+            area.y + (area.height - h) / 2,
+            w,
+            h,
+        );
+        frame.render_widget(ratatui_image::Image::new(proto), centred);
     } else {
         frame.render_widget(
             HalfBlocks {
@@ -76,6 +85,18 @@ pub fn draw(
             area,
         );
     }
+}
+
+/// The grid pixel under cell `(col, row)` when `raster` is drawn as half blocks into `area`.
+#[must_use]
+pub fn pixel_at(raster: &Raster, area: Rect, col: u16, row: u16) -> Option<(usize, usize)> {
+    let (cells, pw, ph) = placement(raster, area);
+    if raster.is_empty() || !cells.contains(ratatui::layout::Position::new(col, row)) {
+        return None;
+    }
+    let x = usize::from(col - cells.x) * raster.width() / pw.max(1);
+    let y = usize::from(row - cells.y) * 2 * raster.height() / ph.max(1);
+    Some((x.min(raster.width() - 1), y.min(raster.height() - 1)))
 }
 
 /// A colour for the terminal: 24-bit, or the nearest of the xterm 256-colour palette.

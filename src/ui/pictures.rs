@@ -9,6 +9,7 @@ use crate::config::ColormapName;
 use crate::viz::Raster;
 use crate::viz::norm::Standardised;
 use crate::viz::pictures as vp;
+use crate::viz::raster::Grid;
 
 /// A raster and the generation it was built at.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +28,10 @@ pub struct Pictures {
     pub probe: Pic,
     pub feature_grid: Pic,
     pub channel_zoom: Pic,
+    /// How the filter grid is tiled (for mouse selection).
+    pub filter_geom: Option<Grid>,
+    /// How the feature grid is tiled (for mouse selection).
+    pub feature_geom: Option<Grid>,
     /// Standardised channels of the shown feature layer.
     pub levels: Vec<Standardised>,
     /// The layer `levels` were computed for; `None` after a new snapshot.
@@ -57,6 +62,7 @@ impl Pictures {
     pub fn rebuild_filters(&mut self, state: &AppState) {
         let Some(layer) = state.filter_layer() else {
             self.filter_grid = Pic::default();
+            self.filter_geom = None;
             self.filter_rgb = None;
             self.filter_zoom = Pic::default();
             return;
@@ -78,6 +84,7 @@ impl Pictures {
             aspect(areas.grid),
         );
         self.filter_grid = self.pic(grid);
+        self.filter_geom = Some(vp::filter_grid_geometry(shape, aspect(areas.grid)));
         let zoom = vp::filter_channels(
             &values,
             shape,
@@ -101,6 +108,7 @@ impl Pictures {
         let Some(snap) = state.features.as_ref() else {
             self.probe = Pic::default();
             self.feature_grid = Pic::default();
+            self.feature_geom = None;
             self.channel_zoom = Pic::default();
             self.levels.clear();
             self.levels_key = None;
@@ -118,6 +126,7 @@ impl Pictures {
             self.levels_key = Some(key);
         }
         let Some(layer) = state.feature_layer() else {
+            self.feature_geom = None;
             self.feature_grid = Pic::default();
             self.channel_zoom = Pic::default();
             return;
@@ -132,6 +141,12 @@ impl Pictures {
             aspect(areas.grid),
         );
         self.feature_grid = self.pic(grid);
+        self.feature_geom = Some(vp::feature_grid_geometry(
+            self.levels.len(),
+            layer.height,
+            layer.width,
+            aspect(areas.grid),
+        ));
         let zoom = self
             .levels
             .get(state.channel)

@@ -276,17 +276,62 @@ impl AppState {
                 Vec::new()
             }
             TermEvent::Mouse(m) => {
-                if let MouseEventKind::Down(MouseButton::Left) = m.kind
-                    && m.row == 0
-                    && let Some(tab) = super::render::tab_at(m.column)
-                {
-                    self.update(Action::ShowTab(tab))
+                if let MouseEventKind::Down(MouseButton::Left) = m.kind {
+                    self.click(m.column, m.row)
                 } else {
                     Vec::new()
                 }
             }
             _ => Vec::new(),
         }
+    }
+
+    /// A left click: a tab in the tab bar, or a filter / channel in its grid.
+    fn click(&mut self, col: u16, row: u16) -> Vec<Command> {
+        if row == 0 {
+            return match super::render::tab_at(col) {
+                Some(tab) => self.update(Action::ShowTab(tab)),
+                None => Vec::new(),
+            };
+        }
+        let body =
+            super::render::body_area(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
+        match self.tab {
+            Tab::Filters => {
+                let area = super::tabs::filters::areas(self, body).grid;
+                let hit = self.pictures.filter_geom.and_then(|g| {
+                    let (x, y) = super::picture::pixel_at(
+                        &self.pictures.filter_grid.raster,
+                        area,
+                        col,
+                        row,
+                    )?;
+                    g.tile_at(x, y)
+                });
+                if let Some(i) = hit {
+                    self.filter = i;
+                    self.rebuild_filters();
+                }
+            }
+            Tab::Features => {
+                let area = super::tabs::features::areas(self, body).grid;
+                let hit = self.pictures.feature_geom.and_then(|g| {
+                    let (x, y) = super::picture::pixel_at(
+                        &self.pictures.feature_grid.raster,
+                        area,
+                        col,
+                        row,
+                    )?;
+                    g.tile_at(x, y)
+                });
+                if let Some(i) = hit {
+                    self.channel = i;
+                    self.rebuild_features();
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
     }
 
     /// Take in one key press; returns the commands for the worker.

@@ -103,6 +103,57 @@ fn clicking_the_tab_bar_selects_the_tab() {
 }
 
 #[test]
+fn clicking_a_tile_selects_that_filter_or_channel() {
+    let mut s = training_state();
+    let click = |column, row| {
+        TermEvent::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let body = super::render::body_area(Rect::new(0, 0, 100, 30));
+    for (tab, want) in [(Tab::Filters, 5_usize), (Tab::Features, 6)] {
+        s.tab = tab;
+        // Find the cell of tile `want` through the same geometry the drawing uses.
+        let (raster, geom, area) = if tab == Tab::Filters {
+            let a = super::tabs::filters::areas(&s, body);
+            (
+                &s.pictures.filter_grid.raster,
+                s.pictures.filter_geom.expect("geometry"),
+                a.grid,
+            )
+        } else {
+            let a = super::tabs::features::areas(&s, body);
+            (
+                &s.pictures.feature_grid.raster,
+                s.pictures.feature_geom.expect("geometry"),
+                a.grid,
+            )
+        };
+        let cell = (area.left()..area.right())
+            .flat_map(|x| (area.top()..area.bottom()).map(move |y| (x, y)))
+            .find(|&(x, y)| {
+                super::picture::pixel_at(raster, area, x, y)
+                    .and_then(|(px, py)| geom.tile_at(px, py))
+                    == Some(want)
+            })
+            .expect("tile on screen");
+        s.handle_terminal(&click(cell.0, cell.1));
+        let got = if tab == Tab::Filters {
+            s.filter
+        } else {
+            s.channel
+        };
+        assert_eq!(got, want, "{tab:?}");
+    }
+    // A click outside any tile changes nothing.
+    s.handle_terminal(&click(0, 29));
+    assert_eq!(s.channel, 6);
+}
+
+#[test]
 fn space_pauses_and_resumes_by_phase() {
     let mut s = training_state();
     assert_eq!(s.phase, Phase::Running);

@@ -2,7 +2,7 @@
 
 use super::colormap::{self, Rgb};
 use super::norm::{self, Standardised};
-use super::raster::{Raster, columns_for, tile};
+use super::raster::{Grid, Raster, columns_for, tile};
 use crate::config::{ColormapName, FilterNorm};
 
 /// Colour of the gaps between tiles.
@@ -86,6 +86,21 @@ pub fn filter_channels(
     crop_border(&tile(&tiles, cols, 1, BACKGROUND, |_| None))
 }
 
+/// Where each filter's strip sits in [`filter_grid`] for `shape` and `aspect`.
+#[must_use]
+pub fn filter_grid_geometry(shape: KernelShape, aspect: f64) -> Grid {
+    let [out, inp, kh, kw] = shape;
+    let tile_w = (inp * (kw + 1)).saturating_sub(1).max(1);
+    let tile_h = kh.max(1);
+    Grid {
+        columns: columns_for(out, tile_w, tile_h, 2, aspect).clamp(1, out.max(1)),
+        tile_w,
+        tile_h,
+        gap: 2,
+        count: out,
+    }
+}
+
 /// Every filter of a layer, each a strip of its input channels, tiled to about `aspect`
 /// (width / height) with the selected filter framed.
 #[must_use]
@@ -99,11 +114,8 @@ pub fn filter_grid(
     let strips: Vec<Raster> = (0..shape[0])
         .map(|f| filter_strip(values, shape, f, map))
         .collect();
-    let Some(first) = strips.first() else {
-        return Raster::default();
-    };
-    let cols = columns_for(strips.len(), first.width(), first.height(), 2, aspect);
-    tile(&strips, cols, 2, BACKGROUND, |i| {
+    let g = filter_grid_geometry(shape, aspect);
+    tile(&strips, g.columns, g.gap, BACKGROUND, |i| {
         (Some(i) == selected).then_some(SELECTED)
     })
 }
@@ -166,6 +178,18 @@ pub fn channel(levels: &Standardised, h: usize, w: usize, map: ColormapName) -> 
     })
 }
 
+/// Where each channel sits in [`feature_grid`].
+#[must_use]
+pub fn feature_grid_geometry(channels: usize, h: usize, w: usize, aspect: f64) -> Grid {
+    Grid {
+        columns: columns_for(channels, w, h, 1, aspect).clamp(1, channels.max(1)),
+        tile_w: w.max(1),
+        tile_h: h.max(1),
+        gap: 1,
+        count: channels,
+    }
+}
+
 /// Every channel as a grid of about `aspect`, dead channels framed red, the selected one white.
 #[must_use]
 pub fn feature_grid(
@@ -177,8 +201,8 @@ pub fn feature_grid(
     aspect: f64,
 ) -> Raster {
     let tiles: Vec<Raster> = levels.iter().map(|l| channel(l, h, w, map)).collect();
-    let cols = columns_for(tiles.len(), w, h, 1, aspect);
-    tile(&tiles, cols, 1, BACKGROUND, |i| {
+    let g = feature_grid_geometry(levels.len(), h, w, aspect);
+    tile(&tiles, g.columns, g.gap, BACKGROUND, |i| {
         if Some(i) == selected {
             Some(SELECTED)
         } else if levels[i].dead {
@@ -266,6 +290,23 @@ mod tests {
         assert_eq!((z.width(), z.height()), (8 * 4 - 1, 4 * 4 - 1));
         let first = v[32 * 9];
         assert_eq!(z.pixel(0, 0), colormap::color(ColormapName::Gray, first));
+    }
+
+    #[test]
+    fn grid_geometry_matches_the_rasters() {
+        let shape = [16, 3, 3, 3];
+        let v = filter_values(&ramp(16 * 27), shape, FilterNorm::Layer, false);
+        let g = filter_grid_geometry(shape, 2.0);
+        let r = filter_grid(&v, shape, ColormapName::Viridis, None, 2.0);
+        let rows = 16_usize.div_ceil(g.columns);
+        assert_eq!(r.width(), g.gap + g.columns * (g.tile_w + g.gap));
+        assert_eq!(r.height(), g.gap + rows * (g.tile_h + g.gap));
+        assert_eq!(g.tile_at(2, 2), Some(0));
+        assert_eq!(g.tile_at(2 + g.tile_w + g.gap, 2), Some(1));
+        let fg = feature_grid_geometry(8, 4, 6, 1.0);
+        let levels = feature_levels(&ramp(8 * 24), 8, 4, 6);
+        let fr = feature_grid(&levels, 4, 6, ColormapName::Viridis, None, 1.0);
+        assert_eq!(fr.width(), fg.gap + fg.columns * (fg.tile_w + fg.gap));
     }
 
     #[test]

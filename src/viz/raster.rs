@@ -160,6 +160,27 @@ impl Raster {
     }
 }
 
+/// The geometry of a grid built by [`tile`], to map a pixel back to its tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grid {
+    pub columns: usize,
+    pub tile_w: usize,
+    pub tile_h: usize,
+    pub gap: usize,
+    pub count: usize,
+}
+
+impl Grid {
+    /// The tile at pixel `(x, y)`; a gap pixel counts for the tile after it.
+    #[must_use]
+    pub fn tile_at(&self, x: usize, y: usize) -> Option<usize> {
+        let col = x.checked_sub(self.gap)? / (self.tile_w + self.gap);
+        let row = y.checked_sub(self.gap)? / (self.tile_h + self.gap);
+        let i = row * self.columns + col;
+        (col < self.columns && i < self.count).then_some(i)
+    }
+}
+
 /// Where tile `i` landed in a grid built by [`tile`]: `(x, y, w, h)` in pixels.
 #[must_use]
 pub fn tile_rect(
@@ -275,6 +296,23 @@ mod tests {
         assert_eq!(g.pixel(0, 3), [9; 3]);
         assert_eq!(g.pixel(3, 6), [9; 3]);
         assert_eq!(g.pixel(4, 4), [0; 3]);
+    }
+
+    #[test]
+    fn grid_maps_pixels_back_to_tiles() {
+        let g = Grid {
+            columns: 2,
+            tile_w: 2,
+            tile_h: 2,
+            gap: 1,
+            count: 3,
+        };
+        assert_eq!(g.tile_at(1, 1), Some(0));
+        assert_eq!(g.tile_at(4, 2), Some(1));
+        assert_eq!(g.tile_at(1, 5), Some(2));
+        assert_eq!(g.tile_at(4, 5), None, "no fourth tile");
+        assert_eq!(g.tile_at(0, 0), None, "outer gap");
+        assert_eq!(g.tile_at(7, 1), None, "right of the grid");
     }
 
     #[test]
