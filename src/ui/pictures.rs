@@ -38,10 +38,10 @@ pub struct Pictures {
     levels_key: Option<usize>,
 }
 
-/// Width / height of a cell area counted in half-block pixels (which are about square).
+/// A cell area's size in half-block pixels (about square): one per column, two per row.
 #[must_use]
-pub fn aspect(r: Rect) -> f64 {
-    f64::from(r.width.max(1)) / (2.0 * f64::from(r.height.max(1)))
+pub fn pixels(r: Rect) -> (usize, usize) {
+    (usize::from(r.width), 2 * usize::from(r.height))
 }
 
 impl Pictures {
@@ -81,16 +81,16 @@ impl Pictures {
             shape,
             state.colormap,
             Some(state.filter),
-            aspect(areas.grid),
+            pixels(areas.grid),
         );
         self.filter_grid = self.pic(grid);
-        self.filter_geom = Some(vp::filter_grid_geometry(shape, aspect(areas.grid)));
+        self.filter_geom = Some(vp::filter_grid_geometry(shape, pixels(areas.grid)));
         let zoom = vp::filter_channels(
             &values,
             shape,
             state.filter,
             state.colormap,
-            aspect(areas.zoom),
+            pixels(areas.zoom),
         );
         self.filter_zoom = self.pic(zoom);
         self.filter_rgb = vp::filter_rgb(
@@ -98,7 +98,7 @@ impl Pictures {
             shape,
             state.filter_norm,
             Some(state.filter),
-            areas.rgb.map_or(1.0, aspect),
+            areas.rgb.map_or((1, 1), pixels),
         )
         .map(|r| self.pic(r));
     }
@@ -138,14 +138,14 @@ impl Pictures {
             layer.width,
             state.colormap,
             Some(state.channel),
-            aspect(areas.grid),
+            pixels(areas.grid),
         );
         self.feature_grid = self.pic(grid);
         self.feature_geom = Some(vp::feature_grid_geometry(
             self.levels.len(),
             layer.height,
             layer.width,
-            aspect(areas.grid),
+            pixels(areas.grid),
         ));
         let zoom = self
             .levels

@@ -70,30 +70,30 @@ pub fn filter_strip(
     crop_border(&t)
 }
 
-/// One filter's input channels tiled to about `aspect` (width / height), for the zoom.
+/// One filter's input channels tiled to fill a `fit` = (width, height) pixel box, for the zoom.
 #[must_use]
 pub fn filter_channels(
     values: &[f32],
     shape: KernelShape,
     filter: usize,
     map: ColormapName,
-    aspect: f64,
+    fit: (usize, usize),
 ) -> Raster {
     let tiles: Vec<Raster> = (0..shape[1])
         .map(|c| kernel(values, shape, filter, c, map))
         .collect();
-    let cols = columns_for(tiles.len(), shape[3], shape[2], 1, aspect);
+    let cols = columns_for(tiles.len(), shape[3], shape[2], 1, fit);
     crop_border(&tile(&tiles, cols, 1, BACKGROUND, |_| None))
 }
 
-/// Where each filter's strip sits in [`filter_grid`] for `shape` and `aspect`.
+/// Where each filter's strip sits in [`filter_grid`] for `shape` and `fit`.
 #[must_use]
-pub fn filter_grid_geometry(shape: KernelShape, aspect: f64) -> Grid {
+pub fn filter_grid_geometry(shape: KernelShape, fit: (usize, usize)) -> Grid {
     let [out, inp, kh, kw] = shape;
     let tile_w = (inp * (kw + 1)).saturating_sub(1).max(1);
     let tile_h = kh.max(1);
     Grid {
-        columns: columns_for(out, tile_w, tile_h, 2, aspect).clamp(1, out.max(1)),
+        columns: columns_for(out, tile_w, tile_h, 2, fit).clamp(1, out.max(1)),
         tile_w,
         tile_h,
         gap: 2,
@@ -101,20 +101,20 @@ pub fn filter_grid_geometry(shape: KernelShape, aspect: f64) -> Grid {
     }
 }
 
-/// Every filter of a layer, each a strip of its input channels, tiled to about `aspect`
-/// (width / height) with the selected filter framed.
+/// Every filter of a layer, each a strip of its input channels, tiled to fill a `fit` pixel
+/// box, with the selected filter framed.
 #[must_use]
 pub fn filter_grid(
     values: &[f32],
     shape: KernelShape,
     map: ColormapName,
     selected: Option<usize>,
-    aspect: f64,
+    fit: (usize, usize),
 ) -> Raster {
     let strips: Vec<Raster> = (0..shape[0])
         .map(|f| filter_strip(values, shape, f, map))
         .collect();
-    let g = filter_grid_geometry(shape, aspect);
+    let g = filter_grid_geometry(shape, fit);
     tile(&strips, g.columns, g.gap, BACKGROUND, |i| {
         (Some(i) == selected).then_some(SELECTED)
     })
@@ -128,7 +128,7 @@ pub fn filter_rgb(
     shape: KernelShape,
     scope: FilterNorm,
     selected: Option<usize>,
-    aspect: f64,
+    fit: (usize, usize),
 ) -> Option<Raster> {
     let [out, inp, kh, kw] = shape;
     if inp != 3 || out == 0 {
@@ -149,7 +149,7 @@ pub fn filter_rgb(
             })
         })
         .collect();
-    let cols = columns_for(out, kw, kh, 1, aspect);
+    let cols = columns_for(out, kw, kh, 1, fit);
     Some(tile(&patches, cols, 1, BACKGROUND, |i| {
         (Some(i) == selected).then_some(SELECTED)
     }))
@@ -180,9 +180,9 @@ pub fn channel(levels: &Standardised, h: usize, w: usize, map: ColormapName) -> 
 
 /// Where each channel sits in [`feature_grid`].
 #[must_use]
-pub fn feature_grid_geometry(channels: usize, h: usize, w: usize, aspect: f64) -> Grid {
+pub fn feature_grid_geometry(channels: usize, h: usize, w: usize, fit: (usize, usize)) -> Grid {
     Grid {
-        columns: columns_for(channels, w, h, 1, aspect).clamp(1, channels.max(1)),
+        columns: columns_for(channels, w, h, 1, fit).clamp(1, channels.max(1)),
         tile_w: w.max(1),
         tile_h: h.max(1),
         gap: 1,
@@ -190,7 +190,8 @@ pub fn feature_grid_geometry(channels: usize, h: usize, w: usize, aspect: f64) -
     }
 }
 
-/// Every channel as a grid of about `aspect`, dead channels framed red, the selected one white.
+/// Every channel as a grid filling a `fit` pixel box, dead channels framed red, the selected
+/// one white.
 #[must_use]
 pub fn feature_grid(
     levels: &[Standardised],
@@ -198,10 +199,10 @@ pub fn feature_grid(
     w: usize,
     map: ColormapName,
     selected: Option<usize>,
-    aspect: f64,
+    fit: (usize, usize),
 ) -> Raster {
     let tiles: Vec<Raster> = levels.iter().map(|l| channel(l, h, w, map)).collect();
-    let g = feature_grid_geometry(levels.len(), h, w, aspect);
+    let g = feature_grid_geometry(levels.len(), h, w, fit);
     tile(&tiles, g.columns, g.gap, BACKGROUND, |i| {
         if Some(i) == selected {
             Some(SELECTED)
@@ -271,7 +272,7 @@ mod tests {
     fn filter_grid_shows_every_weight_and_frames_the_selection() {
         let shape = [16, 3, 3, 3];
         let v = filter_values(&ramp(16 * 27), shape, FilterNorm::Layer, false);
-        let g = filter_grid(&v, shape, ColormapName::Viridis, Some(0), 2.0);
+        let g = filter_grid(&v, shape, ColormapName::Viridis, Some(0), (200, 100));
         let colours: HashSet<Rgb> = g.pixels().iter().copied().collect();
         assert!(colours.len() > 100, "{}", colours.len());
         assert!(colours.contains(&colormap::color(ColormapName::Viridis, 0.0)));
@@ -285,9 +286,14 @@ mod tests {
     fn zoom_tiles_many_channels_into_a_block() {
         let shape = [2, 32, 3, 3];
         let v = filter_values(&ramp(2 * 32 * 9), shape, FilterNorm::Layer, false);
-        let z = filter_channels(&v, shape, 1, ColormapName::Gray, 2.0);
-        // 8 columns × 4 rows of 3×3 kernels, one pixel apart, no outer border.
-        assert_eq!((z.width(), z.height()), (8 * 4 - 1, 4 * 4 - 1));
+        let z = filter_channels(&v, shape, 1, ColormapName::Gray, (40, 40));
+        // A block of 3×3 kernels, one pixel apart, no outer border.
+        let cols = columns_for(32, 3, 3, 1, (40, 40));
+        assert!(cols > 1 && cols < 32, "{cols}");
+        assert_eq!(
+            (z.width(), z.height()),
+            (cols * 4 - 1, 32_usize.div_ceil(cols) * 4 - 1)
+        );
         let first = v[32 * 9];
         assert_eq!(z.pixel(0, 0), colormap::color(ColormapName::Gray, first));
     }
@@ -296,25 +302,25 @@ mod tests {
     fn grid_geometry_matches_the_rasters() {
         let shape = [16, 3, 3, 3];
         let v = filter_values(&ramp(16 * 27), shape, FilterNorm::Layer, false);
-        let g = filter_grid_geometry(shape, 2.0);
-        let r = filter_grid(&v, shape, ColormapName::Viridis, None, 2.0);
+        let g = filter_grid_geometry(shape, (200, 100));
+        let r = filter_grid(&v, shape, ColormapName::Viridis, None, (200, 100));
         let rows = 16_usize.div_ceil(g.columns);
         assert_eq!(r.width(), g.gap + g.columns * (g.tile_w + g.gap));
         assert_eq!(r.height(), g.gap + rows * (g.tile_h + g.gap));
         assert_eq!(g.tile_at(2, 2), Some(0));
         assert_eq!(g.tile_at(2 + g.tile_w + g.gap, 2), Some(1));
-        let fg = feature_grid_geometry(8, 4, 6, 1.0);
+        let fg = feature_grid_geometry(8, 4, 6, (60, 60));
         let levels = feature_levels(&ramp(8 * 24), 8, 4, 6);
-        let fr = feature_grid(&levels, 4, 6, ColormapName::Viridis, None, 1.0);
+        let fr = feature_grid(&levels, 4, 6, ColormapName::Viridis, None, (60, 60));
         assert_eq!(fr.width(), fg.gap + fg.columns * (fg.tile_w + fg.gap));
     }
 
     #[test]
     fn rgb_patches_only_for_three_input_channels() {
         let w = ramp(4 * 3 * 2 * 2);
-        assert!(filter_rgb(&w, [4, 3, 2, 2], FilterNorm::Layer, None, 1.0).is_some());
-        assert!(filter_rgb(&w, [4, 3, 2, 2], FilterNorm::Filter, None, 1.0).is_some());
-        assert!(filter_rgb(&ramp(8), [2, 1, 2, 2], FilterNorm::Layer, None, 1.0).is_none());
+        assert!(filter_rgb(&w, [4, 3, 2, 2], FilterNorm::Layer, None, (50, 50)).is_some());
+        assert!(filter_rgb(&w, [4, 3, 2, 2], FilterNorm::Filter, None, (50, 50)).is_some());
+        assert!(filter_rgb(&ramp(8), [2, 1, 2, 2], FilterNorm::Layer, None, (50, 50)).is_none());
     }
 
     #[test]
@@ -329,7 +335,7 @@ mod tests {
             levels.iter().map(|l| l.dead).collect::<Vec<_>>(),
             vec![false, true, false]
         );
-        let g = feature_grid(&levels, h, w, ColormapName::Viridis, None, 10.0);
+        let g = feature_grid(&levels, h, w, ColormapName::Viridis, None, (100, 10));
         // Three columns: channel 1 starts at x = 1 + 5.
         let mid = colormap::color_u8(ColormapName::Viridis, 128);
         for y in 1..5 {

@@ -117,18 +117,7 @@ impl Raster {
     /// multiple of the raster's size whenever at least one whole copy fits.
     #[must_use]
     pub fn fit_size(&self, max_w: usize, max_h: usize) -> (usize, usize) {
-        if self.is_empty() || max_w == 0 || max_h == 0 {
-            return (0, 0);
-        }
-        let factor = (max_w / self.width).min(max_h / self.height);
-        if factor >= 1 {
-            return (self.width * factor, self.height * factor);
-        }
-        let s = (max_w as f64 / self.width as f64).min(max_h as f64 / self.height as f64);
-        (
-            ((self.width as f64 * s).floor() as usize).max(1),
-            ((self.height as f64 * s).floor() as usize).max(1),
-        )
+        fit_size(self.width, self.height, max_w, max_h)
     }
 
     /// The source pixel shown at `(x, y)` when the raster is drawn at `w` × `h`.
@@ -239,19 +228,49 @@ pub fn tile(
     out
 }
 
-/// Columns for `n` tiles of `tile_w` × `tile_h` (plus `gap`) whose grid is closest to `aspect`
-/// (width / height).
+/// Nearest-neighbour size of a `w` × `h` raster fitted into `max_w` × `max_h` (see
+/// [`Raster::fit_size`]).
 #[must_use]
-pub fn columns_for(n: usize, tile_w: usize, tile_h: usize, gap: usize, aspect: f64) -> usize {
+pub fn fit_size(w: usize, h: usize, max_w: usize, max_h: usize) -> (usize, usize) {
+    if w == 0 || h == 0 || max_w == 0 || max_h == 0 {
+        return (0, 0);
+    }
+    let factor = (max_w / w).min(max_h / h);
+    if factor >= 1 {
+        return (w * factor, h * factor);
+    }
+    let s = (max_w as f64 / w as f64).min(max_h as f64 / h as f64);
+    (
+        ((w as f64 * s).floor() as usize).max(1),
+        ((h as f64 * s).floor() as usize).max(1),
+    )
+}
+
+/// Columns for `n` tiles of `tile_w` × `tile_h` (plus `gap`) that show the grid biggest in a
+/// `fit` = (width, height) pixel box, whole-pixel upscaling preferred; ties go to the shape
+/// closest to the box's.
+#[must_use]
+pub fn columns_for(
+    n: usize,
+    tile_w: usize,
+    tile_h: usize,
+    gap: usize,
+    fit: (usize, usize),
+) -> usize {
+    let (max_w, max_h) = (fit.0.max(1), fit.1.max(1));
+    let target = max_w as f64 / max_h as f64;
+    let score = |c: usize| {
+        let rows = n.div_ceil(c);
+        let w = gap + c * (tile_w + gap);
+        let h = gap + rows * (tile_h + gap);
+        let (pw, ph) = fit_size(w, h, max_w, max_h);
+        let shape = ((w as f64 / h as f64) / target).ln().abs();
+        (pw * ph, shape)
+    };
     (1..=n.max(1))
-        .min_by(|&a, &b| {
-            let score = |c: usize| {
-                let rows = n.div_ceil(c);
-                let w = (gap + c * (tile_w + gap)) as f64;
-                let h = (gap + rows * (tile_h + gap)) as f64;
-                ((w / h) / aspect).ln().abs()
-            };
-            score(a).total_cmp(&score(b))
+        .max_by(|&a, &b| {
+            let (sa, sb) = (score(a), score(b));
+            sa.0.cmp(&sb.0).then(sb.1.total_cmp(&sa.1))
         })
         .unwrap_or(1)
 }
@@ -316,10 +335,13 @@ mod tests {
     }
 
     #[test]
-    fn columns_for_tracks_the_aspect() {
-        assert_eq!(columns_for(16, 10, 10, 0, 1.0), 4);
-        assert_eq!(columns_for(16, 10, 10, 0, 4.0), 8);
-        assert_eq!(columns_for(1, 10, 10, 0, 4.0), 1);
+    fn columns_for_shows_the_grid_biggest() {
+        assert_eq!(columns_for(16, 10, 10, 0, (40, 40)), 4);
+        assert_eq!(columns_for(16, 10, 10, 0, (80, 20)), 8);
+        assert_eq!(columns_for(1, 10, 10, 0, (80, 20)), 1);
+        // 16 strips of 11×3 in 120×58 pixels: 4 columns (54×22) can be doubled, 3 (41×32) and
+        // 5 (67×22) cannot.
+        assert_eq!(columns_for(16, 11, 3, 2, (120, 58)), 4);
     }
 
     #[test]
