@@ -508,6 +508,7 @@ impl AppState {
         else {
             return;
         };
+        let row = row.clone();
         let name = row.name.clone();
         let is_conv = row.kind.contains("Conv");
         if is_conv
@@ -534,12 +535,12 @@ impl AppState {
             self.rebuild_features();
             return;
         }
-        self.tab = if is_conv && !maps {
-            Tab::Filters
+        let pictured = is_conv || row.kind.contains("Pool");
+        self.message = Some(if pictured {
+            format!("no pictures of {name} yet: they come with the next snapshot")
         } else {
-            Tab::Features
-        };
-        self.message = Some(format!("no pictures for {name} yet"));
+            format!("{name} has no pictures: only conv and pooling layers do")
+        });
     }
 
     fn step_layer(&mut self, by: isize) {

@@ -304,6 +304,18 @@ fn model_enter_opens_filters_for_conv_and_maps_for_pool() {
     s.handle_key(code(KeyCode::Up)); // max_pooling2d
     s.handle_key(code(KeyCode::Enter));
     assert_eq!((s.tab, s.feature_layer), (Tab::Features, 1));
+    // A dense layer has no pictures: stay and say so.
+    press(&mut s, "2");
+    for _ in 0..12 {
+        s.handle_key(code(KeyCode::Down));
+    }
+    s.handle_key(code(KeyCode::Enter));
+    assert_eq!(s.tab, Tab::Model);
+    assert!(
+        s.message.as_deref().is_some_and(|m| m.contains("dense_1")),
+        "{:?}",
+        s.message
+    );
 }
 
 #[test]
