@@ -163,7 +163,7 @@ fn write_samples(run: &RunDir) -> Vec<PathBuf> {
     if std::fs::create_dir_all(&dir).is_err() {
         return out;
     }
-    for (name, bytes) in crate::samples::SAMPLE_PHOTOS {
+    for (name, bytes) in crate::viz::SAMPLE_PHOTOS {
         let p = dir.join(name);
         if p.exists() || std::fs::write(&p, bytes).is_ok() {
             out.push(p);
@@ -208,7 +208,7 @@ fn start(
     let handle = train::spawn(job, events_tx, cmd_rx, signals.stop.clone())
         .context("starting the training thread")?;
     let ending = if tui {
-        crate::tui_bridge::run(cfg, run, events_rx, cmd_tx)?
+        crate::tui_bridge::run(cfg, run, events_rx, cmd_tx, signals.stop.clone())?
     } else {
         drop(cmd_tx);
         headless::print_events(events_rx)

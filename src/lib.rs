@@ -9,10 +9,10 @@ pub mod headless;
 pub mod logging;
 pub mod model;
 pub mod run;
-pub mod samples;
 pub mod signals;
 pub mod train;
 mod tui_bridge;
+pub mod ui;
 pub mod viz;
 
 /// Parse the command line and run it; returns the process exit status.

@@ -1,18 +1,40 @@
-//! Hands the event stream to the TUI (until the TUI lands: to the headless printer).
+//! Runs the TUI on a small tokio runtime in front of the training worker.
+
+use std::io::Write as _;
 
 use crate::config::Config;
 use crate::events::{Command, EventReceiver};
-use crate::headless::{self, Ending};
+use crate::headless::Ending;
 use crate::run::RunDir;
+use crate::ui::{self, UiExit, UiOptions};
 
 /// Show the run in the terminal until it ends or the user quits.
-#[allow(clippy::unnecessary_wraps)] // the TUI's own loop returns errors
 pub fn run(
-    _cfg: &Config,
-    _run: &RunDir,
+    cfg: &Config,
+    run: &RunDir,
     events: EventReceiver,
     commands: std::sync::mpsc::Sender<Command>,
+    shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<Ending> {
-    drop(commands);
-    Ok(headless::print_events(events))
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let options = UiOptions {
+        config: cfg.ui.clone(),
+        title: format!("convscope · {}", run.path.display()),
+        run_dir: run.path.clone(),
+        shutdown: Some(shutdown),
+    };
+    let exit = runtime.block_on(ui::run(options, events, commands))?;
+    Ok(match exit {
+        UiExit::Finished | UiExit::QuitStopped => Ending::Completed,
+        UiExit::QuitWhileRunning => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "convscope: left the screen; training goes on in this process (Ctrl-C checkpoints and stops it). Watch it from another terminal with: convscope view {}",
+                run.path.display()
+            );
+            Ending::Vanished
+        }
+    })
 }

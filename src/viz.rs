@@ -1,1 +1,30 @@
-//! Pure raster math: normalisations, colormaps, grids.
+//! Pure raster math: normalisations, colormaps, grids -> RGB images. No burn, no UI.
+
+pub mod colormap;
+pub mod norm;
+pub mod pictures;
+pub mod raster;
+
+pub use colormap::Rgb;
+pub use raster::Raster;
+
+/// The bundled sample photos (file name, JPEG bytes), offered as default feature-map probes.
+pub const SAMPLE_PHOTOS: &[(&str, &[u8])] = &[
+    ("cat.jpg", include_bytes!("../data/samples/cat.jpg")),
+    ("dog.jpg", include_bytes!("../data/samples/dog.jpg")),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_photos_decode_and_are_small() {
+        assert_eq!(SAMPLE_PHOTOS.len(), 2);
+        for (name, bytes) in SAMPLE_PHOTOS {
+            let img = image::load_from_memory(bytes).expect(name);
+            assert!(img.width().max(img.height()) <= 400, "{name}");
+            assert!(img.width().min(img.height()) >= 100, "{name}");
+        }
+    }
+}

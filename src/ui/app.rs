@@ -1,0 +1,188 @@
+//! The event loop: terminal input, worker events and a frame tick under one `select!`; draws at
+//! most once per tick and only when something changed.
+
+use std::io::{Stdout, Write, stdout};
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+
+use super::graphics::Graphics;
+use super::state::{AppState, ColorDepth};
+use super::{UiExit, UiOptions, render};
+use crate::events::{Command, EventReceiver};
+
+/// Leave raw mode and the alternate screen; safe to call more than once.
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let mut out = stdout();
+    let _ = execute!(
+        out,
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = out.flush();
+}
+
+/// Restores the terminal when dropped, on every exit path including `?` and unwinding.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+type PanicHook = Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync>;
+
+/// Puts the previous panic hook back when dropped.
+struct HookGuard(Option<PanicHook>);
+
+impl Drop for HookGuard {
+    fn drop(&mut self) {
+        // Changing the hook while unwinding panics (and aborts); ours stays, which is harmless.
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(prev) = self.0.take() {
+            std::panic::set_hook(Box::new(move |info| prev(info)));
+        }
+    }
+}
+
+/// Restore the terminal before a panic on the UI thread is reported. A panic on another thread
+/// (the worker) goes to the log only: printing it would scribble over the TUI, and the worker's
+/// channel closing already shows the run as failed.
+fn install_panic_hook() -> HookGuard {
+    let prev: PanicHook = Arc::from(std::panic::take_hook());
+    let chained = Arc::clone(&prev);
+    let ui_thread = std::thread::current().id();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui_thread {
+            restore_terminal();
+            chained(info);
+        } else {
+            let name = std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .to_string();
+            tracing::error!("panic in thread {name}: {info}");
+        }
+    }));
+    HookGuard(Some(prev))
+}
+
+fn send(commands: &Sender<Command>, cmds: Vec<Command>) {
+    for c in cmds {
+        tracing::debug!(?c, "command");
+        if commands.send(c).is_err() {
+            // The worker is gone; its final event (or the closed channel) tells the state.
+            tracing::warn!("worker command channel closed");
+        }
+    }
+}
+
+/// Run the TUI (see [`super::run`]).
+pub async fn run(
+    options: UiOptions,
+    mut events: EventReceiver,
+    commands: Sender<Command>,
+) -> anyhow::Result<UiExit> {
+    let _hook = install_panic_hook();
+    enable_raw_mode().context("cannot put the terminal in raw mode")?;
+    let _guard = TerminalGuard;
+    let mut out: Stdout = stdout();
+    execute!(out, EnterAlternateScreen, EnableMouseCapture)
+        .context("cannot enter the alternate screen")?;
+    // The query writes to and reads from the terminal once, before the event stream starts.
+    let (encoded_tx, mut encoded) = tokio::sync::mpsc::unbounded_channel();
+    let mut gfx = Graphics::detect(options.config.graphics, encoded_tx);
+    tracing::info!(?gfx, "ui started");
+    let mut terminal =
+        Terminal::new(CrosstermBackend::new(out)).context("cannot start the terminal UI")?;
+    // No `terminal.clear()`: it asks the terminal for the cursor position, which can time out
+    // (slow links, tmux); the alternate screen starts blank and the first draw paints it all.
+    terminal.hide_cursor()?;
+
+    let mut state = AppState::new(
+        &options.config,
+        options.title.clone(),
+        options.run_dir.clone(),
+    );
+    state.color_depth = ColorDepth::from_env();
+    let size = terminal.size()?;
+    state.resize(size.width, size.height);
+
+    let fps = options.config.fps.clamp(1, 240);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut input = EventStream::new();
+    let mut worker_open = true;
+    let mut dirty = true;
+
+    loop {
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(ev)) => {
+                    let cmds = state.handle_terminal(&ev);
+                    send(&commands, cmds);
+                    dirty = true;
+                }
+                Some(Err(e)) => return Err(e).context("reading terminal input"),
+                None => {
+                    tracing::warn!("terminal input closed");
+                    break;
+                }
+            },
+            ev = events.recv(), if worker_open => {
+                if let Some(ev) = ev {
+                    state.apply(ev);
+                    // Drain what is already queued before the next draw.
+                    while let Some(ev) = events.try_recv() {
+                        state.apply(ev);
+                    }
+                } else {
+                    worker_open = false;
+                    state.worker_gone();
+                }
+                dirty = true;
+            },
+            Some(done) = encoded.recv() => {
+                dirty |= gfx.accept(done);
+            },
+            _ = tick.tick() => {
+                if options.shutdown.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
+                    tracing::info!("ui quits on a signal");
+                    return Ok(UiExit::QuitStopped);
+                }
+                if dirty {
+                    let s = terminal.size()?;
+                    state.resize(s.width, s.height);
+                    gfx.prepare(&state, Rect::new(0, 0, s.width, s.height));
+                    terminal.draw(|f| render::render(&state, &gfx, f))?;
+                    dirty = false;
+                }
+            },
+        }
+        if let Some(exit) = state.exit {
+            tracing::info!(?exit, "ui quits");
+            return Ok(exit);
+        }
+    }
+    Ok(if state.phase.is_active() {
+        UiExit::QuitWhileRunning
+    } else {
+        UiExit::Finished
+    })
+}

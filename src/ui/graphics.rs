@@ -1,0 +1,300 @@
+//! Sixel / kitty / iTerm2 images through `ratatui-image`, encoded before drawing and only when a
+//! picture's raster generation or area changed; half blocks need no preparation.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+
+use ratatui::layout::{Rect, Size};
+use ratatui_image::Resize;
+use ratatui_image::picker::{Picker, ProtocolType};
+use ratatui_image::protocol::Protocol;
+
+use super::state::AppState;
+use crate::config::Graphics as GraphicsSetting;
+
+/// The places a picture can appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    FilterGrid,
+    FilterRgb,
+    FilterZoom,
+    Probe,
+    FeatureGrid,
+    ChannelZoom,
+}
+
+struct Entry {
+    generation: u64,
+    area: Rect,
+    protocol: Protocol,
+}
+
+/// One picture to encode, off the UI thread.
+struct Job {
+    slot: Slot,
+    generation: u64,
+    area: Rect,
+    raster: crate::viz::Raster,
+    picker: Picker,
+}
+
+impl Job {
+    fn run(self) -> Encoded {
+        let font = self.picker.font_size();
+        // Nearest-neighbour to the exact pixel size, so that the protocol never smooths a weight.
+        let (pw, ph) = self.raster.fit_size(
+            usize::from(self.area.width) * usize::from(font.width),
+            usize::from(self.area.height) * usize::from(font.height),
+        );
+        let img = image::DynamicImage::ImageRgb8(self.raster.resized(pw, ph).to_rgb_image());
+        let protocol = self
+            .picker
+            .new_protocol(
+                img,
+                Size::new(self.area.width, self.area.height),
+                Resize::Fit(None),
+            )
+            .map_err(|e| e.to_string());
+        Encoded {
+            slot: self.slot,
+            generation: self.generation,
+            area: self.area,
+            protocol,
+        }
+    }
+}
+
+/// A finished encoding.
+pub struct Encoded {
+    slot: Slot,
+    generation: u64,
+    area: Rect,
+    protocol: Result<Protocol, String>,
+}
+
+/// Where finished encodings are sent.
+pub type EncodedSender = tokio::sync::mpsc::UnboundedSender<Encoded>;
+
+/// Encoded images by slot; empty (all half blocks) without a graphics-capable picker.
+#[derive(Default)]
+pub struct Graphics {
+    picker: Option<Picker>,
+    cache: HashMap<Slot, Entry>,
+    /// Jobs in flight: slot -> (generation, area).
+    pending: HashMap<Slot, (u64, Rect)>,
+    done: Option<EncodedSender>,
+}
+
+impl std::fmt::Debug for Graphics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Graphics")
+            .field("protocol", &self.picker.as_ref().map(Picker::protocol_type))
+            .field("cached", &self.cache.len())
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Graphics {
+    /// Half blocks only.
+    #[must_use]
+    pub fn halfblocks() -> Self {
+        Self::default()
+    }
+
+    /// Pick the protocol for `setting`, asking the terminal when needed; finished encodings
+    /// will be sent to `done`. Call it in the alternate screen, before reading terminal events.
+    #[must_use]
+    pub fn detect(setting: GraphicsSetting, done: EncodedSender) -> Self {
+        if setting == GraphicsSetting::Halfblocks {
+            return Self::halfblocks();
+        }
+        let picker = Picker::from_query_stdio();
+        if picker
+            .as_ref()
+            .map_or(true, |p| p.capabilities().is_empty())
+        {
+            // The terminal did not answer (e.g. tmux without passthrough). ratatui-image's reader
+            // thread is still blocked on stdin and would swallow the first key press: ask for the
+            // primary device attributes, which every terminal (and tmux itself) answers, so that
+            // the thread reads its end marker and exits. If crossterm sees the answer instead, it
+            // discards it as an internal event.
+            let mut out = std::io::stdout();
+            let _ = out.write_all(b"\x1b[c").and_then(|()| out.flush());
+        }
+        let mut picker = match picker {
+            Ok(p) => p,
+            // A forced protocol is honoured even without an answer (font size guessed).
+            Err(e) if setting != GraphicsSetting::Auto => {
+                tracing::info!("terminal graphics query failed, forcing {setting:?}: {e}");
+                Picker::halfblocks()
+            }
+            Err(e) => {
+                tracing::info!("terminal graphics query failed, using half blocks: {e}");
+                return Self::halfblocks();
+            }
+        };
+        match setting {
+            GraphicsSetting::Sixel => picker.set_protocol_type(ProtocolType::Sixel),
+            GraphicsSetting::Kitty => picker.set_protocol_type(ProtocolType::Kitty),
+            GraphicsSetting::Iterm2 => picker.set_protocol_type(ProtocolType::Iterm2),
+            GraphicsSetting::Auto | GraphicsSetting::Halfblocks => {}
+        }
+        tracing::info!(
+            "terminal graphics: {:?}, font {:?}",
+            picker.protocol_type(),
+            picker.font_size()
+        );
+        if picker.protocol_type() == ProtocolType::Halfblocks {
+            // Our own half blocks know the 256-colour fallback and the upscaling rules.
+            return Self::halfblocks();
+        }
+        Self::with_picker(picker, done)
+    }
+
+    /// Use `picker` as it is (no terminal query); finished encodings go to `done`.
+    #[must_use]
+    pub fn with_picker(picker: Picker, done: EncodedSender) -> Self {
+        Self {
+            picker: Some(picker),
+            cache: HashMap::new(),
+            pending: HashMap::new(),
+            done: Some(done),
+        }
+    }
+
+    /// Whether an encoding is in flight.
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The protocol in use, `None` for half blocks.
+    #[must_use]
+    pub fn protocol(&self) -> Option<ProtocolType> {
+        self.picker.as_ref().map(Picker::protocol_type)
+    }
+
+    /// Start encoding every picture of the current screen whose raster or area changed, on
+    /// tokio's blocking pool; results come back through the channel given to [`Self::detect`]
+    /// and are taken in by [`Self::accept`]. Until then the picture is drawn as half blocks.
+    /// Without a runtime (tests), encodes inline.
+    pub fn prepare(&mut self, state: &AppState, area: Rect) {
+        let Some(picker) = self.picker.clone() else {
+            return;
+        };
+        let slots = super::render::picture_slots(state, area);
+        self.cache
+            .retain(|slot, _| slots.iter().any(|(s, _, _)| s == slot));
+        for (slot, rect, pic) in slots {
+            let key = (pic.generation, rect);
+            let fresh = self
+                .cache
+                .get(&slot)
+                .is_some_and(|e| (e.generation, e.area) == key);
+            if fresh || self.pending.get(&slot) == Some(&key) {
+                continue;
+            }
+            if pic.raster.is_empty() || rect.is_empty() {
+                continue;
+            }
+            let job = Job {
+                slot,
+                generation: pic.generation,
+                area: rect,
+                raster: pic.raster.clone(),
+                picker: picker.clone(),
+            };
+            if let (Ok(rt), Some(done)) = (tokio::runtime::Handle::try_current(), self.done.clone())
+            {
+                self.pending.insert(slot, key);
+                rt.spawn_blocking(move || {
+                    // A closed channel means the UI is gone: nothing to do.
+                    let _ = done.send(job.run());
+                });
+            } else {
+                let encoded = job.run();
+                self.accept(encoded);
+            }
+        }
+    }
+
+    /// Take in a finished encoding; returns whether it is still wanted (then redraw).
+    pub fn accept(&mut self, e: Encoded) -> bool {
+        let key = (e.generation, e.area);
+        if self.pending.get(&e.slot).is_some_and(|k| *k == key) {
+            self.pending.remove(&e.slot);
+        }
+        match e.protocol {
+            Ok(protocol) => {
+                self.cache.insert(
+                    e.slot,
+                    Entry {
+                        generation: e.generation,
+                        area: e.area,
+                        protocol,
+                    },
+                );
+                true
+            }
+            Err(err) => {
+                tracing::warn!("encoding {:?} failed, drawing half blocks: {err}", e.slot);
+                false
+            }
+        }
+    }
+
+    /// The encoded image for `slot`, if it was made for exactly this generation and area.
+    #[must_use]
+    pub fn get(&self, slot: Slot, generation: u64, area: Rect) -> Option<&Protocol> {
+        self.cache
+            .get(&slot)
+            .filter(|e| e.generation == generation && e.area == area)
+            .map(|e| &e.protocol)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Event;
+    use crate::ui::fixtures;
+    use crate::ui::state::Tab;
+
+    #[tokio::test]
+    async fn encodes_off_thread_once_per_raster_and_area() {
+        let mut picker = Picker::halfblocks();
+        picker.set_protocol_type(ProtocolType::Sixel);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut gfx = Graphics::with_picker(picker, tx);
+        let mut s = AppState::new(&crate::config::UiConfig::default(), "t".into(), "r".into());
+        s.resize(100, 30);
+        s.apply(Event::Filters(Box::new(fixtures::tutorial_filters())));
+        s.tab = Tab::Filters;
+        let area = Rect::new(0, 0, 100, 30);
+        gfx.prepare(&s, area);
+        assert!(gfx.busy());
+        let slots = crate::ui::render::picture_slots(&s, area);
+        assert_eq!(slots.len(), 3);
+        for _ in 0..slots.len() {
+            let done = rx.recv().await.expect("encoded");
+            assert!(gfx.accept(done));
+        }
+        assert!(!gfx.busy());
+        for (slot, rect, pic) in &slots {
+            assert!(gfx.get(*slot, pic.generation, *rect).is_some(), "{slot:?}");
+        }
+        // Nothing changed: nothing is encoded again.
+        gfx.prepare(&s, area);
+        assert!(!gfx.busy());
+        // A new selection re-frames the grid: only what changed is encoded.
+        s.update(crate::ui::keys::Action::NextItem);
+        gfx.prepare(&s, area);
+        assert!(gfx.busy());
+        assert_eq!(
+            gfx.pending.len(),
+            3,
+            "grid, zoom and RGB patches all show the selection"
+        );
+    }
+}

@@ -1,0 +1,665 @@
+//! The TUI's state and the only ways it changes: [`AppState::apply`] for worker events and
+//! [`AppState::update`] for user actions.
+
+use std::path::PathBuf;
+
+use crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEventKind,
+};
+
+use super::UiExit;
+use super::keys::{self, Action};
+use super::pictures::Pictures;
+use crate::config::{ColormapName, FilterNorm, UiConfig};
+use crate::events::{
+    BatchMetrics, CheckpointInfo, Command, EpochMetrics, Event, FeatureSnapshot, FilterSnapshot,
+    FinishReason, RunState, StartInfo,
+};
+use crate::viz::colormap;
+
+/// The tabs, in tab-bar order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tab {
+    Training,
+    Model,
+    Filters,
+    Features,
+    Help,
+}
+
+impl Tab {
+    /// Every tab in order.
+    pub const ALL: [Tab; 5] = [
+        Tab::Training,
+        Tab::Model,
+        Tab::Filters,
+        Tab::Features,
+        Tab::Help,
+    ];
+
+    /// Title in the tab bar.
+    #[must_use]
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Training => "Training",
+            Tab::Model => "Model",
+            Tab::Filters => "Filters",
+            Tab::Features => "Feature maps",
+            Tab::Help => "Help",
+        }
+    }
+
+    fn index(self) -> usize {
+        Tab::ALL.iter().position(|&t| t == self).unwrap_or(0)
+    }
+
+    fn offset(self, by: isize) -> Tab {
+        let n = Tab::ALL.len() as isize;
+        Tab::ALL[(self.index() as isize + by).rem_euclid(n) as usize]
+    }
+}
+
+/// Where the run is, as far as the UI knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No event yet.
+    Waiting,
+    Preparing,
+    Tuning,
+    Running,
+    Paused,
+    Stopping,
+    Finished(FinishReason),
+    Failed,
+}
+
+impl Phase {
+    /// Whether the worker is still working (quitting should ask first).
+    #[must_use]
+    pub fn is_active(self) -> bool {
+        !matches!(self, Phase::Finished(_) | Phase::Failed)
+    }
+}
+
+/// A question on the status line waiting for y/n.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    None,
+    ConfirmStop,
+    ConfirmQuit,
+}
+
+/// How colours reach the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorDepth {
+    TrueColor,
+    Palette256,
+}
+
+impl ColorDepth {
+    /// Truecolor when `COLORTERM` says so, else the 256-colour palette.
+    #[must_use]
+    pub fn from_env() -> Self {
+        match std::env::var("COLORTERM").as_deref() {
+            Ok("truecolor" | "24bit") => ColorDepth::TrueColor,
+            _ => ColorDepth::Palette256,
+        }
+    }
+}
+
+/// How many batch points the loss chart keeps.
+const BATCH_HISTORY: usize = 4000;
+
+/// Everything the screen shows.
+#[derive(Debug)]
+pub struct AppState {
+    pub title: String,
+    pub run_dir: PathBuf,
+    pub tab: Tab,
+    pub size: (u16, u16),
+    pub color_depth: ColorDepth,
+    pub start: Option<StartInfo>,
+    pub phase: Phase,
+    pub error: Option<String>,
+    pub batches: Vec<BatchMetrics>,
+    pub epochs: Vec<EpochMetrics>,
+    pub checkpoint: Option<CheckpointInfo>,
+    pub filters: Option<Box<FilterSnapshot>>,
+    pub features: Option<Box<FeatureSnapshot>>,
+    pub model_row: usize,
+    pub filter_layer: usize,
+    pub filter: usize,
+    pub feature_layer: usize,
+    pub channel: usize,
+    pub probe: usize,
+    pub colormap: ColormapName,
+    pub filter_norm: FilterNorm,
+    pub prompt: Prompt,
+    /// The `o` path line while it is open.
+    pub input: Option<String>,
+    /// The user chose to stop and quit; waiting for the worker's last event.
+    pub quitting: bool,
+    pub exit: Option<UiExit>,
+    pub message: Option<String>,
+    /// Rasters derived from the snapshots and selections.
+    pub pictures: Pictures,
+}
+
+impl AppState {
+    /// Create the state before any event.
+    #[must_use]
+    pub fn new(config: &UiConfig, title: String, run_dir: PathBuf) -> Self {
+        let mut s = Self {
+            title,
+            run_dir,
+            tab: Tab::Training,
+            size: (80, 24),
+            color_depth: ColorDepth::TrueColor,
+            start: None,
+            phase: Phase::Waiting,
+            error: None,
+            batches: Vec::new(),
+            epochs: Vec::new(),
+            checkpoint: None,
+            filters: None,
+            features: None,
+            model_row: 0,
+            filter_layer: 0,
+            filter: 0,
+            feature_layer: 0,
+            channel: 0,
+            probe: 0,
+            colormap: config.colormap,
+            filter_norm: config.filter_norm,
+            prompt: Prompt::None,
+            input: None,
+            quitting: false,
+            exit: None,
+            message: None,
+            pictures: Pictures::default(),
+        };
+        s.rebuild_all();
+        s
+    }
+
+    /// Take in one worker event.
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Started(info) => {
+                if matches!(self.phase, Phase::Waiting) {
+                    self.phase = Phase::Preparing;
+                }
+                self.start = Some(*info);
+            }
+            Event::Batch(b) => {
+                if matches!(
+                    self.phase,
+                    Phase::Waiting | Phase::Preparing | Phase::Tuning
+                ) {
+                    self.phase = Phase::Running;
+                }
+                if self.batches.len() >= BATCH_HISTORY {
+                    // Keep every other old point: the chart's shape survives, memory stays bounded.
+                    let mut i = 0;
+                    self.batches.retain(|_| {
+                        i += 1;
+                        i % 2 == 0
+                    });
+                }
+                self.batches.push(b);
+            }
+            Event::Epoch(e) => {
+                self.epochs.retain(|old| old.epoch != e.epoch);
+                self.epochs.push(e);
+            }
+            Event::Checkpoint(c) => {
+                self.message = Some(format!("checkpoint {} written", c.name));
+                self.checkpoint = Some(c);
+            }
+            Event::Status(s) => {
+                // A stop the user asked for stays visible until the run ends.
+                if !(self.phase == Phase::Stopping && s.state != RunState::Stopping) {
+                    self.phase = match s.state {
+                        RunState::Preparing => Phase::Preparing,
+                        RunState::Tuning => Phase::Tuning,
+                        RunState::Running => Phase::Running,
+                        RunState::Paused => Phase::Paused,
+                        RunState::Stopping => Phase::Stopping,
+                    };
+                }
+            }
+            Event::Finished(f) => {
+                self.phase = Phase::Finished(f.reason);
+                self.finish_quit();
+            }
+            Event::Failed(f) => {
+                self.phase = Phase::Failed;
+                self.error = Some(f.error);
+                self.finish_quit();
+            }
+            Event::Warning(w) => {
+                self.message = Some(w.message);
+            }
+            Event::Filters(f) => {
+                self.filters = Some(f);
+                self.clamp_selection();
+                self.rebuild_filters();
+            }
+            Event::FeatureMaps(f) => {
+                self.features = Some(f);
+                self.pictures.invalidate_features();
+                self.clamp_selection();
+                self.rebuild_features();
+            }
+        }
+    }
+
+    /// The worker's channel closed.
+    pub fn worker_gone(&mut self) {
+        if self.phase.is_active() {
+            self.phase = Phase::Failed;
+            self.error
+                .get_or_insert_with(|| "the training worker ended without a final report".into());
+        }
+        self.finish_quit();
+    }
+
+    fn finish_quit(&mut self) {
+        if self.quitting {
+            self.exit = Some(UiExit::QuitStopped);
+        }
+    }
+
+    /// Take in one terminal event; returns the commands for the worker.
+    pub fn handle_terminal(&mut self, event: &TermEvent) -> Vec<Command> {
+        match event {
+            TermEvent::Key(k) if k.kind != KeyEventKind::Release => self.handle_key(*k),
+            TermEvent::Resize(w, h) => {
+                self.resize(*w, *h);
+                Vec::new()
+            }
+            TermEvent::Mouse(m) => {
+                if let MouseEventKind::Down(MouseButton::Left) = m.kind {
+                    self.click(m.column, m.row)
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A left click: a tab in the tab bar, or a filter / channel in its grid.
+    fn click(&mut self, col: u16, row: u16) -> Vec<Command> {
+        if row == 0 {
+            return match super::render::tab_at(col) {
+                Some(tab) => self.update(Action::ShowTab(tab)),
+                None => Vec::new(),
+            };
+        }
+        let body =
+            super::render::body_area(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
+        match self.tab {
+            Tab::Filters => {
+                let area = super::tabs::filters::areas(self, body).grid;
+                let hit = self.pictures.filter_geom.and_then(|g| {
+                    let (x, y) = super::picture::pixel_at(
+                        &self.pictures.filter_grid.raster,
+                        area,
+                        col,
+                        row,
+                    )?;
+                    g.tile_at(x, y)
+                });
+                if let Some(i) = hit {
+                    self.filter = i;
+                    self.rebuild_filters();
+                }
+            }
+            Tab::Features => {
+                let area = super::tabs::features::areas(self, body).grid;
+                let hit = self.pictures.feature_geom.and_then(|g| {
+                    let (x, y) = super::picture::pixel_at(
+                        &self.pictures.feature_grid.raster,
+                        area,
+                        col,
+                        row,
+                    )?;
+                    g.tile_at(x, y)
+                });
+                if let Some(i) = hit {
+                    self.channel = i;
+                    self.rebuild_features();
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Take in one key press; returns the commands for the worker.
+    pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        if let Some(line) = self.input.as_mut() {
+            match key.code {
+                KeyCode::Esc => self.input = None,
+                KeyCode::Enter => {
+                    let path = line.trim().to_string();
+                    self.input = None;
+                    if !path.is_empty() {
+                        self.message = Some(format!("probing {path}"));
+                        return vec![Command::Probe {
+                            image: PathBuf::from(path),
+                        }];
+                    }
+                }
+                KeyCode::Backspace => {
+                    line.pop();
+                }
+                KeyCode::Char(c) => line.push(c),
+                _ => {}
+            }
+            return Vec::new();
+        }
+        if self.prompt != Prompt::None {
+            return self.answer(key);
+        }
+        match keys::lookup(key, self.tab) {
+            Some(action) => self.update(action),
+            None => Vec::new(),
+        }
+    }
+
+    fn answer(&mut self, key: KeyEvent) -> Vec<Command> {
+        let prompt = self.prompt;
+        self.prompt = Prompt::None;
+        let ctrl_c = key.code == KeyCode::Char('c')
+            && key
+                .modifiers
+                .contains(crossterm::event::KeyModifiers::CONTROL);
+        match (prompt, key.code) {
+            (Prompt::ConfirmStop, KeyCode::Char('y' | 'Y')) => self.stop(),
+            (Prompt::ConfirmQuit, KeyCode::Char('y' | 'Y')) => {
+                self.quitting = true;
+                self.stop()
+            }
+            (Prompt::ConfirmQuit, KeyCode::Char('d' | 'D')) => {
+                self.exit = Some(UiExit::QuitWhileRunning);
+                Vec::new()
+            }
+            _ if ctrl_c => self.update(Action::Interrupt),
+            _ => {
+                self.message = Some("cancelled".into());
+                Vec::new()
+            }
+        }
+    }
+
+    fn stop(&mut self) -> Vec<Command> {
+        if !self.phase.is_active() {
+            return Vec::new();
+        }
+        self.phase = Phase::Stopping;
+        self.message = Some("stopping, writing checkpoint…".into());
+        vec![Command::Stop]
+    }
+
+    /// Record the terminal size and re-tile the grids for it.
+    pub fn resize(&mut self, w: u16, h: u16) {
+        if self.size != (w, h) {
+            self.size = (w, h);
+            self.rebuild_all();
+        }
+    }
+
+    /// Apply one user action; returns the commands for the worker.
+    pub fn update(&mut self, action: Action) -> Vec<Command> {
+        self.message = None;
+        match action {
+            Action::ShowTab(t) => self.tab = t,
+            Action::NextTab => self.tab = self.tab.offset(1),
+            Action::PrevTab => self.tab = self.tab.offset(-1),
+            Action::Quit | Action::Interrupt => {
+                if self.quitting {
+                    if action == Action::Interrupt {
+                        self.exit = Some(UiExit::QuitWhileRunning);
+                    }
+                } else if self.phase.is_active() {
+                    self.prompt = Prompt::ConfirmQuit;
+                } else {
+                    self.exit = Some(UiExit::Finished);
+                }
+            }
+            Action::TogglePause => match self.phase {
+                Phase::Paused => {
+                    self.message = Some("resuming…".into());
+                    return vec![Command::Resume];
+                }
+                Phase::Running | Phase::Preparing | Phase::Tuning => {
+                    self.message = Some("pausing after this batch…".into());
+                    return vec![Command::Pause];
+                }
+                _ => {}
+            },
+            Action::CheckpointNow => {
+                if self.phase.is_active() {
+                    self.message = Some("checkpoint requested".into());
+                    return vec![Command::CheckpointNow];
+                }
+            }
+            Action::Stop => {
+                if self.phase.is_active() && self.phase != Phase::Stopping {
+                    self.prompt = Prompt::ConfirmStop;
+                }
+            }
+            Action::RowUp => self.model_row = self.model_row.saturating_sub(1),
+            Action::RowDown => {
+                let n = self.start.as_ref().map_or(0, |s| s.summary.len());
+                self.model_row = (self.model_row + 1).min(n.saturating_sub(1));
+            }
+            Action::OpenLayer | Action::OpenMaps => self.open_layer(action == Action::OpenMaps),
+            Action::PrevLayer | Action::NextLayer => {
+                let by = if action == Action::NextLayer { 1 } else { -1 };
+                self.step_layer(by);
+            }
+            Action::PrevItem => self.step_item(-1),
+            Action::NextItem => self.step_item(1),
+            Action::PrevItemRow => self.step_item(-8),
+            Action::NextItemRow => self.step_item(8),
+            Action::ToggleFilterNorm => {
+                self.filter_norm = match self.filter_norm {
+                    FilterNorm::Layer => FilterNorm::Filter,
+                    FilterNorm::Filter => FilterNorm::Layer,
+                };
+                self.rebuild_filters();
+            }
+            Action::RefreshFilters => {
+                self.message = Some("filters requested".into());
+                return vec![Command::RefreshFilters];
+            }
+            Action::CycleColormap => {
+                self.colormap = colormap::next(self.colormap);
+                self.rebuild_all();
+            }
+            Action::NextProbe | Action::PrevProbe => {
+                let Some(images) = self.start.as_ref().map(|s| &s.probe_images) else {
+                    return Vec::new();
+                };
+                if images.is_empty() {
+                    self.message = Some("no probe images: press o to open one".into());
+                    return Vec::new();
+                }
+                let n = images.len();
+                self.probe = if action == Action::NextProbe {
+                    (self.probe + 1) % n
+                } else {
+                    (self.probe + n - 1) % n
+                };
+                let image = images[self.probe].clone();
+                self.message = Some(format!("probing {}", image.display()));
+                return vec![Command::Probe { image }];
+            }
+            Action::OpenProbe => self.input = Some(String::new()),
+        }
+        Vec::new()
+    }
+
+    fn open_layer(&mut self, maps: bool) {
+        let Some(row) = self
+            .start
+            .as_ref()
+            .and_then(|s| s.summary.get(self.model_row))
+        else {
+            return;
+        };
+        let row = row.clone();
+        let name = row.name.clone();
+        let is_conv = row.kind.contains("Conv");
+        if is_conv
+            && !maps
+            && let Some(i) = self
+                .filters
+                .as_ref()
+                .and_then(|f| f.layers.iter().position(|l| l.name == name))
+        {
+            self.filter_layer = i;
+            self.filter = 0;
+            self.tab = Tab::Filters;
+            self.rebuild_filters();
+            return;
+        }
+        if let Some(i) = self
+            .features
+            .as_ref()
+            .and_then(|f| f.layers.iter().position(|l| l.name == name))
+        {
+            self.feature_layer = i;
+            self.channel = 0;
+            self.tab = Tab::Features;
+            self.rebuild_features();
+            return;
+        }
+        let pictured = is_conv || row.kind.contains("Pool");
+        self.message = Some(if pictured {
+            format!("no pictures of {name} yet: they come with the next snapshot")
+        } else {
+            format!("{name} has no pictures: only conv and pooling layers do")
+        });
+    }
+
+    fn step_layer(&mut self, by: isize) {
+        match self.tab {
+            Tab::Filters => {
+                let n = self.filters.as_ref().map_or(0, |f| f.layers.len());
+                self.filter_layer = step(self.filter_layer, by, n);
+                self.filter = 0;
+                self.rebuild_filters();
+            }
+            Tab::Features => {
+                let n = self.features.as_ref().map_or(0, |f| f.layers.len());
+                self.feature_layer = step(self.feature_layer, by, n);
+                self.channel = 0;
+                self.rebuild_features();
+            }
+            _ => {}
+        }
+    }
+
+    fn step_item(&mut self, by: isize) {
+        match self.tab {
+            Tab::Filters => {
+                let n = self.filter_layer().map_or(0, |l| l.out_channels);
+                self.filter = step(self.filter, by, n);
+                self.rebuild_filters();
+            }
+            Tab::Features => {
+                let n = self.feature_layer().map_or(0, |l| l.channels);
+                self.channel = step(self.channel, by, n);
+                self.rebuild_features();
+            }
+            _ => {}
+        }
+    }
+
+    fn clamp_selection(&mut self) {
+        let nf = self.filters.as_ref().map_or(0, |f| f.layers.len());
+        self.filter_layer = self.filter_layer.min(nf.saturating_sub(1));
+        let fo = self.filter_layer().map_or(0, |l| l.out_channels);
+        self.filter = self.filter.min(fo.saturating_sub(1));
+        let nm = self.features.as_ref().map_or(0, |f| f.layers.len());
+        self.feature_layer = self.feature_layer.min(nm.saturating_sub(1));
+        let c = self.feature_layer().map_or(0, |l| l.channels);
+        self.channel = self.channel.min(c.saturating_sub(1));
+    }
+
+    /// The conv layer shown on the Filters tab.
+    #[must_use]
+    pub fn filter_layer(&self) -> Option<&crate::events::LayerFilters> {
+        self.filters.as_ref()?.layers.get(self.filter_layer)
+    }
+
+    /// The layer shown on the Feature maps tab.
+    #[must_use]
+    pub fn feature_layer(&self) -> Option<&crate::events::LayerMaps> {
+        self.features.as_ref()?.layers.get(self.feature_layer)
+    }
+
+    fn rebuild_all(&mut self) {
+        self.rebuild_filters();
+        self.rebuild_features();
+    }
+
+    fn rebuild_filters(&mut self) {
+        let mut p = std::mem::take(&mut self.pictures);
+        p.rebuild_filters(self);
+        self.pictures = p;
+    }
+
+    fn rebuild_features(&mut self) {
+        let mut p = std::mem::take(&mut self.pictures);
+        p.rebuild_features(self);
+        self.pictures = p;
+    }
+
+    /// Batches done in the whole run and in total, from the newest batch event.
+    #[must_use]
+    pub fn progress(&self) -> Option<(usize, usize)> {
+        let s = self.start.as_ref()?;
+        let total = s.epochs * s.batches_per_epoch;
+        let done = match self.batches.last() {
+            Some(b) => (b.epoch.saturating_sub(1)) * s.batches_per_epoch + b.batch,
+            None => s.start_epoch.saturating_sub(1) * s.batches_per_epoch + s.start_batch,
+        };
+        Some((done.min(total), total))
+    }
+
+    /// Seconds left at this session's pace.
+    #[must_use]
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let s = self.start.as_ref()?;
+        let b = self.batches.last()?;
+        let (done, total) = self.progress()?;
+        let started = s.start_epoch.saturating_sub(1) * s.batches_per_epoch + s.start_batch;
+        let session = done.checked_sub(started).filter(|&d| d > 0)?;
+        if b.elapsed <= 0.0 {
+            return None;
+        }
+        Some((total - done) as f64 * b.elapsed / session as f64)
+    }
+
+    /// Index of the epoch with the best validation accuracy.
+    #[must_use]
+    pub fn best_epoch(&self) -> Option<usize> {
+        self.epochs
+            .iter()
+            .filter_map(|e| e.val_accuracy.map(|a| (e.epoch, a)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(e, _)| e)
+    }
+}
+
+fn step(i: usize, by: isize, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    (i as isize + by).clamp(0, n as isize - 1) as usize
+}

@@ -1,0 +1,279 @@
+//! Training tab: progress, curves, per-epoch table.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Axis, Block, Cell, Chart, Dataset, Gauge, GraphType, Paragraph, Row, Table, Wrap,
+};
+
+use crate::ui::render::phase_span;
+use crate::ui::state::{AppState, Phase};
+
+/// Format seconds as `1h02m03s` / `2m03s` / `3s`.
+#[must_use]
+pub fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Draw the Training tab.
+pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
+    let table_h = (state.epochs.len() as u16 + 3).clamp(4, 10);
+    let error_h = if state.phase == Phase::Failed { 4 } else { 0 };
+    let [head, error, charts, table] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Length(error_h),
+        Constraint::Min(6),
+        Constraint::Length(table_h),
+    ])
+    .areas(area);
+    render_head(state, frame, head);
+    if let Some(e) = state.error.as_deref().filter(|_| error_h > 0) {
+        frame.render_widget(
+            Paragraph::new(e.to_string())
+                .wrap(Wrap { trim: false })
+                .style(Style::new().fg(Color::Red))
+                .block(
+                    Block::bordered()
+                        .title(" error ")
+                        .border_style(Style::new().fg(Color::Red)),
+                ),
+            error,
+        );
+    }
+    let [loss, acc] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
+    render_loss(state, frame, loss);
+    render_accuracy(state, frame, acc);
+    render_table(state, frame, table);
+}
+
+fn render_head(state: &AppState, frame: &mut Frame, area: Rect) {
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut l1 = vec![phase_span(state), Span::raw("  ")];
+    let mut l2 = Vec::new();
+    let last = state.batches.last();
+    if let Some(s) = &state.start {
+        let epoch = last.map_or(s.start_epoch, |b| b.epoch);
+        let batch = last.map_or(s.start_batch, |b| b.batch);
+        l1.push(Span::raw(format!(
+            "epoch {epoch}/{}  batch {batch}/{}",
+            s.epochs, s.batches_per_epoch
+        )));
+        l1.push(Span::styled(format!("  device {}", s.device), dim));
+        l1.push(Span::styled(
+            format!(
+                "  {} train / {} val images, {} classes",
+                s.train_images,
+                s.val_images,
+                s.classes.len()
+            ),
+            dim,
+        ));
+    } else {
+        l1.push(Span::styled("waiting for the trainer…", dim));
+    }
+    if let Some(b) = last {
+        let eta = state
+            .eta_seconds()
+            .filter(|_| state.phase.is_active())
+            .map_or_else(|| "–".to_string(), duration);
+        l2.push(Span::raw(format!(
+            "ETA {eta}  {:.0} img/s  elapsed {}  loss {:.4}  acc {:.3}",
+            b.images_per_sec,
+            duration(b.elapsed),
+            b.loss,
+            b.accuracy
+        )));
+    }
+    if let Some(c) = &state.checkpoint {
+        l2.push(Span::styled(format!("  last checkpoint {}", c.name), dim));
+    }
+    let [t1, t2, gauge] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(Rect {
+        y: area.y + 1,
+        height: area.height.saturating_sub(1),
+        ..area
+    });
+    frame.render_widget(Line::from(l1), t1);
+    frame.render_widget(Line::from(l2), t2);
+    let (done, total) = state.progress().unwrap_or((0, 0));
+    let ratio = if total == 0 {
+        0.0
+    } else {
+        done as f64 / total as f64
+    };
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio.clamp(0.0, 1.0))
+            .label(format!("{:.1}%  ({done}/{total} batches)", ratio * 100.0))
+            .gauge_style(Style::new().fg(Color::Cyan).bg(Color::Black)),
+        gauge,
+    );
+}
+
+fn epoch_points(
+    state: &AppState,
+    f: impl Fn(&crate::events::EpochMetrics) -> Option<f32>,
+) -> Vec<(f64, f64)> {
+    state
+        .epochs
+        .iter()
+        .filter_map(|e| {
+            f(e).filter(|v| v.is_finite())
+                .map(|v| (e.epoch as f64, f64::from(v)))
+        })
+        .collect()
+}
+
+fn x_max(state: &AppState) -> f64 {
+    let e = state.epochs.last().map_or(0, |e| e.epoch);
+    let b = state.batches.last().map_or(0, |b| b.epoch);
+    e.max(b).max(1) as f64
+}
+
+fn render_loss(state: &AppState, frame: &mut Frame, area: Rect) {
+    let batch: Vec<(f64, f64)> = state
+        .batches
+        .iter()
+        .filter(|b| b.loss.is_finite())
+        .map(|b| {
+            (
+                (b.epoch.saturating_sub(1)) as f64 + b.batch as f64 / b.batches.max(1) as f64,
+                f64::from(b.loss),
+            )
+        })
+        .collect();
+    let train = epoch_points(state, |e| Some(e.train_loss));
+    let val = epoch_points(state, |e| e.val_loss);
+    let y_max = batch
+        .iter()
+        .chain(&train)
+        .chain(&val)
+        .map(|p| p.1)
+        .fold(0.0_f64, f64::max)
+        .max(0.1)
+        * 1.1;
+    let datasets = vec![
+        Dataset::default()
+            .name("batch")
+            .marker(Marker::Braille)
+            .style(Style::new().fg(Color::DarkGray))
+            .data(&batch),
+        Dataset::default()
+            .name("train")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Cyan))
+            .data(&train),
+        Dataset::default()
+            .name("val")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Yellow))
+            .data(&val),
+    ];
+    frame.render_widget(chart(datasets, " Loss ", x_max(state), y_max), area);
+}
+
+fn render_accuracy(state: &AppState, frame: &mut Frame, area: Rect) {
+    let train = epoch_points(state, |e| Some(e.train_accuracy));
+    let val = epoch_points(state, |e| e.val_accuracy);
+    let datasets = vec![
+        Dataset::default()
+            .name("train")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Cyan))
+            .data(&train),
+        Dataset::default()
+            .name("val")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Yellow))
+            .data(&val),
+    ];
+    frame.render_widget(chart(datasets, " Accuracy ", x_max(state), 1.0), area);
+}
+
+fn chart<'a>(datasets: Vec<Dataset<'a>>, title: &'a str, x_max: f64, y_max: f64) -> Chart<'a> {
+    let dim = Style::new().fg(Color::DarkGray);
+    Chart::new(datasets)
+        .block(Block::bordered().title(title))
+        .x_axis(
+            Axis::default()
+                .title("epoch")
+                .style(dim)
+                .bounds([0.0, x_max])
+                .labels(["0".to_string(), format!("{x_max:.0}")]),
+        )
+        .y_axis(
+            Axis::default()
+                .style(dim)
+                .bounds([0.0, y_max])
+                .labels(["0".to_string(), format!("{y_max:.2}")]),
+        )
+}
+
+fn render_table(state: &AppState, frame: &mut Frame, area: Rect) {
+    let best = state.best_epoch();
+    let opt = |v: Option<f32>, p: usize| v.map_or_else(|| "–".into(), |v| format!("{v:.p$}"));
+    let visible = usize::from(area.height.saturating_sub(3));
+    let skip = state.epochs.len().saturating_sub(visible);
+    let rows = state.epochs.iter().skip(skip).map(|e| {
+        let is_best = Some(e.epoch) == best;
+        let style = if is_best {
+            Style::new().fg(Color::Green).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        Row::new(vec![
+            Cell::from(format!("{}{}", e.epoch, if is_best { " ★" } else { "" })),
+            Cell::from(format!("{:.4}", e.train_loss)),
+            Cell::from(format!("{:.3}", e.train_accuracy)),
+            Cell::from(opt(e.val_loss, 4)),
+            Cell::from(opt(e.val_accuracy, 3)),
+            Cell::from(duration(e.seconds)),
+            Cell::from(format!("{:.0}", e.images_per_sec)),
+        ])
+        .style(style)
+    });
+    let header = Row::new([
+        "epoch", "loss", "acc", "val loss", "val acc", "time", "img/s",
+    ])
+    .style(Style::new().add_modifier(Modifier::BOLD));
+    let widths = [Constraint::Length(8); 7];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(Block::bordered().title(" Epochs (★ best val accuracy) ")),
+        area,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(3.2), "3s");
+        assert_eq!(duration(125.0), "2m05s");
+        assert_eq!(duration(3723.0), "1h02m03s");
+        assert_eq!(duration(-1.0), "0s");
+    }
+}

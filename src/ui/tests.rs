@@ -1,0 +1,489 @@
+//! State, key and screen tests: key -> action -> state, `TestBackend` snapshots of every tab in
+//! its empty, training, failed and tiny states, and colour checks on the heatmaps.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use ratatui::style::Color;
+
+use super::UiExit;
+use super::fixtures;
+use super::graphics::Graphics;
+use super::picture::to_color;
+use super::render::render;
+use super::state::{AppState, ColorDepth, Phase, Prompt, Tab};
+use crate::config::{ColormapName, FilterNorm, UiConfig};
+use crate::events::{Command, Event, FilterSnapshot, FinishInfo, FinishReason, LayerFilters};
+use crate::viz::colormap;
+
+fn new_state() -> AppState {
+    let mut s = AppState::new(
+        &UiConfig::default(),
+        "fixture".into(),
+        PathBuf::from("runs/fixture"),
+    );
+    s.resize(100, 30);
+    s
+}
+
+fn training_state() -> AppState {
+    let mut s = new_state();
+    for e in fixtures::history() {
+        s.apply(e);
+    }
+    s.apply(Event::Filters(Box::new(fixtures::filters(
+        &[("conv2d", [16, 3, 3, 3]), ("conv2d_1", [32, 16, 3, 3])],
+        2,
+    ))));
+    s.apply(Event::FeatureMaps(Box::new(fixtures::small_features())));
+    s
+}
+
+fn key(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+fn code(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+fn press(s: &mut AppState, keys: &str) -> Vec<Command> {
+    keys.chars().flat_map(|c| s.handle_key(key(c))).collect()
+}
+
+fn draw(state: &AppState, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    t.draw(|f| render(state, &Graphics::halfblocks(), f))
+        .expect("draws");
+    t
+}
+
+// ---- state: key -> action -> state ----
+
+#[test]
+fn number_keys_tab_and_backtab_switch_tabs() {
+    let mut s = new_state();
+    press(&mut s, "3");
+    assert_eq!(s.tab, Tab::Filters);
+    s.handle_key(code(KeyCode::Tab));
+    assert_eq!(s.tab, Tab::Features);
+    s.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+    s.handle_key(code(KeyCode::BackTab));
+    assert_eq!(s.tab, Tab::Model);
+    press(&mut s, "?");
+    assert_eq!(s.tab, Tab::Help);
+    s.handle_key(code(KeyCode::Tab));
+    assert_eq!(s.tab, Tab::Training);
+}
+
+#[test]
+fn clicking_the_tab_bar_selects_the_tab() {
+    let mut s = new_state();
+    let click = |column| {
+        TermEvent::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column,
+            row: 0,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    // " 1 Training " is 12 wide, then "│", then " 2 Model " (9 wide).
+    s.handle_terminal(&click(14));
+    assert_eq!(s.tab, Tab::Model);
+    s.handle_terminal(&click(2));
+    assert_eq!(s.tab, Tab::Training);
+    s.handle_terminal(&click(199));
+    assert_eq!(s.tab, Tab::Training);
+}
+
+#[test]
+fn clicking_a_tile_selects_that_filter_or_channel() {
+    let mut s = training_state();
+    let click = |column, row| {
+        TermEvent::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let body = super::render::body_area(Rect::new(0, 0, 100, 30));
+    for (tab, want) in [(Tab::Filters, 5_usize), (Tab::Features, 6)] {
+        s.tab = tab;
+        // Find the cell of tile `want` through the same geometry the drawing uses.
+        let (raster, geom, area) = if tab == Tab::Filters {
+            let a = super::tabs::filters::areas(&s, body);
+            (
+                &s.pictures.filter_grid.raster,
+                s.pictures.filter_geom.expect("geometry"),
+                a.grid,
+            )
+        } else {
+            let a = super::tabs::features::areas(&s, body);
+            (
+                &s.pictures.feature_grid.raster,
+                s.pictures.feature_geom.expect("geometry"),
+                a.grid,
+            )
+        };
+        let cell = (area.left()..area.right())
+            .flat_map(|x| (area.top()..area.bottom()).map(move |y| (x, y)))
+            .find(|&(x, y)| {
+                super::picture::pixel_at(raster, area, x, y)
+                    .and_then(|(px, py)| geom.tile_at(px, py))
+                    == Some(want)
+            })
+            .expect("tile on screen");
+        s.handle_terminal(&click(cell.0, cell.1));
+        let got = if tab == Tab::Filters {
+            s.filter
+        } else {
+            s.channel
+        };
+        assert_eq!(got, want, "{tab:?}");
+    }
+    // A click outside any tile changes nothing.
+    s.handle_terminal(&click(0, 29));
+    assert_eq!(s.channel, 6);
+}
+
+#[test]
+fn space_pauses_and_resumes_by_phase() {
+    let mut s = training_state();
+    assert_eq!(s.phase, Phase::Running);
+    assert_eq!(press(&mut s, " "), vec![Command::Pause]);
+    s.apply(Event::Status(crate::events::StatusChange {
+        state: crate::events::RunState::Paused,
+    }));
+    assert_eq!(press(&mut s, " "), vec![Command::Resume]);
+    assert_eq!(press(&mut s, "s"), vec![Command::CheckpointNow]);
+}
+
+#[test]
+fn x_asks_before_stopping() {
+    let mut s = training_state();
+    assert!(press(&mut s, "x").is_empty());
+    assert_eq!(s.prompt, Prompt::ConfirmStop);
+    assert!(press(&mut s, "n").is_empty());
+    assert_eq!(s.prompt, Prompt::None);
+    assert_eq!(s.phase, Phase::Running);
+    assert_eq!(press(&mut s, "xy"), vec![Command::Stop]);
+    assert_eq!(s.phase, Phase::Stopping);
+    assert_eq!(s.exit, None);
+}
+
+#[test]
+fn q_while_running_asks_then_stops_and_waits_for_finished() {
+    let mut s = training_state();
+    assert!(press(&mut s, "q").is_empty());
+    assert_eq!(s.prompt, Prompt::ConfirmQuit);
+    assert_eq!(s.exit, None);
+    assert_eq!(press(&mut s, "y"), vec![Command::Stop]);
+    assert!(s.quitting);
+    assert_eq!(s.exit, None, "waits for the worker");
+    s.apply(Event::Finished(FinishInfo {
+        reason: FinishReason::Stopped,
+        epoch: 3,
+        batch: 7,
+    }));
+    assert_eq!(s.exit, Some(UiExit::QuitStopped));
+}
+
+#[test]
+fn q_detach_and_double_ctrl_c() {
+    let mut s = training_state();
+    press(&mut s, "qd");
+    assert_eq!(s.exit, Some(UiExit::QuitWhileRunning));
+
+    let mut s = training_state();
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    s.handle_key(ctrl_c);
+    assert_eq!(s.prompt, Prompt::ConfirmQuit);
+    assert_eq!(press(&mut s, "y"), vec![Command::Stop]);
+    s.handle_key(ctrl_c);
+    assert_eq!(s.exit, Some(UiExit::QuitWhileRunning));
+}
+
+#[test]
+fn q_after_the_run_ended_quits_at_once() {
+    let mut s = training_state();
+    s.apply(fixtures::failed());
+    assert_eq!(s.phase, Phase::Failed);
+    press(&mut s, "q");
+    assert_eq!(s.exit, Some(UiExit::Finished));
+}
+
+#[test]
+fn worker_gone_without_final_event_is_a_failure() {
+    let mut s = training_state();
+    s.worker_gone();
+    assert_eq!(s.phase, Phase::Failed);
+    assert!(s.error.is_some());
+}
+
+#[test]
+fn probes_step_and_open_by_path() {
+    let mut s = training_state();
+    press(&mut s, "4");
+    assert_eq!(
+        press(&mut s, "n"),
+        vec![Command::Probe {
+            image: PathBuf::from("runs/fixture/probes/dog.jpg")
+        }]
+    );
+    assert_eq!(
+        press(&mut s, "n"),
+        vec![Command::Probe {
+            image: PathBuf::from("runs/fixture/probes/cat.jpg")
+        }]
+    );
+    assert!(press(&mut s, "o").is_empty());
+    assert!(s.input.is_some());
+    // While the line is open, letters are text, not keys ('q' does not quit).
+    assert!(press(&mut s, "/tmp/qx.png").is_empty());
+    s.handle_key(code(KeyCode::Backspace));
+    let cmds = s.handle_key(code(KeyCode::Enter));
+    assert_eq!(
+        cmds,
+        vec![Command::Probe {
+            image: PathBuf::from("/tmp/qx.pn")
+        }]
+    );
+    assert_eq!(s.exit, None);
+    assert!(s.input.is_none());
+}
+
+#[test]
+fn filter_keys_select_layer_filter_norm_and_refresh() {
+    let mut s = training_state();
+    press(&mut s, "3");
+    let g0 = s.pictures.filter_grid.generation;
+    press(&mut s, "jjj");
+    assert_eq!(s.filter, 3);
+    assert!(
+        s.pictures.filter_grid.generation > g0,
+        "selection re-frames the grid"
+    );
+    press(&mut s, "l");
+    assert_eq!((s.filter_layer, s.filter), (1, 0));
+    assert!(
+        s.pictures.filter_rgb.is_none(),
+        "RGB patches only for 3 input channels"
+    );
+    press(&mut s, "ll");
+    assert_eq!(s.filter_layer, 1, "clamped at the last layer");
+    press(&mut s, "h");
+    assert!(s.pictures.filter_rgb.is_some());
+    s.handle_key(code(KeyCode::PageDown));
+    s.handle_key(code(KeyCode::PageDown));
+    s.handle_key(code(KeyCode::PageDown));
+    assert_eq!(s.filter, 15, "clamped at the last filter");
+    assert_eq!(s.filter_norm, FilterNorm::Layer);
+    press(&mut s, "f");
+    assert_eq!(s.filter_norm, FilterNorm::Filter);
+    assert_eq!(press(&mut s, "r"), vec![Command::RefreshFilters]);
+    press(&mut s, "c");
+    assert_eq!(s.colormap, ColormapName::Magma);
+}
+
+#[test]
+fn model_enter_opens_filters_for_conv_and_maps_for_pool() {
+    let mut s = training_state();
+    press(&mut s, "2");
+    press(&mut s, "jjj"); // conv2d_1
+    s.handle_key(code(KeyCode::Enter));
+    assert_eq!((s.tab, s.filter_layer), (Tab::Filters, 1));
+    press(&mut s, "2");
+    s.handle_key(code(KeyCode::Up));
+    s.handle_key(code(KeyCode::Up)); // max_pooling2d
+    s.handle_key(code(KeyCode::Enter));
+    assert_eq!((s.tab, s.feature_layer), (Tab::Features, 1));
+    // A dense layer has no pictures: stay and say so.
+    press(&mut s, "2");
+    for _ in 0..12 {
+        s.handle_key(code(KeyCode::Down));
+    }
+    s.handle_key(code(KeyCode::Enter));
+    assert_eq!(s.tab, Tab::Model);
+    assert!(
+        s.message.as_deref().is_some_and(|m| m.contains("dense_1")),
+        "{:?}",
+        s.message
+    );
+}
+
+#[test]
+fn new_snapshots_keep_selections_in_range() {
+    let mut s = training_state();
+    press(&mut s, "3l");
+    press(&mut s, "JJJ");
+    assert_eq!((s.filter_layer, s.filter), (1, 24));
+    s.apply(Event::Filters(Box::new(fixtures::filters(
+        &[("conv2d", [4, 3, 3, 3])],
+        3,
+    ))));
+    assert_eq!((s.filter_layer, s.filter), (0, 3));
+}
+
+// ---- screens ----
+
+fn snapshot_all(name: &str, state: &mut AppState, w: u16, h: u16) {
+    state.resize(w, h);
+    for tab in Tab::ALL {
+        state.tab = tab;
+        let t = draw(state, w, h);
+        insta::assert_snapshot!(
+            format!("{name}_{}", tab.title().replace(' ', "_").to_lowercase()),
+            t.backend()
+        );
+    }
+}
+
+#[test]
+fn snapshots_empty() {
+    snapshot_all("empty", &mut new_state(), 100, 30);
+}
+
+#[test]
+fn snapshots_training() {
+    snapshot_all("training", &mut training_state(), 100, 30);
+}
+
+#[test]
+fn snapshots_failed() {
+    let mut s = training_state();
+    s.apply(fixtures::failed());
+    snapshot_all("failed", &mut s, 100, 30);
+}
+
+#[test]
+fn snapshots_tiny() {
+    snapshot_all("tiny", &mut training_state(), 30, 8);
+}
+
+#[test]
+fn quit_prompt_and_stopping_are_on_screen() {
+    let mut s = training_state();
+    press(&mut s, "q");
+    let t = draw(&s, 100, 30);
+    insta::assert_snapshot!("prompt_quit", t.backend());
+    press(&mut s, "y");
+    let t = draw(&s, 100, 30);
+    let text = format!("{}", t.backend());
+    assert!(text.contains("stopping, writing checkpoint"), "{text}");
+}
+
+fn cell_colours(t: &Terminal<TestBackend>, area: Rect) -> Vec<(Color, Color)> {
+    let buf = t.backend().buffer();
+    let mut v = Vec::new();
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            let c = &buf[(x, y)];
+            if c.symbol() == "▀" {
+                v.push((c.fg, c.bg));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn heatmap_cells_are_the_viridis_colours_of_normalised_weights() {
+    let mut s = new_state();
+    s.color_depth = ColorDepth::TrueColor;
+    // One filter, one channel, 2×2 weights: layer min-max gives 0, 1/3, 2/3, 1.
+    s.apply(Event::Filters(Box::new(FilterSnapshot {
+        epoch: 1,
+        layers: vec![LayerFilters {
+            name: "conv2d".into(),
+            out_channels: 1,
+            in_channels: 1,
+            kernel: [2, 2],
+            weights: vec![-1.0, 0.0, 1.0, 2.0],
+        }],
+    })));
+    s.tab = Tab::Filters;
+    let t = draw(&s, 100, 30);
+    let area = super::tabs::filters::areas(&s, super::render::body_area(Rect::new(0, 0, 100, 30)));
+    let colours = cell_colours(&t, area.grid);
+    let used: HashSet<Color> = colours.iter().flat_map(|&(f, b)| [f, b]).collect();
+    for (i, t) in [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0].into_iter().enumerate() {
+        let want = to_color(
+            colormap::color(ColormapName::Viridis, t),
+            ColorDepth::TrueColor,
+        );
+        assert!(
+            used.contains(&want),
+            "weight {i} ({t}) not drawn as {want:?}: {used:?}"
+        );
+    }
+    // One weight fills whole cells: the upper-left weight's colour covers a block of cells.
+    let first = to_color(
+        colormap::color(ColormapName::Viridis, 0.0),
+        ColorDepth::TrueColor,
+    );
+    let full = colours
+        .iter()
+        .filter(|&&(f, b)| f == first && b == first)
+        .count();
+    assert!(full >= 4, "{full}");
+}
+
+#[test]
+fn filter_grid_has_many_distinct_colours_and_palette_fallback_works() {
+    let mut s = training_state();
+    s.tab = Tab::Filters;
+    s.color_depth = ColorDepth::TrueColor;
+    let t = draw(&s, 100, 30);
+    let a = super::tabs::filters::areas(&s, super::render::body_area(Rect::new(0, 0, 100, 30)));
+    let distinct: HashSet<Color> = cell_colours(&t, a.grid)
+        .into_iter()
+        .flat_map(|(f, b)| [f, b])
+        .collect();
+    assert!(distinct.len() > 60, "{}", distinct.len());
+    assert!(
+        distinct
+            .iter()
+            .all(|c| matches!(c, Color::Rgb(..) | Color::Reset))
+    );
+    s.color_depth = ColorDepth::Palette256;
+    let t = draw(&s, 100, 30);
+    let cells = cell_colours(&t, a.grid);
+    assert!(!cells.is_empty());
+    assert!(cells.iter().all(|(f, _)| matches!(f, Color::Indexed(_))));
+}
+
+#[test]
+fn dead_channel_is_flat_and_marked() {
+    let mut s = training_state();
+    s.tab = Tab::Features;
+    press(&mut s, "jj"); // channel index 2 of conv2d is dead
+    let t = draw(&s, 100, 30);
+    let text = format!("{}", t.backend());
+    assert!(text.contains("dead: 3"), "{text}");
+    assert!(text.contains("dead (constant)"), "{text}");
+    let a = super::tabs::features::areas(&s, super::render::body_area(Rect::new(0, 0, 100, 30)));
+    let flat = to_color(
+        colormap::color_u8(ColormapName::Viridis, 128),
+        ColorDepth::TrueColor,
+    );
+    let zoom = cell_colours(&t, a.zoom);
+    assert!(!zoom.is_empty());
+    assert!(
+        zoom.iter()
+            .all(|&(f, b)| f == flat && (b == flat || b == Color::Reset))
+    );
+}
+
+#[test]
+fn bench_render_reports_every_tab() {
+    let r = super::bench_render(3);
+    assert_eq!(r.len(), 7);
+    assert!(r.iter().all(|t| t.samples > 0 && t.p50 <= t.p99));
+}
