@@ -213,8 +213,9 @@ fn start(
         drop(cmd_tx);
         headless::print_events(events_rx)
     };
-    let result = handle.join();
+    // The worker answers probes after the run ends until every command sender is gone.
     drop(control);
+    let result = handle.join();
     report(&run.path, &signals, &ending, result)
 }
 

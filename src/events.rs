@@ -186,6 +186,10 @@ pub enum Command {
     },
     /// Send a fresh filter snapshot.
     RefreshFilters,
+    /// Show filters and feature maps of this epoch's checkpoint (`None`: follow the newest).
+    SelectEpoch {
+        epoch: Option<usize>,
+    },
 }
 
 /// One row of the Keras-style model summary.

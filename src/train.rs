@@ -1,6 +1,7 @@
 //! The training loop on its own OS thread: batches, validation, checkpoints, events.
 
 pub mod device;
+pub mod inspect;
 pub mod probe;
 pub mod restore;
 
@@ -160,6 +161,12 @@ impl Worker {
         }
     }
 
+    fn emit_all(&mut self, events: Vec<Event>) {
+        for e in events {
+            self.emit(e);
+        }
+    }
+
     fn run(&mut self, job: Job) -> Result<Outcome, TrainError> {
         let Job {
             cfg,
@@ -252,7 +259,7 @@ impl Worker {
         let (start_epoch, start_batch) = state.resume_point();
         let mut probes = extra_probes;
         probes.extend(dataset.val.iter().take(64).map(|s| s.path.clone()));
-        let mut probe = probes.first().cloned();
+        let first_probe = probes.first().cloned();
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -281,11 +288,8 @@ impl Worker {
             batches,
             cfg.train.device
         );
-        let probe_ctx = probe::Probe::new(&cfg, &classes);
-        self.emit(probe::filters(&net, state.epoch));
-        if let Some(p) = &probe {
-            self.emit(probe_ctx.feature_maps(&net, p, state.epoch));
-        }
+        let mut inspector = inspect::Inspector::new(&cfg, &classes, &run, first_probe);
+        self.emit_all(inspector.snapshots(&net, state.epoch));
 
         let gpu = !matches!(
             crate::config::parse_device(&cfg.train.device)?,
@@ -400,9 +404,7 @@ impl Worker {
                     images_since_event = 0;
                 }
                 if b + 1 < batches {
-                    match self
-                        .handle_commands(&net, &optim, &state, &run, &probe_ctx, &mut probe)?
-                    {
+                    match self.handle_commands(&net, &optim, &state, &run, &mut inspector)? {
                         Control::Continue => {}
                         Control::Stop => {
                             self.checkpoint(
@@ -417,6 +419,7 @@ impl Worker {
                                 epoch,
                                 batch: b + 1,
                             }));
+                            self.serve_finished(&net, state.epoch, &mut inspector);
                             return Ok(Outcome::Stopped);
                         }
                     }
@@ -462,19 +465,17 @@ impl Worker {
             state.batch = batches;
             state.train_seconds = base_seconds + t0.elapsed().as_secs_f64();
             self.checkpoint(&net, &optim, &state, &run, cfg.train.keep_checkpoints)?;
-            self.emit(probe::filters(&net, epoch));
-            if let Some(p) = &probe {
-                self.emit(probe_ctx.feature_maps(&net, p, epoch));
-            }
+            self.emit_all(inspector.on_epoch_end(&net, epoch));
             if epoch < cfg.train.epochs
                 && let Control::Stop =
-                    self.handle_commands(&net, &optim, &state, &run, &probe_ctx, &mut probe)?
+                    self.handle_commands(&net, &optim, &state, &run, &mut inspector)?
             {
                 self.emit(Event::Finished(FinishInfo {
                     reason: FinishReason::Stopped,
                     epoch,
                     batch: batches,
                 }));
+                self.serve_finished(&net, state.epoch, &mut inspector);
                 return Ok(Outcome::Stopped);
             }
         }
@@ -483,7 +484,27 @@ impl Worker {
             epoch: cfg.train.epochs,
             batch: batches,
         }));
+        self.serve_finished(&net, state.epoch, &mut inspector);
         Ok(Outcome::Completed)
+    }
+
+    /// After the run ends, keep answering the observer (probe another image, step through
+    /// epochs) until it goes away. Training commands have nothing left to act on.
+    fn serve_finished(&mut self, net: &Net, epoch: usize, inspector: &mut inspect::Inspector) {
+        while self.events_open {
+            let Ok(cmd) = self.commands.recv() else {
+                return;
+            };
+            let events = match cmd {
+                Command::Probe { image } => inspector.probe(net, epoch, image),
+                Command::RefreshFilters => inspector.snapshots(net, epoch),
+                Command::SelectEpoch { epoch: e } => inspector.select_epoch(net, epoch, e),
+                Command::Pause | Command::Resume | Command::Stop | Command::CheckpointNow => {
+                    Vec::new()
+                }
+            };
+            self.emit_all(events);
+        }
     }
 
     fn checkpoint(
@@ -520,8 +541,7 @@ impl Worker {
         optim: &burn::optim::ModuleOptimizer,
         state: &TrainState,
         run: &RunDir,
-        probe_ctx: &probe::Probe,
-        probe: &mut Option<PathBuf>,
+        inspector: &mut inspect::Inspector,
     ) -> Result<Control, TrainError> {
         let mut paused = false;
         loop {
@@ -576,14 +596,13 @@ impl Worker {
                     self.checkpoint(net, optim, state, run, usize::MAX)?;
                 }
                 Command::Probe { image } => {
-                    let event = probe_ctx.feature_maps(net, &image, state.epoch);
-                    if !matches!(event, Event::Warning(_)) {
-                        *probe = Some(image);
-                    }
-                    self.emit(event);
+                    self.emit_all(inspector.probe(net, state.epoch, image));
                 }
                 Command::RefreshFilters => {
-                    self.emit(probe::filters(net, state.epoch));
+                    self.emit_all(inspector.snapshots(net, state.epoch));
+                }
+                Command::SelectEpoch { epoch } => {
+                    self.emit_all(inspector.select_epoch(net, state.epoch, epoch));
                 }
             }
         }

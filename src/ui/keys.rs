@@ -37,6 +37,9 @@ pub enum Action {
     NextProbe,
     PrevProbe,
     OpenProbe,
+    /// Filters / feature maps: look at the previous / next epoch's checkpoint.
+    PrevEpoch,
+    NextEpoch,
 }
 
 /// Where a binding applies.
@@ -285,6 +288,34 @@ pub const BINDINGS: &[Binding] = &[
         "r",
         Action::RefreshFilters,
         "refresh the filters now",
+    ),
+    bind(
+        On(Tab::Filters),
+        &[key('[')],
+        "[",
+        Action::PrevEpoch,
+        "filters of the previous epoch",
+    ),
+    bind(
+        On(Tab::Filters),
+        &[key(']')],
+        "]",
+        Action::NextEpoch,
+        "next epoch (past the newest: follow training)",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('[')],
+        "[",
+        Action::PrevEpoch,
+        "maps of the previous epoch",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key(']')],
+        "]",
+        Action::NextEpoch,
+        "next epoch (past the newest: follow training)",
     ),
     bind(
         On(Tab::Features),

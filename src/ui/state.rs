@@ -254,6 +254,43 @@ impl AppState {
         }
     }
 
+    /// The epoch whose pictures are shown, and the newest finished epoch.
+    fn shown_and_newest_epoch(&self) -> (Option<usize>, usize) {
+        let shown = match self.tab {
+            Tab::Features => self.features.as_ref().map(|f| f.epoch),
+            _ => self.filters.as_ref().map(|f| f.epoch),
+        };
+        let newest = self.epochs.iter().map(|e| e.epoch).max().unwrap_or(0);
+        (shown, newest)
+    }
+
+    /// Ask for the previous or next epoch's pictures; past the newest, follow training again.
+    fn step_epoch(&mut self, forward: bool) -> Vec<Command> {
+        let (Some(shown), newest) = self.shown_and_newest_epoch() else {
+            self.message = Some("no pictures yet".into());
+            return Vec::new();
+        };
+        let target = if forward {
+            shown + 1
+        } else {
+            shown.saturating_sub(1)
+        };
+        if target == 0 {
+            self.message = Some("epoch 1 is the first checkpoint".into());
+            return Vec::new();
+        }
+        if target >= newest {
+            self.message = Some("following the newest epoch".into());
+            return vec![Command::SelectEpoch { epoch: None }];
+        }
+        self.message = Some(format!(
+            "loading epoch {target} ( ] steps forward, past {newest} follows training)"
+        ));
+        vec![Command::SelectEpoch {
+            epoch: Some(target),
+        }]
+    }
+
     /// The worker's channel closed.
     pub fn worker_gone(&mut self) {
         if self.phase.is_active() {
@@ -471,6 +508,9 @@ impl AppState {
                     FilterNorm::Filter => FilterNorm::Layer,
                 };
                 self.rebuild_filters();
+            }
+            Action::PrevEpoch | Action::NextEpoch => {
+                return self.step_epoch(action == Action::NextEpoch);
             }
             Action::RefreshFilters => {
                 self.message = Some("filters requested".into());

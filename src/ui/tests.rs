@@ -487,3 +487,24 @@ fn bench_render_reports_every_tab() {
     assert_eq!(r.len(), 7);
     assert!(r.iter().all(|t| t.samples > 0 && t.p50 <= t.p99));
 }
+
+#[test]
+fn brackets_step_through_epochs_and_follow_training_past_the_newest() {
+    let mut s = training_state(); // two epochs done, filters of epoch 2
+    press(&mut s, "3");
+    assert_eq!(
+        press(&mut s, "["),
+        vec![Command::SelectEpoch { epoch: Some(1) }]
+    );
+    s.apply(Event::Filters(Box::new(fixtures::filters(
+        &[("conv2d", [16, 3, 3, 3])],
+        1,
+    ))));
+    assert!(press(&mut s, "[").is_empty(), "nothing before epoch 1");
+    assert_eq!(
+        press(&mut s, "]"),
+        vec![Command::SelectEpoch { epoch: None }]
+    );
+    press(&mut s, "4");
+    assert!(!press(&mut s, "[").is_empty(), "feature maps step too");
+}
