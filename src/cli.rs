@@ -23,6 +23,8 @@ pub enum Commands {
     Train(TrainArgs),
     /// Continue an interrupted run exactly where it stopped.
     Resume(ResumeArgs),
+    /// Attach the TUI to a run directory, live or finished.
+    View(ViewArgs),
     /// Print the Keras-style model summary: layers, output shapes, parameters.
     Summary(SummaryArgs),
     /// Measure training and data-pipeline speed.
@@ -49,6 +51,7 @@ pub struct PredictArgs {
 
 /// Flags shared by commands that train.
 #[derive(Debug, Args, Clone, Default)]
+#[allow(clippy::struct_excessive_bools)] // each bool is one independent command-line switch
 pub struct TrainFlags {
     /// Config file (TOML); the built-in default is the Keras tutorial.
     #[arg(long, env = "CONVSCOPE_CONFIG")]
@@ -59,6 +62,9 @@ pub struct TrainFlags {
     /// Plain progress on stderr instead of the TUI.
     #[arg(long, env = "CONVSCOPE_HEADLESS")]
     pub headless: bool,
+    /// Train in a background process of its own (survives the terminal closing) and attach a viewer.
+    #[arg(long, conflicts_with = "headless")]
+    pub detach: bool,
     /// Compute device: cpu, wgpu, cuda or cuda:N.
     #[arg(long, env = "CONVSCOPE_DEVICE")]
     pub device: Option<String>,
@@ -127,6 +133,16 @@ pub struct ResumeArgs {
     /// Train until this many epochs in total (default: the run's own setting).
     #[arg(long)]
     pub epochs: Option<usize>,
+}
+
+/// `convscope view`.
+#[derive(Debug, Args, Clone)]
+pub struct ViewArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Terminal graphics [ui.graphics].
+    #[arg(long, env = "CONVSCOPE_GRAPHICS", value_enum)]
+    pub graphics: Option<GraphicsArg>,
 }
 
 /// `convscope summary`.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::cli::{Commands, DemoArgs, ResumeArgs, SummaryArgs, TrainArgs, TrainFlags};
+use crate::cli::{Commands, DemoArgs, ResumeArgs, SummaryArgs, TrainArgs, TrainFlags, ViewArgs};
 use crate::config::{Config, Overrides};
 use crate::events::Command;
 use crate::headless::{self, Ending};
@@ -25,6 +25,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Demo(args) => demo(&args),
         Commands::Train(args) => train_cmd(&args),
         Commands::Resume(args) => resume(&args),
+        Commands::View(args) => view(&args),
         Commands::Summary(args) => summary(&args),
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
@@ -63,14 +64,13 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
         &args.flags.overrides(None),
         Some(demo_config()),
     )?;
-    let run_path = args.flags.run.clone().unwrap_or_else(|| {
-        let p = RunDir::default_path();
-        p.with_file_name(format!(
-            "demo-{}",
-            p.file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        ))
-    });
+    if args.flags.detach {
+        return detach(
+            args.flags.run.clone().unwrap_or_else(demo_run_path),
+            args.flags.run.is_none(),
+        );
+    }
+    let run_path = args.flags.run.clone().unwrap_or_else(demo_run_path);
     let run = RunDir::create(&run_path)?;
     let data_dir = run.path.join("demo-data");
     let size = cfg.data.image_size[0].max(cfg.data.image_size[1]);
@@ -79,12 +79,89 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
     start(&cfg, data_dir, None, &run, None, args.flags.headless)
 }
 
+fn demo_run_path() -> PathBuf {
+    let p = RunDir::default_path();
+    let stamp = p
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    p.with_file_name(format!("demo-{stamp}"))
+}
+
+/// Start this same command again as a background process in its own session (no controlling
+/// terminal: closing the SSH connection does not reach it), its output in the run directory;
+/// then attach a viewer.
+fn detach(run_path: PathBuf, add_run_flag: bool) -> Result<ExitCode> {
+    if run_path.join("config.toml").exists() {
+        return Err(crate::run::RunError::Exists { path: run_path }.into());
+    }
+    std::fs::create_dir_all(&run_path)
+        .with_context(|| format!("creating {}", run_path.display()))?;
+    let out_path = run_path.join("convscope.out");
+    let out = std::fs::File::create(&out_path)
+        .with_context(|| format!("creating {}", out_path.display()))?;
+    let exe = std::env::current_exe().context("finding the convscope binary")?;
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--detach")
+        .collect();
+    if add_run_flag {
+        args.push("--run".into());
+        args.push(run_path.clone().into_os_string());
+    }
+    args.push("--headless".into());
+    let mut child = std::process::Command::new("setsid")
+        .arg(&exe)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .context("starting the background training (needs `setsid`, from util-linux)")?;
+    let socket = run_path.join("control.sock");
+    let start = std::time::Instant::now();
+    loop {
+        if crate::run::control::is_live(&socket) && run_path.join("events.jsonl").exists() {
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+            bail!("the background training ended at once ({status}):\n{output}");
+        }
+        if start.elapsed() > std::time::Duration::from_mins(5) {
+            bail!(
+                "the background training did not start within 5 minutes; see {}",
+                out_path.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "convscope: training in the background (pid {}), output in {}",
+        child.id(),
+        out_path.display()
+    );
+    if !std::io::stdout().is_terminal() {
+        return Ok(0);
+    }
+    view(&ViewArgs {
+        run: run_path,
+        graphics: None,
+    })
+}
+
 fn train_cmd(args: &TrainArgs) -> Result<ExitCode> {
     let cfg = resolve_config(&args.flags, &args.flags.overrides(args.val_split), None)?;
     if !args.data.is_dir() {
         bail!(
             "data folder {} does not exist or is not a folder; give a folder with one sub-folder of images per class",
             args.data.display()
+        );
+    }
+    if args.flags.detach {
+        return detach(
+            args.flags.run.clone().unwrap_or_else(RunDir::default_path),
+            args.flags.run.is_none(),
         );
     }
     let run = RunDir::create(&args.flags.run.clone().unwrap_or_else(RunDir::default_path))?;
@@ -131,6 +208,35 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
         Some(cp),
         args.headless,
     )
+}
+
+fn view(args: &ViewArgs) -> Result<ExitCode> {
+    let run = RunDir::open(&args.run)?;
+    let mut cfg = run.read_config()?;
+    if let Some(g) = args.graphics {
+        cfg.ui.graphics = g.into();
+    }
+    if !std::io::stdout().is_terminal() {
+        bail!(
+            "convscope view needs a terminal; for plain progress read {}",
+            run.events_path().display()
+        );
+    }
+    let (events_tx, events_rx) = crate::events::channel(1024);
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<Command>();
+    let viewer = train::viewer::spawn(run.clone(), events_tx, cmd_rx)
+        .context("starting the viewer thread")?;
+    let signals = Signals::install().context("installing signal handlers")?;
+    let exit = crate::tui_bridge::run(&cfg, &run, events_rx, cmd_tx, signals.stop.clone())?;
+    let _ = viewer.join();
+    if exit == crate::ui::UiExit::QuitWhileRunning {
+        let _ = writeln!(
+            std::io::stderr(),
+            "convscope: detached; the training goes on. Re-attach with: convscope view {}",
+            run.path.display()
+        );
+    }
+    Ok(0)
 }
 
 fn summary(args: &SummaryArgs) -> Result<ExitCode> {
@@ -208,7 +314,17 @@ fn start(
     let handle = train::spawn(job, events_tx, cmd_rx, signals.stop.clone())
         .context("starting the training thread")?;
     let ending = if tui {
-        crate::tui_bridge::run(cfg, run, events_rx, cmd_tx, signals.stop.clone())?
+        match crate::tui_bridge::run(cfg, run, events_rx, cmd_tx, signals.stop.clone())? {
+            crate::ui::UiExit::Finished | crate::ui::UiExit::QuitStopped => Ending::Completed,
+            crate::ui::UiExit::QuitWhileRunning => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "convscope: left the screen; training goes on in this process (Ctrl-C checkpoints and stops it). Watch it from another terminal with: convscope view {}",
+                    run.path.display()
+                );
+                Ending::Vanished
+            }
+        }
     } else {
         drop(cmd_tx);
         headless::print_events(events_rx)

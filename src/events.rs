@@ -92,6 +92,10 @@ pub enum RunState {
     Running,
     Paused,
     Stopping,
+    /// Seen by a viewer: no event for a long while, although the run's process is alive.
+    Stalled,
+    /// Seen by a viewer: the run's process is gone without a final event.
+    Interrupted,
 }
 
 /// A change of run state.

@@ -157,7 +157,10 @@ impl Printer {
                 RunState::Stopping => {
                     self.say("stopping: finishing the batch and writing a checkpoint");
                 }
-                RunState::Preparing | RunState::Running => {}
+                RunState::Preparing
+                | RunState::Running
+                | RunState::Stalled
+                | RunState::Interrupted => {}
             },
             Event::Warning(w) => self.say(&format!("warning: {}", w.message)),
             Event::Finished(f) => {

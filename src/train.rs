@@ -4,6 +4,7 @@ pub mod device;
 pub mod inspect;
 pub mod probe;
 pub mod restore;
+pub mod viewer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

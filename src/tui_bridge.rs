@@ -1,10 +1,7 @@
 //! Runs the TUI on a small tokio runtime in front of the training worker.
 
-use std::io::Write as _;
-
 use crate::config::Config;
 use crate::events::{Command, EventReceiver};
-use crate::headless::Ending;
 use crate::run::RunDir;
 use crate::ui::{self, UiExit, UiOptions};
 
@@ -15,7 +12,7 @@ pub fn run(
     events: EventReceiver,
     commands: std::sync::mpsc::Sender<Command>,
     shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> anyhow::Result<Ending> {
+) -> anyhow::Result<UiExit> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -25,16 +22,5 @@ pub fn run(
         run_dir: run.path.clone(),
         shutdown: Some(shutdown),
     };
-    let exit = runtime.block_on(ui::run(options, events, commands))?;
-    Ok(match exit {
-        UiExit::Finished | UiExit::QuitStopped => Ending::Completed,
-        UiExit::QuitWhileRunning => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "convscope: left the screen; training goes on in this process (Ctrl-C checkpoints and stops it). Watch it from another terminal with: convscope view {}",
-                run.path.display()
-            );
-            Ending::Vanished
-        }
-    })
+    runtime.block_on(ui::run(options, events, commands))
 }

@@ -148,6 +148,8 @@ pub fn phase_span(state: &AppState) -> Span<'static> {
         Phase::Finished(FinishReason::Completed) => ("finished", Color::Cyan),
         Phase::Finished(FinishReason::Stopped) => ("stopped", Color::Cyan),
         Phase::Failed => ("failed", Color::Red),
+        Phase::Stalled => ("stalled: no event for a minute", Color::Yellow),
+        Phase::Interrupted => ("interrupted: resume with `convscope resume`", Color::Red),
     };
     Span::styled(
         format!("● {text}"),

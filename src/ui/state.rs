@@ -69,6 +69,10 @@ pub enum Phase {
     Running,
     Paused,
     Stopping,
+    /// A viewer saw no event for a while from a live process.
+    Stalled,
+    /// A viewer found the run's process gone without a final event.
+    Interrupted,
     Finished(FinishReason),
     Failed,
 }
@@ -77,7 +81,10 @@ impl Phase {
     /// Whether the worker is still working (quitting should ask first).
     #[must_use]
     pub fn is_active(self) -> bool {
-        !matches!(self, Phase::Finished(_) | Phase::Failed)
+        !matches!(
+            self,
+            Phase::Finished(_) | Phase::Failed | Phase::Interrupted
+        )
     }
 }
 
@@ -225,6 +232,8 @@ impl AppState {
                         RunState::Running => Phase::Running,
                         RunState::Paused => Phase::Paused,
                         RunState::Stopping => Phase::Stopping,
+                        RunState::Stalled => Phase::Stalled,
+                        RunState::Interrupted => Phase::Interrupted,
                     };
                 }
             }

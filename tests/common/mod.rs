@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: the real binary, generated data, run inspection.
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -76,4 +77,128 @@ pub fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
             x.iter().zip(y).map(|(p, q)| (p - q).abs())
         })
         .fold(0.0, f32::max)
+}
+
+/// A detached tmux session running one command.
+pub struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    pub fn start(session: &str, command: &str) -> Self {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", session])
+            .status();
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                "200",
+                "-y",
+                "60",
+                command,
+            ])
+            .env("COLORTERM", "truecolor")
+            .status()
+            .expect("tmux is installed (apt-get install -y tmux)");
+        assert!(ok.success());
+        Self {
+            session: session.to_string(),
+        }
+    }
+
+    pub fn keys(&self, keys: &str) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.session, keys])
+            .status()
+            .expect("send-keys");
+        assert!(ok.success());
+    }
+
+    pub fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-e", "-t", &self.session])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn wait_text(&self, what: &str) -> String {
+        let mut screen = String::new();
+        wait_for(
+            &format!("{what:?} on screen"),
+            Duration::from_mins(2),
+            || {
+                screen = self.capture();
+                strip(&screen).contains(what)
+            },
+        );
+        screen
+    }
+}
+
+impl Tmux {
+    /// Kill the session (as a dropped SSH connection would: SIGHUP to what runs in it).
+    pub fn kill(&self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+/// The screen text without escape sequences.
+pub fn strip(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Distinct 24-bit colours (foreground or background) on the screen.
+pub fn truecolors(s: &str) -> HashSet<String> {
+    let mut set = HashSet::new();
+    for part in s.split('\u{1b}').skip(1) {
+        let Some(body) = part.strip_prefix('[') else {
+            continue;
+        };
+        let Some(end) = body.find('m') else { continue };
+        let params: Vec<&str> = body[..end].split(';').collect();
+        let mut i = 0;
+        while i < params.len() {
+            if (params[i] == "38" || params[i] == "48")
+                && params.get(i + 1) == Some(&"2")
+                && i + 4 < params.len()
+            {
+                set.insert(params[i + 2..=i + 4].join(","));
+                i += 5;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    set
 }

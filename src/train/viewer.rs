@@ -1,0 +1,180 @@
+//! The viewer's worker: follows a run directory (live or finished) instead of training.
+//!
+//! It replays and tails `events.jsonl`, loads the newest checkpoint to compute filters and
+//! feature maps, and forwards pause / resume / stop / checkpoint-now to the live run's control
+//! socket. The TUI in front of it cannot tell it from a trainer.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use burn::tensor::Device;
+
+use super::{inspect, restore};
+use crate::events::{Command, Event, EventSender, RunState, StatusChange, WarningInfo};
+use crate::model::Net;
+use crate::run::checkpoint::Checkpoint;
+use crate::run::{RunDir, control, event_log::Tail};
+
+/// No event for this long from a live process: the run is shown as stalled.
+const STALL_AFTER: Duration = Duration::from_mins(1);
+
+/// Start the viewer thread for `run`.
+pub fn spawn(
+    run: RunDir,
+    events: EventSender,
+    commands: Receiver<Command>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("viewer".into())
+        .spawn(move || {
+            if let Err(e) = follow(&run, &events, &commands) {
+                tracing::error!("viewer: {e}");
+                events.send(Event::Failed(crate::events::FailInfo { error: e }));
+            }
+        })
+}
+
+struct Loaded {
+    net: Net,
+    epoch: usize,
+    name: String,
+}
+
+fn load_newest(
+    run: &RunDir,
+    cfg: &crate::config::Config,
+    classes: usize,
+) -> Result<Option<Loaded>, String> {
+    let Ok((cp, _)) = crate::run::checkpoint::latest(&run.checkpoints_path()) else {
+        return Ok(None);
+    };
+    load(cfg, classes, &cp).map(Some)
+}
+
+fn load(cfg: &crate::config::Config, classes: usize, cp: &Checkpoint) -> Result<Loaded, String> {
+    let net =
+        restore::load_weights(cfg, classes, cp, &Device::flex()).map_err(|e| e.to_string())?;
+    Ok(Loaded {
+        net,
+        epoch: cp.state.epoch,
+        name: cp.name.clone(),
+    })
+}
+
+fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> Result<(), String> {
+    let cfg = run.read_config().map_err(|e| e.to_string())?;
+    let classes = run.read_classes().map_err(|e| e.to_string())?.classes;
+    let socket = run.socket_path();
+    let mut tail = Tail::open(&run.events_path()).map_err(|e| e.to_string())?;
+    let mut loaded = load_newest(run, &cfg, classes.len())?;
+    let mut probe: Option<PathBuf> = std::fs::read_dir(run.samples_path())
+        .ok()
+        .and_then(|d| d.flatten().map(|e| e.path()).min());
+    let mut inspector = inspect::Inspector::new(&cfg, &classes, run, probe.take());
+    let mut ended = false;
+    let mut last_event = Instant::now();
+    let mut shown_state: Option<RunState> = None;
+    let mut first = true;
+    loop {
+        let batch = tail.poll().map_err(|e| e.to_string())?;
+        if !batch.is_empty() {
+            last_event = Instant::now();
+        }
+        let mut new_checkpoint = false;
+        for e in batch {
+            match &e {
+                Event::Checkpoint(_) => new_checkpoint = true,
+                Event::Finished(_) | Event::Failed(_) => ended = true,
+                _ => {}
+            }
+            if !events.send(e) {
+                return Ok(());
+            }
+        }
+        if new_checkpoint {
+            match load_newest(run, &cfg, classes.len()) {
+                Ok(l) => loaded = l,
+                Err(e) => {
+                    events.send(Event::Warning(WarningInfo { message: e }));
+                }
+            }
+        }
+        if (new_checkpoint || first)
+            && let Some(l) = &loaded
+        {
+            for e in inspector.on_epoch_end(&l.net, l.epoch) {
+                events.send(e);
+            }
+        }
+        first = false;
+        // The run's state as only a viewer can see it.
+        let live = control::is_live(&socket);
+        let state = if ended {
+            None
+        } else if !live {
+            Some(RunState::Interrupted)
+        } else if last_event.elapsed() > STALL_AFTER {
+            Some(RunState::Stalled)
+        } else {
+            None
+        };
+        if state != shown_state {
+            if let Some(s) = state {
+                events.send(Event::Status(StatusChange { state: s }));
+                if s == RunState::Interrupted {
+                    events.send(Event::Warning(WarningInfo {
+                        message: format!(
+                            "the run is not running; continue it with: convscope resume {}",
+                            run.path.display()
+                        ),
+                    }));
+                }
+            } else if shown_state == Some(RunState::Stalled) {
+                events.send(Event::Status(StatusChange {
+                    state: RunState::Running,
+                }));
+            }
+            shown_state = state;
+        }
+        match commands.recv_timeout(Duration::from_millis(200)) {
+            Ok(cmd) => {
+                let out = handle(cmd, &socket, loaded.as_ref(), &mut inspector);
+                for e in out {
+                    events.send(e);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+fn handle(
+    cmd: Command,
+    socket: &std::path::Path,
+    loaded: Option<&Loaded>,
+    inspector: &mut inspect::Inspector,
+) -> Vec<Event> {
+    let warn = |message: String| vec![Event::Warning(WarningInfo { message })];
+    match cmd {
+        Command::Pause | Command::Resume | Command::Stop | Command::CheckpointNow => {
+            match control::send(socket, &cmd) {
+                Ok(()) => Vec::new(),
+                Err(e) => warn(e.to_string()),
+            }
+        }
+        Command::Probe { image } => match loaded {
+            Some(l) => inspector.probe(&l.net, l.epoch, image),
+            None => warn("no checkpoint yet: feature maps appear after the first epoch".into()),
+        },
+        Command::RefreshFilters => loaded.map_or_else(Vec::new, |l| {
+            tracing::debug!("refresh from {}", l.name);
+            inspector.snapshots(&l.net, l.epoch)
+        }),
+        Command::SelectEpoch { epoch } => match loaded {
+            Some(l) => inspector.select_epoch(&l.net, l.epoch, epoch),
+            None => warn("no checkpoint yet".into()),
+        },
+    }
+}

@@ -1,0 +1,139 @@
+//! Viewers: following a live headless run, and a detached run outliving its terminal.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Tmux, events, synthetic, wait_for};
+use convscope::events::{Command, Event};
+use convscope::run::control;
+
+fn batch_count(run: &std::path::Path) -> usize {
+    events(run)
+        .iter()
+        .filter(|e| matches!(e, Event::Batch(_)))
+        .count()
+}
+
+#[test]
+fn viewer_follows_a_live_headless_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 40, 16);
+    let run_dir = tmp.path().join("run");
+    let mut trainer = common::bin()
+        .args([
+            "train",
+            data.to_str().expect("utf8"),
+            "--run",
+            run_dir.to_str().expect("utf8"),
+        ])
+        .args([
+            "--headless",
+            "--image-size",
+            "16",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "200",
+        ])
+        .env("CONVSCOPE_SLOW_BATCH_MS", "20")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let sock = run_dir.join("control.sock");
+    wait_for("the live run", Duration::from_mins(2), || {
+        control::is_live(&sock) && run_dir.join("events.jsonl").exists()
+    });
+    let view = Tmux::start(
+        "convscope-view-live",
+        &format!(
+            "{} view {}; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+    );
+    view.wait_text("● running");
+    // Epochs finishing in the trainer show up in the viewer's epoch table.
+    let before = events(&run_dir)
+        .iter()
+        .filter(|e| matches!(e, Event::Epoch(_)))
+        .count();
+    wait_for("two more epochs", Duration::from_mins(2), || {
+        events(&run_dir)
+            .iter()
+            .filter(|e| matches!(e, Event::Epoch(_)))
+            .count()
+            >= before + 2
+    });
+    let shown = (before + 2).to_string();
+    wait_for(
+        "the epoch row in the viewer",
+        Duration::from_secs(30),
+        || {
+            common::strip(&view.capture())
+                .lines()
+                .any(|l| l.trim_start_matches(['│', ' ']).starts_with(&shown))
+        },
+    );
+    // Space in the viewer pauses the trainer through its socket.
+    view.keys("Space");
+    view.wait_text("● paused");
+    let paused = batch_count(&run_dir);
+    // A checkpoint asked for while paused proves the trainer is reading commands, not training.
+    control::send(&sock, &Command::CheckpointNow).expect("checkpoint");
+    wait_for("the checkpoint", Duration::from_secs(30), || {
+        events(&run_dir)
+            .iter()
+            .rev()
+            .take(3)
+            .any(|e| matches!(e, Event::Checkpoint(_)))
+    });
+    assert_eq!(batch_count(&run_dir), paused, "no batch while paused");
+    // Quitting the viewer while the run goes on: d leaves it running.
+    view.keys("q");
+    view.wait_text("d: quit, leave it running");
+    view.keys("d");
+    wait_for("the viewer to leave", Duration::from_secs(30), || {
+        !common::strip(&view.capture()).contains("● paused")
+    });
+    assert!(control::is_live(&sock), "the run outlives its viewer");
+    control::send(&sock, &Command::Stop).expect("stop");
+    let status = trainer.wait().expect("trainer exits");
+    assert!(status.success());
+}
+
+#[test]
+fn detached_run_survives_its_terminal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 40, 16);
+    let run_dir = tmp.path().join("run");
+    let term = Tmux::start(
+        "convscope-detach",
+        &format!(
+            "CONVSCOPE_SLOW_BATCH_MS=20 {} train {} --run {} --detach --image-size 16 --batch-size 4 --epochs 200; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            data.display(),
+            run_dir.display()
+        ),
+    );
+    term.wait_text("● running");
+    let sock = run_dir.join("control.sock");
+    assert!(control::is_live(&sock));
+    // The SSH connection drops: the terminal and the viewer in it are gone.
+    term.kill();
+    let after_kill = batch_count(&run_dir);
+    wait_for("training to go on", Duration::from_mins(1), || {
+        batch_count(&run_dir) > after_kill + 5
+    });
+    assert!(control::is_live(&sock));
+    control::send(&sock, &Command::Stop).expect("stop");
+    wait_for("the stop", Duration::from_mins(1), || {
+        events(&run_dir)
+            .iter()
+            .any(|e| matches!(e, Event::Finished(_)))
+    });
+    let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("latest");
+    let _ = common::checkpoint_weights(&run_dir, latest.trim());
+    let out = std::fs::read_to_string(run_dir.join("convscope.out")).expect("background output");
+    assert!(out.contains("convscope resume"), "{out}");
+}
