@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Terminal measurements of the real binary in tmux (needs tmux; run from the repo root after
+`cargo build --release`):
+
+  - render/key latency: key press -> screen change while training holds both cores (p50/p99)
+  - attach time: `convscope view RUN` start -> first frame showing the live run
+  - bytes written to the terminal per second while idle (paused run, Training tab)
+  - bytes per feature-map refresh, half-blocks and sixel
+
+usage: scripts/measure_terminal.py [--bin target/release/convscope] [--keys 40]
+"""
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+
+def sh(*a, **k):
+    return subprocess.run(a, check=True, capture_output=True, text=True, **k).stdout
+
+def capture(s):
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", s], capture_output=True, text=True).stdout
+
+def wait(pred, timeout=120, step=0.005):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if pred():
+            return time.perf_counter() - t0
+        time.sleep(step)
+    raise TimeoutError
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release/convscope")
+    ap.add_argument("--keys", type=int, default=40)
+    a = ap.parse_args()
+    exe = os.path.abspath(a.bin)
+    tmp = tempfile.mkdtemp(prefix="convscope-measure-")
+    run = os.path.join(tmp, "run")
+    env = dict(os.environ, COLORTERM="truecolor")
+    subprocess.run(["tmux", "kill-server"], capture_output=True)
+    # A live run at the tutorial size keeps both cores busy.
+    trainer = subprocess.Popen([exe, "demo", "--headless", "--run", run, "--image-size", "150", "--epochs", "50",
+                                "--per-class", "200"], stderr=subprocess.DEVNULL, env=env)
+    sock = os.path.join(run, "control.sock")
+    wait(lambda: os.path.exists(sock) and os.path.exists(os.path.join(run, "checkpoints", "latest")), timeout=600)
+    out = {}
+    # Attach time.
+    t0 = time.perf_counter()
+    subprocess.run(["tmux", "new-session", "-d", "-s", "m", "-x", "200", "-y", "60", f"{exe} view {run}"], env=env, check=True)
+    wait(lambda: "● running" in capture("m"))
+    out["attach_s"] = round(time.perf_counter() - t0, 3)
+    # Key-to-screen latency while training: alternate tabs 1 <-> 2, wait for the change.
+    lat = []
+    for i in range(a.keys):
+        key, marker = ("2", "Output Shape") if i % 2 == 0 else ("1", "best val accuracy")
+        t0 = time.perf_counter()
+        subprocess.run(["tmux", "send-keys", "-t", "m", key])
+        wait(lambda: marker in capture("m"), timeout=10, step=0.001)
+        lat.append((time.perf_counter() - t0) * 1000)
+    lat.sort()
+    out["key_to_screen_ms_p50"] = round(statistics.median(lat), 1)
+    out["key_to_screen_ms_p99"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)
+    # Idle bytes: pause the run, sit on the Training tab.
+    subprocess.run(["tmux", "send-keys", "-t", "m", "1"])
+    subprocess.run(["tmux", "send-keys", "-t", "m", "Space"])
+    wait(lambda: "● paused" in capture("m"))
+    time.sleep(1)
+    log = os.path.join(tmp, "pipe.log")
+    subprocess.run(["tmux", "pipe-pane", "-o", "-t", "m", f"cat >> {log}"])
+    time.sleep(10)
+    subprocess.run(["tmux", "pipe-pane", "-t", "m"])
+    out["idle_bytes_per_s"] = round(os.path.getsize(log) / 10.0, 1) if os.path.exists(log) else 0.0
+    # Feature-map refresh: switch to the tab, then n (next probe image) forces new maps.
+    for mode in ["halfblocks", "sixel"]:
+        subprocess.run(["tmux", "kill-session", "-t", "m"], capture_output=True)
+        subprocess.run(["tmux", "new-session", "-d", "-s", "m", "-x", "200", "-y", "60",
+                        f"{exe} view {run} --graphics {mode}"], env=env, check=True)
+        wait(lambda: "● paused" in capture("m"))
+        subprocess.run(["tmux", "send-keys", "-t", "m", "4"])
+        wait(lambda: "(x-mean)/std" in capture("m"))
+        time.sleep(3)
+        log = os.path.join(tmp, f"pipe-{mode}.log")
+        subprocess.run(["tmux", "pipe-pane", "-o", "-t", "m", f"cat >> {log}"])
+        subprocess.run(["tmux", "send-keys", "-t", "m", "n"])
+        time.sleep(5)
+        subprocess.run(["tmux", "pipe-pane", "-t", "m"])
+        out[f"refresh_bytes_{mode}"] = os.path.getsize(log) if os.path.exists(log) else 0
+    subprocess.run(["tmux", "kill-server"], capture_output=True)
+    subprocess.run([exe, "--help"], capture_output=True)
+    try:
+        import socket
+        c = socket.socket(socket.AF_UNIX); c.connect(sock); c.sendall(b'{"command":"stop"}\n'); c.recv(100)
+    except OSError:
+        pass
+    trainer.wait(timeout=300)
+    print(json.dumps(out))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+if __name__ == "__main__":
+    main()
