@@ -55,14 +55,14 @@ fn fashion_mnist_learns_far_above_chance() {
     );
     let last = events(&run_dir)
         .into_iter()
-        .filter_map(|e| {
+        .rev()
+        .find_map(|e| {
             if let Event::Epoch(m) = e {
                 Some(m)
             } else {
                 None
             }
         })
-        .last()
         .expect("epochs");
     let acc = last.val_accuracy.expect("validation folder");
     // Ten classes: chance is 0.1.
