@@ -183,6 +183,12 @@ pub struct BenchArgs {
     /// CPU convolution kernels.
     #[arg(long, value_enum, default_value = "fast")]
     pub conv_impl: ConvImplArg,
+    /// Also time drawing every TUI tab at 200x60 with the tutorial network's maps.
+    #[arg(long)]
+    pub ui: bool,
+    /// Only the UI timing (no training, no pipeline).
+    #[arg(long)]
+    pub ui_only: bool,
 }
 
 /// `--conv-impl`.

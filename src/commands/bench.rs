@@ -34,6 +34,20 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         cfg.model.conv_impl,
         threads
     ));
+    if args.ui || args.ui_only {
+        for t in crate::ui::bench_render(500) {
+            out(&format!(
+                "ui {:<28} p50 {:6.2} ms  p99 {:6.2} ms  ({} samples, 200x60 half-blocks)",
+                t.name,
+                t.p50.as_secs_f64() * 1e3,
+                t.p99.as_secs_f64() * 1e3,
+                t.samples
+            ));
+        }
+        if args.ui_only {
+            return Ok(0);
+        }
+    }
     train_step(&cfg, args.steps)?;
     if args.pipeline {
         pipeline(&cfg)?;
