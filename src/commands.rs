@@ -5,6 +5,8 @@ pub mod predict;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -227,6 +229,7 @@ fn view(args: &ViewArgs) -> Result<ExitCode> {
     let viewer = train::viewer::spawn(run.clone(), events_tx, cmd_rx)
         .context("starting the viewer thread")?;
     let signals = Signals::install().context("installing signal handlers")?;
+    crate::hangup::watch(signals.clone(), Arc::new(AtomicBool::new(true)));
     let exit = crate::tui_bridge::run(&cfg, &run, events_rx, cmd_tx, signals.stop.clone())?;
     let _ = viewer.join();
     if exit == crate::ui::UiExit::QuitWhileRunning {
@@ -313,6 +316,23 @@ fn start(
     let control = crate::run::control::serve(&run.socket_path(), cmd_tx.clone())?;
     let handle = train::spawn(job, events_tx, cmd_rx, signals.stop.clone())
         .context("starting the training thread")?;
+    // Joined on a thread of its own, so the hangup watcher knows when the checkpoint is written.
+    let worker_done = Arc::new(AtomicBool::new(false));
+    let (result_tx, result_rx) = std::sync::mpsc::channel();
+    {
+        let done = Arc::clone(&worker_done);
+        std::thread::Builder::new()
+            .name("trainer-join".into())
+            .spawn(move || {
+                let result = handle.join();
+                done.store(true, Ordering::SeqCst);
+                let _ = result_tx.send(result);
+            })
+            .context("starting the training thread")?;
+    }
+    if tui {
+        crate::hangup::watch(signals.clone(), worker_done);
+    }
     let ending = if tui {
         match crate::tui_bridge::run(cfg, run, events_rx, cmd_tx, signals.stop.clone())? {
             crate::ui::UiExit::Finished | crate::ui::UiExit::QuitStopped => Ending::Completed,
@@ -331,7 +351,9 @@ fn start(
     };
     // The worker answers probes after the run ends until every command sender is gone.
     drop(control);
-    let result = handle.join();
+    let result = result_rx
+        .recv()
+        .unwrap_or_else(|_| Err(Box::new("the training thread vanished")));
     report(&run.path, &signals, &ending, result)
 }
 

@@ -5,6 +5,7 @@ pub mod commands;
 pub mod config;
 pub mod data;
 pub mod events;
+pub mod hangup;
 pub mod headless;
 pub mod logging;
 pub mod model;

@@ -134,6 +134,55 @@ fn detached_run_survives_its_terminal() {
     });
     let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("latest");
     let _ = common::checkpoint_weights(&run_dir, latest.trim());
-    let out = std::fs::read_to_string(run_dir.join("convscope.out")).expect("background output");
-    assert!(out.contains("convscope resume"), "{out}");
+    // The background process ends with the resume hint in its output file.
+    wait_for(
+        "the background process's last words",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(run_dir.join("convscope.out"))
+                .is_ok_and(|o| o.contains("convscope resume"))
+        },
+    );
+}
+
+#[test]
+fn viewer_leaves_when_its_terminal_hangs_up() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 12, 16);
+    let run_dir = tmp.path().join("hup-run");
+    let out = common::run(&[
+        "train",
+        data.to_str().expect("utf8"),
+        "--run",
+        run_dir.to_str().expect("utf8"),
+        "--headless",
+        "--image-size",
+        "16",
+        "--epochs",
+        "1",
+    ]);
+    assert!(out.status.success());
+    let pattern = format!("view {}", run_dir.display());
+    let view = Tmux::start(
+        "convscope-hup",
+        &format!(
+            "{} view {}",
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+    );
+    view.wait_text("● finished");
+    let alive = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &pattern])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty())
+    };
+    assert!(alive());
+    view.kill();
+    wait_for(
+        "the viewer to exit after the hangup",
+        Duration::from_secs(20),
+        || !alive(),
+    );
 }

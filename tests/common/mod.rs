@@ -79,7 +79,8 @@ pub fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// A detached tmux session running one command.
+/// A detached tmux session running one command, on a tmux server of its own (tests run in
+/// parallel; a shared server exits when its last session ends, under another test's feet).
 pub struct Tmux {
     session: String,
 }
@@ -87,10 +88,12 @@ pub struct Tmux {
 impl Tmux {
     pub fn start(session: &str, command: &str) -> Self {
         let _ = Command::new("tmux")
-            .args(["kill-session", "-t", session])
+            .args(["-L", session, "kill-server"])
             .status();
         let ok = Command::new("tmux")
             .args([
+                "-L",
+                session,
                 "new-session",
                 "-d",
                 "-s",
@@ -112,7 +115,7 @@ impl Tmux {
 
     pub fn keys(&self, keys: &str) {
         let ok = Command::new("tmux")
-            .args(["send-keys", "-t", &self.session, keys])
+            .args(["-L", &self.session, "send-keys", "-t", &self.session, keys])
             .status()
             .expect("send-keys");
         assert!(ok.success());
@@ -120,7 +123,15 @@ impl Tmux {
 
     pub fn capture(&self) -> String {
         let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-e", "-t", &self.session])
+            .args([
+                "-L",
+                &self.session,
+                "capture-pane",
+                "-p",
+                "-e",
+                "-t",
+                &self.session,
+            ])
             .output()
             .expect("capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -144,7 +155,7 @@ impl Tmux {
     /// Kill the session (as a dropped SSH connection would: SIGHUP to what runs in it).
     pub fn kill(&self) {
         let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.session])
+            .args(["-L", &self.session, "kill-server"])
             .status();
     }
 }
@@ -152,7 +163,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.session])
+            .args(["-L", &self.session, "kill-server"])
             .status();
     }
 }
