@@ -3,4 +3,5 @@
 pub mod config;
 pub mod data;
 pub mod events;
+pub mod model;
 pub mod viz;

@@ -1,0 +1,3 @@
+//! Model building blocks.
+
+pub mod ops;

@@ -1,0 +1,227 @@
+//! The backend extension that plugs the kernels into burn's `Flex` backend and its autodiff.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::tensor::TensorData;
+
+use super::conv::{self, ConvGeom, Needs};
+use super::pool::{self, PoolGeom};
+
+/// Stride, padding and fused activation of a convolution call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvSpec {
+    /// Stride `[height, width]`.
+    pub stride: [usize; 2],
+    /// Zero padding on both sides, `[height, width]`.
+    pub padding: [usize; 2],
+    /// Apply `ReLU` to the biased output.
+    pub relu: bool,
+}
+
+/// Convolution and pooling kernels for the flex CPU backend.
+#[backend_extension(Flex, Autodiff)]
+pub trait FastOps: Backend {
+    /// Convolve NCHW `x` with OIHW `weight`, add `bias` (`[out_ch]`), optionally `ReLU`.
+    fn fast_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self>;
+
+    /// Max-pool NCHW `x` with kernel = stride = `size`, floor mode.
+    fn fast_max_pool2d(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self>;
+}
+
+/// The contiguous `f32` values of a flex tensor, with its 4-D shape.
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let shape = t.layout().shape();
+    assert_eq!(shape.num_dims(), 4, "expected a 4-D tensor, got {shape:?}");
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+/// Make `t` contiguous (a no-op for the usual fresh tensor).
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+/// Borrow the `f32` values of a contiguous tensor.
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("fast ops need contiguous f32 tensors; the caller checks the dtype")
+}
+
+fn tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+fn tensor1(data: Vec<f32>) -> FlexTensor {
+    let len = data.len();
+    FlexTensor::from_data(TensorData::new(data, [len]))
+}
+
+fn conv_geom(x: &FlexTensor, w: &FlexTensor, spec: ConvSpec) -> ConvGeom {
+    ConvGeom::new(dims4(x), dims4(w), spec.stride, spec.padding)
+}
+
+fn conv_forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, spec: ConvSpec) -> FlexTensor {
+    let (x, w, b) = (contiguous(x), contiguous(w), contiguous(b));
+    let g = conv_geom(&x, &w, spec);
+    let bias = values(&b);
+    assert_eq!(bias.len(), g.out_ch, "conv2d: bias length");
+    tensor(
+        conv::forward(&g, values(&x), values(&w), Some(bias), spec.relu),
+        g.out_shape(),
+    )
+}
+
+impl FastOps for Flex {
+    fn fast_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        conv_forward(&x, &weight, &bias, spec)
+    }
+
+    fn fast_max_pool2d(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self> {
+        pool_forward(&x, size)
+    }
+}
+
+fn pool_forward(x: &FlexTensor, size: usize) -> FlexTensor {
+    let x = contiguous(x);
+    let shape = dims4(&x);
+    let g = PoolGeom::new(shape, size);
+    tensor(
+        pool::forward(&g, values(&x)),
+        [shape[0], shape[1], g.out_h(), g.out_w()],
+    )
+}
+
+/// Backward step of [`FastOps::fast_conv2d`] on flex.
+#[derive(Debug)]
+struct ConvBackward;
+
+/// Forward inputs (and the output when `ReLU` was fused) kept for the backward pass.
+#[derive(Clone, Debug)]
+struct ConvState {
+    x: FlexTensor,
+    weight: FlexTensor,
+    relu_out: Option<FlexTensor>,
+    spec: ConvSpec,
+}
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+        let ConvState {
+            x,
+            weight,
+            relu_out,
+            spec,
+        } = ops.state;
+        let g = conv_geom(&x, &weight, spec);
+        let needs = Needs {
+            x: node_x.is_some(),
+            w: node_w.is_some(),
+            bias: node_b.is_some(),
+        };
+        let relu_out = relu_out.as_ref().map(contiguous);
+        let out = conv::backward(
+            &g,
+            values(&x),
+            values(&weight),
+            values(&dy),
+            relu_out.as_ref().map(values),
+            needs,
+        );
+        if let (Some(node), Some(dx)) = (node_x, out.x) {
+            grads.register::<Flex>(node.id, tensor(dx, dims4(&x)));
+        }
+        if let (Some(node), Some(dw)) = (node_w, out.w) {
+            grads.register::<Flex>(node.id, tensor(dw, dims4(&weight)));
+        }
+        if let (Some(node), Some(db)) = (node_b, out.bias) {
+            grads.register::<Flex>(node.id, tensor1(db));
+        }
+    }
+}
+
+/// Backward step of [`FastOps::fast_max_pool2d`] on flex.
+#[derive(Debug)]
+struct PoolBackward;
+
+impl Backward<Flex, 1> for PoolBackward {
+    /// The pooled input and the window size.
+    type State = (FlexTensor, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+        let (x, size) = ops.state;
+        if let Some(node) = node_x {
+            let shape = dims4(&x);
+            let g = PoolGeom::new(shape, size);
+            let dx = pool::backward(&g, values(&x), values(&dy));
+            grads.register::<Flex>(node.id, tensor(dx, shape));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
+    fn fast_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        match ConvBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (contiguous(x.primitive()), contiguous(weight.primitive()));
+                let out = conv_forward(&x, &weight, bias.primitive(), spec);
+                let state = ConvState {
+                    x,
+                    weight,
+                    relu_out: spec.relu.then(|| out.clone()),
+                    spec,
+                };
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(conv_forward(
+                x.primitive(),
+                weight.primitive(),
+                bias.primitive(),
+                spec,
+            )),
+        }
+    }
+
+    fn fast_max_pool2d(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self> {
+        match PoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let x = contiguous(x.primitive());
+                let out = pool_forward(&x, size);
+                prep.finish((x, size), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(pool_forward(x.primitive(), size)),
+        }
+    }
+}

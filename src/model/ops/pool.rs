@@ -1,0 +1,166 @@
+//! Max pooling kernels (kernel = stride = `size`, no padding, floor) on NCHW `f32` slices.
+//!
+//! Planes (`[h, w]` of one sample and channel) are independent, so rayon splits on planes. The
+//! backward pass recomputes each window's arg-max from the input instead of keeping an index
+//! tensor; the first maximum in row-major order wins, as in `PyTorch`.
+
+// Kernel code names tensors as the formulas do: x, w, y, g (geometry), s (stride).
+#![allow(clippy::many_single_char_names)]
+
+use rayon::prelude::*;
+
+/// Planes per rayon task, so small planes are not one task each.
+const MIN_PLANES_PER_TASK: usize = 8;
+
+/// Shapes of one max pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PoolGeom {
+    /// `batch * channels`.
+    pub planes: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Window side and stride.
+    pub size: usize,
+}
+
+impl PoolGeom {
+    /// Build the geometry from the input shape `[batch, channels, h, w]`.
+    ///
+    /// # Panics
+    /// Panics when `size` is zero.
+    #[must_use]
+    pub fn new(x: [usize; 4], size: usize) -> Self {
+        assert!(size > 0, "max_pool2d: size must be non-zero");
+        Self {
+            planes: x[0] * x[1],
+            in_h: x[2],
+            in_w: x[3],
+            size,
+        }
+    }
+
+    /// Output height.
+    #[must_use]
+    pub fn out_h(&self) -> usize {
+        self.in_h / self.size
+    }
+
+    /// Output width.
+    #[must_use]
+    pub fn out_w(&self) -> usize {
+        self.in_w / self.size
+    }
+}
+
+/// Max of each window; returns `[planes, out_h, out_w]`.
+#[must_use]
+pub fn forward(g: &PoolGeom, x: &[f32]) -> Vec<f32> {
+    let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h() * g.out_w());
+    assert_eq!(x.len(), g.planes * in_plane, "max_pool2d: input length");
+    let mut y = vec![0.0; g.planes * out_plane];
+    if out_plane == 0 {
+        return y;
+    }
+    y.par_chunks_mut(out_plane)
+        .zip(x.par_chunks(in_plane))
+        .with_min_len(MIN_PLANES_PER_TASK)
+        .for_each(|(y, x)| forward_plane(g, x, y));
+    y
+}
+
+fn forward_plane(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
+    let (s, w) = (g.size, g.in_w);
+    for (oh, yrow) in y.chunks_exact_mut(g.out_w()).enumerate() {
+        let rows = &x[oh * s * w..(oh * s + s) * w];
+        if s == 2 {
+            let (r0, r1) = rows.split_at(w);
+            for ((out, a), b) in yrow
+                .iter_mut()
+                .zip(r0.chunks_exact(2))
+                .zip(r1.chunks_exact(2))
+            {
+                *out = a[0].max(a[1]).max(b[0].max(b[1]));
+            }
+        } else {
+            for (ow, out) in yrow.iter_mut().enumerate() {
+                *out = rows
+                    .chunks_exact(w)
+                    .flat_map(|r| &r[ow * s..ow * s + s])
+                    .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            }
+        }
+    }
+}
+
+/// Route each output gradient to its window's first maximum; returns `[planes, in_h, in_w]`.
+#[must_use]
+pub fn backward(g: &PoolGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h() * g.out_w());
+    assert_eq!(
+        x.len(),
+        g.planes * in_plane,
+        "max_pool2d backward: input length"
+    );
+    assert_eq!(
+        dy.len(),
+        g.planes * out_plane,
+        "max_pool2d backward: gradient length"
+    );
+    let mut dx = vec![0.0; x.len()];
+    if out_plane == 0 {
+        return dx;
+    }
+    dx.par_chunks_mut(in_plane)
+        .zip(x.par_chunks(in_plane).zip(dy.par_chunks(out_plane)))
+        .with_min_len(MIN_PLANES_PER_TASK)
+        .for_each(|(dx, (x, dy))| backward_plane(g, x, dy, dx));
+    dx
+}
+
+fn backward_plane(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (s, w) = (g.size, g.in_w);
+    for (oh, dyrow) in dy.chunks_exact(g.out_w()).enumerate() {
+        for (ow, &d) in dyrow.iter().enumerate() {
+            let mut best = (oh * s) * w + ow * s;
+            for i in oh * s..oh * s + s {
+                for j in ow * s..ow * s + s {
+                    // Strictly greater keeps the first maximum (NaN never wins, like `max`).
+                    if x[i * w + j] > x[best] {
+                        best = i * w + j;
+                    }
+                }
+            }
+            dx[best] = d;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_takes_window_max_and_drops_odd_edge() {
+        // One 3x5 plane, size 2: output 1x2, last row and column dropped.
+        let x = [
+            1.0, 5.0, 2.0, 0.0, 9.0, 3.0, 4.0, 7.0, 8.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0,
+        ];
+        let g = PoolGeom::new([1, 1, 3, 5], 2);
+        assert_eq!(forward(&g, &x), vec![5.0, 8.0]);
+        let dx = backward(&g, &x, &[1.0, 2.0]);
+        let mut want = vec![0.0; 15];
+        want[1] = 1.0;
+        want[8] = 2.0;
+        assert_eq!(dx, want);
+    }
+
+    #[test]
+    fn size_three_picks_first_of_ties() {
+        let x = [1.0; 9];
+        let g = PoolGeom::new([1, 1, 3, 3], 3);
+        assert_eq!(forward(&g, &x), vec![1.0]);
+        assert_eq!(backward(&g, &x, &[4.0]), [4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+}
