@@ -1,1 +1,221 @@
-//! Training-step benchmark.
+//! Training-step benchmark of the tutorial CNN with burn's ops or the fast ones.
+//!
+//! The net is the Keras tutorial's: three conv(3x3, same) + `ReLU` + max-pool(2) blocks with 16, 32
+//! and 64 channels, dropout 0.2 after the first and last block, then dense 512 + `ReLU` and dense 1,
+//! trained with binary cross-entropy on logits and Adam. Flex runs eagerly, so wall-clock time
+//! around each call is the time of that call.
+
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Distribution, Tensor};
+
+use super::{conv2d_relu, max_pool2d};
+
+/// Learning rate of the benchmark's Adam steps.
+const LEARNING_RATE: f64 = 1e-3;
+
+/// The tutorial CNN built from burn's layers; only the calls differ between the two paths.
+#[derive(Module, Debug)]
+struct Net {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    conv3: Conv2d,
+    fc1: Linear,
+    fc2: Linear,
+    dropout: Dropout,
+}
+
+impl Net {
+    fn new(size: usize, device: &Device) -> Self {
+        let conv = |cin, cout| {
+            Conv2dConfig::new([cin, cout], [3, 3])
+                .with_padding(PaddingConfig2d::Same)
+                .init(device)
+        };
+        let flat = 64 * (size / 8) * (size / 8);
+        Self {
+            conv1: conv(3, 16),
+            conv2: conv(16, 32),
+            conv3: conv(32, 64),
+            fc1: LinearConfig::new(flat, 512).init(device),
+            fc2: LinearConfig::new(512, 1).init(device),
+            dropout: DropoutConfig::new(0.2).init(),
+        }
+    }
+
+    /// Logits `[batch, 1]` of images `[batch, 3, size, size]`.
+    fn forward(&self, x: Tensor<4>, fast: bool) -> Tensor<2> {
+        let block = |x: Tensor<4>, conv: &Conv2d| {
+            let bias = conv.bias.as_ref().map(burn::module::Param::val);
+            max_pool2d(
+                conv2d_relu(x, conv.weight.val(), bias, [1, 1], [1, 1], fast),
+                2,
+                fast,
+            )
+        };
+        let x = block(x, &self.conv1); // [batch, 16, size/2, size/2]
+        let x = self.dropout.forward(x);
+        let x = block(x, &self.conv2); // [batch, 32, size/4, size/4]
+        let x = block(x, &self.conv3); // [batch, 64, size/8, size/8]
+        let x = self.dropout.forward(x);
+        let x: Tensor<2> = x.flatten(1, 3); // [batch, 64 * (size/8)^2]
+        let x = relu(self.fc1.forward(x)); // [batch, 512]
+        self.fc2.forward(x) // [batch, 1]
+    }
+}
+
+/// Mean time of one named part of the step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Phase {
+    /// What was timed, e.g. `"conv2 backward"`.
+    pub name: String,
+    /// Mean milliseconds per step (or per call for the per-op rows).
+    pub ms: f64,
+}
+
+/// Result of [`bench_step`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchReport {
+    /// Whether the fast ops were used.
+    pub fast: bool,
+    /// Images per step.
+    pub batch: usize,
+    /// Image side in pixels.
+    pub size: usize,
+    /// Timed steps (after one warm-up step).
+    pub steps: usize,
+    /// Training throughput.
+    pub images_per_sec: f64,
+    /// Mean milliseconds of one full step.
+    pub step_ms: f64,
+    /// Step phases (forward, backward, optimizer), then each conv and pool op timed alone.
+    pub phases: Vec<Phase>,
+}
+
+fn ms(d: Duration, n: usize) -> f64 {
+    d.as_secs_f64() * 1e3 / n.max(1) as f64
+}
+
+/// Train the tutorial net `steps` times on random `[batch, 3, size, size]` images on the flex CPU
+/// device, with burn's ops (`fast` false) or the fast ones, and time it.
+///
+/// # Panics
+/// Panics when `size` is smaller than 8 (three 2x2 poolings need at least one pixel).
+#[must_use]
+pub fn bench_step(batch: usize, size: usize, steps: usize, fast: bool) -> BenchReport {
+    assert!(size >= 8, "bench_step: size {size} is below 8");
+    let device = Device::flex().autodiff();
+    let mut model = Net::new(size, &device);
+    let mut optim = AdamConfig::new().init();
+    let images = Tensor::<4>::random(
+        [batch, 3, size, size],
+        Distribution::Uniform(0.0, 1.0),
+        &device,
+    );
+    let labels = Tensor::<2>::random([batch, 1], Distribution::Bernoulli(0.5), &device);
+
+    let (mut fwd, mut bwd, mut opt) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    // Step 0 warms up allocators, thread pools and per-thread buffers; it is not timed.
+    for step in 0..=steps {
+        let t0 = Instant::now();
+        let logits = model.forward(images.clone(), fast);
+        // Binary cross-entropy on logits: softplus(z) - y z, averaged.
+        let loss = (logits.clone().exp().log1p() - logits * labels.clone()).mean();
+        let t1 = Instant::now();
+        let grads = loss.backward();
+        let t2 = Instant::now();
+        let grads = GradientsParams::from_grads(grads, &model);
+        model = optim.step(LEARNING_RATE, model, grads);
+        let t3 = Instant::now();
+        if step > 0 {
+            fwd += t1 - t0;
+            bwd += t2 - t1;
+            opt += t3 - t2;
+        }
+    }
+    let total = fwd + bwd + opt;
+    let mut phases = vec![
+        Phase {
+            name: "step forward".into(),
+            ms: ms(fwd, steps),
+        },
+        Phase {
+            name: "step backward".into(),
+            ms: ms(bwd, steps),
+        },
+        Phase {
+            name: "step optimizer".into(),
+            ms: ms(opt, steps),
+        },
+    ];
+    phases.extend(op_phases(batch, size, steps.clamp(1, 3), fast, &device));
+    BenchReport {
+        fast,
+        batch,
+        size,
+        steps,
+        images_per_sec: (batch * steps) as f64 / total.as_secs_f64().max(f64::MIN_POSITIVE),
+        step_ms: ms(total, steps),
+        phases,
+    }
+}
+
+/// Each conv (+`ReLU`) and pool of the net timed alone, forward and backward, mean over `reps`.
+///
+/// Backward is `sum().backward()` on the op's output, so it includes a cheap sum and its gradient.
+fn op_phases(batch: usize, size: usize, reps: usize, fast: bool, device: &Device) -> Vec<Phase> {
+    let mut phases = Vec::new();
+    let mut side = size;
+    for (layer, (cin, cout)) in [(3, 16), (16, 32), (32, 64)].into_iter().enumerate() {
+        let normal = Distribution::Normal(0.0, 1.0);
+        let x = Tensor::<4>::random([batch, cin, side, side], normal, device);
+        // The first layer's input is data: no input gradient, as in training.
+        let x = if layer == 0 { x } else { x.require_grad() };
+        let w = Tensor::<4>::random([cout, cin, 3, 3], normal, device).require_grad();
+        let b = Tensor::<1>::random([cout], normal, device).require_grad();
+        let (mut conv_f, mut conv_b, mut pool_f, mut pool_b) = (
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        for rep in 0..=reps {
+            let t0 = Instant::now();
+            let out = conv2d_relu(x.clone(), w.clone(), Some(b.clone()), [1, 1], [1, 1], fast);
+            let t1 = Instant::now();
+            let _grads = out.clone().sum().backward();
+            let t2 = Instant::now();
+            let pool_in = out.detach().require_grad();
+            let t3 = Instant::now();
+            let pooled = max_pool2d(pool_in, 2, fast);
+            let t4 = Instant::now();
+            let _grads = pooled.sum().backward();
+            let t5 = Instant::now();
+            if rep > 0 {
+                conv_f += t1 - t0;
+                conv_b += t2 - t1;
+                pool_f += t4 - t3;
+                pool_b += t5 - t4;
+            }
+        }
+        let n = layer + 1;
+        for (name, d) in [
+            (format!("conv{n}+relu forward"), conv_f),
+            (format!("conv{n}+relu backward"), conv_b),
+            (format!("pool{n} forward"), pool_f),
+            (format!("pool{n} backward"), pool_b),
+        ] {
+            phases.push(Phase {
+                name,
+                ms: ms(d, reps),
+            });
+        }
+        side /= 2;
+    }
+    phases
+}

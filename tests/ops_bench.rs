@@ -1,0 +1,46 @@
+//! The training-step benchmark runs both paths on a tiny image and reports every phase.
+
+use convscope::model::ops::bench::bench_step;
+
+#[test]
+fn bench_step_reports_both_paths() {
+    for fast in [false, true] {
+        let report = bench_step(2, 16, 1, fast);
+        assert_eq!(report.fast, fast);
+        assert!(report.images_per_sec > 0.0);
+        let names: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names.len(), 3 + 3 * 4, "{names:?}");
+        assert!(names.contains(&"conv3+relu backward"), "{names:?}");
+        assert!(report.phases.iter().all(|p| p.ms >= 0.0));
+    }
+}
+
+/// Full-size comparison; run with
+/// `cargo test --release --test ops_bench -- --ignored --nocapture`.
+#[test]
+#[ignore = "takes minutes; a benchmark, not a check"]
+fn tutorial_net_150px() {
+    let batches: Vec<usize> = std::env::var("BENCH_BATCHES")
+        .unwrap_or_else(|_| "32,64".into())
+        .split(',')
+        .map(|b| {
+            b.trim()
+                .parse()
+                .expect("BENCH_BATCHES is a comma-separated list of sizes")
+        })
+        .collect();
+    let steps = std::env::var("BENCH_STEPS").map_or(3, |s| s.parse().expect("BENCH_STEPS"));
+    let paths = std::env::var("BENCH_PATHS").unwrap_or_else(|_| "burn,fast".into());
+    for batch in batches {
+        for path in paths.split(',') {
+            let r = bench_step(batch, 150, steps, path == "fast");
+            eprintln!(
+                "{path:>4} batch {batch:>3}: {:6.1} img/s, step {:7.1} ms",
+                r.images_per_sec, r.step_ms
+            );
+            for p in &r.phases {
+                eprintln!("       {:<22} {:8.1} ms", p.name, p.ms);
+            }
+        }
+    }
+}
