@@ -9,6 +9,7 @@ pub mod bench;
 pub mod conv;
 pub mod flex;
 pub mod pool;
+pub mod profile;
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::activation::relu;

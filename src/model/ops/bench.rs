@@ -14,7 +14,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 
-use super::{conv2d_relu, max_pool2d};
+use super::{conv2d_relu, max_pool2d, profile};
 
 /// Learning rate of the benchmark's Adam steps.
 const LEARNING_RATE: f64 = 1e-3;
@@ -93,7 +93,8 @@ pub struct BenchReport {
     pub images_per_sec: f64,
     /// Mean milliseconds of one full step.
     pub step_ms: f64,
-    /// Step phases (forward, backward, optimizer), then each conv and pool op timed alone.
+    /// Step phases (forward, backward, optimizer), the fast ops' kernel times inside the step
+    /// (fast path only), then each conv and pool op timed alone.
     pub phases: Vec<Phase>,
 }
 
@@ -122,6 +123,9 @@ pub fn bench_step(batch: usize, size: usize, steps: usize, fast: bool) -> BenchR
     let (mut fwd, mut bwd, mut opt) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     // Step 0 warms up allocators, thread pools and per-thread buffers; it is not timed.
     for step in 0..=steps {
+        if step == 1 {
+            profile::enable(true);
+        }
         let t0 = Instant::now();
         let logits = model.forward(images.clone(), fast);
         // Binary cross-entropy on logits: softplus(z) - y z, averaged.
@@ -138,6 +142,8 @@ pub fn bench_step(batch: usize, size: usize, steps: usize, fast: bool) -> BenchR
             opt += t3 - t2;
         }
     }
+    let inside = profile::totals();
+    profile::enable(false);
     let total = fwd + bwd + opt;
     let mut phases = vec![
         Phase {
@@ -153,6 +159,11 @@ pub fn bench_step(batch: usize, size: usize, steps: usize, fast: bool) -> BenchR
             ms: ms(opt, steps),
         },
     ];
+    // The fast ops' own kernels (inputs made contiguous, outputs allocated) inside the steps.
+    phases.extend(inside.into_iter().map(|(name, d)| Phase {
+        name: format!("in step: {name}"),
+        ms: ms(d, steps),
+    }));
     phases.extend(op_phases(batch, size, steps.clamp(1, 3), fast, &device));
     BenchReport {
         fast,

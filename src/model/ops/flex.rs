@@ -11,6 +11,7 @@ use burn::tensor::TensorData;
 
 use super::conv::{self, ConvGeom, Needs};
 use super::pool::{self, PoolGeom};
+use super::profile::timed;
 
 /// Stride, padding and fused activation of a convolution call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,15 +70,16 @@ fn conv_geom(x: &FlexTensor, w: &FlexTensor, spec: ConvSpec) -> ConvGeom {
     ConvGeom::new(dims4(x), dims4(w), spec.stride, spec.padding)
 }
 
-fn conv_forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, spec: ConvSpec) -> FlexTensor {
-    let (x, w, b) = (contiguous(x), contiguous(w), contiguous(b));
+fn conv_forward(x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor, spec: ConvSpec) -> FlexTensor {
+    let (x, w, bias) = (contiguous(x), contiguous(w), contiguous(bias));
     let g = conv_geom(&x, &w, spec);
-    let bias = values(&b);
+    let bias = values(&bias);
     assert_eq!(bias.len(), g.out_ch, "conv2d: bias length");
-    tensor(
-        conv::forward(&g, values(&x), values(&w), Some(bias), spec.relu),
-        g.out_shape(),
-    )
+    let y = timed(
+        || format!("conv {}->{} forward", g.in_ch, g.out_ch),
+        || conv::forward(&g, values(&x), values(&w), Some(bias), spec.relu),
+    );
+    tensor(y, g.out_shape())
 }
 
 impl FastOps for Flex {
@@ -99,10 +101,11 @@ fn pool_forward(x: &FlexTensor, size: usize) -> FlexTensor {
     let x = contiguous(x);
     let shape = dims4(&x);
     let g = PoolGeom::new(shape, size);
-    tensor(
-        pool::forward(&g, values(&x)),
-        [shape[0], shape[1], g.out_h(), g.out_w()],
-    )
+    let y = timed(
+        || format!("pool {}x{} forward", g.in_h, g.in_w),
+        || pool::forward(&g, values(&x)),
+    );
+    tensor(y, [shape[0], shape[1], g.out_h(), g.out_w()])
 }
 
 /// Backward step of [`FastOps::fast_conv2d`] on flex.
@@ -137,13 +140,18 @@ impl Backward<Flex, 3> for ConvBackward {
             bias: node_b.is_some(),
         };
         let relu_out = relu_out.as_ref().map(contiguous);
-        let out = conv::backward(
-            &g,
-            values(&x),
-            values(&weight),
-            values(&dy),
-            relu_out.as_ref().map(values),
-            needs,
+        let out = timed(
+            || format!("conv {}->{} backward", g.in_ch, g.out_ch),
+            || {
+                conv::backward(
+                    &g,
+                    values(&x),
+                    values(&weight),
+                    values(&dy),
+                    relu_out.as_ref().map(values),
+                    needs,
+                )
+            },
         );
         if let (Some(node), Some(dx)) = (node_x, out.x) {
             grads.register::<Flex>(node.id, tensor(dx, dims4(&x)));
@@ -172,7 +180,10 @@ impl Backward<Flex, 1> for PoolBackward {
         if let Some(node) = node_x {
             let shape = dims4(&x);
             let g = PoolGeom::new(shape, size);
-            let dx = pool::backward(&g, values(&x), values(&dy));
+            let dx = timed(
+                || format!("pool {}x{} backward", g.in_h, g.in_w),
+                || pool::backward(&g, values(&x), values(&dy)),
+            );
             grads.register::<Flex>(node.id, tensor(dx, shape));
         }
     }

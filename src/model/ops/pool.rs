@@ -121,6 +121,10 @@ pub fn backward(g: &PoolGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
 
 fn backward_plane(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (s, w) = (g.size, g.in_w);
+    if s == 2 {
+        backward_plane_2(w, x, dy, dx);
+        return;
+    }
     for (oh, dyrow) in dy.chunks_exact(g.out_w()).enumerate() {
         for (ow, &d) in dyrow.iter().enumerate() {
             let mut best = (oh * s) * w + ow * s;
@@ -133,6 +137,29 @@ fn backward_plane(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
                 }
             }
             dx[best] = d;
+        }
+    }
+}
+
+/// Size-2 windows: walk two input rows at once and write all four gradient slots per window.
+fn backward_plane_2(w: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    for (oh, dyrow) in dy.chunks_exact(w / 2).enumerate() {
+        let (r0, r1) = x[2 * oh * w..(2 * oh + 2) * w].split_at(w);
+        let (d0, d1) = dx[2 * oh * w..(2 * oh + 2) * w].split_at_mut(w);
+        let windows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+        let slots = d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2));
+        for ((&d, (a, b)), (da, db)) in dyrow.iter().zip(windows).zip(slots) {
+            // First maximum in row-major order, as in the general path.
+            let mut best = (a[0], 0);
+            for (v, i) in [(a[1], 1), (b[0], 2), (b[1], 3)] {
+                if v > best.0 {
+                    best = (v, i);
+                }
+            }
+            da[0] = if best.1 == 0 { d } else { 0.0 };
+            da[1] = if best.1 == 1 { d } else { 0.0 };
+            db[0] = if best.1 == 2 { d } else { 0.0 };
+            db[1] = if best.1 == 3 { d } else { 0.0 };
         }
     }
 }
@@ -161,6 +188,9 @@ mod tests {
         let x = [1.0; 9];
         let g = PoolGeom::new([1, 1, 3, 3], 3);
         assert_eq!(forward(&g, &x), vec![1.0]);
-        assert_eq!(backward(&g, &x, &[4.0]), [4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            backward(&g, &x, &[4.0]),
+            [4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
     }
 }
