@@ -42,7 +42,7 @@ fn tutorial_net_150px() {
                 r.images_per_sec, r.step_ms
             );
             for p in &r.phases {
-                eprintln!("       {:<22} {:8.1} ms", p.name, p.ms);
+                eprintln!("       {:<34} {:8.1} ms", p.name, p.ms);
             }
         }
     }

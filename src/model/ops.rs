@@ -19,9 +19,10 @@ use burn::tensor::{DType, Tensor};
 
 use flex::{ConvSpec, FastOps};
 
-/// Whether `x` can take the fast path: an `f32` tensor on a flex device.
-fn fast_path(x: &Tensor<4>, fast: bool) -> bool {
+/// Whether `x` (and the weight, if any) can take the fast path: `f32` tensors on a flex device.
+fn fast_path(x: &Tensor<4>, weight: Option<&Tensor<4>>, fast: bool) -> bool {
     fast && x.dtype() == DType::F32
+        && weight.is_none_or(|w| w.dtype() == DType::F32)
         && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
@@ -36,7 +37,7 @@ pub fn conv2d(
     padding: [usize; 2],
     fast: bool,
 ) -> Tensor<4> {
-    if fast_path(&x, fast) {
+    if fast_path(&x, Some(&weight), fast) {
         return fast_conv(x, weight, bias, stride, padding, false);
     }
     module::conv2d(
@@ -57,7 +58,7 @@ pub fn conv2d_relu(
     padding: [usize; 2],
     fast: bool,
 ) -> Tensor<4> {
-    if fast_path(&x, fast) {
+    if fast_path(&x, Some(&weight), fast) {
         return fast_conv(x, weight, bias, stride, padding, true);
     }
     relu(module::conv2d(
@@ -94,7 +95,7 @@ fn fast_conv(
 /// Max pooling, kernel = stride = size, no padding (floor), fast path on flex like [`conv2d`].
 #[must_use]
 pub fn max_pool2d(x: Tensor<4>, size: usize, fast: bool) -> Tensor<4> {
-    if fast_path(&x, fast) {
+    if fast_path(&x, None, fast) {
         return Tensor::from_dispatch(<Dispatch as FastOps>::fast_max_pool2d(
             x.into_dispatch(),
             size,
