@@ -193,3 +193,16 @@ fn forward_without_autodiff_matches() {
     let err = rel_err(&to_vec(fast), &to_vec(reference));
     assert!(err <= TOL, "relative error {err:e}");
 }
+
+#[test]
+fn repeated_calls_reuse_output_buffers_correctly() {
+    // The second round writes into the first round's recycled outputs and input gradients.
+    let c = Case {
+        x: [3, 5, 12, 10],
+        out_ch: 6,
+        relu: true,
+        ..base()
+    };
+    check(c);
+    check(c);
+}

@@ -60,3 +60,9 @@ fn forward_without_autodiff() {
     assert_eq!(fast.dims(), [3, 2, 3, 4]);
     assert_eq!(to_vec(fast), to_vec(reference));
 }
+
+#[test]
+fn repeated_calls_reuse_gradient_buffers_correctly() {
+    check([3, 2, 11, 9], 2);
+    check([3, 2, 11, 9], 2);
+}

@@ -10,6 +10,7 @@ pub mod conv;
 pub mod flex;
 pub mod pool;
 pub mod profile;
+pub mod recycle;
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::activation::relu;

@@ -284,18 +284,32 @@ fn forward_sample(
 /// and optionally apply `ReLU`; return `[batch, out_ch, out_h, out_w]`.
 #[must_use]
 pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    let mut y = vec![0.0; g.batch * g.y_len()];
+    forward_into(g, x, w, bias, relu, &mut y);
+    y
+}
+
+/// [`forward`] into `y`, whose old values are overwritten.
+pub fn forward_into(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
     assert_eq!(x.len(), g.batch * g.x_len(), "conv2d: input length");
     assert_eq!(w.len(), g.out_ch * g.k(), "conv2d: weight length");
-    let mut y = vec![0.0; g.batch * g.y_len()];
+    assert_eq!(y.len(), g.batch * g.y_len(), "conv2d: output length");
     if g.y_len() == 0 || g.x_len() == 0 {
-        return y;
+        y.fill(0.0);
+        return;
     }
     y.par_chunks_mut(g.y_len())
         .zip(x.par_chunks(g.x_len()))
         .for_each(|(y_n, x_n)| {
             SCRATCH.with_borrow_mut(|s| forward_sample(g, x_n, w, bias, relu, y_n, &mut s.col));
         });
-    y
 }
 
 /// Which gradients a backward call must produce.
@@ -379,6 +393,9 @@ fn backward_sample(
     let dym = MatRef::from_row_major_slice(dy, g.out_ch, p);
     let wm = MatRef::from_row_major_slice(w, g.out_ch, k);
     let mut dx = dx;
+    if let Some(dx) = dx.as_deref_mut() {
+        dx.fill(0.0);
+    }
     for (oh0, rows) in bands(g) {
         let band = rows * g.out_w;
         let dy_band = dym.subcols(oh0 * g.out_w, band);
@@ -423,6 +440,28 @@ pub fn backward(
     relu_out: Option<&[f32]>,
     needs: Needs,
 ) -> Grads {
+    let mut dx = vec![0.0; if needs.x { g.batch * g.x_len() } else { 0 }];
+    let dx_out = needs.x.then_some(dx.as_mut_slice());
+    let (dw, db) = backward_into(g, x, w, dy, relu_out, dx_out, needs);
+    Grads {
+        x: needs.x.then_some(dx),
+        w: dw,
+        bias: db,
+    }
+}
+
+/// [`backward`] writing the input gradient into `dx` (old values overwritten) when it is given;
+/// returns the weight and bias gradients that `needs` asks for (`needs.x` is ignored).
+#[must_use]
+pub fn backward_into(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    relu_out: Option<&[f32]>,
+    dx: Option<&mut [f32]>,
+    needs: Needs,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     assert_eq!(
         x.len(),
         g.batch * g.x_len(),
@@ -441,10 +480,13 @@ pub fn backward(
         SCRATCH.with_borrow_mut(|s| backward_sample(g, x_n, w, dy_n, out_n, dx_n, &mut acc, s));
         acc
     };
-    let mut dx = vec![0.0; if needs.x { g.batch * g.x_len() } else { 0 }];
     let partial = if g.y_len() == 0 || g.x_len() == 0 {
+        if let Some(dx) = dx {
+            dx.fill(0.0);
+        }
         Partial::zeros(g, needs)
-    } else if needs.x {
+    } else if let Some(dx) = dx {
+        assert_eq!(dx.len(), x.len(), "conv2d backward: input gradient length");
         dx.par_chunks_mut(xl)
             .enumerate()
             .map(|(i, d)| (i, Some(d)))
@@ -457,11 +499,10 @@ pub fn backward(
             .fold(|| Partial::zeros(g, needs), body)
             .reduce(|| Partial::zeros(g, needs), Partial::add)
     };
-    Grads {
-        x: needs.x.then_some(dx),
-        w: needs.w.then_some(partial.w),
-        bias: needs.bias.then_some(partial.bias),
-    }
+    (
+        needs.w.then_some(partial.w),
+        needs.bias.then_some(partial.bias),
+    )
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use burn::tensor::TensorData;
 use super::conv::{self, ConvGeom, Needs};
 use super::pool::{self, PoolGeom};
 use super::profile::timed;
+use super::recycle;
 
 /// Stride, padding and fused activation of a convolution call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,11 +76,13 @@ fn conv_forward(x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor, spec: ConvSpe
     let g = conv_geom(&x, &w, spec);
     let bias = values(&bias);
     assert_eq!(bias.len(), g.out_ch, "conv2d: bias length");
-    let y = timed(
-        || format!("conv {}->{} forward", g.in_ch, g.out_ch),
-        || conv::forward(&g, values(&x), values(&w), Some(bias), spec.relu),
-    );
-    tensor(y, g.out_shape())
+    let (x, w) = (values(&x), values(&w));
+    recycle::output(g.out_shape(), |y| {
+        timed(
+            || format!("conv {}->{} forward", g.in_ch, g.out_ch),
+            || conv::forward_into(&g, x, w, Some(bias), spec.relu, y),
+        );
+    })
 }
 
 impl FastOps for Flex {
@@ -140,26 +143,28 @@ impl Backward<Flex, 3> for ConvBackward {
             bias: node_b.is_some(),
         };
         let relu_out = relu_out.as_ref().map(contiguous);
-        let out = timed(
-            || format!("conv {}->{} backward", g.in_ch, g.out_ch),
-            || {
-                conv::backward(
-                    &g,
-                    values(&x),
-                    values(&weight),
-                    values(&dy),
-                    relu_out.as_ref().map(values),
-                    needs,
-                )
-            },
-        );
-        if let (Some(node), Some(dx)) = (node_x, out.x) {
-            grads.register::<Flex>(node.id, tensor(dx, dims4(&x)));
+        let (xs, ws, dys) = (values(&x), values(&weight), values(&dy));
+        let relu_out = relu_out.as_ref().map(values);
+        let run = |dx: Option<&mut [f32]>| {
+            timed(
+                || format!("conv {}->{} backward", g.in_ch, g.out_ch),
+                || conv::backward_into(&g, xs, ws, dys, relu_out, dx, needs),
+            )
+        };
+        let (mut dw, mut db) = (None, None);
+        let dx = if needs.x {
+            Some(recycle::output(dims4(&x), |dx| (dw, db) = run(Some(dx))))
+        } else {
+            (dw, db) = run(None);
+            None
+        };
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, dx);
         }
-        if let (Some(node), Some(dw)) = (node_w, out.w) {
+        if let (Some(node), Some(dw)) = (node_w, dw) {
             grads.register::<Flex>(node.id, tensor(dw, dims4(&weight)));
         }
-        if let (Some(node), Some(db)) = (node_b, out.bias) {
+        if let (Some(node), Some(db)) = (node_b, db) {
             grads.register::<Flex>(node.id, tensor1(db));
         }
     }
@@ -180,11 +185,13 @@ impl Backward<Flex, 1> for PoolBackward {
         if let Some(node) = node_x {
             let shape = dims4(&x);
             let g = PoolGeom::new(shape, size);
-            let dx = timed(
-                || format!("pool {}x{} backward", g.in_h, g.in_w),
-                || pool::backward(&g, values(&x), values(&dy)),
-            );
-            grads.register::<Flex>(node.id, tensor(dx, shape));
+            let dx = recycle::output(shape, |dx| {
+                timed(
+                    || format!("pool {}x{} backward", g.in_h, g.in_w),
+                    || pool::backward_into(&g, values(&x), values(&dy), dx),
+                );
+            });
+            grads.register::<Flex>(node.id, dx);
         }
     }
 }

@@ -57,17 +57,23 @@ impl PoolGeom {
 /// Max of each window; returns `[planes, out_h, out_w]`.
 #[must_use]
 pub fn forward(g: &PoolGeom, x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0; g.planes * g.out_h() * g.out_w()];
+    forward_into(g, x, &mut y);
+    y
+}
+
+/// [`forward`] into `y`, whose old values are overwritten.
+pub fn forward_into(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
     let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h() * g.out_w());
     assert_eq!(x.len(), g.planes * in_plane, "max_pool2d: input length");
-    let mut y = vec![0.0; g.planes * out_plane];
+    assert_eq!(y.len(), g.planes * out_plane, "max_pool2d: output length");
     if out_plane == 0 {
-        return y;
+        return;
     }
     y.par_chunks_mut(out_plane)
         .zip(x.par_chunks(in_plane))
         .with_min_len(MIN_PLANES_PER_TASK)
         .for_each(|(y, x)| forward_plane(g, x, y));
-    y
 }
 
 fn forward_plane(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
@@ -97,6 +103,13 @@ fn forward_plane(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
 /// Route each output gradient to its window's first maximum; returns `[planes, in_h, in_w]`.
 #[must_use]
 pub fn backward(g: &PoolGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0.0; x.len()];
+    backward_into(g, x, dy, &mut dx);
+    dx
+}
+
+/// [`backward`] into `dx`, whose old values are overwritten.
+pub fn backward_into(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h() * g.out_w());
     assert_eq!(
         x.len(),
@@ -108,19 +121,25 @@ pub fn backward(g: &PoolGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
         g.planes * out_plane,
         "max_pool2d backward: gradient length"
     );
-    let mut dx = vec![0.0; x.len()];
+    assert_eq!(
+        dx.len(),
+        x.len(),
+        "max_pool2d backward: input gradient length"
+    );
     if out_plane == 0 {
-        return dx;
+        dx.fill(0.0);
+        return;
     }
     dx.par_chunks_mut(in_plane)
         .zip(x.par_chunks(in_plane).zip(dy.par_chunks(out_plane)))
         .with_min_len(MIN_PLANES_PER_TASK)
         .for_each(|(dx, (x, dy))| backward_plane(g, x, dy, dx));
-    dx
 }
 
 fn backward_plane(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (s, w) = (g.size, g.in_w);
+    // Cells outside every window (odd edges) and non-maxima get zero.
+    dx.fill(0.0);
     if s == 2 {
         backward_plane_2(w, x, dy, dx);
         return;
