@@ -138,12 +138,19 @@ pub fn backward_into(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
 
 fn backward_plane(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (s, w) = (g.size, g.in_w);
-    // Cells outside every window (odd edges) and non-maxima get zero.
-    dx.fill(0.0);
     if s == 2 {
+        // Every window slot is written; only the odd last row and column need zeros.
+        if g.in_h % 2 == 1 {
+            dx[(g.in_h - 1) * w..].fill(0.0);
+        }
+        if w % 2 == 1 {
+            dx.chunks_exact_mut(w).for_each(|row| row[w - 1] = 0.0);
+        }
         backward_plane_2(w, x, dy, dx);
         return;
     }
+    // Non-maxima and cells outside every window get zero.
+    dx.fill(0.0);
     for (oh, dyrow) in dy.chunks_exact(g.out_w()).enumerate() {
         for (ow, &d) in dyrow.iter().enumerate() {
             let mut best = (oh * s) * w + ow * s;
