@@ -1,19 +1,23 @@
 //! The training-step benchmark runs both paths on a tiny image and reports every phase.
 
-use convscope::model::ops::bench::bench_step;
+use convscope::model::ops::bench::{OpsPath, bench_step};
 
 #[test]
-fn bench_step_reports_both_paths() {
-    for fast in [false, true] {
-        let report = bench_step(2, 16, 1, fast);
-        assert_eq!(report.fast, fast);
+fn bench_step_reports_every_path() {
+    for path in OpsPath::ALL {
+        let report = bench_step(2, 16, 1, path);
+        assert_eq!(report.path, path);
         assert!(report.images_per_sec > 0.0);
         let names: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
         let in_step = names.iter().filter(|n| n.starts_with("in step: ")).count();
-        // Fast: forward and backward of three convs and three pools; burn's ops are not seen.
-        assert_eq!(in_step, if fast { 12 } else { 0 }, "{names:?}");
-        assert_eq!(names.len(), 3 + in_step + 3 * 4, "{names:?}");
-        assert!(names.contains(&"conv3+relu backward"), "{names:?}");
+        // Forward and backward of each of the three blocks' ops; burn's ops are not seen.
+        let (want_in_step, per_op) = match path {
+            OpsPath::Burn => (0, 3 * 4),
+            OpsPath::Fast => (12, 3 * 4),
+            OpsPath::Fused => (6, 3 * 2),
+        };
+        assert_eq!(in_step, want_in_step, "{names:?}");
+        assert_eq!(names.len(), 3 + in_step + per_op, "{names:?}");
         assert!(report.phases.iter().all(|p| p.ms >= 0.0));
     }
 }
@@ -33,12 +37,16 @@ fn tutorial_net_150px() {
         })
         .collect();
     let steps = std::env::var("BENCH_STEPS").map_or(3, |s| s.parse().expect("BENCH_STEPS"));
-    let paths = std::env::var("BENCH_PATHS").unwrap_or_else(|_| "burn,fast".into());
+    let paths = std::env::var("BENCH_PATHS").unwrap_or_else(|_| "burn,fast,fused".into());
     for batch in batches {
-        for path in paths.split(',') {
-            let r = bench_step(batch, 150, steps, path == "fast");
+        for name in paths.split(',') {
+            let path = OpsPath::ALL
+                .into_iter()
+                .find(|p| p.name() == name)
+                .expect("BENCH_PATHS names burn, fast or fused");
+            let r = bench_step(batch, 150, steps, path);
             eprintln!(
-                "{path:>4} batch {batch:>3}: {:6.1} img/s, step {:7.1} ms",
+                "{name:>5} batch {batch:>3}: {:6.1} img/s, step {:7.1} ms",
                 r.images_per_sec, r.step_ms
             );
             for p in &r.phases {

@@ -47,6 +47,7 @@ struct Case {
     pad: [usize; 2],
     bias: bool,
     relu: bool,
+    pool: usize,
     x_grad: bool,
 }
 
@@ -58,7 +59,9 @@ fn run(c: Case, fast: bool) -> [Vec<f32>; 4] {
     let w = Tensor::<4>::from_data(data([c.out_ch, c.x[1], c.k, c.k], 2), &device).require_grad();
     let b = Tensor::<1>::from_data(data([c.out_ch], 3), &device).require_grad();
     let bias = c.bias.then(|| b.clone());
-    let y = if c.relu {
+    let y = if c.pool > 1 {
+        ops::conv2d_relu_pool(x.clone(), w.clone(), bias, c.stride, c.pad, c.pool, fast)
+    } else if c.relu {
         ops::conv2d_relu(x.clone(), w.clone(), bias, c.stride, c.pad, fast)
     } else {
         ops::conv2d(x.clone(), w.clone(), bias, c.stride, c.pad, fast)
@@ -98,6 +101,7 @@ fn base() -> Case {
         pad: [1, 1],
         bias: true,
         relu: false,
+        pool: 1,
         x_grad: true,
     }
 }
@@ -201,6 +205,43 @@ fn repeated_calls_reuse_output_buffers_correctly() {
         x: [3, 5, 12, 10],
         out_ch: 6,
         relu: true,
+        ..base()
+    };
+    check(c);
+    check(c);
+}
+
+#[test]
+fn fused_relu_pool_odd_sizes() {
+    // Conv output 9x11 pools to 4x5, dropping the last row and column.
+    check(Case {
+        relu: true,
+        pool: 2,
+        ..base()
+    });
+}
+
+#[test]
+fn fused_relu_pool_three_stride_two_batch_five() {
+    check(Case {
+        x: [5, 4, 13, 14],
+        out_ch: 6,
+        stride: [2, 2],
+        relu: true,
+        pool: 3,
+        ..base()
+    });
+}
+
+#[test]
+fn fused_relu_pool_first_layer_twice() {
+    // No input gradient, and the second round reuses the first round's buffers.
+    let c = Case {
+        x: [3, 3, 10, 12],
+        out_ch: 8,
+        relu: true,
+        pool: 2,
+        x_grad: false,
         ..base()
     };
     check(c);

@@ -39,7 +39,7 @@ pub fn conv2d(
     fast: bool,
 ) -> Tensor<4> {
     if fast_path(&x, Some(&weight), fast) {
-        return fast_conv(x, weight, bias, stride, padding, false);
+        return fast_conv(x, weight, bias, [stride, padding], false, 1);
     }
     module::conv2d(
         x,
@@ -60,7 +60,7 @@ pub fn conv2d_relu(
     fast: bool,
 ) -> Tensor<4> {
     if fast_path(&x, Some(&weight), fast) {
-        return fast_conv(x, weight, bias, stride, padding, true);
+        return fast_conv(x, weight, bias, [stride, padding], true, 1);
     }
     relu(module::conv2d(
         x,
@@ -74,9 +74,9 @@ fn fast_conv(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
-    stride: [usize; 2],
-    padding: [usize; 2],
+    [stride, padding]: [[usize; 2]; 2],
     relu: bool,
+    pool: usize,
 ) -> Tensor<4> {
     // A constant zero bias keeps one extension signature; it has no autodiff node to update.
     let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &x.device()));
@@ -84,6 +84,7 @@ fn fast_conv(
         stride,
         padding,
         relu,
+        pool,
     };
     Tensor::from_dispatch(<Dispatch as FastOps>::fast_conv2d(
         x.into_dispatch(),
@@ -91,6 +92,29 @@ fn fast_conv(
         bias.into_dispatch(),
         spec,
     ))
+}
+
+/// 2-D convolution, `ReLU`, then max pooling (kernel = stride = `pool`, floor); on the fast path
+/// the pooling runs on each sample's output while it is in cache and its backward is fused into
+/// the convolution's, so the full-size pre-pool gradient is never materialised.
+#[must_use]
+pub fn conv2d_relu_pool(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    pool: usize,
+    fast: bool,
+) -> Tensor<4> {
+    if fast_path(&x, Some(&weight), fast) {
+        return fast_conv(x, weight, bias, [stride, padding], true, pool);
+    }
+    max_pool2d(
+        conv2d_relu(x, weight, bias, stride, padding, false),
+        pool,
+        false,
+    )
 }
 
 /// Max pooling, kernel = stride = size, no padding (floor), fast path on flex like [`conv2d`].

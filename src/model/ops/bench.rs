@@ -1,4 +1,4 @@
-//! Training-step benchmark of the tutorial CNN with burn's ops or the fast ones.
+//! Training-step benchmark of the tutorial CNN with burn's ops, the fast ones, or the fused ones.
 //!
 //! The net is the Keras tutorial's: three conv(3x3, same) + `ReLU` + max-pool(2) blocks with 16, 32
 //! and 64 channels, dropout 0.2 after the first and last block, then dense 512 + `ReLU` and dense 1,
@@ -14,10 +14,40 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 
-use super::{conv2d_relu, max_pool2d, profile};
+use super::{conv2d_relu, conv2d_relu_pool, max_pool2d, profile};
 
 /// Learning rate of the benchmark's Adam steps.
 const LEARNING_RATE: f64 = 1e-3;
+
+/// Which implementation of the conv and pool calls a benchmark uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpsPath {
+    /// burn's `conv2d`, `relu` and `max_pool2d`.
+    Burn,
+    /// [`conv2d_relu`] and [`max_pool2d`] on the fast path.
+    Fast,
+    /// [`conv2d_relu_pool`]: convolution, `ReLU` and pooling as one fast op.
+    Fused,
+}
+
+impl OpsPath {
+    /// Every path, burn's first.
+    pub const ALL: [Self; 3] = [Self::Burn, Self::Fast, Self::Fused];
+
+    /// Short lower-case name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Burn => "burn",
+            Self::Fast => "fast",
+            Self::Fused => "fused",
+        }
+    }
+
+    fn fast(self) -> bool {
+        self != Self::Burn
+    }
+}
 
 /// The tutorial CNN built from burn's layers; only the calls differ between the two paths.
 #[derive(Module, Debug)]
@@ -49,14 +79,15 @@ impl Net {
     }
 
     /// Logits `[batch, 1]` of images `[batch, 3, size, size]`.
-    fn forward(&self, x: Tensor<4>, fast: bool) -> Tensor<2> {
+    fn forward(&self, x: Tensor<4>, path: OpsPath) -> Tensor<2> {
         let block = |x: Tensor<4>, conv: &Conv2d| {
             let bias = conv.bias.as_ref().map(burn::module::Param::val);
-            max_pool2d(
-                conv2d_relu(x, conv.weight.val(), bias, [1, 1], [1, 1], fast),
-                2,
-                fast,
-            )
+            let weight = conv.weight.val();
+            if path == OpsPath::Fused {
+                return conv2d_relu_pool(x, weight, bias, [1, 1], [1, 1], 2, true);
+            }
+            let y = conv2d_relu(x, weight, bias, [1, 1], [1, 1], path.fast());
+            max_pool2d(y, 2, path.fast())
         };
         let x = block(x, &self.conv1); // [batch, 16, size/2, size/2]
         let x = self.dropout.forward(x);
@@ -81,8 +112,8 @@ pub struct Phase {
 /// Result of [`bench_step`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchReport {
-    /// Whether the fast ops were used.
-    pub fast: bool,
+    /// Which ops were used.
+    pub path: OpsPath,
     /// Images per step.
     pub batch: usize,
     /// Image side in pixels.
@@ -94,7 +125,7 @@ pub struct BenchReport {
     /// Mean milliseconds of one full step.
     pub step_ms: f64,
     /// Step phases (forward, backward, optimizer), the fast ops' kernel times inside the step
-    /// (fast path only), then each conv and pool op timed alone.
+    /// (fast paths only), then each conv and pool op (or fused op) timed alone.
     pub phases: Vec<Phase>,
 }
 
@@ -103,12 +134,12 @@ fn ms(d: Duration, n: usize) -> f64 {
 }
 
 /// Train the tutorial net `steps` times on random `[batch, 3, size, size]` images on the flex CPU
-/// device, with burn's ops (`fast` false) or the fast ones, and time it.
+/// device with the ops of `path`, and time it.
 ///
 /// # Panics
 /// Panics when `size` is smaller than 8 (three 2x2 poolings need at least one pixel).
 #[must_use]
-pub fn bench_step(batch: usize, size: usize, steps: usize, fast: bool) -> BenchReport {
+pub fn bench_step(batch: usize, size: usize, steps: usize, path: OpsPath) -> BenchReport {
     assert!(size >= 8, "bench_step: size {size} is below 8");
     let device = Device::flex().autodiff();
     let mut model = Net::new(size, &device);
@@ -127,7 +158,7 @@ pub fn bench_step(batch: usize, size: usize, steps: usize, fast: bool) -> BenchR
             profile::enable(true);
         }
         let t0 = Instant::now();
-        let logits = model.forward(images.clone(), fast);
+        let logits = model.forward(images.clone(), path);
         // Binary cross-entropy on logits: softplus(z) - y z, averaged.
         let loss = (logits.clone().exp().log1p() - logits * labels.clone()).mean();
         let t1 = Instant::now();
@@ -164,9 +195,9 @@ pub fn bench_step(batch: usize, size: usize, steps: usize, fast: bool) -> BenchR
         name: format!("in step: {name}"),
         ms: ms(d, steps),
     }));
-    phases.extend(op_phases(batch, size, steps.clamp(1, 3), fast, &device));
+    phases.extend(op_phases(batch, size, steps.clamp(1, 3), path, &device));
     BenchReport {
-        fast,
+        path,
         batch,
         size,
         steps,
@@ -176,10 +207,11 @@ pub fn bench_step(batch: usize, size: usize, steps: usize, fast: bool) -> BenchR
     }
 }
 
-/// Each conv (+`ReLU`) and pool of the net timed alone, forward and backward, mean over `reps`.
+/// Each conv (+`ReLU`) and pool of the net (or each fused op) timed alone, forward and backward,
+/// mean over `reps`.
 ///
 /// Backward is `sum().backward()` on the op's output, so it includes a cheap sum and its gradient.
-fn op_phases(batch: usize, size: usize, reps: usize, fast: bool, device: &Device) -> Vec<Phase> {
+fn op_phases(batch: usize, size: usize, reps: usize, path: OpsPath, device: &Device) -> Vec<Phase> {
     let mut phases = Vec::new();
     let mut side = size;
     for (layer, (cin, cout)) in [(3, 16), (16, 32), (32, 64)].into_iter().enumerate() {
@@ -189,38 +221,57 @@ fn op_phases(batch: usize, size: usize, reps: usize, fast: bool, device: &Device
         let x = if layer == 0 { x } else { x.require_grad() };
         let w = Tensor::<4>::random([cout, cin, 3, 3], normal, device).require_grad();
         let b = Tensor::<1>::random([cout], normal, device).require_grad();
-        let (mut conv_f, mut conv_b, mut pool_f, mut pool_b) = (
-            Duration::ZERO,
-            Duration::ZERO,
-            Duration::ZERO,
-            Duration::ZERO,
-        );
+        let mut times = [Duration::ZERO; 4];
         for rep in 0..=reps {
-            let t0 = Instant::now();
-            let out = conv2d_relu(x.clone(), w.clone(), Some(b.clone()), [1, 1], [1, 1], fast);
-            let t1 = Instant::now();
-            let _grads = out.clone().sum().backward();
-            let t2 = Instant::now();
-            let pool_in = out.detach().require_grad();
-            let t3 = Instant::now();
-            let pooled = max_pool2d(pool_in, 2, fast);
-            let t4 = Instant::now();
-            let _grads = pooled.sum().backward();
-            let t5 = Instant::now();
-            if rep > 0 {
-                conv_f += t1 - t0;
-                conv_b += t2 - t1;
-                pool_f += t4 - t3;
-                pool_b += t5 - t4;
+            let mut lap = Lap::new(rep > 0);
+            if path == OpsPath::Fused {
+                let out = conv2d_relu_pool(
+                    x.clone(),
+                    w.clone(),
+                    Some(b.clone()),
+                    [1, 1],
+                    [1, 1],
+                    2,
+                    true,
+                );
+                lap.add(&mut times[0]);
+                let _grads = out.sum().backward();
+                lap.add(&mut times[1]);
+                continue;
             }
+            let out = conv2d_relu(
+                x.clone(),
+                w.clone(),
+                Some(b.clone()),
+                [1, 1],
+                [1, 1],
+                path.fast(),
+            );
+            lap.add(&mut times[0]);
+            let _grads = out.clone().sum().backward();
+            lap.add(&mut times[1]);
+            let pool_in = out.detach().require_grad();
+            lap.skip();
+            let pooled = max_pool2d(pool_in, 2, path.fast());
+            lap.add(&mut times[2]);
+            let _grads = pooled.sum().backward();
+            lap.add(&mut times[3]);
         }
         let n = layer + 1;
-        for (name, d) in [
-            (format!("conv{n}+relu forward"), conv_f),
-            (format!("conv{n}+relu backward"), conv_b),
-            (format!("pool{n} forward"), pool_f),
-            (format!("pool{n} backward"), pool_b),
-        ] {
+        let names = if path == OpsPath::Fused {
+            vec![
+                format!("conv{n}+relu+pool forward"),
+                format!("conv{n}+relu+pool backward"),
+            ]
+        } else {
+            vec![
+                format!("conv{n}+relu forward"),
+                format!("conv{n}+relu backward"),
+                format!("pool{n} forward"),
+                format!("pool{n} backward"),
+            ]
+        };
+        for (name, d) in names.into_iter().zip(times) {
             phases.push(Phase {
                 name,
                 ms: ms(d, reps),
@@ -229,4 +280,31 @@ fn op_phases(batch: usize, size: usize, reps: usize, fast: bool, device: &Device
         side /= 2;
     }
     phases
+}
+
+/// Stopwatch that adds each lap to a total when recording.
+struct Lap {
+    last: Instant,
+    record: bool,
+}
+
+impl Lap {
+    fn new(record: bool) -> Self {
+        Self {
+            last: Instant::now(),
+            record,
+        }
+    }
+
+    fn add(&mut self, total: &mut Duration) {
+        let now = Instant::now();
+        if self.record {
+            *total += now - self.last;
+        }
+        self.last = now;
+    }
+
+    fn skip(&mut self) {
+        self.last = Instant::now();
+    }
 }

@@ -14,6 +14,8 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+use super::pool::{self, PoolGeom};
+
 /// Floats in one im2col band: 64 Ki floats (256 KiB) keeps the band and its GEMM panel in L2.
 const BAND_FLOATS: usize = 64 * 1024;
 
@@ -312,6 +314,45 @@ pub fn forward_into(
         });
 }
 
+/// [`forward_into`] followed by max-pooling each sample's output with window `size` into `pooled`
+/// (`[batch, out_ch, out_h / size, out_w / size]`) while it is in cache; `y` keeps the unpooled
+/// output for the backward pass.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_pooled_into(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    size: usize,
+    y: &mut [f32],
+    pooled: &mut [f32],
+) {
+    let pg = PoolGeom {
+        planes: g.out_ch,
+        in_h: g.out_h,
+        in_w: g.out_w,
+        size,
+    };
+    let pl = g.out_ch * pg.out_h() * pg.out_w();
+    assert_eq!(x.len(), g.batch * g.x_len(), "conv2d: input length");
+    assert_eq!(w.len(), g.out_ch * g.k(), "conv2d: weight length");
+    assert_eq!(y.len(), g.batch * g.y_len(), "conv2d: output length");
+    assert_eq!(pooled.len(), g.batch * pl, "conv2d: pooled output length");
+    if g.y_len() == 0 || g.x_len() == 0 || pl == 0 {
+        y.fill(0.0);
+        pooled.fill(0.0);
+        return;
+    }
+    y.par_chunks_mut(g.y_len())
+        .zip(pooled.par_chunks_mut(pl))
+        .zip(x.par_chunks(g.x_len()))
+        .for_each(|((y_n, p_n), x_n)| {
+            SCRATCH.with_borrow_mut(|s| forward_sample(g, x_n, w, bias, relu, y_n, &mut s.col));
+            pool::forward_seq(&pg, y_n, p_n);
+        });
+}
+
 /// Which gradients a backward call must produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Needs {
@@ -359,31 +400,77 @@ impl Partial {
     }
 }
 
+/// The gradient reaching a convolution, fused `ReLU` and fused max-pooling, and the forward output
+/// needed to carry it back to the convolution's output.
+#[derive(Clone, Copy, Debug)]
+pub struct Upstream<'a> {
+    /// Gradient of the op's output: the convolution output, or its pooling when `pool > 1`.
+    pub dy: &'a [f32],
+    /// The forward's convolution output (after `ReLU` when `relu`); needed for `relu` or `pool > 1`.
+    pub out: Option<&'a [f32]>,
+    /// The forward applied `ReLU`.
+    pub relu: bool,
+    /// The forward max-pooled with this window (1: no pooling).
+    pub pool: usize,
+}
+
+impl<'a> Upstream<'a> {
+    /// Floats of `dy` per sample.
+    fn dy_len(&self, g: &ConvGeom) -> usize {
+        g.out_ch * (g.out_h / self.pool) * (g.out_w / self.pool)
+    }
+
+    /// This sample's slice.
+    fn sample(&self, g: &ConvGeom, i: usize) -> Upstream<'a> {
+        let (dl, yl) = (self.dy_len(g), g.y_len());
+        Upstream {
+            dy: &self.dy[i * dl..(i + 1) * dl],
+            out: self.out.map(|o| &o[i * yl..(i + 1) * yl]),
+            ..*self
+        }
+    }
+}
+
 /// One sample's backward pass: accumulate into `acc`, write the input gradient into `dx`.
-#[allow(clippy::too_many_arguments)]
 fn backward_sample(
     g: &ConvGeom,
     x: &[f32],
     w: &[f32],
-    dy_raw: &[f32],
-    relu_out: Option<&[f32]>,
+    up: Upstream<'_>,
     dx: Option<&mut [f32]>,
     acc: &mut Partial,
     s: &mut Scratch,
 ) {
     let (k, p) = (g.k(), g.p());
-    // ReLU backward: the gradient passes where the (post-ReLU) output is positive.
-    let dy: &[f32] = if let Some(out) = relu_out {
-        s.dy.clear();
-        s.dy.extend(
-            dy_raw
-                .iter()
-                .zip(out)
-                .map(|(&d, &o)| if o > 0.0 { d } else { 0.0 }),
-        );
+    let dy: &[f32] = if up.pool > 1 || up.relu {
+        let out = up
+            .out
+            .expect("conv2d backward: fused ReLU or pooling needs the forward output");
+        if up.pool > 1 {
+            // Route the pooled gradient to each window's maximum, sample by sample in cache.
+            s.dy.resize(g.y_len(), 0.0);
+            let pg = PoolGeom {
+                planes: g.out_ch,
+                in_h: g.out_h,
+                in_w: g.out_w,
+                size: up.pool,
+            };
+            pool::backward_seq(&pg, out, up.dy, &mut s.dy);
+        } else {
+            s.dy.clear();
+            s.dy.extend_from_slice(up.dy);
+        }
+        if up.relu {
+            // The gradient passes where the (post-ReLU) output is positive.
+            for (d, &o) in s.dy.iter_mut().zip(out) {
+                if o <= 0.0 {
+                    *d = 0.0;
+                }
+            }
+        }
         &s.dy
     } else {
-        dy_raw
+        up.dy
     };
     for (o, row) in dy.chunks_exact(p).enumerate() {
         if let Some(b) = acc.bias.get_mut(o) {
@@ -442,7 +529,13 @@ pub fn backward(
 ) -> Grads {
     let mut dx = vec![0.0; if needs.x { g.batch * g.x_len() } else { 0 }];
     let dx_out = needs.x.then_some(dx.as_mut_slice());
-    let (dw, db) = backward_into(g, x, w, dy, relu_out, dx_out, needs);
+    let up = Upstream {
+        dy,
+        out: relu_out,
+        relu: relu_out.is_some(),
+        pool: 1,
+    };
+    let (dw, db) = backward_into(g, x, w, up, dx_out, needs);
     Grads {
         x: needs.x.then_some(dx),
         w: dw,
@@ -457,27 +550,33 @@ pub fn backward_into(
     g: &ConvGeom,
     x: &[f32],
     w: &[f32],
-    dy: &[f32],
-    relu_out: Option<&[f32]>,
+    up: Upstream<'_>,
     dx: Option<&mut [f32]>,
     needs: Needs,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    assert!(up.pool > 0, "conv2d backward: pool window must be non-zero");
     assert_eq!(
         x.len(),
         g.batch * g.x_len(),
         "conv2d backward: input length"
     );
     assert_eq!(
-        dy.len(),
-        g.batch * g.y_len(),
+        up.dy.len(),
+        g.batch * up.dy_len(g),
         "conv2d backward: output gradient length"
     );
-    let (xl, yl) = (g.x_len().max(1), g.y_len().max(1));
+    if let Some(out) = up.out {
+        assert_eq!(
+            out.len(),
+            g.batch * g.y_len(),
+            "conv2d backward: output length"
+        );
+    }
+    let xl = g.x_len().max(1);
     let body = |mut acc: Partial, (i, dx_n): (usize, Option<&mut [f32]>)| {
         let x_n = &x[i * xl..(i + 1) * xl];
-        let dy_n = &dy[i * yl..(i + 1) * yl];
-        let out_n = relu_out.map(|o| &o[i * yl..(i + 1) * yl]);
-        SCRATCH.with_borrow_mut(|s| backward_sample(g, x_n, w, dy_n, out_n, dx_n, &mut acc, s));
+        let up_n = up.sample(g, i);
+        SCRATCH.with_borrow_mut(|s| backward_sample(g, x_n, w, up_n, dx_n, &mut acc, s));
         acc
     };
     let partial = if g.y_len() == 0 || g.x_len() == 0 {

@@ -9,7 +9,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::TensorData;
 
-use super::conv::{self, ConvGeom, Needs};
+use super::conv::{self, ConvGeom, Needs, Upstream};
 use super::pool::{self, PoolGeom};
 use super::profile::timed;
 use super::recycle;
@@ -23,12 +23,15 @@ pub struct ConvSpec {
     pub padding: [usize; 2],
     /// Apply `ReLU` to the biased output.
     pub relu: bool,
+    /// Then max-pool with this window and stride (1: no pooling).
+    pub pool: usize,
 }
 
 /// Convolution and pooling kernels for the flex CPU backend.
 #[backend_extension(Flex, Autodiff)]
 pub trait FastOps: Backend {
-    /// Convolve NCHW `x` with OIHW `weight`, add `bias` (`[out_ch]`), optionally `ReLU`.
+    /// Convolve NCHW `x` with OIHW `weight`, add `bias` (`[out_ch]`), optionally `ReLU` and
+    /// max-pool.
     fn fast_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -71,18 +74,39 @@ fn conv_geom(x: &FlexTensor, w: &FlexTensor, spec: ConvSpec) -> ConvGeom {
     ConvGeom::new(dims4(x), dims4(w), spec.stride, spec.padding)
 }
 
-fn conv_forward(x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor, spec: ConvSpec) -> FlexTensor {
+/// Run the forward pass; returns the op's output and the unpooled convolution output.
+fn conv_forward(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    bias: &FlexTensor,
+    spec: ConvSpec,
+) -> (FlexTensor, FlexTensor) {
     let (x, w, bias) = (contiguous(x), contiguous(w), contiguous(bias));
     let g = conv_geom(&x, &w, spec);
     let bias = values(&bias);
     assert_eq!(bias.len(), g.out_ch, "conv2d: bias length");
+    assert!(spec.pool > 0, "conv2d: pool window must be non-zero");
     let (x, w) = (values(&x), values(&w));
-    recycle::output(g.out_shape(), |y| {
-        timed(
-            || format!("conv {}->{} forward", g.in_ch, g.out_ch),
-            || conv::forward_into(&g, x, w, Some(bias), spec.relu, y),
-        );
-    })
+    let name = || {
+        let pool = if spec.pool > 1 { "+pool" } else { "" };
+        format!("conv{pool} {}->{} forward", g.in_ch, g.out_ch)
+    };
+    if spec.pool == 1 {
+        let y = recycle::output(g.out_shape(), |y| {
+            timed(name, || {
+                conv::forward_into(&g, x, w, Some(bias), spec.relu, y);
+            });
+        });
+        return (y.clone(), y);
+    }
+    let pooled_shape = [g.batch, g.out_ch, g.out_h / spec.pool, g.out_w / spec.pool];
+    let mut pooled = vec![0.0; pooled_shape.iter().product()];
+    let y = recycle::output(g.out_shape(), |y| {
+        timed(name, || {
+            conv::forward_pooled_into(&g, x, w, Some(bias), spec.relu, spec.pool, y, &mut pooled);
+        });
+    });
+    (tensor(pooled, pooled_shape), y)
 }
 
 impl FastOps for Flex {
@@ -92,7 +116,7 @@ impl FastOps for Flex {
         bias: FloatTensor<Self>,
         spec: ConvSpec,
     ) -> FloatTensor<Self> {
-        conv_forward(&x, &weight, &bias, spec)
+        conv_forward(&x, &weight, &bias, spec).0
     }
 
     fn fast_max_pool2d(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self> {
@@ -115,12 +139,13 @@ fn pool_forward(x: &FlexTensor, size: usize) -> FlexTensor {
 #[derive(Debug)]
 struct ConvBackward;
 
-/// Forward inputs (and the output when `ReLU` was fused) kept for the backward pass.
+/// Forward inputs (and the convolution output when `ReLU` or pooling was fused) kept for the
+/// backward pass.
 #[derive(Clone, Debug)]
 struct ConvState {
     x: FlexTensor,
     weight: FlexTensor,
-    relu_out: Option<FlexTensor>,
+    out: Option<FlexTensor>,
     spec: ConvSpec,
 }
 
@@ -133,7 +158,7 @@ impl Backward<Flex, 3> for ConvBackward {
         let ConvState {
             x,
             weight,
-            relu_out,
+            out,
             spec,
         } = ops.state;
         let g = conv_geom(&x, &weight, spec);
@@ -142,13 +167,21 @@ impl Backward<Flex, 3> for ConvBackward {
             w: node_w.is_some(),
             bias: node_b.is_some(),
         };
-        let relu_out = relu_out.as_ref().map(contiguous);
-        let (xs, ws, dys) = (values(&x), values(&weight), values(&dy));
-        let relu_out = relu_out.as_ref().map(values);
+        let out = out.as_ref().map(contiguous);
+        let (xs, ws) = (values(&x), values(&weight));
+        let up = Upstream {
+            dy: values(&dy),
+            out: out.as_ref().map(values),
+            relu: spec.relu,
+            pool: spec.pool,
+        };
         let run = |dx: Option<&mut [f32]>| {
             timed(
-                || format!("conv {}->{} backward", g.in_ch, g.out_ch),
-                || conv::backward_into(&g, xs, ws, dys, relu_out, dx, needs),
+                || {
+                    let pool = if spec.pool > 1 { "+pool" } else { "" };
+                    format!("conv{pool} {}->{} backward", g.in_ch, g.out_ch)
+                },
+                || conv::backward_into(&g, xs, ws, up, dx, needs),
             )
         };
         let (mut dw, mut db) = (None, None);
@@ -210,21 +243,17 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let (x, weight) = (contiguous(x.primitive()), contiguous(weight.primitive()));
-                let out = conv_forward(&x, &weight, bias.primitive(), spec);
+                let (out, conv_out) = conv_forward(&x, &weight, bias.primitive(), spec);
                 let state = ConvState {
                     x,
                     weight,
-                    relu_out: spec.relu.then(|| out.clone()),
+                    out: (spec.relu || spec.pool > 1).then_some(conv_out),
                     spec,
                 };
                 prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(conv_forward(
-                x.primitive(),
-                weight.primitive(),
-                bias.primitive(),
-                spec,
-            )),
+            OpsKind::UnTracked(prep) => prep
+                .finish(conv_forward(x.primitive(), weight.primitive(), bias.primitive(), spec).0),
         }
     }
 

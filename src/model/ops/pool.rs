@@ -76,6 +76,32 @@ pub fn forward_into(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
         .for_each(|(y, x)| forward_plane(g, x, y));
 }
 
+/// [`forward_into`] on the calling thread, for callers already running one task per sample.
+pub(crate) fn forward_seq(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
+    let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h() * g.out_w());
+    if out_plane == 0 {
+        return;
+    }
+    for (y, x) in y.chunks_exact_mut(out_plane).zip(x.chunks_exact(in_plane)) {
+        forward_plane(g, x, y);
+    }
+}
+
+/// [`backward_into`] on the calling thread, for callers already running one task per sample.
+pub(crate) fn backward_seq(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h() * g.out_w());
+    if out_plane == 0 {
+        dx.fill(0.0);
+        return;
+    }
+    for (dx, (x, dy)) in dx
+        .chunks_exact_mut(in_plane)
+        .zip(x.chunks_exact(in_plane).zip(dy.chunks_exact(out_plane)))
+    {
+        backward_plane(g, x, dy, dx);
+    }
+}
+
 fn forward_plane(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
     let (s, w) = (g.size, g.in_w);
     for (oh, yrow) in y.chunks_exact_mut(g.out_w()).enumerate() {
