@@ -46,8 +46,10 @@ fn tutorial_net_150px() {
                 .expect("BENCH_PATHS names burn, fast or fused");
             let r = bench_step(batch, 150, steps, path);
             eprintln!(
-                "{name:>5} batch {batch:>3}: {:6.1} img/s, step {:7.1} ms",
-                r.images_per_sec, r.step_ms
+                "{name:>5} batch {batch:>3}: {:6.1} img/s, step {:7.1} ms, cpu {:7.1} ms/step",
+                r.images_per_sec,
+                r.step_ms,
+                r.cpu_ms.unwrap_or(f64::NAN)
             );
             for p in &r.phases {
                 eprintln!("       {:<34} {:8.1} ms", p.name, p.ms);

@@ -3,7 +3,9 @@
 //! On a flex device (with or without autodiff) and `f32` tensors, the calls below run the
 //! im2col + GEMM kernels in [`conv`] and the pooling kernels in [`pool`] through a burn backend
 //! extension ([`flex::FastOps`]) that carries its own backward pass. Anywhere else, or when
-//! `fast` is false, they call burn's own `conv2d` / `max_pool2d`, so results agree either way.
+//! `fast` is false, they call burn's own `conv2d` / `relu` / `max_pool2d`, so results agree
+//! either way. Large outputs are recycled between steps ([`recycle`]); [`bench`] times a training
+//! step of the tutorial net with each path.
 
 pub mod bench;
 pub mod conv;

@@ -124,6 +124,9 @@ pub struct BenchReport {
     pub images_per_sec: f64,
     /// Mean milliseconds of one full step.
     pub step_ms: f64,
+    /// Mean CPU milliseconds (all threads, user + system) of one full step, where the OS reports
+    /// it; unlike wall time it barely moves when other processes share the cores.
+    pub cpu_ms: Option<f64>,
     /// Step phases (forward, backward, optimizer), the fast ops' kernel times inside the step
     /// (fast paths only), then each conv and pool op (or fused op) timed alone.
     pub phases: Vec<Phase>,
@@ -152,10 +155,12 @@ pub fn bench_step(batch: usize, size: usize, steps: usize, path: OpsPath) -> Ben
     let labels = Tensor::<2>::random([batch, 1], Distribution::Bernoulli(0.5), &device);
 
     let (mut fwd, mut bwd, mut opt) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut cpu_start = None;
     // Step 0 warms up allocators, thread pools and per-thread buffers; it is not timed.
     for step in 0..=steps {
         if step == 1 {
             profile::enable(true);
+            cpu_start = process_cpu_time();
         }
         let t0 = Instant::now();
         let logits = model.forward(images.clone(), path);
@@ -173,6 +178,9 @@ pub fn bench_step(batch: usize, size: usize, steps: usize, path: OpsPath) -> Ben
             opt += t3 - t2;
         }
     }
+    let cpu = cpu_start
+        .zip(process_cpu_time())
+        .map(|(start, end)| end.saturating_sub(start));
     let inside = profile::totals();
     profile::enable(false);
     let total = fwd + bwd + opt;
@@ -203,8 +211,21 @@ pub fn bench_step(batch: usize, size: usize, steps: usize, path: OpsPath) -> Ben
         steps,
         images_per_sec: (batch * steps) as f64 / total.as_secs_f64().max(f64::MIN_POSITIVE),
         step_ms: ms(total, steps),
+        cpu_ms: cpu.filter(|_| steps > 0).map(|d| ms(d, steps)),
         phases,
     }
+}
+
+/// CPU time of this process so far (all threads, user + system), from `/proc/self/stat`.
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // Linux reports these in USER_HZ ticks, 100 per second on every mainstream configuration.
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// Each conv (+`ReLU`) and pool of the net (or each fused op) timed alone, forward and backward,
