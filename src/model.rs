@@ -1,5 +1,6 @@
 //! The network: a burn `Module` built from the configured layer list.
 
+pub mod ops;
 pub mod summary;
 
 use burn::module::{Module, Param};
@@ -189,9 +190,9 @@ impl Net {
                         p.bias.val(),
                         stride,
                         padding,
+                        with_relu,
                         self.fast_conv,
                     );
-                    let y = if with_relu { relu(y) } else { y };
                     if keep_activations {
                         activations.push((i, y.clone()));
                     }
@@ -249,22 +250,34 @@ fn dropout<const D: usize>(x: Tensor<D>, rate: f32) -> Tensor<D> {
     x * mask / keep
 }
 
-/// Convolution: convscope's fast CPU kernel where available, else burn's.
+/// Convolution (+ ReLU): convscope's fast CPU kernels where available, else burn's.
 fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Tensor<1>,
     stride: usize,
     padding: [(usize, usize); 2],
-    _fast: bool,
+    with_relu: bool,
+    fast: bool,
 ) -> Tensor<4> {
+    let symmetric = padding[0].0 == padding[0].1 && padding[1].0 == padding[1].1;
+    if symmetric {
+        let pad = [padding[0].0, padding[1].0];
+        return if with_relu {
+            ops::conv2d_relu(x, weight, Some(bias), [stride, stride], pad, fast)
+        } else {
+            ops::conv2d(x, weight, Some(bias), [stride, stride], pad, fast)
+        };
+    }
+    // Keras "same" with an even kernel pads one side more: burn's reference op handles it.
     let options = ConvOptions::new_with_padding([stride, stride], padding, [1, 1], 1);
-    burn::tensor::module::conv2d(x, weight, Some(bias), options)
+    let y = burn::tensor::module::conv2d(x, weight, Some(bias), options);
+    if with_relu { relu(y) } else { y }
 }
 
 /// Max pooling with window = stride = `size`, no padding.
-fn max_pool2d(x: Tensor<4>, size: usize, _fast: bool) -> Tensor<4> {
-    burn::tensor::module::max_pool2d(x, burn::tensor::ops::MaxPoolOptions::new([size, size]))
+fn max_pool2d(x: Tensor<4>, size: usize, fast: bool) -> Tensor<4> {
+    ops::max_pool2d(x, size, fast)
 }
 
 /// Mean loss over a batch: binary cross-entropy on one logit, else softmax cross-entropy.

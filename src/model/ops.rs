@@ -1,0 +1,132 @@
+//! Fast CPU convolution and pooling for the flex backend, with burn's ops as the fallback.
+//!
+//! On a flex device (with or without autodiff) and `f32` tensors, the calls below run the
+//! im2col + GEMM kernels in [`conv`] and the pooling kernels in [`pool`] through a burn backend
+//! extension ([`flex::FastOps`]) that carries its own backward pass. Anywhere else, or when
+//! `fast` is false, they call burn's own `conv2d` / `relu` / `max_pool2d`, so results agree
+//! either way. Large outputs are recycled between steps ([`recycle`]); [`bench`] times a training
+//! step of the tutorial net with each path.
+
+pub mod bench;
+pub mod conv;
+pub mod flex;
+pub mod pool;
+pub mod profile;
+pub mod recycle;
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::activation::relu;
+use burn::tensor::module;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{DType, Tensor};
+
+use flex::{ConvSpec, FastOps};
+
+/// Whether `x` (and the weight, if any) can take the fast path: `f32` tensors on a flex device.
+fn fast_path(x: &Tensor<4>, weight: Option<&Tensor<4>>, fast: bool) -> bool {
+    fast && x.dtype() == DType::F32
+        && weight.is_none_or(|w| w.dtype() == DType::F32)
+        && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// 2-D convolution, NCHW, fast path on the flex device (with or without autodiff), burn's
+/// `burn::tensor::module::conv2d` elsewhere or when `fast` is false.
+#[must_use]
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    fast: bool,
+) -> Tensor<4> {
+    if fast_path(&x, Some(&weight), fast) {
+        return fast_conv(x, weight, bias, [stride, padding], false, 1);
+    }
+    module::conv2d(
+        x,
+        weight,
+        bias,
+        ConvOptions::new(stride, padding, [1, 1], 1),
+    )
+}
+
+/// 2-D convolution followed by `ReLU`, fused into the convolution's output step on the fast path.
+#[must_use]
+pub fn conv2d_relu(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    fast: bool,
+) -> Tensor<4> {
+    if fast_path(&x, Some(&weight), fast) {
+        return fast_conv(x, weight, bias, [stride, padding], true, 1);
+    }
+    relu(module::conv2d(
+        x,
+        weight,
+        bias,
+        ConvOptions::new(stride, padding, [1, 1], 1),
+    ))
+}
+
+fn fast_conv(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    [stride, padding]: [[usize; 2]; 2],
+    relu: bool,
+    pool: usize,
+) -> Tensor<4> {
+    // A constant zero bias keeps one extension signature; it has no autodiff node to update.
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &x.device()));
+    let spec = ConvSpec {
+        stride,
+        padding,
+        relu,
+        pool,
+    };
+    Tensor::from_dispatch(<Dispatch as FastOps>::fast_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        spec,
+    ))
+}
+
+/// 2-D convolution, `ReLU`, then max pooling (kernel = stride = `pool`, floor); on the fast path
+/// the pooling runs on each sample's output while it is in cache and its backward is fused into
+/// the convolution's, so the full-size pre-pool gradient is never materialised.
+#[must_use]
+pub fn conv2d_relu_pool(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    pool: usize,
+    fast: bool,
+) -> Tensor<4> {
+    if fast_path(&x, Some(&weight), fast) {
+        return fast_conv(x, weight, bias, [stride, padding], true, pool);
+    }
+    max_pool2d(
+        conv2d_relu(x, weight, bias, stride, padding, false),
+        pool,
+        false,
+    )
+}
+
+/// Max pooling, kernel = stride = size, no padding (floor), fast path on flex like [`conv2d`].
+#[must_use]
+pub fn max_pool2d(x: Tensor<4>, size: usize, fast: bool) -> Tensor<4> {
+    if fast_path(&x, None, fast) {
+        return Tensor::from_dispatch(<Dispatch as FastOps>::fast_max_pool2d(
+            x.into_dispatch(),
+            size,
+        ));
+    }
+    module::max_pool2d(x, MaxPoolOptions::new([size, size]))
+}

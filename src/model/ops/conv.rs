@@ -1,0 +1,679 @@
+//! Im2col + GEMM convolution kernels on contiguous NCHW `f32` slices.
+//!
+//! Each sample is processed by one rayon task. Within a sample the output is cut into bands of
+//! whole output rows so the im2col band (`[k, band]`) stays in L2 while faer multiplies it; the
+//! bands live in per-thread buffers reused across calls. The weight gradient multiplies the
+//! output gradient by the same im2col band, so no im2col of the output gradient is ever built.
+
+// Kernel code names tensors as the formulas do: x, w, y, g (geometry), s (stride).
+#![allow(clippy::many_single_char_names)]
+
+use std::cell::RefCell;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use super::pool::{self, PoolGeom};
+
+/// Floats in one im2col band: 64 Ki floats (256 KiB) keeps the band and its GEMM panel in L2.
+const BAND_FLOATS: usize = 64 * 1024;
+
+/// Shapes, stride and padding of one 2-D convolution (NCHW input, OIHW weight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvGeom {
+    /// Samples in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub in_ch: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Output channels.
+    pub out_ch: usize,
+    /// Kernel height.
+    pub k_h: usize,
+    /// Kernel width.
+    pub k_w: usize,
+    /// Stride `[height, width]`.
+    pub stride: [usize; 2],
+    /// Zero padding on both sides, `[height, width]`.
+    pub pad: [usize; 2],
+    /// Output height.
+    pub out_h: usize,
+    /// Output width.
+    pub out_w: usize,
+}
+
+impl ConvGeom {
+    /// Build the geometry from the input and weight shapes.
+    ///
+    /// # Panics
+    /// Panics when channels disagree, a stride is zero or the kernel does not fit the padded input.
+    #[must_use]
+    pub fn new(x: [usize; 4], w: [usize; 4], stride: [usize; 2], pad: [usize; 2]) -> Self {
+        let [batch, in_ch, in_h, in_w] = x;
+        let [out_ch, w_in, k_h, k_w] = w;
+        assert_eq!(
+            in_ch, w_in,
+            "conv2d: input has {in_ch} channels, weight expects {w_in}"
+        );
+        assert!(
+            stride[0] > 0 && stride[1] > 0,
+            "conv2d: stride must be non-zero"
+        );
+        assert!(
+            in_h + 2 * pad[0] >= k_h && in_w + 2 * pad[1] >= k_w,
+            "conv2d: kernel {k_h}x{k_w} larger than padded input {in_h}x{in_w} (+{pad:?})"
+        );
+        Self {
+            batch,
+            in_ch,
+            in_h,
+            in_w,
+            out_ch,
+            k_h,
+            k_w,
+            stride,
+            pad,
+            out_h: (in_h + 2 * pad[0] - k_h) / stride[0] + 1,
+            out_w: (in_w + 2 * pad[1] - k_w) / stride[1] + 1,
+        }
+    }
+
+    /// Rows of the im2col matrix: `in_ch * k_h * k_w`.
+    #[must_use]
+    pub fn k(&self) -> usize {
+        self.in_ch * self.k_h * self.k_w
+    }
+
+    /// Output pixels per channel: `out_h * out_w`.
+    #[must_use]
+    pub fn p(&self) -> usize {
+        self.out_h * self.out_w
+    }
+
+    /// Input floats per sample.
+    #[must_use]
+    pub fn x_len(&self) -> usize {
+        self.in_ch * self.in_h * self.in_w
+    }
+
+    /// Output floats per sample.
+    #[must_use]
+    pub fn y_len(&self) -> usize {
+        self.out_ch * self.p()
+    }
+
+    /// Output shape `[batch, out_ch, out_h, out_w]`.
+    #[must_use]
+    pub fn out_shape(&self) -> [usize; 4] {
+        [self.batch, self.out_ch, self.out_h, self.out_w]
+    }
+
+    /// Output rows per band.
+    fn band_rows(&self) -> usize {
+        (BAND_FLOATS / (self.k() * self.out_w).max(1)).clamp(1, self.out_h.max(1))
+    }
+
+    /// Floating-point operations of the forward pass (2 per multiply-add).
+    #[must_use]
+    pub fn forward_flops(&self) -> f64 {
+        2.0 * (self.batch * self.out_ch * self.p() * self.k()) as f64
+    }
+}
+
+/// Per-thread scratch reused across calls so bands are allocated once per thread.
+#[derive(Default)]
+struct Scratch {
+    col: Vec<f32>,
+    dcol: Vec<f32>,
+    dy: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Output positions `lo..hi` along one axis whose input index `o * stride + k - pad` is in bounds.
+fn valid_range(
+    k: usize,
+    pad: usize,
+    stride: usize,
+    in_len: usize,
+    out_len: usize,
+) -> (usize, usize) {
+    let lo = if k >= pad {
+        0
+    } else {
+        (pad - k).div_ceil(stride)
+    };
+    let hi = if in_len + pad > k {
+        (in_len + pad - k).div_ceil(stride).min(out_len)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// Input row of output row `oh` at kernel row `kh`, if it is not padding.
+fn input_row(g: &ConvGeom, oh: usize, kh: usize) -> Option<usize> {
+    (oh * g.stride[0] + kh)
+        .checked_sub(g.pad[0])
+        .filter(|&ih| ih < g.in_h)
+}
+
+/// Fill `col` (`[k, rows * out_w]`) with the patches of output rows `oh0..oh0 + rows`.
+fn im2col(g: &ConvGeom, x: &[f32], oh0: usize, rows: usize, col: &mut [f32]) {
+    let band = rows * g.out_w;
+    let plane = g.in_h * g.in_w;
+    let sw = g.stride[1];
+    for (r, dst) in col.chunks_exact_mut(band).enumerate() {
+        let c = r / (g.k_h * g.k_w);
+        let kh = (r / g.k_w) % g.k_h;
+        let kw = r % g.k_w;
+        let src_plane = &x[c * plane..(c + 1) * plane];
+        let (lo, hi) = valid_range(kw, g.pad[1], sw, g.in_w, g.out_w);
+        for (i, drow) in dst.chunks_exact_mut(g.out_w).enumerate() {
+            let Some(ih) = input_row(g, oh0 + i, kh) else {
+                drow.fill(0.0);
+                continue;
+            };
+            let src = &src_plane[ih * g.in_w..(ih + 1) * g.in_w];
+            drow[..lo].fill(0.0);
+            drow[hi..].fill(0.0);
+            if lo < hi {
+                let start = lo * sw + kw - g.pad[1];
+                if sw == 1 {
+                    drow[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                } else {
+                    for (d, s) in drow[lo..hi].iter_mut().zip(src[start..].iter().step_by(sw)) {
+                        *d = *s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Add the columns of `dcol` (`[k, rows * out_w]`) back onto the input gradient `dx` (`[c, h, w]`).
+fn col2im(g: &ConvGeom, dcol: &[f32], oh0: usize, rows: usize, dx: &mut [f32]) {
+    let band = rows * g.out_w;
+    let plane = g.in_h * g.in_w;
+    let sw = g.stride[1];
+    for (r, src) in dcol.chunks_exact(band).enumerate() {
+        let c = r / (g.k_h * g.k_w);
+        let kh = (r / g.k_w) % g.k_h;
+        let kw = r % g.k_w;
+        let dst_plane = &mut dx[c * plane..(c + 1) * plane];
+        let (lo, hi) = valid_range(kw, g.pad[1], sw, g.in_w, g.out_w);
+        if lo >= hi {
+            continue;
+        }
+        for (i, srow) in src.chunks_exact(g.out_w).enumerate() {
+            let Some(ih) = input_row(g, oh0 + i, kh) else {
+                continue;
+            };
+            let start = lo * sw + kw - g.pad[1];
+            let drow = &mut dst_plane[ih * g.in_w + start..(ih + 1) * g.in_w];
+            if sw == 1 {
+                for (d, s) in drow.iter_mut().zip(&srow[lo..hi]) {
+                    *d += *s;
+                }
+            } else {
+                for (d, s) in drow.iter_mut().step_by(sw).zip(&srow[lo..hi]) {
+                    *d += *s;
+                }
+            }
+        }
+    }
+}
+
+/// Bands of output rows: `(first row, rows)`.
+fn bands(g: &ConvGeom) -> impl Iterator<Item = (usize, usize)> {
+    let step = g.band_rows();
+    let out_h = g.out_h;
+    (0..out_h)
+        .step_by(step)
+        .map(move |oh0| (oh0, step.min(out_h - oh0)))
+}
+
+/// One sample's forward pass into `y` (`[out_ch, p]`).
+fn forward_sample(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+    col: &mut Vec<f32>,
+) {
+    let (k, p) = (g.k(), g.p());
+    let wm = MatRef::from_row_major_slice(w, g.out_ch, k);
+    for (oh0, rows) in bands(g) {
+        let band = rows * g.out_w;
+        col.resize(k * band, 0.0);
+        im2col(g, x, oh0, rows, col);
+        let colm = MatRef::from_row_major_slice(&col[..k * band], k, band);
+        let ym = MatMut::from_row_major_slice_mut(y, g.out_ch, p);
+        matmul(
+            ym.subcols_mut(oh0 * g.out_w, band),
+            Accum::Replace,
+            wm,
+            colm,
+            1.0,
+            Par::Seq,
+        );
+        // Bias and ReLU while the band is still in cache.
+        for (o, yrow) in y.chunks_exact_mut(p).enumerate() {
+            let b = bias.map_or(0.0, |b| b[o]);
+            let seg = &mut yrow[oh0 * g.out_w..oh0 * g.out_w + band];
+            if relu {
+                for v in seg.iter_mut() {
+                    *v = (*v + b).max(0.0);
+                }
+            } else if b != 0.0 {
+                for v in seg.iter_mut() {
+                    *v += b;
+                }
+            }
+        }
+    }
+}
+
+/// Convolve `x` (`[batch, in_ch, in_h, in_w]`) with `w` (`[out_ch, in_ch, k_h, k_w]`), add `bias`
+/// and optionally apply `ReLU`; return `[batch, out_ch, out_h, out_w]`.
+#[must_use]
+pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    let mut y = vec![0.0; g.batch * g.y_len()];
+    forward_into(g, x, w, bias, relu, &mut y);
+    y
+}
+
+/// [`forward`] into `y`, whose old values are overwritten.
+pub fn forward_into(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
+    assert_eq!(x.len(), g.batch * g.x_len(), "conv2d: input length");
+    assert_eq!(w.len(), g.out_ch * g.k(), "conv2d: weight length");
+    assert_eq!(y.len(), g.batch * g.y_len(), "conv2d: output length");
+    if g.y_len() == 0 || g.x_len() == 0 {
+        y.fill(0.0);
+        return;
+    }
+    y.par_chunks_mut(g.y_len())
+        .zip(x.par_chunks(g.x_len()))
+        .for_each(|(y_n, x_n)| {
+            SCRATCH.with_borrow_mut(|s| forward_sample(g, x_n, w, bias, relu, y_n, &mut s.col));
+        });
+}
+
+/// [`forward_into`] followed by max-pooling each sample's output with window `size` into `pooled`
+/// (`[batch, out_ch, out_h / size, out_w / size]`) while it is in cache; `y` keeps the unpooled
+/// output for the backward pass.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_pooled_into(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    size: usize,
+    y: &mut [f32],
+    pooled: &mut [f32],
+) {
+    let pg = PoolGeom {
+        planes: g.out_ch,
+        in_h: g.out_h,
+        in_w: g.out_w,
+        size,
+    };
+    let pl = g.out_ch * pg.out_h() * pg.out_w();
+    assert_eq!(x.len(), g.batch * g.x_len(), "conv2d: input length");
+    assert_eq!(w.len(), g.out_ch * g.k(), "conv2d: weight length");
+    assert_eq!(y.len(), g.batch * g.y_len(), "conv2d: output length");
+    assert_eq!(pooled.len(), g.batch * pl, "conv2d: pooled output length");
+    if g.y_len() == 0 || g.x_len() == 0 || pl == 0 {
+        y.fill(0.0);
+        pooled.fill(0.0);
+        return;
+    }
+    y.par_chunks_mut(g.y_len())
+        .zip(pooled.par_chunks_mut(pl))
+        .zip(x.par_chunks(g.x_len()))
+        .for_each(|((y_n, p_n), x_n)| {
+            SCRATCH.with_borrow_mut(|s| forward_sample(g, x_n, w, bias, relu, y_n, &mut s.col));
+            pool::forward_seq(&pg, y_n, p_n);
+        });
+}
+
+/// Which gradients a backward call must produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Needs {
+    /// Input gradient.
+    pub x: bool,
+    /// Weight gradient.
+    pub w: bool,
+    /// Bias gradient.
+    pub bias: bool,
+}
+
+/// Gradients of one convolution; `None` where not requested.
+#[derive(Debug, Default)]
+pub struct Grads {
+    /// `[batch, in_ch, in_h, in_w]`.
+    pub x: Option<Vec<f32>>,
+    /// `[out_ch, in_ch, k_h, k_w]`.
+    pub w: Option<Vec<f32>>,
+    /// `[out_ch]`.
+    pub bias: Option<Vec<f32>>,
+}
+
+/// Weight and bias gradient partial sums of one rayon fold.
+struct Partial {
+    w: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Partial {
+    fn zeros(g: &ConvGeom, needs: Needs) -> Self {
+        Self {
+            w: vec![0.0; if needs.w { g.out_ch * g.k() } else { 0 }],
+            bias: vec![0.0; if needs.bias { g.out_ch } else { 0 }],
+        }
+    }
+
+    #[allow(clippy::needless_pass_by_value)] // the signature rayon's reduce wants
+    fn add(mut self, other: Self) -> Self {
+        self.w.iter_mut().zip(&other.w).for_each(|(a, b)| *a += b);
+        self.bias
+            .iter_mut()
+            .zip(&other.bias)
+            .for_each(|(a, b)| *a += b);
+        self
+    }
+}
+
+/// The gradient reaching a convolution, fused `ReLU` and fused max-pooling, and the forward output
+/// needed to carry it back to the convolution's output.
+#[derive(Clone, Copy, Debug)]
+pub struct Upstream<'a> {
+    /// Gradient of the op's output: the convolution output, or its pooling when `pool > 1`.
+    pub dy: &'a [f32],
+    /// The forward's convolution output (after `ReLU` when `relu`); needed for `relu` or `pool > 1`.
+    pub out: Option<&'a [f32]>,
+    /// The forward applied `ReLU`.
+    pub relu: bool,
+    /// The forward max-pooled with this window (1: no pooling).
+    pub pool: usize,
+}
+
+impl<'a> Upstream<'a> {
+    /// Floats of `dy` per sample.
+    fn dy_len(&self, g: &ConvGeom) -> usize {
+        g.out_ch * (g.out_h / self.pool) * (g.out_w / self.pool)
+    }
+
+    /// This sample's slice.
+    fn sample(&self, g: &ConvGeom, i: usize) -> Upstream<'a> {
+        let (dl, yl) = (self.dy_len(g), g.y_len());
+        Upstream {
+            dy: &self.dy[i * dl..(i + 1) * dl],
+            out: self.out.map(|o| &o[i * yl..(i + 1) * yl]),
+            ..*self
+        }
+    }
+}
+
+/// One sample's backward pass: accumulate into `acc`, write the input gradient into `dx`.
+fn backward_sample(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    up: Upstream<'_>,
+    dx: Option<&mut [f32]>,
+    acc: &mut Partial,
+    s: &mut Scratch,
+) {
+    let (k, p) = (g.k(), g.p());
+    let dy: &[f32] = if up.pool > 1 || up.relu {
+        let out = up
+            .out
+            .expect("conv2d backward: fused ReLU or pooling needs the forward output");
+        if up.pool > 1 {
+            // Route the pooled gradient to each window's maximum, sample by sample in cache.
+            s.dy.resize(g.y_len(), 0.0);
+            let pg = PoolGeom {
+                planes: g.out_ch,
+                in_h: g.out_h,
+                in_w: g.out_w,
+                size: up.pool,
+            };
+            pool::backward_seq(&pg, out, up.dy, &mut s.dy);
+        } else {
+            s.dy.clear();
+            s.dy.extend_from_slice(up.dy);
+        }
+        if up.relu {
+            // The gradient passes where the (post-ReLU) output is positive.
+            for (d, &o) in s.dy.iter_mut().zip(out) {
+                if o <= 0.0 {
+                    *d = 0.0;
+                }
+            }
+        }
+        &s.dy
+    } else {
+        up.dy
+    };
+    for (o, row) in dy.chunks_exact(p).enumerate() {
+        if let Some(b) = acc.bias.get_mut(o) {
+            *b += row.iter().sum::<f32>();
+        }
+    }
+    let dym = MatRef::from_row_major_slice(dy, g.out_ch, p);
+    let wm = MatRef::from_row_major_slice(w, g.out_ch, k);
+    let mut dx = dx;
+    if let Some(dx) = dx.as_deref_mut() {
+        dx.fill(0.0);
+    }
+    for (oh0, rows) in bands(g) {
+        let band = rows * g.out_w;
+        let dy_band = dym.subcols(oh0 * g.out_w, band);
+        if !acc.w.is_empty() {
+            s.col.resize(k * band, 0.0);
+            im2col(g, x, oh0, rows, &mut s.col);
+            let colm = MatRef::from_row_major_slice(&s.col[..k * band], k, band);
+            // dW [out_ch, k] += dy [out_ch, band] * col^T [band, k]
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut acc.w, g.out_ch, k),
+                Accum::Add,
+                dy_band,
+                colm.transpose(),
+                1.0,
+                Par::Seq,
+            );
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            s.dcol.resize(k * band, 0.0);
+            // dcol [k, band] = W^T [k, out_ch] * dy [out_ch, band]
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut s.dcol[..k * band], k, band),
+                Accum::Replace,
+                wm.transpose(),
+                dy_band,
+                1.0,
+                Par::Seq,
+            );
+            col2im(g, &s.dcol[..k * band], oh0, rows, dx);
+        }
+    }
+}
+
+/// Gradients of [`forward`] given the output gradient `dy`; `relu_out` is the forward output when
+/// the forward applied `ReLU`.
+#[must_use]
+pub fn backward(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    relu_out: Option<&[f32]>,
+    needs: Needs,
+) -> Grads {
+    let mut dx = vec![0.0; if needs.x { g.batch * g.x_len() } else { 0 }];
+    let dx_out = needs.x.then_some(dx.as_mut_slice());
+    let up = Upstream {
+        dy,
+        out: relu_out,
+        relu: relu_out.is_some(),
+        pool: 1,
+    };
+    let (dw, db) = backward_into(g, x, w, up, dx_out, needs);
+    Grads {
+        x: needs.x.then_some(dx),
+        w: dw,
+        bias: db,
+    }
+}
+
+/// [`backward`] writing the input gradient into `dx` (old values overwritten) when it is given;
+/// returns the weight and bias gradients that `needs` asks for (`needs.x` is ignored).
+#[must_use]
+pub fn backward_into(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    up: Upstream<'_>,
+    dx: Option<&mut [f32]>,
+    needs: Needs,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    assert!(up.pool > 0, "conv2d backward: pool window must be non-zero");
+    assert_eq!(
+        x.len(),
+        g.batch * g.x_len(),
+        "conv2d backward: input length"
+    );
+    assert_eq!(
+        up.dy.len(),
+        g.batch * up.dy_len(g),
+        "conv2d backward: output gradient length"
+    );
+    if let Some(out) = up.out {
+        assert_eq!(
+            out.len(),
+            g.batch * g.y_len(),
+            "conv2d backward: output length"
+        );
+    }
+    let xl = g.x_len().max(1);
+    let body = |mut acc: Partial, (i, dx_n): (usize, Option<&mut [f32]>)| {
+        let x_n = &x[i * xl..(i + 1) * xl];
+        let up_n = up.sample(g, i);
+        SCRATCH.with_borrow_mut(|s| backward_sample(g, x_n, w, up_n, dx_n, &mut acc, s));
+        acc
+    };
+    let partial = if g.y_len() == 0 || g.x_len() == 0 {
+        if let Some(dx) = dx {
+            dx.fill(0.0);
+        }
+        Partial::zeros(g, needs)
+    } else if let Some(dx) = dx {
+        assert_eq!(dx.len(), x.len(), "conv2d backward: input gradient length");
+        dx.par_chunks_mut(xl)
+            .enumerate()
+            .map(|(i, d)| (i, Some(d)))
+            .fold(|| Partial::zeros(g, needs), body)
+            .reduce(|| Partial::zeros(g, needs), Partial::add)
+    } else {
+        (0..g.batch)
+            .into_par_iter()
+            .map(|i| (i, None))
+            .fold(|| Partial::zeros(g, needs), body)
+            .reduce(|| Partial::zeros(g, needs), Partial::add)
+    };
+    (
+        needs.w.then_some(partial.w),
+        needs.bias.then_some(partial.bias),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct 6-loop convolution used as the reference.
+    fn naive(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let mut y = vec![0.0; g.batch * g.y_len()];
+        for n in 0..g.batch {
+            for o in 0..g.out_ch {
+                for oh in 0..g.out_h {
+                    for ow in 0..g.out_w {
+                        let mut s = 0.0;
+                        for c in 0..g.in_ch {
+                            for kh in 0..g.k_h {
+                                for kw in 0..g.k_w {
+                                    let ih = (oh * g.stride[0] + kh) as isize - g.pad[0] as isize;
+                                    let iw = (ow * g.stride[1] + kw) as isize - g.pad[1] as isize;
+                                    if ih < 0
+                                        || iw < 0
+                                        || ih >= g.in_h as isize
+                                        || iw >= g.in_w as isize
+                                    {
+                                        continue;
+                                    }
+                                    s += x[((n * g.in_ch + c) * g.in_h + ih as usize) * g.in_w
+                                        + iw as usize]
+                                        * w[((o * g.in_ch + c) * g.k_h + kh) * g.k_w + kw];
+                                }
+                            }
+                        }
+                        y[((n * g.out_ch + o) * g.out_h + oh) * g.out_w + ow] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn forward_matches_direct_loops_with_stride_and_padding() {
+        for (stride, pad, k) in [
+            ([1, 1], [1, 1], 3),
+            ([2, 2], [0, 0], 3),
+            ([2, 1], [1, 0], 2),
+            ([1, 2], [2, 1], 5),
+        ] {
+            let g = ConvGeom::new([2, 3, 9, 7], [4, 3, k, k], stride, pad);
+            let x: Vec<f32> = (0..g.batch * g.x_len())
+                .map(|i| ((i * 37 % 11) as f32) - 5.0)
+                .collect();
+            let w: Vec<f32> = (0..g.out_ch * g.k())
+                .map(|i| ((i * 13 % 7) as f32) - 3.0)
+                .collect();
+            assert_eq!(forward(&g, &x, &w, None, false), naive(&g, &x, &w), "{g:?}");
+        }
+    }
+
+    #[test]
+    fn valid_range_keeps_input_index_in_bounds() {
+        for (k, pad, stride, in_len) in [(0, 1, 1, 5), (2, 1, 1, 5), (0, 2, 2, 6), (4, 0, 2, 6)] {
+            let out_len = (in_len + 2 * pad - 5) / stride + 1;
+            let (lo, hi) = valid_range(k, pad, stride, in_len, out_len);
+            for o in 0..out_len {
+                let i = (o * stride + k) as isize - pad as isize;
+                assert_eq!(
+                    (lo..hi).contains(&o),
+                    i >= 0 && i < in_len as isize,
+                    "{k} {pad} {stride} {o}"
+                );
+            }
+        }
+    }
+}

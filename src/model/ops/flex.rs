@@ -1,0 +1,274 @@
+//! The backend extension that plugs the kernels into burn's `Flex` backend and its autodiff.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::tensor::TensorData;
+
+use super::conv::{self, ConvGeom, Needs, Upstream};
+use super::pool::{self, PoolGeom};
+use super::profile::timed;
+use super::recycle;
+
+/// Stride, padding and fused activation of a convolution call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvSpec {
+    /// Stride `[height, width]`.
+    pub stride: [usize; 2],
+    /// Zero padding on both sides, `[height, width]`.
+    pub padding: [usize; 2],
+    /// Apply `ReLU` to the biased output.
+    pub relu: bool,
+    /// Then max-pool with this window and stride (1: no pooling).
+    pub pool: usize,
+}
+
+/// Convolution and pooling kernels for the flex CPU backend.
+#[backend_extension(Flex, Autodiff)]
+pub trait FastOps: Backend {
+    /// Convolve NCHW `x` with OIHW `weight`, add `bias` (`[out_ch]`), optionally `ReLU` and
+    /// max-pool.
+    fn fast_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self>;
+
+    /// Max-pool NCHW `x` with kernel = stride = `size`, floor mode.
+    fn fast_max_pool2d(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self>;
+}
+
+/// The contiguous `f32` values of a flex tensor, with its 4-D shape.
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let shape = t.layout().shape();
+    assert_eq!(shape.num_dims(), 4, "expected a 4-D tensor, got {shape:?}");
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+/// Make `t` contiguous (a no-op for the usual fresh tensor).
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+/// Borrow the `f32` values of a contiguous tensor.
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("fast ops need contiguous f32 tensors; the caller checks the dtype")
+}
+
+fn tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+fn tensor1(data: Vec<f32>) -> FlexTensor {
+    let len = data.len();
+    FlexTensor::from_data(TensorData::new(data, [len]))
+}
+
+fn conv_geom(x: &FlexTensor, w: &FlexTensor, spec: ConvSpec) -> ConvGeom {
+    ConvGeom::new(dims4(x), dims4(w), spec.stride, spec.padding)
+}
+
+/// Run the forward pass; returns the op's output and the unpooled convolution output.
+fn conv_forward(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    bias: &FlexTensor,
+    spec: ConvSpec,
+) -> (FlexTensor, FlexTensor) {
+    let (x, w, bias) = (contiguous(x), contiguous(w), contiguous(bias));
+    let g = conv_geom(&x, &w, spec);
+    let bias = values(&bias);
+    assert_eq!(bias.len(), g.out_ch, "conv2d: bias length");
+    assert!(spec.pool > 0, "conv2d: pool window must be non-zero");
+    let (x, w) = (values(&x), values(&w));
+    let name = || {
+        let pool = if spec.pool > 1 { "+pool" } else { "" };
+        format!("conv{pool} {}->{} forward", g.in_ch, g.out_ch)
+    };
+    if spec.pool == 1 {
+        let y = recycle::output(g.out_shape(), |y| {
+            timed(name, || {
+                conv::forward_into(&g, x, w, Some(bias), spec.relu, y);
+            });
+        });
+        return (y.clone(), y);
+    }
+    let pooled_shape = [g.batch, g.out_ch, g.out_h / spec.pool, g.out_w / spec.pool];
+    let mut pooled = vec![0.0; pooled_shape.iter().product()];
+    let y = recycle::output(g.out_shape(), |y| {
+        timed(name, || {
+            conv::forward_pooled_into(&g, x, w, Some(bias), spec.relu, spec.pool, y, &mut pooled);
+        });
+    });
+    (tensor(pooled, pooled_shape), y)
+}
+
+impl FastOps for Flex {
+    fn fast_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        conv_forward(&x, &weight, &bias, spec).0
+    }
+
+    fn fast_max_pool2d(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self> {
+        pool_forward(&x, size)
+    }
+}
+
+fn pool_forward(x: &FlexTensor, size: usize) -> FlexTensor {
+    let x = contiguous(x);
+    let shape = dims4(&x);
+    let g = PoolGeom::new(shape, size);
+    let y = timed(
+        || format!("pool {}x{} forward", g.in_h, g.in_w),
+        || pool::forward(&g, values(&x)),
+    );
+    tensor(y, [shape[0], shape[1], g.out_h(), g.out_w()])
+}
+
+/// Backward step of [`FastOps::fast_conv2d`] on flex.
+#[derive(Debug)]
+struct ConvBackward;
+
+/// Forward inputs (and the convolution output when `ReLU` or pooling was fused) kept for the
+/// backward pass.
+#[derive(Clone, Debug)]
+struct ConvState {
+    x: FlexTensor,
+    weight: FlexTensor,
+    out: Option<FlexTensor>,
+    spec: ConvSpec,
+}
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+        let ConvState {
+            x,
+            weight,
+            out,
+            spec,
+        } = ops.state;
+        let g = conv_geom(&x, &weight, spec);
+        let needs = Needs {
+            x: node_x.is_some(),
+            w: node_w.is_some(),
+            bias: node_b.is_some(),
+        };
+        let out = out.as_ref().map(contiguous);
+        let (xs, ws) = (values(&x), values(&weight));
+        let up = Upstream {
+            dy: values(&dy),
+            out: out.as_ref().map(values),
+            relu: spec.relu,
+            pool: spec.pool,
+        };
+        let run = |dx: Option<&mut [f32]>| {
+            timed(
+                || {
+                    let pool = if spec.pool > 1 { "+pool" } else { "" };
+                    format!("conv{pool} {}->{} backward", g.in_ch, g.out_ch)
+                },
+                || conv::backward_into(&g, xs, ws, up, dx, needs),
+            )
+        };
+        let (mut dw, mut db) = (None, None);
+        let dx = if needs.x {
+            Some(recycle::output(dims4(&x), |dx| (dw, db) = run(Some(dx))))
+        } else {
+            (dw, db) = run(None);
+            None
+        };
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let (Some(node), Some(dw)) = (node_w, dw) {
+            grads.register::<Flex>(node.id, tensor(dw, dims4(&weight)));
+        }
+        if let (Some(node), Some(db)) = (node_b, db) {
+            grads.register::<Flex>(node.id, tensor1(db));
+        }
+    }
+}
+
+/// Backward step of [`FastOps::fast_max_pool2d`] on flex.
+#[derive(Debug)]
+struct PoolBackward;
+
+impl Backward<Flex, 1> for PoolBackward {
+    /// The pooled input and the window size.
+    type State = (FlexTensor, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+        let (x, size) = ops.state;
+        if let Some(node) = node_x {
+            let shape = dims4(&x);
+            let g = PoolGeom::new(shape, size);
+            let dx = recycle::output(shape, |dx| {
+                timed(
+                    || format!("pool {}x{} backward", g.in_h, g.in_w),
+                    || pool::backward_into(&g, values(&x), values(&dy), dx),
+                );
+            });
+            grads.register::<Flex>(node.id, dx);
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
+    fn fast_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        match ConvBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (contiguous(x.primitive()), contiguous(weight.primitive()));
+                let (out, conv_out) = conv_forward(&x, &weight, bias.primitive(), spec);
+                let state = ConvState {
+                    x,
+                    weight,
+                    out: (spec.relu || spec.pool > 1).then_some(conv_out),
+                    spec,
+                };
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep
+                .finish(conv_forward(x.primitive(), weight.primitive(), bias.primitive(), spec).0),
+        }
+    }
+
+    fn fast_max_pool2d(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self> {
+        match PoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let x = contiguous(x.primitive());
+                let out = pool_forward(&x, size);
+                prep.finish((x, size), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(pool_forward(x.primitive(), size)),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Output buffers kept between training steps, so big tensors are not page-faulted in afresh.
+//!
+//! glibc hands every allocation above its mmap threshold (at most 32 MiB) straight back to the
+//! kernel when freed, so each step's 10-90 MB activations and gradients are faulted in again page
+//! by page, which costs as much as computing them. The pool keeps a handle to each output it
+//! handed out; once burn has dropped all its handles (the pool's is the only one left), the
+//! next request for the same shape writes into that buffer instead of allocating.
+
+use std::sync::{Mutex, PoisonError};
+
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{DType, Shape};
+
+/// Buffers kept at most; a step of the tutorial net hands out eight.
+const MAX_BUFFERS: usize = 16;
+/// Bytes kept at most, so a large batch cannot pin unbounded memory.
+const MAX_BYTES: usize = 1 << 30;
+
+static POOL: Mutex<Vec<FlexTensor>> = Mutex::new(Vec::new());
+
+fn bytes(t: &FlexTensor) -> usize {
+    t.layout().shape().num_elements() * 4
+}
+
+/// A contiguous `f32` tensor of `shape` filled by `fill`, reusing a free pooled buffer when one
+/// fits; `fill` gets arbitrary old values and must write every element it means to keep.
+pub(crate) fn output<const D: usize>(
+    shape: [usize; D],
+    fill: impl FnOnce(&mut [f32]),
+) -> FlexTensor {
+    let shape = Shape::new(shape);
+    let reused = {
+        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only the pool's handle left means burn has dropped the tensor.
+        let free = pool
+            .iter()
+            .position(|t| t.is_unique() && t.dtype() == DType::F32 && *t.layout().shape() == shape);
+        free.map(|i| pool.remove(i))
+    };
+    let mut t = reused.unwrap_or_else(|| FlexTensor::zeros(shape, DType::F32));
+    fill(
+        t.try_storage_mut::<f32>()
+            .expect("a pooled buffer with no other handle, or a fresh one"),
+    );
+    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    pool.push(t.clone());
+    // Drop the oldest buffers beyond the limits (most recently used stay at the back).
+    while pool.len() > MAX_BUFFERS || pool.iter().map(bytes).sum::<usize>() > MAX_BYTES {
+        pool.remove(0);
+    }
+    t
+}
+
+/// Release every pooled buffer that burn no longer uses.
+pub fn clear() {
+    POOL.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|t| !t.is_unique());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first(t: &FlexTensor) -> f32 {
+        t.as_slice::<f32>().expect("f32")[0]
+    }
+
+    #[test]
+    fn dropped_buffer_is_reused_and_held_one_is_not() {
+        // An odd shape no other test asks for, since tests share the pool.
+        let shape = [7, 11, 13, 3];
+        let held = output(shape, |s| s.fill(1.0));
+        let second = output(shape, |s| {
+            assert!(
+                s.iter().all(|&v| v == 0.0),
+                "a held buffer must not be handed out"
+            );
+            s.fill(2.0);
+        });
+        assert!((first(&held) - 1.0).abs() < f32::EPSILON);
+        let ptr = second.bytes().as_ptr();
+        drop(second);
+        let third = output(shape, |s| s.fill(3.0));
+        assert_eq!(third.bytes().as_ptr(), ptr, "the dropped buffer is reused");
+        assert!((first(&held) - 1.0).abs() < f32::EPSILON);
+    }
+}
