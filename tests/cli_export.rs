@@ -293,6 +293,21 @@ fn export_picks_the_epoch_and_explicit_images_and_names_what_is_missing() {
     assert!(!ok);
     assert!(stderr.contains("nope.jpg"), "{stderr}");
 
+    // An unreadable image stops the export before anything is written.
+    let bad = tmp.path().join("bad.jpg");
+    std::fs::write(&bad, b"not a jpeg").expect("write");
+    let out_bad = tmp.path().join("bad-out");
+    let (ok, _, stderr) = export(&[
+        run_s,
+        "--image",
+        bad.to_str().expect("utf8"),
+        "--out",
+        out_bad.to_str().expect("utf8"),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("bad.jpg"), "{stderr}");
+    assert!(!out_bad.exists(), "nothing written");
+
     let not_a_run = tmp.path().join("data");
     let (ok, _, stderr) = export(&[
         not_a_run.to_str().expect("utf8"),

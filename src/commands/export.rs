@@ -64,12 +64,17 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
             );
         }
     }
-    std::fs::create_dir_all(&args.out).with_context(|| {
-        format!(
-            "cannot create the output folder {}; choose a writable --out folder",
-            args.out.display()
-        )
-    })?;
+    // Everything is read and computed before anything is written: no half export on an error.
+    let events_path = run.events_path();
+    let (events, bad_lines) = event_log::read_all(&events_path)?;
+    if bad_lines > 0 {
+        let _ = writeln!(
+            stderr,
+            "convscope: {}: {bad_lines} unreadable line(s) skipped",
+            events_path.display()
+        );
+    }
+    let epochs = epoch_metrics(&events);
     let bundled = TempSamples::new();
     let images = if args.images.is_empty() {
         default_images(&run, &bundled)?
@@ -81,6 +86,27 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
     let epoch = cp.state.epoch;
     let label = checkpoint_label(cp);
     let ui = &restored.cfg.ui;
+
+    let prober = Probe::new(&restored.cfg, &restored.classes);
+    let mut stems = HashSet::new();
+    let mut probes = Vec::new();
+    for image in &images {
+        match prober.feature_maps(&restored.net, image, epoch) {
+            Event::FeatureMaps(snap) => probes.push((unique_stem(image, &mut stems), snap)),
+            Event::Warning(w) => bail!(
+                "{}; pass --image with a readable JPEG, PNG, WebP, BMP or GIF file",
+                w.message
+            ),
+            _ => {}
+        }
+    }
+
+    std::fs::create_dir_all(&args.out).with_context(|| {
+        format!(
+            "cannot create the output folder {}; choose a writable --out folder",
+            args.out.display()
+        )
+    })?;
     let mut written = Vec::new();
 
     if let Event::Filters(snap) = probe::filters(&restored.net, epoch) {
@@ -102,18 +128,7 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
         }
     }
 
-    let prober = Probe::new(&restored.cfg, &restored.classes);
-    let mut stems = HashSet::new();
-    for image in &images {
-        let snap = match prober.feature_maps(&restored.net, image, epoch) {
-            Event::FeatureMaps(snap) => snap,
-            Event::Warning(w) => bail!(
-                "{}; pass --image with a readable JPEG, PNG, WebP, BMP or GIF file",
-                w.message
-            ),
-            _ => continue,
-        };
-        let stem = unique_stem(image, &mut stems);
+    for (stem, snap) in &probes {
         let class = restored
             .classes
             .get(snap.predicted)
@@ -123,23 +138,13 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
                 .out
                 .join(format!("features_{stem}_{}.png", file_part(&layer.name)));
             save(
-                &feature_picture(layer, &snap, class, ui.colormap, &label),
+                &feature_picture(layer, snap, class, ui.colormap, &label),
                 &path,
             )?;
             written.push(path);
         }
     }
 
-    let events_path = run.events_path();
-    let (events, bad_lines) = event_log::read_all(&events_path)?;
-    if bad_lines > 0 {
-        let _ = writeln!(
-            stderr,
-            "convscope: {}: {bad_lines} unreadable line(s) skipped",
-            events_path.display()
-        );
-    }
-    let epochs = epoch_metrics(&events);
     let csv_path = args.out.join("metrics.csv");
     std::fs::write(&csv_path, metrics_csv(&epochs)).with_context(|| {
         format!(
