@@ -47,7 +47,7 @@ pub struct Area {
 #[must_use]
 pub fn area(width: usize, height: usize) -> Area {
     let top = PAD + 2 * (GLYPH + LINE_GAP) + PAD;
-    let left = PAD + 6 * GLYPH + 6;
+    let left = PAD + 7 * GLYPH + 6;
     let right = width.saturating_sub(PAD + GLYPH).max(left + 1);
     let bottom = height
         .saturating_sub(PAD + 2 * GLYPH + 2 * LINE_GAP)
@@ -95,7 +95,7 @@ pub fn render(plot: &Plot, width: usize, height: usize) -> Raster {
         for x in a.left..=a.right {
             r.set(x, y, GRID);
         }
-        let label = tick_label(v, y1 - y0);
+        let label = tick_label(v, (y1 - y0) / (Y_TICKS - 1) as f32);
         let lx = a.left.saturating_sub(6 + text::width(&label, 1));
         text::draw(&mut r, lx, y.saturating_sub(GLYPH / 2), &label, 1, AXIS);
         for x in a.left.saturating_sub(4)..a.left {
@@ -212,17 +212,18 @@ fn widen(range: Option<(f32, f32)>) -> (f32, f32) {
     }
 }
 
-fn tick_label(v: f32, span: f32) -> String {
-    let s = if span >= 10.0 {
-        format!("{v:.0}")
-    } else if span >= 1.0 {
-        format!("{v:.1}")
-    } else if span >= 0.1 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    };
-    s.chars().take(6).collect()
+/// `v` with as many decimals as the tick step needs: exact steps (0.25) in full, others to
+/// about two significant digits of the step.
+fn tick_label(v: f32, step: f32) -> String {
+    let exact = (0..=3).find(|&d| {
+        let scaled = step * 10_f32.powi(d);
+        (scaled - scaled.round()).abs() <= 0.01 * scaled
+    });
+    let decimals = exact.unwrap_or_else(|| (1 - step.log10().floor() as i32).clamp(0, 4));
+    format!("{v:.*}", decimals.max(0) as usize)
+        .chars()
+        .take(7)
+        .collect()
 }
 
 #[cfg(test)]
@@ -292,6 +293,15 @@ mod tests {
         // Tick labels and the x label left text pixels below the axis and left of it.
         assert!((0..a.left - 1).any(|x| (a.top..a.bottom).any(|y| r.pixel(x, y) == AXIS)));
         assert!((a.bottom + 6..h).any(|y| (0..w).any(|x| r.pixel(x, y) == AXIS)));
+    }
+
+    #[test]
+    fn tick_labels_show_the_step() {
+        assert_eq!(tick_label(0.25, 0.25), "0.25");
+        assert_eq!(tick_label(0.5, 0.25), "0.50");
+        assert_eq!(tick_label(2.0, 1.0), "2");
+        assert_eq!(tick_label(0.69, 0.0207), "0.690");
+        assert_eq!(tick_label(25.0, 12.5), "25.0");
     }
 
     #[test]
