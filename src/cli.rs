@@ -31,6 +31,24 @@ pub enum Commands {
     Bench(BenchArgs),
     /// Class and probability for each image, from a run's checkpoint.
     Predict(PredictArgs),
+    /// Write PNG pictures of filters, feature maps and training curves, and a metrics CSV.
+    Export(ExportArgs),
+}
+
+/// `convscope export`.
+#[derive(Debug, Args, Clone)]
+pub struct ExportArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Use the checkpoint of this epoch (default: the newest).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// Image to draw feature maps for; repeat for several (default: the run's sample photos).
+    #[arg(long = "image", value_name = "IMG")]
+    pub images: Vec<PathBuf>,
+    /// Folder to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// `convscope predict`.

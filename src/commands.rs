@@ -1,6 +1,7 @@
 //! What each subcommand does.
 
 pub mod bench;
+pub mod export;
 pub mod predict;
 
 use std::io::{IsTerminal as _, Write as _};
@@ -31,6 +32,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Summary(args) => summary(&args),
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
+        Commands::Export(args) => export::run(&args),
     }
 }
 

@@ -3,7 +3,9 @@
 pub mod colormap;
 pub mod norm;
 pub mod pictures;
+pub mod plot;
 pub mod raster;
+pub mod text;
 
 pub use colormap::Rgb;
 pub use raster::Raster;
