@@ -54,8 +54,15 @@ pub struct ClassesInfo {
 /// A file left out of training, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedFile {
+    #[serde(serialize_with = "lossy_path")]
     pub path: PathBuf,
     pub reason: String,
+}
+
+// serde's own `Path` impl refuses non-UTF-8 names, which left classes.json empty when such a
+// file was skipped; the name is written lossily (U+FFFD for bad bytes) instead.
+fn lossy_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
 }
 
 /// Paths inside a run directory.
@@ -158,8 +165,12 @@ impl RunDir {
 
     /// Write `classes.json`.
     pub fn write_classes(&self, info: &ClassesInfo) -> Result<(), RunError> {
-        let text = serde_json::to_string_pretty(info).unwrap_or_default();
-        write_atomic(&self.classes_path(), text.as_bytes())
+        let path = self.classes_path();
+        let text = serde_json::to_string_pretty(info).map_err(|e| RunError::Corrupt {
+            path: path.clone(),
+            message: format!("cannot encode the class list: {e}"),
+        })?;
+        write_atomic(&path, text.as_bytes())
     }
 
     /// Read `classes.json`.
@@ -204,6 +215,27 @@ mod tests {
     fn civil_dates() {
         assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil_from_unix(1_795_830_582), (2026, 11, 28, 1, 49, 42));
+    }
+
+    #[test]
+    fn classes_json_survives_a_non_utf8_skipped_name() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::create(&dir.path().join("r")).expect("create");
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9.jpg");
+        let info = ClassesInfo {
+            classes: vec!["a".into(), "b".into()],
+            train_images: 3,
+            val_images: 1,
+            skipped: vec![SkippedFile {
+                path: Path::new("data/a").join(name),
+                reason: "empty file (0 bytes)".into(),
+            }],
+        };
+        run.write_classes(&info).expect("write");
+        let back = run.read_classes().expect("read");
+        assert_eq!(back.classes, info.classes);
+        assert_eq!(back.skipped[0].path, Path::new("data/a/caf\u{fffd}.jpg"));
     }
 
     #[test]

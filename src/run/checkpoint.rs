@@ -30,6 +30,12 @@ pub struct TrainState {
     pub seen: u64,
     /// Seconds spent training before this checkpoint.
     pub train_seconds: f64,
+    /// Sizes of `model.bpk` and `optimizer.bpk` as written, so that a truncated file is
+    /// noticed before loading it (0: not recorded, as in checkpoints from older versions).
+    #[serde(default)]
+    pub model_bytes: u64,
+    #[serde(default)]
+    pub optim_bytes: u64,
 }
 
 impl TrainState {
@@ -96,13 +102,26 @@ pub fn save(
         path: tmp.clone(),
         message: format!("writing the checkpoint failed: {message}"),
     })?;
-    for file in [MODEL_FILE, OPTIM_FILE] {
+    let mut sizes = [0u64; 2];
+    for (file, size) in [MODEL_FILE, OPTIM_FILE].into_iter().zip(&mut sizes) {
         let p = tmp.join(file);
-        std::fs::File::open(&p)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err(&p))?;
+        *size = std::fs::File::open(&p)
+            .and_then(|f| {
+                f.sync_all()?;
+                f.metadata()
+            })
+            .map_err(io_err(&p))?
+            .len();
     }
-    let json = serde_json::to_vec_pretty(state).unwrap_or_default();
+    let state = TrainState {
+        model_bytes: sizes[0],
+        optim_bytes: sizes[1],
+        ..state.clone()
+    };
+    let json = serde_json::to_vec_pretty(&state).map_err(|e| RunError::Corrupt {
+        path: tmp.join(STATE_FILE),
+        message: e.to_string(),
+    })?;
     write_atomic(&tmp.join(STATE_FILE), &json)?;
     let final_path = dir.join(&name);
     if final_path.exists() {
@@ -113,17 +132,32 @@ pub fn save(
     Ok(Checkpoint {
         name,
         path: final_path,
-        state: state.clone(),
+        state,
     })
 }
 
-fn read_state(path: &Path) -> Option<TrainState> {
-    let text = std::fs::read_to_string(path.join(STATE_FILE)).ok()?;
-    let state: TrainState = serde_json::from_str(&text).ok()?;
-    let complete = [MODEL_FILE, OPTIM_FILE]
-        .iter()
-        .all(|f| std::fs::metadata(path.join(f)).is_ok_and(|m| m.len() > 0));
-    complete.then_some(state)
+/// Read a checkpoint folder's state and check its files; the error says what is wrong.
+fn read_state(path: &Path) -> Result<TrainState, String> {
+    let text = std::fs::read_to_string(path.join(STATE_FILE))
+        .map_err(|e| format!("cannot read {STATE_FILE}: {e}"))?;
+    let state: TrainState = serde_json::from_str(&text)
+        .map_err(|e| format!("{STATE_FILE} is not valid checkpoint state: {e}"))?;
+    for (file, want) in [
+        (MODEL_FILE, state.model_bytes),
+        (OPTIM_FILE, state.optim_bytes),
+    ] {
+        let len = std::fs::metadata(path.join(file))
+            .map_err(|e| format!("cannot read {file}: {e}"))?
+            .len();
+        if len == 0 {
+            return Err(format!("{file} is empty"));
+        }
+        // A truncated or overwritten file no longer has the size it was written with.
+        if want > 0 && len != want {
+            return Err(format!("{file} is {len} bytes, but {want} were written"));
+        }
+    }
+    Ok(state)
 }
 
 /// Every complete checkpoint, newest first (by epoch, then batch).
@@ -140,8 +174,9 @@ pub fn list(dir: &Path) -> Result<Vec<Checkpoint>, RunError> {
             continue;
         }
         let path = entry.path();
-        if let Some(state) = read_state(&path) {
-            out.push(Checkpoint { name, path, state });
+        match read_state(&path) {
+            Ok(state) => out.push(Checkpoint { name, path, state }),
+            Err(why) => tracing::info!("ignoring checkpoint {}: {why}", path.display()),
         }
     }
     out.sort_by_key(|c| std::cmp::Reverse((c.state.epoch, c.state.batch)));
@@ -167,8 +202,15 @@ pub fn latest(dir: &Path) -> Result<(Checkpoint, Option<String>), RunError> {
             path: dir.to_path_buf(),
         })?;
     let note = named.map(|n| {
+        let why = if n.is_empty() || n.contains(['/', '\\']) {
+            "not a checkpoint name".to_string()
+        } else if dir.join(&n).is_dir() {
+            read_state(&dir.join(&n)).err().unwrap_or_default()
+        } else {
+            "missing".to_string()
+        };
         format!(
-            "checkpoint {n} is incomplete or missing; using {} instead",
+            "checkpoint {n} is incomplete or damaged ({why}); using the newest complete one, {}, instead",
             newest.name
         )
     });
@@ -226,6 +268,35 @@ mod tests {
         let (fallback, note) = latest(dir.path()).expect("latest");
         assert_eq!(fallback.name, "epoch-0001");
         assert!(note.expect("note").contains("epoch-0002"));
+    }
+
+    #[test]
+    fn truncated_file_falls_back_and_says_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = |p: &Path| -> Result<(), String> {
+            std::fs::write(p.join(MODEL_FILE), [7u8; 100]).map_err(|e| e.to_string())?;
+            std::fs::write(p.join(OPTIM_FILE), [8u8; 50]).map_err(|e| e.to_string())
+        };
+        save(dir.path(), &state(1, 10), big).expect("save");
+        let c2 = save(dir.path(), &state(2, 10), big).expect("save");
+        assert_eq!((c2.state.model_bytes, c2.state.optim_bytes), (100, 50));
+        // Cut, not emptied: the size no longer matches what was written.
+        std::fs::write(c2.model_path(), [7u8; 60]).expect("truncate");
+        let (cp, note) = latest(dir.path()).expect("latest");
+        assert_eq!(cp.name, "epoch-0001");
+        let note = note.expect("note");
+        assert!(note.contains("epoch-0002"), "{note}");
+        assert!(
+            note.contains("model.bpk is 60 bytes, but 100 were written"),
+            "{note}"
+        );
+        // Checkpoints written before sizes were recorded still load when non-empty.
+        let text = std::fs::read_to_string(c2.path.join(STATE_FILE)).expect("read");
+        let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        v.as_object_mut().expect("object").remove("model_bytes");
+        v.as_object_mut().expect("object").remove("optim_bytes");
+        std::fs::write(c2.path.join(STATE_FILE), v.to_string()).expect("write");
+        assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0002");
     }
 
     #[test]
