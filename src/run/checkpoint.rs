@@ -97,33 +97,20 @@ pub fn save(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-    write_files(&tmp).map_err(|message| RunError::Corrupt {
-        path: tmp.clone(),
-        message: format!("writing the checkpoint failed: {message}"),
-    })?;
-    let mut sizes = [0u64; 2];
-    for (file, size) in [MODEL_FILE, OPTIM_FILE].into_iter().zip(&mut sizes) {
-        let p = tmp.join(file);
-        *size = std::fs::File::open(&p)
-            .and_then(|f| {
-                f.sync_all()?;
-                f.metadata()
-            })
-            .map_err(io_err(&p))?
-            .len();
-    }
-    let state = TrainState {
-        model_bytes: sizes[0],
-        optim_bytes: sizes[1],
-        ..state.clone()
-    };
-    let json = serde_json::to_vec_pretty(&state).map_err(|e| RunError::Corrupt {
-        path: tmp.join(STATE_FILE),
-        message: e.to_string(),
-    })?;
-    write_atomic(&tmp.join(STATE_FILE), &json)?;
     let final_path = dir.join(&name);
+    let state = match fill(&tmp, state, write_files) {
+        Ok(state) => state,
+        Err(e) => {
+            // A half-written folder only takes space (a full disk is the usual cause).
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(RunError::Corrupt {
+                path: final_path,
+                message: format!(
+                    "writing the checkpoint failed: {e}; the previous checkpoint is kept. Check that the disk has space and the folder is writable"
+                ),
+            });
+        }
+    };
     if final_path.exists() {
         std::fs::remove_dir_all(&final_path).map_err(io_err(&final_path))?;
     }
@@ -134,6 +121,35 @@ pub fn save(
         path: final_path,
         state,
     })
+}
+
+// Create `tmp` and write the model, optimizer and state files into it.
+fn fill(
+    tmp: &Path,
+    state: &TrainState,
+    write_files: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<TrainState, String> {
+    std::fs::create_dir_all(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    write_files(tmp)?;
+    let mut sizes = [0u64; 2];
+    for (file, size) in [MODEL_FILE, OPTIM_FILE].into_iter().zip(&mut sizes) {
+        let p = tmp.join(file);
+        *size = std::fs::File::open(&p)
+            .and_then(|f| {
+                f.sync_all()?;
+                f.metadata()
+            })
+            .map_err(|e| format!("{}: {e}", p.display()))?
+            .len();
+    }
+    let state = TrainState {
+        model_bytes: sizes[0],
+        optim_bytes: sizes[1],
+        ..state.clone()
+    };
+    let json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
+    write_atomic(&tmp.join(STATE_FILE), &json).map_err(|e| e.to_string())?;
+    Ok(state)
 }
 
 /// Read a checkpoint folder's state and check its files; the error says what is wrong.
@@ -304,7 +320,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         save(dir.path(), &state(1, 10), fake_files).expect("save");
         let err = save(dir.path(), &state(2, 3), |_| Err("disk full".into())).unwrap_err();
-        assert!(err.to_string().contains("disk full"));
+        let err = err.to_string();
+        assert!(err.contains("disk full"), "{err}");
+        assert!(
+            err.contains("epoch-0002-batch-000003"),
+            "names the checkpoint: {err}"
+        );
+        assert!(err.contains("the previous checkpoint is kept"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "no temporary folder left behind: {left:?}");
         assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0001");
     }
 
