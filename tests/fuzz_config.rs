@@ -193,3 +193,44 @@ proptest! {
         let _ = cfg.layer_shapes(classes);
     }
 }
+
+/// The regression corpus: inputs that once broke validation, and other odd files.
+#[test]
+fn corpus_of_odd_config_files() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        seen += 1;
+        if name == "utf8-bom.toml" {
+            // Editors on Windows write one; it is accepted.
+            let cfg = Config::load(Some(&path)).expect("BOM accepted");
+            assert_eq!(cfg.train.epochs, 3);
+            continue;
+        }
+        let result = Config::load(Some(&path)).and_then(|c| c.validate());
+        let err = result.expect_err(&name).to_string();
+        let expect = match name.as_str() {
+            "flatten-overflow.toml" => {
+                "config key `model.layers[0]` = conv: this layer is far too large"
+            }
+            "dense-units-max.toml" => {
+                "config key `model.layers[3]` = dense: this layer is far too large"
+            }
+            "lr-nan.toml" => "config key `optimizer.lr` = NaN",
+            "epochs-negative.toml" | "unclosed-table.toml" => "line ",
+            "binary-junk.toml" => "stream did not contain valid UTF-8",
+            other => panic!("add {other} to this list"),
+        };
+        assert!(err.contains(expect), "{name}: {err}");
+        if !err.starts_with("config key") {
+            assert!(err.contains(&path.display().to_string()), "{name}: {err}");
+        }
+    }
+    assert_eq!(seen, 7);
+}

@@ -224,3 +224,41 @@ fn regression_tail_across_a_split_multibyte_character() {
     assert_eq!(tail.poll().expect("poll"), vec![event]);
     assert_eq!(tail.bad_lines, 0);
 }
+
+/// The regression corpus of odd `events.jsonl` files: (events, bad lines) each, read whole and
+/// followed byte by byte.
+#[test]
+fn corpus_of_odd_event_logs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let want = match name.as_str() {
+            "split-multibyte.jsonl" => (1, 0),
+            "torn-last-line.jsonl" | "crlf.jsonl" => (2, 0),
+            "garbage-middle.jsonl" => (2, 4),
+            other => panic!("add {other} to this list"),
+        };
+        let (events, bad) = read_all(&path).expect("reads");
+        assert_eq!((events.len(), bad), want, "{name}");
+        // The same, arriving one byte at a time.
+        let bytes = std::fs::read(&path).expect("read");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let grow = tmp.path().join("grow.jsonl");
+        let mut file = std::fs::File::create(&grow).expect("create");
+        let mut tail = Tail::open(&grow).expect("tail");
+        let mut got = Vec::new();
+        for b in &bytes {
+            file.write_all(std::slice::from_ref(b)).expect("write");
+            got.extend(tail.poll().expect("poll"));
+        }
+        assert_eq!((got, tail.bad_lines), (events, bad), "{name}");
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}
