@@ -12,10 +12,11 @@ use crate::config::Config;
 /// A run-directory problem, naming the path and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{path}: {source}")]
+    // Not a `source` field: the error is already in the text, and an error chain printed it twice.
+    #[error("{path}: {error}; check the path, its permissions and the free disk space")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "{path} is already a training run; continue it with `convscope resume {path}` or choose another --run directory"
@@ -36,9 +37,9 @@ pub enum RunError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |source| RunError::Io {
+    move |error| RunError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -296,6 +296,36 @@ fn full_disk_while_checkpointing_stops_cleanly_and_keeps_the_last_checkpoint() {
     assert_eq!(latest(&run), "epoch-0003");
 }
 
+#[test]
+fn full_disk_before_training_is_named_once_with_what_to_do() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 6, 16);
+    let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), "8k") else {
+        eprintln!("cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN); case not tested");
+        return;
+    };
+    fs::write(disk.0.join("fill"), vec![0u8; 8192]).ok();
+    let run = disk.0.join("run");
+    let out = train_cmd(&data, &run, "1").output().expect("runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&run.display().to_string()), "{err}");
+    assert_eq!(
+        err.matches("No space left on device").count(),
+        1,
+        "once: {err}"
+    );
+    assert!(
+        err.contains("check the path, its permissions and the free disk space"),
+        "{err}"
+    );
+    // Nothing half-written stays behind to block a retry with the same --run.
+    assert!(!run.join("config.toml").exists());
+    disk.resize("20M");
+    let out = train_cmd(&data, &run, "1").output().expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 // ---- numerical faults ----------------------------------------------------------------------
 
 #[test]
