@@ -861,7 +861,6 @@ fn no_usable_checkpoint_says_to_train_again() {
 }
 
 #[test]
-#[ignore = "needs: resume to fall back when a same-size but corrupt model.bpk fails to load (train.rs / commands.rs resume), instead of failing and suggesting the same resume again"]
 fn corrupt_checkpoint_of_the_right_size_falls_back() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = two_epoch_run(tmp.path());
@@ -871,7 +870,25 @@ fn corrupt_checkpoint_of_the_right_size_falls_back() {
     let out = resume(&run, &["--epochs", "3"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("epoch-0001"), "{err}");
+    assert!(
+        err.contains("convscope: checkpoint epoch-0002 is damaged (its files are damaged: their hash differs from the one written with them); using the newest complete one, epoch-0001, instead"),
+        "{err}"
+    );
+    assert_eq!(started(&run).last().expect("resumed").start_epoch, 2);
+    // A single flipped bit in the optimizer state is caught as well.
+    let opt = run.join("checkpoints/epoch-0003/optimizer.bpk");
+    let mut bytes = fs::read(&opt).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    fs::write(&opt, bytes).expect("write");
+    let out = resume(&run, &["--epochs", "4"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("checkpoint epoch-0003 is damaged"), "{err}");
+    assert!(
+        err.contains("using the newest complete one, epoch-0002"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -36,6 +36,10 @@ pub struct TrainState {
     pub model_bytes: u64,
     #[serde(default)]
     pub optim_bytes: u64,
+    /// A hash of both files' bytes as written, checked before resuming from them, so that a
+    /// damaged file of the right size is noticed too (`None` in older checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_hash: Option<u64>,
 }
 
 impl TrainState {
@@ -145,11 +149,57 @@ fn fill(
     let state = TrainState {
         model_bytes: sizes[0],
         optim_bytes: sizes[1],
+        files_hash: Some(files_hash(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?),
         ..state.clone()
     };
     let json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
     write_atomic(&tmp.join(STATE_FILE), &json).map_err(|e| e.to_string())?;
     Ok(state)
+}
+
+/// A fast, non-cryptographic hash of the model and optimizer files (against damage, not
+/// against an attacker): 64-bit words mixed multiplicatively, each file's length mixed in.
+fn files_hash(dir: &Path) -> std::io::Result<u64> {
+    use std::io::Read as _;
+    const CHUNK: u64 = 1 << 20; // a multiple of 8: only the last chunk has a partial word
+    let mix = |h: u64, w: u64| {
+        let h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 29)
+    };
+    let mut h = 0xCBF2_9CE4_8422_2325_u64;
+    let mut chunk = Vec::with_capacity(CHUNK as usize);
+    for file in [MODEL_FILE, OPTIM_FILE] {
+        let mut f = std::fs::File::open(dir.join(file))?;
+        let mut len = 0u64;
+        loop {
+            chunk.clear();
+            let n = (&mut f).take(CHUNK).read_to_end(&mut chunk)?;
+            for word in chunk.chunks(8) {
+                let mut b = [0u8; 8];
+                b[..word.len()].copy_from_slice(word);
+                h = mix(h, u64::from_le_bytes(b));
+            }
+            len += n as u64;
+            if (n as u64) < CHUNK {
+                break;
+            }
+        }
+        h = mix(h, len);
+    }
+    Ok(h)
+}
+
+/// Check a listed checkpoint's files against the hash written with them.
+fn verify(c: &Checkpoint) -> Result<(), String> {
+    let Some(want) = c.state.files_hash else {
+        return Ok(());
+    };
+    let got = files_hash(&c.path).map_err(|e| format!("cannot read its files: {e}"))?;
+    if got == want {
+        Ok(())
+    } else {
+        Err("its files are damaged: their hash differs from the one written with them".into())
+    }
 }
 
 /// Read a checkpoint folder's state and check its files; the error says what is wrong.
@@ -199,38 +249,51 @@ pub fn list(dir: &Path) -> Result<Vec<Checkpoint>, RunError> {
     Ok(out)
 }
 
-/// The checkpoint `latest` names, if it is complete; otherwise the newest complete one.
-/// The second value says why `latest` was not used, when it was not.
+/// The checkpoint `latest` names, if it is complete and undamaged; otherwise the newest one
+/// that is. The second value says why `latest` was not used, when it was not.
 pub fn latest(dir: &Path) -> Result<(Checkpoint, Option<String>), RunError> {
-    let all = list(dir)?;
+    let mut all = list(dir)?;
     let named = std::fs::read_to_string(dir.join("latest"))
         .ok()
         .map(|s| s.trim().to_string());
-    if let Some(name) = &named
-        && let Some(c) = all.iter().find(|c| &c.name == name)
-    {
-        return Ok((c.clone(), None));
-    }
-    let newest = all
-        .into_iter()
-        .next()
-        .ok_or_else(|| RunError::NoCheckpoint {
-            path: dir.to_path_buf(),
-        })?;
-    let note = named.map(|n| {
-        let why = if n.is_empty() || n.contains(['/', '\\']) {
-            "not a checkpoint name".to_string()
-        } else if dir.join(&n).is_dir() {
-            read_state(&dir.join(&n)).err().unwrap_or_default()
+    let mut skipped = Vec::new();
+    if let Some(n) = &named {
+        if let Some(i) = all.iter().position(|c| &c.name == n) {
+            // Try the named one first.
+            let c = all.remove(i);
+            all.insert(0, c);
         } else {
-            "missing".to_string()
-        };
-        format!(
-            "checkpoint {n} is incomplete or damaged ({why}); using the newest complete one, {}, instead",
-            newest.name
-        )
-    });
-    Ok((newest, note))
+            let why = if n.is_empty() || n.contains(['/', '\\']) {
+                "not a checkpoint name".to_string()
+            } else if dir.join(n).is_dir() {
+                read_state(&dir.join(n)).err().unwrap_or_default()
+            } else {
+                "missing".to_string()
+            };
+            skipped.push(format!("checkpoint {n} is incomplete or damaged ({why})"));
+        }
+    }
+    for c in all {
+        match verify(&c) {
+            Ok(()) => {
+                let note = (!skipped.is_empty()).then(|| {
+                    format!(
+                        "{}; using the newest complete one, {}, instead",
+                        skipped.join("; "),
+                        c.name
+                    )
+                });
+                return Ok((c, note));
+            }
+            Err(why) => {
+                tracing::warn!("checkpoint {} is damaged: {why}", c.path.display());
+                skipped.push(format!("checkpoint {} is damaged ({why})", c.name));
+            }
+        }
+    }
+    Err(RunError::NoCheckpoint {
+        path: dir.to_path_buf(),
+    })
 }
 
 /// Delete all but the newest `keep` epoch-end checkpoints (0 keeps all); mid-epoch ones older
@@ -311,8 +374,46 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
         v.as_object_mut().expect("object").remove("model_bytes");
         v.as_object_mut().expect("object").remove("optim_bytes");
+        v.as_object_mut().expect("object").remove("files_hash");
         std::fs::write(c2.path.join(STATE_FILE), v.to_string()).expect("write");
         assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0002");
+    }
+
+    #[test]
+    fn damaged_file_of_the_right_size_falls_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = |p: &Path| -> Result<(), String> {
+            let model: Vec<u8> = (0..=255).cycle().take(3_000_001).collect();
+            std::fs::write(p.join(MODEL_FILE), model).map_err(|e| e.to_string())?;
+            std::fs::write(p.join(OPTIM_FILE), [8u8; 13]).map_err(|e| e.to_string())
+        };
+        save(dir.path(), &state(1, 10), files).expect("save");
+        let c2 = save(dir.path(), &state(2, 10), files).expect("save");
+        assert!(c2.state.files_hash.is_some());
+        assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0002");
+        // One flipped byte deep inside, size unchanged.
+        let mut bytes = std::fs::read(c2.model_path()).expect("read");
+        bytes[2_500_000] ^= 1;
+        std::fs::write(c2.model_path(), bytes).expect("write");
+        let (cp, note) = latest(dir.path()).expect("latest");
+        assert_eq!(cp.name, "epoch-0001");
+        let note = note.expect("note");
+        assert!(
+            note.contains("checkpoint epoch-0002 is damaged (its files are damaged"),
+            "{note}"
+        );
+        assert!(
+            note.ends_with("using the newest complete one, epoch-0001, instead"),
+            "{note}"
+        );
+        // The optimizer's last partial word counts too.
+        let mut o = std::fs::read(c2.optim_path()).expect("read");
+        o[12] ^= 1;
+        std::fs::write(dir.path().join("epoch-0001").join(OPTIM_FILE), o).expect("write");
+        assert!(matches!(
+            latest(dir.path()),
+            Err(RunError::NoCheckpoint { .. })
+        ));
     }
 
     #[test]
