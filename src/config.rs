@@ -576,12 +576,20 @@ impl Config {
                             Padding::Valid => n.checked_sub(kernel).map(|r| r / stride + 1),
                         }
                     };
-                    match (conv_out(shape[1]), conv_out(shape[2])) {
+                    let out = match (conv_out(shape[1]), conv_out(shape[2])) {
                         (Some(oh), Some(ow)) if oh > 0 && ow > 0 => vec![filters, oh, ow],
                         _ => {
                             return Err(too_small(self, &key, &shape));
                         }
-                    }
+                    };
+                    // kernel * kernel * channels * filters + filters, as the summary counts.
+                    let params = kernel
+                        .checked_mul(kernel)
+                        .and_then(|k| k.checked_mul(shape[0]))
+                        .and_then(|k| k.checked_add(1))
+                        .and_then(|k| k.checked_mul(filters));
+                    check_size(&key, "conv", params, &out)?;
+                    out
                 }
                 LayerSpec::Maxpool { size } => {
                     if !spatial {
@@ -609,7 +617,7 @@ impl Config {
                     }
                     shape.clone()
                 }
-                LayerSpec::Flatten => vec![shape.iter().product()],
+                LayerSpec::Flatten => vec![shape.iter().product()], // bounded by check_size
                 LayerSpec::Dense { units, .. } => {
                     if spatial {
                         return Err(invalid(
@@ -625,6 +633,8 @@ impl Config {
                         Units::Fixed(n) => n,
                         Units::Classes(_) => outputs,
                     };
+                    let params = shape[0].checked_add(1).and_then(|i| i.checked_mul(n));
+                    check_size(&key, "dense", params, &[n])?;
                     vec![n]
                 }
             };
@@ -661,6 +671,28 @@ impl Config {
         }
         Ok(out)
     }
+}
+
+/// Most values one layer may output per image, and most parameters one layer may have: far
+/// beyond any machine, and low enough that sizes multiplied by a batch never overflow.
+const MAX_LAYER_VALUES: usize = 1 << 32;
+const MAX_LAYER_PARAMS: usize = 1 << 36;
+
+fn check_size(
+    key: &str,
+    kind: &str,
+    params: Option<usize>,
+    out: &[usize],
+) -> Result<(), ConfigError> {
+    let values = out.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if params.is_none_or(|p| p > MAX_LAYER_PARAMS) || values.is_none_or(|v| v > MAX_LAYER_VALUES) {
+        return Err(invalid(
+            key,
+            kind,
+            "this layer is far too large (parameters or outputs beyond what any machine holds); use fewer filters or units",
+        ));
+    }
+    Ok(())
 }
 
 fn too_small(cfg: &Config, key: &str, shape: &[usize]) -> ConfigError {
@@ -801,6 +833,42 @@ mod tests {
             }),
             "model.layers[9]"
         );
+    }
+
+    #[test]
+    fn absurd_layer_sizes_are_refused_not_overflowed() {
+        // Found by tests/fuzz_config.rs: the flatten size overflowed usize and panicked.
+        let mut c = Config::default();
+        c.data.image_size = [1, 36];
+        c.model.layers = vec![
+            LayerSpec::Conv {
+                filters: 512_409_557_603_043_101,
+                kernel: 1,
+                padding: Padding::Valid,
+                activation: Activation::Relu,
+                stride: 1,
+            },
+            LayerSpec::Flatten,
+            LayerSpec::Dense {
+                units: Units::Classes(ClassesMarker::Classes),
+                activation: Activation::None,
+            },
+        ];
+        assert_eq!(invalid_key(|x| *x = c.clone()), "model.layers[0]");
+        let mut c = Config::default();
+        c.model.layers[9] = LayerSpec::Dense {
+            units: Units::Fixed(usize::MAX),
+            activation: Activation::Relu,
+        };
+        assert_eq!(invalid_key(|x| *x = c.clone()), "model.layers[9]");
+        c.model.layers[0] = LayerSpec::Conv {
+            filters: 16,
+            kernel: usize::MAX,
+            padding: Padding::Same,
+            activation: Activation::Relu,
+            stride: 1,
+        };
+        assert_eq!(invalid_key(|x| *x = c.clone()), "model.layers[0]");
     }
 
     #[test]

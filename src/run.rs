@@ -13,10 +13,11 @@ use crate::config::Config;
 /// A run-directory problem, naming the path and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{path}: {source}")]
+    // Not a `source` field: the error is already in the text, and an error chain printed it twice.
+    #[error("{path}: {error}; check the path, its permissions and the free disk space")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "{path} is already a training run; continue it with `convscope resume {path}` or choose another --run directory"
@@ -37,9 +38,9 @@ pub enum RunError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |source| RunError::Io {
+    move |error| RunError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -55,8 +56,15 @@ pub struct ClassesInfo {
 /// A file left out of training, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedFile {
+    #[serde(serialize_with = "lossy_path")]
     pub path: PathBuf,
     pub reason: String,
+}
+
+// serde's own `Path` impl refuses non-UTF-8 names, which left classes.json empty when such a
+// file was skipped; the name is written lossily (U+FFFD for bad bytes) instead.
+fn lossy_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
 }
 
 /// Paths inside a run directory.
@@ -69,10 +77,18 @@ pub struct RunDir {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     use std::io::Write as _;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .map_err(io_err(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io_err(path)));
+    if written.is_err() {
+        // Leave no partial temporary file behind (a full disk is the usual cause).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 impl RunDir {
@@ -159,8 +175,12 @@ impl RunDir {
 
     /// Write `classes.json`.
     pub fn write_classes(&self, info: &ClassesInfo) -> Result<(), RunError> {
-        let text = serde_json::to_string_pretty(info).unwrap_or_default();
-        write_atomic(&self.classes_path(), text.as_bytes())
+        let path = self.classes_path();
+        let text = serde_json::to_string_pretty(info).map_err(|e| RunError::Corrupt {
+            path: path.clone(),
+            message: format!("cannot encode the class list: {e}"),
+        })?;
+        write_atomic(&path, text.as_bytes())
     }
 
     /// Read `classes.json`.
@@ -205,6 +225,27 @@ mod tests {
     fn civil_dates() {
         assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil_from_unix(1_795_830_582), (2026, 11, 28, 1, 49, 42));
+    }
+
+    #[test]
+    fn classes_json_survives_a_non_utf8_skipped_name() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::create(&dir.path().join("r")).expect("create");
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9.jpg");
+        let info = ClassesInfo {
+            classes: vec!["a".into(), "b".into()],
+            train_images: 3,
+            val_images: 1,
+            skipped: vec![SkippedFile {
+                path: Path::new("data/a").join(name),
+                reason: "empty file (0 bytes)".into(),
+            }],
+        };
+        run.write_classes(&info).expect("write");
+        let back = run.read_classes().expect("read");
+        assert_eq!(back.classes, info.classes);
+        assert_eq!(back.skipped[0].path, Path::new("data/a/caf\u{fffd}.jpg"));
     }
 
     #[test]

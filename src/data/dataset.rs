@@ -150,7 +150,10 @@ impl Dataset {
                             }
                         }
                         Err(reason) => {
-                            tracing::warn!(path = %s.path.display(), %reason, "skipping image");
+                            tracing::warn!(
+                                "skipping image {}: {reason} (fix or remove the file; skipped files are listed in the run's classes.json)",
+                                s.path.display()
+                            );
                             skipped.push(Skipped {
                                 path: s.path.clone(),
                                 reason,
@@ -405,7 +408,10 @@ impl Job {
 
     fn late_skip(&self, path: &Path, reason: String) {
         if lock(&self.inner.late_paths).insert(path.to_path_buf()) {
-            tracing::warn!(path = %path.display(), %reason, "skipping image that went bad after opening");
+            tracing::warn!(
+                "skipping image {} that went bad after opening: {reason}; fix or remove the file",
+                path.display()
+            );
             lock(&self.inner.late).push(Skipped {
                 path: path.to_path_buf(),
                 reason,

@@ -148,7 +148,8 @@ pub fn decode_resized(path: &Path, cfg: &Config) -> Result<Decoded, DataError> {
 }
 
 pub(crate) fn decode_resized_reason(path: &Path, cfg: &Config) -> Result<Decoded, String> {
-    let img = decode_file(path, cfg.data.max_pixels)?;
+    // Decoder messages can end in a newline, which would split the one-line warning.
+    let img = decode_file(path, cfg.data.max_pixels).map_err(|r| r.trim_end().to_string())?;
     let (pixels, sh, sw) = to_pixels(&img, cfg.data.color_mode);
     drop(img);
     let channels = cfg.data.color_mode.channels();

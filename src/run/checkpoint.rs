@@ -30,6 +30,16 @@ pub struct TrainState {
     pub seen: u64,
     /// Seconds spent training before this checkpoint.
     pub train_seconds: f64,
+    /// Sizes of `model.bpk` and `optimizer.bpk` as written, so that a truncated file is
+    /// noticed before loading it (0: not recorded, as in checkpoints from older versions).
+    #[serde(default)]
+    pub model_bytes: u64,
+    #[serde(default)]
+    pub optim_bytes: u64,
+    /// A hash of both files' bytes as written, checked before resuming from them, so that a
+    /// damaged file of the right size is noticed too (`None` in older checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_hash: Option<u64>,
 }
 
 impl TrainState {
@@ -91,20 +101,20 @@ pub fn save(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-    write_files(&tmp).map_err(|message| RunError::Corrupt {
-        path: tmp.clone(),
-        message: format!("writing the checkpoint failed: {message}"),
-    })?;
-    for file in [MODEL_FILE, OPTIM_FILE] {
-        let p = tmp.join(file);
-        std::fs::File::open(&p)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err(&p))?;
-    }
-    let json = serde_json::to_vec_pretty(state).unwrap_or_default();
-    write_atomic(&tmp.join(STATE_FILE), &json)?;
     let final_path = dir.join(&name);
+    let state = match fill(&tmp, state, write_files) {
+        Ok(state) => state,
+        Err(e) => {
+            // A half-written folder only takes space (a full disk is the usual cause).
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(RunError::Corrupt {
+                path: final_path,
+                message: format!(
+                    "writing the checkpoint failed: {e}; the previous checkpoint is kept. Check that the disk has space and the folder is writable"
+                ),
+            });
+        }
+    };
     if final_path.exists() {
         std::fs::remove_dir_all(&final_path).map_err(io_err(&final_path))?;
     }
@@ -113,17 +123,107 @@ pub fn save(
     Ok(Checkpoint {
         name,
         path: final_path,
-        state: state.clone(),
+        state,
     })
 }
 
-fn read_state(path: &Path) -> Option<TrainState> {
-    let text = std::fs::read_to_string(path.join(STATE_FILE)).ok()?;
-    let state: TrainState = serde_json::from_str(&text).ok()?;
-    let complete = [MODEL_FILE, OPTIM_FILE]
-        .iter()
-        .all(|f| std::fs::metadata(path.join(f)).is_ok_and(|m| m.len() > 0));
-    complete.then_some(state)
+// Create `tmp` and write the model, optimizer and state files into it.
+fn fill(
+    tmp: &Path,
+    state: &TrainState,
+    write_files: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<TrainState, String> {
+    std::fs::create_dir_all(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    write_files(tmp)?;
+    let mut sizes = [0u64; 2];
+    for (file, size) in [MODEL_FILE, OPTIM_FILE].into_iter().zip(&mut sizes) {
+        let p = tmp.join(file);
+        *size = std::fs::File::open(&p)
+            .and_then(|f| {
+                f.sync_all()?;
+                f.metadata()
+            })
+            .map_err(|e| format!("{}: {e}", p.display()))?
+            .len();
+    }
+    let state = TrainState {
+        model_bytes: sizes[0],
+        optim_bytes: sizes[1],
+        files_hash: Some(files_hash(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?),
+        ..state.clone()
+    };
+    let json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
+    write_atomic(&tmp.join(STATE_FILE), &json).map_err(|e| e.to_string())?;
+    Ok(state)
+}
+
+/// A fast, non-cryptographic hash of the model and optimizer files (against damage, not
+/// against an attacker): 64-bit words mixed multiplicatively, each file's length mixed in.
+fn files_hash(dir: &Path) -> std::io::Result<u64> {
+    use std::io::Read as _;
+    const CHUNK: u64 = 1 << 20; // a multiple of 8: only the last chunk has a partial word
+    let mix = |h: u64, w: u64| {
+        let h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 29)
+    };
+    let mut h = 0xCBF2_9CE4_8422_2325_u64;
+    let mut chunk = Vec::with_capacity(CHUNK as usize);
+    for file in [MODEL_FILE, OPTIM_FILE] {
+        let mut f = std::fs::File::open(dir.join(file))?;
+        let mut len = 0u64;
+        loop {
+            chunk.clear();
+            let n = (&mut f).take(CHUNK).read_to_end(&mut chunk)?;
+            for word in chunk.chunks(8) {
+                let mut b = [0u8; 8];
+                b[..word.len()].copy_from_slice(word);
+                h = mix(h, u64::from_le_bytes(b));
+            }
+            len += n as u64;
+            if (n as u64) < CHUNK {
+                break;
+            }
+        }
+        h = mix(h, len);
+    }
+    Ok(h)
+}
+
+/// Check a listed checkpoint's files against the hash written with them.
+fn verify(c: &Checkpoint) -> Result<(), String> {
+    let Some(want) = c.state.files_hash else {
+        return Ok(());
+    };
+    let got = files_hash(&c.path).map_err(|e| format!("cannot read its files: {e}"))?;
+    if got == want {
+        Ok(())
+    } else {
+        Err("its files are damaged: their hash differs from the one written with them".into())
+    }
+}
+
+/// Read a checkpoint folder's state and check its files; the error says what is wrong.
+fn read_state(path: &Path) -> Result<TrainState, String> {
+    let text = std::fs::read_to_string(path.join(STATE_FILE))
+        .map_err(|e| format!("cannot read {STATE_FILE}: {e}"))?;
+    let state: TrainState = serde_json::from_str(&text)
+        .map_err(|e| format!("{STATE_FILE} is not valid checkpoint state: {e}"))?;
+    for (file, want) in [
+        (MODEL_FILE, state.model_bytes),
+        (OPTIM_FILE, state.optim_bytes),
+    ] {
+        let len = std::fs::metadata(path.join(file))
+            .map_err(|e| format!("cannot read {file}: {e}"))?
+            .len();
+        if len == 0 {
+            return Err(format!("{file} is empty"));
+        }
+        // A truncated or overwritten file no longer has the size it was written with.
+        if want > 0 && len != want {
+            return Err(format!("{file} is {len} bytes, but {want} were written"));
+        }
+    }
+    Ok(state)
 }
 
 /// Every complete checkpoint, newest first (by epoch, then batch).
@@ -140,39 +240,60 @@ pub fn list(dir: &Path) -> Result<Vec<Checkpoint>, RunError> {
             continue;
         }
         let path = entry.path();
-        if let Some(state) = read_state(&path) {
-            out.push(Checkpoint { name, path, state });
+        match read_state(&path) {
+            Ok(state) => out.push(Checkpoint { name, path, state }),
+            Err(why) => tracing::info!("ignoring checkpoint {}: {why}", path.display()),
         }
     }
     out.sort_by_key(|c| std::cmp::Reverse((c.state.epoch, c.state.batch)));
     Ok(out)
 }
 
-/// The checkpoint `latest` names, if it is complete; otherwise the newest complete one.
-/// The second value says why `latest` was not used, when it was not.
+/// The checkpoint `latest` names, if it is complete and undamaged; otherwise the newest one
+/// that is. The second value says why `latest` was not used, when it was not.
 pub fn latest(dir: &Path) -> Result<(Checkpoint, Option<String>), RunError> {
-    let all = list(dir)?;
+    let mut all = list(dir)?;
     let named = std::fs::read_to_string(dir.join("latest"))
         .ok()
         .map(|s| s.trim().to_string());
-    if let Some(name) = &named
-        && let Some(c) = all.iter().find(|c| &c.name == name)
-    {
-        return Ok((c.clone(), None));
+    let mut skipped = Vec::new();
+    if let Some(n) = &named {
+        if let Some(i) = all.iter().position(|c| &c.name == n) {
+            // Try the named one first.
+            let c = all.remove(i);
+            all.insert(0, c);
+        } else {
+            let why = if n.is_empty() || n.contains(['/', '\\']) {
+                "not a checkpoint name".to_string()
+            } else if dir.join(n).is_dir() {
+                read_state(&dir.join(n)).err().unwrap_or_default()
+            } else {
+                "missing".to_string()
+            };
+            skipped.push(format!("checkpoint {n} is incomplete or damaged ({why})"));
+        }
     }
-    let newest = all
-        .into_iter()
-        .next()
-        .ok_or_else(|| RunError::NoCheckpoint {
-            path: dir.to_path_buf(),
-        })?;
-    let note = named.map(|n| {
-        format!(
-            "checkpoint {n} is incomplete or missing; using {} instead",
-            newest.name
-        )
-    });
-    Ok((newest, note))
+    for c in all {
+        match verify(&c) {
+            Ok(()) => {
+                let note = (!skipped.is_empty()).then(|| {
+                    format!(
+                        "{}; using the newest complete one, {}, instead",
+                        skipped.join("; "),
+                        c.name
+                    )
+                });
+                return Ok((c, note));
+            }
+            Err(why) => {
+                tracing::warn!("checkpoint {} is damaged: {why}", c.path.display());
+                skipped.push(format!("checkpoint {} is damaged ({why})", c.name));
+            }
+        }
+    }
+    Err(RunError::NoCheckpoint {
+        path: dir.to_path_buf(),
+    })
 }
 
 /// Delete all but the newest `keep` epoch-end checkpoints (0 keeps all); mid-epoch ones older
@@ -229,11 +350,89 @@ mod tests {
     }
 
     #[test]
+    fn truncated_file_falls_back_and_says_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = |p: &Path| -> Result<(), String> {
+            std::fs::write(p.join(MODEL_FILE), [7u8; 100]).map_err(|e| e.to_string())?;
+            std::fs::write(p.join(OPTIM_FILE), [8u8; 50]).map_err(|e| e.to_string())
+        };
+        save(dir.path(), &state(1, 10), big).expect("save");
+        let c2 = save(dir.path(), &state(2, 10), big).expect("save");
+        assert_eq!((c2.state.model_bytes, c2.state.optim_bytes), (100, 50));
+        // Cut, not emptied: the size no longer matches what was written.
+        std::fs::write(c2.model_path(), [7u8; 60]).expect("truncate");
+        let (cp, note) = latest(dir.path()).expect("latest");
+        assert_eq!(cp.name, "epoch-0001");
+        let note = note.expect("note");
+        assert!(note.contains("epoch-0002"), "{note}");
+        assert!(
+            note.contains("model.bpk is 60 bytes, but 100 were written"),
+            "{note}"
+        );
+        // Checkpoints written before sizes were recorded still load when non-empty.
+        let text = std::fs::read_to_string(c2.path.join(STATE_FILE)).expect("read");
+        let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        v.as_object_mut().expect("object").remove("model_bytes");
+        v.as_object_mut().expect("object").remove("optim_bytes");
+        v.as_object_mut().expect("object").remove("files_hash");
+        std::fs::write(c2.path.join(STATE_FILE), v.to_string()).expect("write");
+        assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0002");
+    }
+
+    #[test]
+    fn damaged_file_of_the_right_size_falls_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = |p: &Path| -> Result<(), String> {
+            let model: Vec<u8> = (0..=255).cycle().take(3_000_001).collect();
+            std::fs::write(p.join(MODEL_FILE), model).map_err(|e| e.to_string())?;
+            std::fs::write(p.join(OPTIM_FILE), [8u8; 13]).map_err(|e| e.to_string())
+        };
+        save(dir.path(), &state(1, 10), files).expect("save");
+        let c2 = save(dir.path(), &state(2, 10), files).expect("save");
+        assert!(c2.state.files_hash.is_some());
+        assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0002");
+        // One flipped byte deep inside, size unchanged.
+        let mut bytes = std::fs::read(c2.model_path()).expect("read");
+        bytes[2_500_000] ^= 1;
+        std::fs::write(c2.model_path(), bytes).expect("write");
+        let (cp, note) = latest(dir.path()).expect("latest");
+        assert_eq!(cp.name, "epoch-0001");
+        let note = note.expect("note");
+        assert!(
+            note.contains("checkpoint epoch-0002 is damaged (its files are damaged"),
+            "{note}"
+        );
+        assert!(
+            note.ends_with("using the newest complete one, epoch-0001, instead"),
+            "{note}"
+        );
+        // The optimizer's last partial word counts too.
+        let mut o = std::fs::read(c2.optim_path()).expect("read");
+        o[12] ^= 1;
+        std::fs::write(dir.path().join("epoch-0001").join(OPTIM_FILE), o).expect("write");
+        assert!(matches!(
+            latest(dir.path()),
+            Err(RunError::NoCheckpoint { .. })
+        ));
+    }
+
+    #[test]
     fn failed_write_leaves_previous_intact() {
         let dir = tempfile::tempdir().expect("tempdir");
         save(dir.path(), &state(1, 10), fake_files).expect("save");
         let err = save(dir.path(), &state(2, 3), |_| Err("disk full".into())).unwrap_err();
-        assert!(err.to_string().contains("disk full"));
+        let err = err.to_string();
+        assert!(err.contains("disk full"), "{err}");
+        assert!(
+            err.contains("epoch-0002-batch-000003"),
+            "names the checkpoint: {err}"
+        );
+        assert!(err.contains("the previous checkpoint is kept"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "no temporary folder left behind: {left:?}");
         assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0001");
     }
 

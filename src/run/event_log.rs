@@ -60,7 +60,7 @@ pub fn read_all(path: &Path) -> Result<(Vec<Event>, usize), RunError> {
     let file = File::open(path).map_err(io_err(path))?;
     let mut tail = Tail {
         reader: BufReader::new(file),
-        partial: String::new(),
+        partial: Vec::new(),
         bad_lines: 0,
     };
     let events = tail.poll().map_err(io_err(path))?;
@@ -71,7 +71,9 @@ pub fn read_all(path: &Path) -> Result<(Vec<Event>, usize), RunError> {
 #[derive(Debug)]
 pub struct Tail {
     reader: BufReader<File>,
-    partial: String,
+    /// Bytes of a line not finished yet; kept as bytes because the writer may be in the middle
+    /// of a multi-byte character.
+    partial: Vec<u8>,
     /// Lines that were complete but not valid events.
     pub bad_lines: usize,
 }
@@ -82,7 +84,7 @@ impl Tail {
         let file = File::open(path).map_err(io_err(path))?;
         Ok(Self {
             reader: BufReader::new(file),
-            partial: String::new(),
+            partial: Vec::new(),
             bad_lines: 0,
         })
     }
@@ -92,16 +94,15 @@ impl Tail {
     pub fn poll(&mut self) -> std::io::Result<Vec<Event>> {
         let mut out = Vec::new();
         loop {
-            let mut buf = Vec::new();
-            let n = self.reader.read_until(b'\n', &mut buf)?;
+            let n = self.reader.read_until(b'\n', &mut self.partial)?;
             if n == 0 {
                 break;
             }
-            self.partial.push_str(&String::from_utf8_lossy(&buf));
-            if !self.partial.ends_with('\n') {
+            if self.partial.last() != Some(&b'\n') {
                 break;
             }
-            let line = std::mem::take(&mut self.partial);
+            let bytes = std::mem::take(&mut self.partial);
+            let line = String::from_utf8_lossy(&bytes);
             let line = line.trim();
             if line.is_empty() {
                 continue;
