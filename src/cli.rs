@@ -151,6 +151,9 @@ pub struct ResumeArgs {
     /// Train until this many epochs in total (default: the run's own setting).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Continue with this Adam learning rate (e.g. after the loss diverged).
+    #[arg(long)]
+    pub lr: Option<f64>,
 }
 
 /// `convscope view`.

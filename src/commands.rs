@@ -162,6 +162,11 @@ fn train_cmd(args: &TrainArgs) -> Result<ExitCode> {
             args.data.display()
         );
     }
+    // Folder problems (one class, an empty class, ...) refuse to start before a run exists.
+    crate::data::scan(&args.data)?;
+    if let Some(val) = &args.val {
+        crate::data::scan(val)?;
+    }
     if args.flags.detach {
         return detach(
             args.flags.run.clone().unwrap_or_else(RunDir::default_path),
@@ -184,8 +189,11 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
     let mut cfg = run.read_config()?;
     if let Some(e) = args.epochs {
         cfg.train.epochs = e;
-        cfg.validate()?;
     }
+    if let Some(lr) = args.lr {
+        cfg.optimizer.lr = lr;
+    }
+    cfg.validate()?;
     let source = RunSource::read(&run)?;
     let (cp, note) = checkpoint::latest(&run.checkpoints_path())?;
     if let Some(note) = note {
@@ -226,6 +234,8 @@ fn view(args: &ViewArgs) -> Result<ExitCode> {
             run.events_path().display()
         );
     }
+    // The trainer owns convscope.log; each viewer logs beside it.
+    crate::logging::init(&run.path.join("viewer.log"), false).context("opening the viewer log")?;
     let (events_tx, events_rx) = crate::events::channel(1024);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<Command>();
     let viewer = train::viewer::spawn(run.clone(), events_tx, cmd_rx)

@@ -27,6 +27,7 @@ pub enum Event {
 /// Run facts known before the first batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartInfo {
+    #[serde(serialize_with = "lossy_path")]
     pub run_dir: PathBuf,
     pub device: String,
     pub classes: Vec<String>,
@@ -43,9 +44,19 @@ pub struct StartInfo {
     /// The Keras-style summary of the network.
     pub summary: Vec<SummaryRow>,
     /// Images offered as feature-map probes: the bundled sample photos, then validation images.
+    #[serde(serialize_with = "lossy_paths")]
     pub probe_images: Vec<PathBuf>,
     /// Unix time in seconds.
     pub time: f64,
+}
+
+// serde's own `Path` impl fails on non-UTF-8 names; the run log must never lose an event over one.
+fn lossy_path<S: serde::Serializer>(path: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+fn lossy_paths<S: serde::Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }
 
 /// Metrics of one training batch (decimated at the source).

@@ -27,7 +27,11 @@ pub fn init(file: &Path, stderr_warnings: bool) -> std::io::Result<()> {
             .without_time()
             .with_target(false)
             .with_ansi(false)
-            .with_filter(tracing_subscriber::filter::LevelFilter::WARN)
+            // The trainer's own failure is printed once by the command, not twice.
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                *m.level() == tracing::Level::WARN
+                    || (*m.level() == tracing::Level::ERROR && m.target() != "convscope::train")
+            }))
     });
     // A second init in the same process (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()

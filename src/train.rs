@@ -39,7 +39,7 @@ pub enum TrainError {
     #[error("{0}")]
     Device(String),
     #[error(
-        "the loss became {value} at epoch {epoch}, batch {batch}: training diverged and was stopped. {kept} Try a lower learning rate (optimizer.lr / --lr, now {lr})."
+        "the loss became {value} at epoch {epoch}, batch {batch}: training diverged and was stopped. {kept} Try a lower learning rate (optimizer.lr / --lr, now {lr:?})."
     )]
     NonFinite {
         value: f32,
@@ -465,6 +465,20 @@ impl Worker {
             state.epoch = epoch;
             state.batch = batches;
             state.train_seconds = base_seconds + t0.elapsed().as_secs_f64();
+            let late = dataset.late_skipped();
+            if !late.is_empty() {
+                // Files that went bad during training are listed with the ones found at start.
+                let mut info = run.read_classes()?;
+                for s in late {
+                    if !info.skipped.iter().any(|k| k.path == s.path) {
+                        info.skipped.push(SkippedFile {
+                            path: s.path,
+                            reason: s.reason,
+                        });
+                    }
+                }
+                run.write_classes(&info)?;
+            }
             self.checkpoint(&net, &optim, &state, &run, cfg.train.keep_checkpoints)?;
             self.emit_all(inspector.on_epoch_end(&net, epoch));
             if epoch < cfg.train.epochs

@@ -279,7 +279,7 @@ fn empty_class_folder_is_named_with_what_to_do() {
     fs::write(empty.join("readme.txt"), b"todo").expect("write");
     let out = train(&data, &tmp.path().join("run"), &[]);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains(&format!(
             "class folder {} has no readable image",
@@ -315,7 +315,7 @@ fn single_class_is_refused() {
     fs::remove_dir_all(data.join("stripes")).expect("rm");
     let out = train(&data, &tmp.path().join("run"), &[]);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains(&format!(
             "found 1 class folder in {}: a classifier needs at least two",
@@ -330,7 +330,7 @@ fn single_class_is_refused() {
 }
 
 #[test]
-#[ignore = "needs: commands.rs train_cmd to scan the data folder before RunDir::create (exit 2, no run directory left behind)"]
+
 fn data_folder_errors_leave_no_run_directory() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = good_data(tmp.path());
@@ -464,7 +464,7 @@ fn non_utf8_names_train_and_classes_json_stays_valid() {
 }
 
 #[test]
-#[ignore = "needs: events.rs StartInfo.run_dir / probe_images serialised lossily (serde refuses non-UTF-8 paths, so the started event is dropped from events.jsonl)"]
+
 fn non_utf8_validation_image_keeps_the_started_event() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = good_data(tmp.path());

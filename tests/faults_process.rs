@@ -371,7 +371,7 @@ fn image_deleted_during_training_is_skipped_with_a_warning() {
 }
 
 #[test]
-#[ignore = "needs: train.rs to rewrite classes.json with dataset.late_skipped() at each epoch end (files that go bad mid-run are counted but never listed)"]
+
 fn image_deleted_during_training_is_listed_in_classes_json() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (run, victim, out) = file_deleted_mid_run(tmp.path());
@@ -403,7 +403,7 @@ fn huge_learning_rate_stops_with_a_clear_message() {
         "{err}"
     );
     assert!(
-        err.contains("Try a lower learning rate (optimizer.lr / --lr, now 1000000000)"),
+        err.contains("Try a lower learning rate (optimizer.lr / --lr, now 1000000000.0)"),
         "{err}"
     );
     assert!(!run.join("checkpoints/latest").exists());
@@ -456,7 +456,7 @@ fn divergence_after_a_checkpoint_keeps_it_and_says_so() {
 }
 
 #[test]
-#[ignore = "needs: train.rs TrainError::NonFinite to format lr with {lr:?} (1e300 prints as 301 digits with {lr})"]
+
 fn learning_rate_in_the_divergence_message_is_readable() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = synthetic(tmp.path(), 6, 16);
@@ -469,7 +469,7 @@ fn learning_rate_in_the_divergence_message_is_readable() {
 }
 
 #[test]
-#[ignore = "needs: cli.rs ResumeArgs `--lr` and commands.rs resume applying it (the divergence message says --lr, but resume has no such flag)"]
+
 fn resume_accepts_a_lower_learning_rate() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = synthetic(tmp.path(), 6, 16);

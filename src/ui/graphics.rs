@@ -109,6 +109,15 @@ impl Graphics {
         if setting == GraphicsSetting::Halfblocks {
             return Self::halfblocks();
         }
+        // tmux passes graphics through only with `allow-passthrough on`, and its answer to the
+        // query can leave the query waiting: in tmux, auto means half blocks (force a protocol
+        // with --graphics to use passthrough).
+        if setting == GraphicsSetting::Auto && std::env::var_os("TMUX").is_some() {
+            tracing::info!(
+                "inside tmux: half blocks (use --graphics sixel with allow-passthrough on)"
+            );
+            return Self::halfblocks();
+        }
         let picker = Picker::from_query_stdio();
         if picker
             .as_ref()

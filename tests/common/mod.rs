@@ -138,16 +138,19 @@ impl Tmux {
     }
 
     pub fn wait_text(&self, what: &str) -> String {
-        let mut screen = String::new();
-        wait_for(
-            &format!("{what:?} on screen"),
-            Duration::from_mins(2),
-            || {
-                screen = self.capture();
-                strip(&screen).contains(what)
-            },
-        );
-        screen
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if strip(&screen).contains(what) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_mins(2),
+                "timed out waiting for {what:?} on screen:\n{}",
+                strip(&screen)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
