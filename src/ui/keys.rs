@@ -40,6 +40,8 @@ pub enum Action {
     /// Filters / feature maps: look at the previous / next epoch's checkpoint.
     PrevEpoch,
     NextEpoch,
+    /// Write the current tab's pictures as PNG files into the run's export folder.
+    Export,
 }
 
 /// Where a binding applies.
@@ -281,6 +283,13 @@ pub const BINDINGS: &[Binding] = &[
         "f",
         Action::ToggleFilterNorm,
         "min-max per layer / filter",
+    ),
+    bind(
+        Global,
+        &[key('e')],
+        "e",
+        Action::Export,
+        "export the pictures on screen as PNG",
     ),
     bind(
         On(Tab::Filters),

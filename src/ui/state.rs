@@ -518,6 +518,16 @@ impl AppState {
                 };
                 self.rebuild_filters();
             }
+            Action::Export => {
+                self.message = Some(match super::export::export_tab(self) {
+                    Ok(files) => format!(
+                        "exported {} pictures to {}",
+                        files.len(),
+                        self.run_dir.join("export").display()
+                    ),
+                    Err(e) => e,
+                });
+            }
             Action::PrevEpoch | Action::NextEpoch => {
                 return self.step_epoch(action == Action::NextEpoch);
             }

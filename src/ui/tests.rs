@@ -508,3 +508,33 @@ fn brackets_step_through_epochs_and_follow_training_past_the_newest() {
     press(&mut s, "4");
     assert!(!press(&mut s, "[").is_empty(), "feature maps step too");
 }
+
+#[test]
+fn e_exports_the_current_tab_as_png_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = training_state();
+    s.run_dir = dir.path().to_path_buf();
+    press(&mut s, "3");
+    press(&mut s, "e");
+    let msg = s.message.clone().expect("message");
+    assert!(msg.starts_with("exported 3 pictures to"), "{msg}");
+    press(&mut s, "4");
+    press(&mut s, "e");
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("export"))
+        .expect("export dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 6, "{files:?}");
+    for f in &files {
+        let img = image::open(dir.path().join("export").join(f)).expect("png decodes");
+        assert!(img.width().max(img.height()) >= 512, "{f} upscaled");
+    }
+    press(&mut s, "1");
+    press(&mut s, "e");
+    assert!(
+        s.message
+            .clone()
+            .expect("message")
+            .contains("convscope export")
+    );
+}
