@@ -1,5 +1,6 @@
 //! convscope: train a CNN on an image folder and look inside it from the terminal.
 
+pub mod allocator;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod viz;
 /// Parse the command line and run it; returns the process exit status.
 pub fn main_entry() -> i32 {
     use clap::Parser as _;
+    allocator::tune();
     let cli = cli::Cli::parse();
     match commands::dispatch(cli.command) {
         Ok(code) => code,
