@@ -57,7 +57,7 @@ fn resolve_config(
 pub fn demo_config() -> Config {
     let mut cfg = Config::default();
     cfg.data.image_size = [64, 64];
-    cfg.train.epochs = 10;
+    cfg.train.epochs = 40;
     cfg.train.batch_size = 32;
     cfg
 }
