@@ -49,7 +49,7 @@ def main():
     # Key-to-screen latency while training: alternate tabs 1 <-> 2, wait for the change.
     lat = []
     for i in range(a.keys):
-        key, marker = ("2", "Output Shape") if i % 2 == 0 else ("1", "best val accuracy")
+        key, marker = ("2", "Output shape") if i % 2 == 0 else ("1", "best val accuracy")
         t0 = time.perf_counter()
         subprocess.run(["tmux", "send-keys", "-t", "m", key])
         wait(lambda: marker in capture("m"), timeout=10, step=0.001)
@@ -83,14 +83,14 @@ def main():
         subprocess.run(["tmux", "pipe-pane", "-t", "m"])
         out[f"refresh_bytes_{mode}"] = os.path.getsize(log) if os.path.exists(log) else 0
     subprocess.run(["tmux", "kill-server"], capture_output=True)
-    subprocess.run([exe, "--help"], capture_output=True)
+    print(json.dumps(out), flush=True)
     try:
         import socket
-        c = socket.socket(socket.AF_UNIX); c.connect(sock); c.sendall(b'{"command":"stop"}\n'); c.recv(100)
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(sock); c.sendall(b'{"command":"stop"}\n'); c.recv(100)
     except OSError:
         pass
     trainer.wait(timeout=300)
-    print(json.dumps(out))
     shutil.rmtree(tmp, ignore_errors=True)
 
 if __name__ == "__main__":

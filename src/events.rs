@@ -255,6 +255,12 @@ pub struct EventSender {
 }
 
 impl EventSender {
+    /// Whether the observer has gone away.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Send an event; returns false when the observer is gone.
     ///
     /// Batch metrics are dropped when the queue is full (the observer is behind and a newer one

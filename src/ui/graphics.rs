@@ -118,7 +118,7 @@ impl Graphics {
             );
             return Self::halfblocks();
         }
-        let picker = Picker::from_query_stdio();
+        let picker = query_with_deadline();
         if picker
             .as_ref()
             .map_or(true, |p| p.capabilities().is_empty())
@@ -261,6 +261,30 @@ impl Graphics {
             .filter(|e| e.generation == generation && e.area == area)
             .map(|e| &e.protocol)
     }
+}
+
+/// Ask the terminal what it can draw, giving up after a few seconds whatever happens.
+///
+/// ratatui-image's own timeout restarts on every byte it reads, so a terminal that answers
+/// partly (or a stdin that keeps returning) can keep it waiting forever: the query runs on a
+/// thread of its own here, and an unanswered one is woken with a status request, which every
+/// terminal answers and which ends its read loop.
+fn query_with_deadline() -> Result<Picker, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("graphics-query".into())
+        .spawn(move || {
+            let _ = tx.send(Picker::from_query_stdio().map_err(|e| e.to_string()));
+        });
+    if let Err(e) = spawned {
+        return Err(format!("cannot start the query: {e}"));
+    }
+    if let Ok(result) = rx.recv_timeout(std::time::Duration::from_secs(3)) {
+        return result;
+    }
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\x1b[5n").and_then(|()| out.flush());
+    Err("the terminal did not answer the graphics query within 3 s".into())
 }
 
 #[cfg(test)]
