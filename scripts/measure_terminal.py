@@ -37,7 +37,7 @@ def main():
     subprocess.run(["tmux", "kill-server"], capture_output=True)
     # A live run at the tutorial size keeps both cores busy.
     trainer = subprocess.Popen([exe, "demo", "--headless", "--run", run, "--image-size", "150", "--epochs", "50",
-                                "--per-class", "200"], stderr=subprocess.DEVNULL, env=env)
+                                "--per-class", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     sock = os.path.join(run, "control.sock")
     wait(lambda: os.path.exists(sock) and os.path.exists(os.path.join(run, "checkpoints", "latest")), timeout=600)
     out = {}
@@ -68,20 +68,26 @@ def main():
     subprocess.run(["tmux", "pipe-pane", "-t", "m"])
     out["idle_bytes_per_s"] = round(os.path.getsize(log) / 10.0, 1) if os.path.exists(log) else 0.0
     # Feature-map refresh: switch to the tab, then n (next probe image) forces new maps.
+    print(json.dumps(out), flush=True)
+    prev = "m"
     for mode in ["halfblocks", "sixel"]:
-        subprocess.run(["tmux", "kill-session", "-t", "m"], capture_output=True)
-        subprocess.run(["tmux", "new-session", "-d", "-s", "m", "-x", "200", "-y", "60",
+        s = f"m-{mode}"
+        # Start the new session before ending the old one: tmux exits with its last session.
+        subprocess.run(["tmux", "new-session", "-d", "-s", s, "-x", "200", "-y", "60",
                         f"{exe} view {run} --graphics {mode}"], env=env, check=True)
-        wait(lambda: "● paused" in capture("m"))
-        subprocess.run(["tmux", "send-keys", "-t", "m", "4"])
-        wait(lambda: "(x-mean)/std" in capture("m"))
-        time.sleep(3)
+        subprocess.run(["tmux", "kill-session", "-t", prev], capture_output=True)
+        prev = s
+        wait(lambda: "● paused" in capture(s))
+        subprocess.run(["tmux", "send-keys", "-t", s, "4"])
+        wait(lambda: "(x-mean)/std" in capture(s))
+        time.sleep(4)
         log = os.path.join(tmp, f"pipe-{mode}.log")
-        subprocess.run(["tmux", "pipe-pane", "-o", "-t", "m", f"cat >> {log}"])
-        subprocess.run(["tmux", "send-keys", "-t", "m", "n"])
+        subprocess.run(["tmux", "pipe-pane", "-o", "-t", s, f"cat >> {log}"])
+        subprocess.run(["tmux", "send-keys", "-t", s, "n"])
         time.sleep(5)
-        subprocess.run(["tmux", "pipe-pane", "-t", "m"])
+        subprocess.run(["tmux", "pipe-pane", "-t", s])
         out[f"refresh_bytes_{mode}"] = os.path.getsize(log) if os.path.exists(log) else 0
+        print(json.dumps(out), flush=True)
     subprocess.run(["tmux", "kill-server"], capture_output=True)
     print(json.dumps(out), flush=True)
     try:
