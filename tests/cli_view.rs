@@ -186,3 +186,56 @@ fn viewer_leaves_when_its_terminal_hangs_up() {
         || !alive(),
     );
 }
+
+#[test]
+fn viewer_of_a_run_that_dies_says_interrupted_and_survives_resizing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 40, 16);
+    let run_dir = tmp.path().join("dies");
+    let mut trainer = common::bin()
+        .args([
+            "train",
+            data.to_str().expect("utf8"),
+            "--run",
+            run_dir.to_str().expect("utf8"),
+        ])
+        .args([
+            "--headless",
+            "--image-size",
+            "16",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "200",
+        ])
+        .env("CONVSCOPE_SLOW_BATCH_MS", "20")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let sock = run_dir.join("control.sock");
+    wait_for("the live run", Duration::from_mins(2), || {
+        control::is_live(&sock) && run_dir.join("checkpoints/latest").exists()
+    });
+    let view = Tmux::start(
+        "convscope-dies",
+        &format!(
+            "{} view {}; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+    );
+    view.wait_text("● running");
+    // The trainer dies without a word (kill -9): the viewer says so and how to go on.
+    trainer.kill().expect("kill -9");
+    let _ = trainer.wait();
+    view.wait_text("interrupted");
+    view.wait_text("convscope resume");
+    // Rapid resizes down to 20x5 and back: a notice instead of garbage, then the screen again.
+    for (w, h) in [(120, 40), (60, 20), (20, 5), (200, 60), (20, 5)] {
+        view.resize(w, h);
+    }
+    view.wait_text("small");
+    view.resize(200, 60);
+    view.wait_text("● interrupted");
+    view.keys("q");
+}

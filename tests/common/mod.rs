@@ -155,6 +155,25 @@ impl Tmux {
 }
 
 impl Tmux {
+    /// Resize the terminal window.
+    pub fn resize(&self, w: u16, h: u16) {
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &self.session,
+                "resize-window",
+                "-t",
+                &self.session,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+            ])
+            .status()
+            .expect("resize-window");
+        assert!(ok.success());
+    }
+
     /// Kill the session (as a dropped SSH connection would: SIGHUP to what runs in it).
     pub fn kill(&self) {
         let _ = Command::new("tmux")
