@@ -185,6 +185,7 @@ pub struct SummaryArgs {
 
 /// `convscope bench`.
 #[derive(Debug, Args, Clone)]
+#[allow(clippy::struct_excessive_bools)] // independent switches
 pub struct BenchArgs {
     /// Compute device: cpu, wgpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
@@ -210,6 +211,9 @@ pub struct BenchArgs {
     /// Only the UI timing (no training, no pipeline).
     #[arg(long)]
     pub ui_only: bool,
+    /// Also time every op of a training step (conv, pool, dense, Adam) with burn's and the fast ops.
+    #[arg(long)]
+    pub breakdown: bool,
 }
 
 /// `--conv-impl`.

@@ -49,6 +49,22 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         }
     }
     train_step(&cfg, args.steps)?;
+    if args.breakdown {
+        use crate::model::ops::bench::{OpsPath, bench_step};
+        let side = args.image_size[0].min(args.image_size[1]) as usize;
+        for path in [OpsPath::Burn, OpsPath::Fast] {
+            let r = bench_step(args.batch_size, side, args.steps, path);
+            out(&format!(
+                "breakdown ({} ops): {:.1} img/s, {:.0} ms/step",
+                path.name(),
+                r.images_per_sec,
+                r.step_ms
+            ));
+            for p in &r.phases {
+                out(&format!("  {:<40} {:8.1} ms", p.name, p.ms));
+            }
+        }
+    }
     if args.pipeline {
         pipeline(&cfg)?;
     }
