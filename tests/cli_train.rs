@@ -223,3 +223,48 @@ fn missing_data_folder_is_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/images"));
 }
+
+#[test]
+fn kill_9_at_any_moment_leaves_a_resumable_run() {
+    // Checkpoints every few tens of milliseconds; kills land at varied moments, some of them
+    // while a checkpoint is being written. Whatever the moment, `latest` must load and resume.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 8, 16);
+    let data = data.to_str().expect("utf8");
+    let run_dir = tmp.path().join("killed");
+    let run_str = run_dir.to_str().expect("utf8");
+    let small = ["--headless", "--image-size", "16", "--batch-size", "4"];
+    for round in 0..4u64 {
+        let mut cmd = common::bin();
+        if round == 0 {
+            cmd.args(["train", data, "--run", run_str, "--epochs", "100000"])
+                .args(small);
+        } else {
+            cmd.args(["resume", run_str, "--headless"]);
+        }
+        let mut child = cmd
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let seen = if run_dir.join("events.jsonl").exists() {
+            events(&run_dir).len()
+        } else {
+            0
+        };
+        wait_for("a few checkpoints", Duration::from_mins(2), || {
+            run_dir.join("events.jsonl").exists()
+                && events(&run_dir)[seen..]
+                    .iter()
+                    .filter(|e| matches!(e, Event::Checkpoint(_)))
+                    .count()
+                    >= 3
+        });
+        // Vary the moment of the kill (not a synchronisation: any moment must be safe).
+        std::thread::sleep(Duration::from_millis(3 + 11 * round));
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+        let (cp, _) = convscope::run::checkpoint::latest(&run_dir.join("checkpoints"))
+            .expect("a complete checkpoint");
+        let _ = checkpoint_weights(&run_dir, &cp.name);
+    }
+}
