@@ -13,26 +13,7 @@ fn socket_pause_checkpoint_and_stop() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = synthetic(tmp.path(), 40, 16);
     let run_dir = tmp.path().join("run");
-    let child = common::bin()
-        .args([
-            "train",
-            data.to_str().expect("utf8"),
-            "--run",
-            run_dir.to_str().expect("utf8"),
-        ])
-        .args([
-            "--headless",
-            "--image-size",
-            "16",
-            "--batch-size",
-            "4",
-            "--epochs",
-            "50",
-        ])
-        .env("CONVSCOPE_SLOW_BATCH_MS", "30")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = common::live_trainer(&data, &run_dir, std::process::Stdio::piped());
     let sock = run_dir.join("control.sock");
     wait_for("a batch event", Duration::from_mins(2), || {
         run_dir.join("events.jsonl").exists()

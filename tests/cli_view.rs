@@ -20,26 +20,7 @@ fn viewer_follows_a_live_headless_run() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = synthetic(tmp.path(), 40, 16);
     let run_dir = tmp.path().join("run");
-    let mut trainer = common::bin()
-        .args([
-            "train",
-            data.to_str().expect("utf8"),
-            "--run",
-            run_dir.to_str().expect("utf8"),
-        ])
-        .args([
-            "--headless",
-            "--image-size",
-            "16",
-            "--batch-size",
-            "4",
-            "--epochs",
-            "200",
-        ])
-        .env("CONVSCOPE_SLOW_BATCH_MS", "20")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut trainer = common::live_trainer(&data, &run_dir, std::process::Stdio::null());
     let sock = run_dir.join("control.sock");
     wait_for("the live run", Duration::from_mins(2), || {
         control::is_live(&sock) && run_dir.join("events.jsonl").exists()
@@ -192,26 +173,7 @@ fn viewer_of_a_run_that_dies_says_interrupted_and_survives_resizing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = synthetic(tmp.path(), 40, 16);
     let run_dir = tmp.path().join("dies");
-    let mut trainer = common::bin()
-        .args([
-            "train",
-            data.to_str().expect("utf8"),
-            "--run",
-            run_dir.to_str().expect("utf8"),
-        ])
-        .args([
-            "--headless",
-            "--image-size",
-            "16",
-            "--batch-size",
-            "4",
-            "--epochs",
-            "200",
-        ])
-        .env("CONVSCOPE_SLOW_BATCH_MS", "20")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut trainer = common::live_trainer(&data, &run_dir, std::process::Stdio::null());
     let sock = run_dir.join("control.sock");
     wait_for("the live run", Duration::from_mins(2), || {
         control::is_live(&sock) && run_dir.join("checkpoints/latest").exists()

@@ -15,6 +15,29 @@ pub fn bin() -> Command {
     c
 }
 
+/// A headless training of `data` into `run` that stays live for a while (16 px images, every
+/// batch slowed down), for tests that watch or steer a running training.
+pub fn live_trainer(data: &Path, run: &Path, stderr: std::process::Stdio) -> std::process::Child {
+    bin()
+        .arg("train")
+        .arg(data)
+        .arg("--run")
+        .arg(run)
+        .args([
+            "--headless",
+            "--image-size",
+            "16",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "200",
+        ])
+        .env("CONVSCOPE_SLOW_BATCH_MS", "20")
+        .stderr(stderr)
+        .spawn()
+        .expect("convscope starts")
+}
+
 /// Run the binary to completion.
 pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("convscope runs")
