@@ -1,0 +1,66 @@
+//! The viewer on a finished-run fixture: the run directory is written from fixed events, the
+//! viewer's worker reads it as it would any run, and the Training tab is snapshotted.
+
+use convscope::config::{Config, UiConfig};
+use convscope::events::{Event, FinishInfo, FinishReason};
+use convscope::run::{ClassesInfo, RunDir, event_log::EventLog};
+use convscope::ui::fixtures;
+use convscope::ui::graphics::Graphics;
+use convscope::ui::render::render;
+use convscope::ui::state::{AppState, Tab};
+use ratatui::{Terminal, backend::TestBackend};
+
+#[test]
+fn viewer_on_a_finished_run_fixture() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = RunDir::create(&tmp.path().join("run")).expect("run dir");
+    run.write_config(&Config::default()).expect("config");
+    run.write_classes(&ClassesInfo {
+        classes: vec!["cats".into(), "dogs".into()],
+        train_images: 1600,
+        val_images: 400,
+        skipped: Vec::new(),
+    })
+    .expect("classes");
+    let mut log = EventLog::append(&run.events_path()).expect("events");
+    let mut history = fixtures::history();
+    history.push(Event::Finished(FinishInfo {
+        reason: FinishReason::Completed,
+        epoch: 2,
+        batch: 32,
+    }));
+    for e in &history {
+        log.write(e).expect("write");
+    }
+    drop(log);
+
+    let (tx, mut rx) = convscope::events::channel(1024);
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let viewer = convscope::train::viewer::spawn(run.clone(), tx, cmd_rx).expect("viewer");
+    let mut state = AppState::new(
+        &UiConfig::default(),
+        "convscope · fixture".into(),
+        run.path.clone(),
+    );
+    // Everything the log holds arrives, ending with the final event.
+    while let Some(e) = rx.blocking_recv() {
+        let done = matches!(e, Event::Finished(_));
+        state.apply(e);
+        if done {
+            break;
+        }
+    }
+    drop(cmd_tx);
+    drop(rx);
+    viewer.join().expect("viewer thread");
+    state.resize(120, 40);
+    state.tab = Tab::Training;
+    let mut t = Terminal::new(TestBackend::new(120, 40)).expect("terminal");
+    t.draw(|f| render(&state, &Graphics::halfblocks(), f))
+        .expect("draw");
+    let text = format!("{}", t.backend());
+    assert!(text.contains("finished"), "{text}");
+    // The run dir path differs per test run: blank it before comparing.
+    let text = text.replace(&run.path.display().to_string(), "RUN");
+    insta::assert_snapshot!("viewer_finished_run_training", text);
+}
