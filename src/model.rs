@@ -321,18 +321,30 @@ pub fn predictions(logits: &[f32], outputs: usize) -> Vec<usize> {
     if outputs == 1 {
         logits.iter().map(|&z| usize::from(z > 0.0)).collect()
     } else {
-        logits
-            .chunks(outputs)
-            .map(|row| {
-                row.iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                        if v > best.1 { (i, v) } else { best }
-                    })
-                    .0
-            })
-            .collect()
+        logits.chunks(outputs).map(|row| argmax(row).0).collect()
     }
+}
+
+/// Index and value of the largest element (the first on ties; `(0, -inf)` when empty).
+#[must_use]
+pub fn argmax(values: &[f32]) -> (usize, f32) {
+    values
+        .iter()
+        .copied()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
+}
+
+/// How many rows of `logits` predict their label.
+#[must_use]
+pub fn count_correct(logits: &[f32], outputs: usize, labels: &[usize]) -> usize {
+    predictions(logits, outputs)
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count()
 }
 
 #[cfg(test)]

@@ -363,11 +363,7 @@ impl Worker {
                     });
                 }
                 let logit_values = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
-                let correct = model::predictions(&logit_values, outputs)
-                    .iter()
-                    .zip(&batch.labels)
-                    .filter(|(p, l)| p == l)
-                    .count();
+                let correct = model::count_correct(&logit_values, outputs, &batch.labels);
                 if let Some(pause) = throttle {
                     std::thread::sleep(pause);
                 }
@@ -445,11 +441,7 @@ impl Worker {
                 let outputs = logits.dims()[1];
                 let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
                 let values = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
-                let correct = model::predictions(&values, outputs)
-                    .iter()
-                    .zip(&batch.labels)
-                    .filter(|(p, l)| p == l)
-                    .count();
+                let correct = model::count_correct(&values, outputs, &batch.labels);
                 val.add(loss_value, correct, batch.len);
             }
             let seconds = epoch_start.elapsed().as_secs_f64();

@@ -52,15 +52,7 @@ pub fn run(args: &PredictArgs) -> Result<i32> {
             .into_data()
             .try_to_vec::<f32>()
             .unwrap_or_default();
-        let (index, probability) =
-            probs
-                .iter()
-                .copied()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |b, (i, p)| if p > b.1 { (i, p) } else { b },
-                );
+        let (index, probability) = crate::model::argmax(&probs);
         predictions.push(Prediction {
             image: image.clone(),
             class: restored.classes.get(index).cloned().unwrap_or_default(),

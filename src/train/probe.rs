@@ -76,12 +76,7 @@ impl Probe {
             .into_data()
             .try_to_vec::<f32>()
             .unwrap_or_default();
-        let (predicted, probability) = probabilities.iter().copied().enumerate().fold(
-            (0, f32::NEG_INFINITY),
-            |best, (i, p)| {
-                if p > best.1 { (i, p) } else { best }
-            },
-        );
+        let (predicted, probability) = model::argmax(&probabilities);
         let mut layers = Vec::new();
         for (index, t) in out.activations {
             let [_, channels, height, width] = t.dims();

@@ -168,45 +168,37 @@ fn render_loss(state: &AppState, frame: &mut Frame, area: Rect) {
         .fold(0.0_f64, f64::max)
         .max(0.1)
         * 1.1;
-    let datasets = vec![
+    let mut datasets = vec![
         Dataset::default()
             .name("batch")
             .marker(Marker::Braille)
             .style(Style::new().fg(Color::DarkGray))
             .data(&batch),
-        Dataset::default()
-            .name("train")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Cyan))
-            .data(&train),
-        Dataset::default()
-            .name("val")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Yellow))
-            .data(&val),
     ];
+    datasets.extend(epoch_lines(&train, &val));
     frame.render_widget(chart(datasets, " Loss ", x_max(state), y_max), area);
+}
+
+/// The per-epoch train (cyan) and val (yellow) lines of a chart.
+fn epoch_lines<'a>(train: &'a [(f64, f64)], val: &'a [(f64, f64)]) -> [Dataset<'a>; 2] {
+    let line = |name: &'static str, color: Color, data: &'a [(f64, f64)]| {
+        Dataset::default()
+            .name(name)
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(color))
+            .data(data)
+    };
+    [
+        line("train", Color::Cyan, train),
+        line("val", Color::Yellow, val),
+    ]
 }
 
 fn render_accuracy(state: &AppState, frame: &mut Frame, area: Rect) {
     let train = epoch_points(state, |e| Some(e.train_accuracy));
     let val = epoch_points(state, |e| e.val_accuracy);
-    let datasets = vec![
-        Dataset::default()
-            .name("train")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Cyan))
-            .data(&train),
-        Dataset::default()
-            .name("val")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Yellow))
-            .data(&val),
-    ];
+    let datasets = epoch_lines(&train, &val).to_vec();
     frame.render_widget(chart(datasets, " Accuracy ", x_max(state), 1.0), area);
 }
 
