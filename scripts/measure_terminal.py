@@ -5,7 +5,8 @@
   - render/key latency: key press -> screen change while training holds both cores (p50/p99)
   - attach time: `convscope view RUN` start -> first frame showing the live run
   - bytes written to the terminal per second while idle (paused run, Training tab)
-  - bytes per feature-map refresh, half-blocks and sixel
+  - bytes per feature-map refresh, half-blocks and sixel: `[` (same image, previous epoch's
+    maps, as at every epoch end of a live run) and `n` (next probe image: new photo and maps)
 
 usage: scripts/measure_terminal.py [--bin target/release/convscope] [--keys 40]
 """
@@ -57,7 +58,9 @@ def main():
     lat.sort()
     out["key_to_screen_ms_p50"] = round(statistics.median(lat), 1)
     out["key_to_screen_ms_p99"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)
-    # Idle bytes: pause the run, sit on the Training tab.
+    # Idle bytes: pause the run (once two epochs are kept, for `[` below), sit on the Training tab.
+    ckdir = os.path.join(run, "checkpoints")
+    wait(lambda: len([n for n in os.listdir(ckdir) if n.startswith("epoch-") and "batch" not in n]) >= 2, timeout=600)
     subprocess.run(["tmux", "send-keys", "-t", "m", "1"])
     subprocess.run(["tmux", "send-keys", "-t", "m", "Space"])
     wait(lambda: "● paused" in capture("m"))
@@ -81,12 +84,18 @@ def main():
         subprocess.run(["tmux", "send-keys", "-t", s, "4"])
         wait(lambda: "(x-mean)/std" in capture(s))
         time.sleep(4)
-        log = os.path.join(tmp, f"pipe-{mode}.log")
-        subprocess.run(["tmux", "pipe-pane", "-o", "-t", s, f"cat >> {log}"])
-        subprocess.run(["tmux", "send-keys", "-t", s, "n"])
-        time.sleep(5)
-        subprocess.run(["tmux", "pipe-pane", "-t", s])
-        out[f"refresh_bytes_{mode}"] = os.path.getsize(log) if os.path.exists(log) else 0
+        # Two kinds of refresh: `[` shows the same image's maps at the previous epoch (what a
+        # live run does at every epoch end), `n` switches to the next probe image (new photo too).
+        for what, key in [("epoch", "["), ("image", "n")]:
+            log = os.path.join(tmp, f"pipe-{mode}-{what}.log")
+            subprocess.run(["tmux", "pipe-pane", "-o", "-t", s, f"cat >> {log}"])
+            subprocess.run(["tmux", "send-keys", "-t", s, key])
+            time.sleep(5)
+            subprocess.run(["tmux", "pipe-pane", "-t", s])
+            out[f"refresh_bytes_{what}_{mode}"] = os.path.getsize(log) if os.path.exists(log) else 0
+            if os.environ.get("KEEP_LOGS") and os.path.exists(log):
+                shutil.copy(log, os.environ["KEEP_LOGS"])
+            time.sleep(1)
         print(json.dumps(out), flush=True)
     subprocess.run(["tmux", "kill-server"], capture_output=True)
     print(json.dumps(out), flush=True)

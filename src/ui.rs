@@ -10,6 +10,7 @@ pub mod keys;
 pub mod picture;
 pub mod pictures;
 pub mod render;
+pub mod sixel;
 pub mod state;
 pub mod tabs;
 

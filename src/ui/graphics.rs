@@ -46,15 +46,23 @@ impl Job {
             usize::from(self.area.width) * usize::from(font.width),
             usize::from(self.area.height) * usize::from(font.height),
         );
-        let img = image::DynamicImage::ImageRgb8(self.raster.resized(pw, ph).to_rgb_image());
-        let protocol = self
-            .picker
-            .new_protocol(
-                img,
-                Size::new(self.area.width, self.area.height),
-                Resize::Fit(None),
-            )
-            .map_err(|e| e.to_string());
+        let resized = self.raster.resized(pw, ph);
+        let protocol = if self.picker.protocol_type() == ProtocolType::Sixel {
+            let size = Size::new(
+                pw.div_ceil(usize::from(font.width).max(1)) as u16,
+                ph.div_ceil(usize::from(font.height).max(1)) as u16,
+            );
+            sixel(&resized, size, self.picker.tmux_detected())
+        } else {
+            let img = image::DynamicImage::ImageRgb8(resized.to_rgb_image());
+            self.picker
+                .new_protocol(
+                    img,
+                    Size::new(self.area.width, self.area.height),
+                    Resize::Fit(None),
+                )
+                .map_err(|e| e.to_string())
+        };
         Encoded {
             slot: self.slot,
             generation: self.generation,
@@ -62,6 +70,45 @@ impl Job {
             protocol,
         }
     }
+}
+
+/// Sixel for `raster`, which fills `size` cells, wrapped like ratatui-image does: the cells
+/// erased first, and tmux's passthrough when inside tmux.
+fn sixel(raster: &crate::viz::Raster, size: Size, tmux: bool) -> Result<Protocol, String> {
+    use std::fmt::Write as _;
+    let encoded = super::sixel::encode(raster)?;
+    let Some(body) = encoded.strip_prefix('\x1b') else {
+        return Err("sixel encoding did not start with an escape".into());
+    };
+    let (start, escape, end) = if tmux {
+        ("\x1bPtmux;", "\x1b\x1b", "\x1b\\")
+    } else {
+        ("", "\x1b", "")
+    };
+    let mut data = String::with_capacity(body.len() + 16 * usize::from(size.height) + 32);
+    data.push_str(start);
+    // Erase what was under the picture (ECH + cursor down per row, then back up).
+    if size.height <= 1 {
+        let _ = write!(data, "{escape}[{}X", size.width);
+    } else {
+        for _ in 0..size.height {
+            let _ = write!(data, "{escape}[{}X{escape}[1B", size.width);
+        }
+        let _ = write!(data, "{escape}[{}A", size.height);
+    }
+    data.push_str(escape);
+    // Inside tmux's passthrough every escape is doubled, the sixel's own terminator too.
+    if tmux {
+        data.push_str(&body.replace('\x1b', "\x1b\x1b"));
+    } else {
+        data.push_str(body);
+    }
+    data.push_str(end);
+    Ok(Protocol::Sixel(ratatui_image::protocol::sixel::Sixel {
+        data,
+        size,
+        is_tmux: tmux,
+    }))
 }
 
 /// A finished encoding.
@@ -253,6 +300,19 @@ impl Graphics {
         }
     }
 
+    /// The previous image of `slot` while its new one is being encoded for the same area: it
+    /// stays on screen until then (drawing the same cells again costs no bytes), instead of a
+    /// half-block stand-in that the new image overwrites a moment later.
+    #[must_use]
+    pub fn stale(&self, slot: Slot, area: Rect) -> Option<&Protocol> {
+        self.pending
+            .get(&slot)
+            .filter(|(_, a)| *a == area)
+            .and_then(|_| self.cache.get(&slot))
+            .filter(|e| e.area == area)
+            .map(|e| &e.protocol)
+    }
+
     /// The encoded image for `slot`, if it was made for exactly this generation and area.
     #[must_use]
     pub fn get(&self, slot: Slot, generation: u64, area: Rect) -> Option<&Protocol> {
@@ -328,6 +388,26 @@ mod tests {
             gfx.pending.len(),
             3,
             "grid, zoom and RGB patches all show the selection"
+        );
+    }
+
+    #[test]
+    fn sixel_is_wrapped_for_tmux_with_every_escape_doubled() {
+        let r = crate::viz::Raster::from_fn(8, 12, |x, y| [(x * 30) as u8, (y * 20) as u8, 9]);
+        let plain = sixel(&r, Size::new(2, 1), false).expect("encodes");
+        let wrapped = sixel(&r, Size::new(2, 1), true).expect("encodes");
+        let (Protocol::Sixel(p), Protocol::Sixel(t)) = (plain, wrapped) else {
+            panic!("sixel protocols")
+        };
+        assert_eq!(p.size, Size::new(2, 1));
+        assert!(p.data.starts_with("\x1b[2X\x1bP"), "erase, then the image");
+        assert!(t.data.starts_with("\x1bPtmux;\x1b\x1b[2X\x1b\x1bP"));
+        assert!(t.data.ends_with("\x1b\x1b\\\x1b\\"));
+        let inner = &t.data["\x1bPtmux;".len()..t.data.len() - 2];
+        assert_eq!(inner.replace("\x1b\x1b", "\x1b"), p.data);
+        assert!(
+            !inner.replace("\x1b\x1b", "").contains('\x1b'),
+            "no lone escape ends the passthrough"
         );
     }
 }

@@ -56,7 +56,7 @@ impl Widget for HalfBlocks<'_> {
 }
 
 /// Draw `pic` into `area`: the prepared graphics image when there is one for exactly this
-/// raster and area, else half blocks.
+/// raster and area (or the previous one while it is being encoded), else half blocks.
 pub fn draw(
     frame: &mut Frame,
     gfx: &Graphics,
@@ -65,7 +65,10 @@ pub fn draw(
     area: Rect,
     pic: &Pic,
 ) {
-    if let Some(proto) = gfx.get(slot, pic.generation, area) {
+    if let Some(proto) = gfx
+        .get(slot, pic.generation, area)
+        .or_else(|| gfx.stale(slot, area))
+    {
         // Centred like the half blocks, so that a click lands on the same tile either way.
         let size = proto.size();
         let (w, h) = (size.width.min(area.width), size.height.min(area.height));
