@@ -151,7 +151,10 @@ impl Printer {
             }
             Event::Status(s) => match s.state {
                 RunState::Tuning => {
-                    self.say("tuning GPU kernels (first start on this machine takes a minute)");
+                    self.say(&format!(
+                        "tuning GPU kernels (about a minute the first time on a machine; results are kept in {})",
+                        crate::train::device::tuning_cache_dir().display()
+                    ));
                 }
                 RunState::Paused => self.say("paused"),
                 RunState::Stopping => {

@@ -15,6 +15,7 @@ pub fn create(name: &str) -> Result<Device, String> {
 
 #[cfg(feature = "wgpu")]
 fn wgpu() -> Result<Device, String> {
+    persist_tuning();
     Ok(Device::wgpu(burn::tensor::DeviceKind::default()))
 }
 
@@ -25,7 +26,29 @@ fn wgpu() -> Result<Device, String> {
 
 #[cfg(feature = "cuda")]
 fn cuda(index: usize) -> Result<Device, String> {
+    persist_tuning();
     Ok(Device::cuda(index))
+}
+
+/// Keep CubeCL's autotune results (and compiled kernels) in one cache per user, so
+/// that the minute of GPU kernel tuning happens once per machine, not once per run.
+///
+/// CubeCL's default puts them under the `target/` of the outermost Cargo project
+/// above the working directory, which for an installed tool means a different
+/// cache for every directory it is started from. A `cubecl.toml` that names
+/// another place is respected.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn persist_tuning() {
+    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig, cache::CacheConfig};
+
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    if matches!(config.environment.path, CacheConfig::Target) {
+        config.environment.path = CacheConfig::Directory(tuning_cache_dir());
+    }
+    let place = config.environment.path.root();
+    if CubeClRuntimeConfig::try_set(config) {
+        tracing::info!("GPU kernel tuning cache: {}", place.display());
+    }
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -44,5 +67,45 @@ pub fn describe(name: &str) -> String {
         Ok(DeviceSpec::Wgpu) => "wgpu (GPU)".into(),
         Ok(DeviceSpec::Cuda(n)) => format!("cuda:{n}"),
         Err(_) => name.to_string(),
+    }
+}
+
+/// Where GPU kernel tuning results are kept: `$CONVSCOPE_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/convscope/cubecl`, else `~/.cache/convscope/cubecl`.
+#[must_use]
+pub fn tuning_cache_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("CONVSCOPE_CACHE_DIR") {
+        return dir;
+    }
+    let base = var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|home| home.join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("convscope").join("cubecl")
+}
+
+/// Whether GPU kernels were tuned on this machine before (the cache has a database).
+#[must_use]
+pub fn tuning_cached() -> bool {
+    std::fs::read_dir(tuning_cache_dir()).is_ok_and(|mut entries| {
+        entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "db")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuning_cache_lives_in_the_user_cache() {
+        let dir = tuning_cache_dir();
+        assert!(
+            dir.ends_with("convscope/cubecl") || std::env::var_os("CONVSCOPE_CACHE_DIR").is_some()
+        );
     }
 }
