@@ -196,9 +196,12 @@ pub struct BenchArgs {
     /// Input size, `N` or `HxW`.
     #[arg(long, default_value = "150", value_parser = parse_size)]
     pub image_size: [u32; 2],
-    /// Timed training steps (after one warm-up step).
+    /// Timed training steps (after the warm-up steps).
     #[arg(long, default_value_t = 5)]
     pub steps: usize,
+    /// Untimed steps first (the first compiles, and on a GPU tunes, the kernels).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
     /// Also time the data pipeline on generated JPEGs.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub pipeline: bool,

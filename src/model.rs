@@ -169,85 +169,127 @@ impl Net {
     /// Run the network on `[batch, c, h, w]`; dropout is active only when `train` is set.
     /// With `keep_activations`, every conv and pool output is returned too.
     pub fn forward(&self, input: Tensor<4>, train: bool, keep_activations: bool) -> Forward {
-        let mut x4 = Some(input);
-        let mut x2: Option<Tensor<2>> = None;
+        let mut x = Flow::Map(input);
         let mut activations = Vec::new();
-        for (i, step) in self.steps.iter().enumerate() {
-            match *step {
-                Step::Conv {
-                    index,
-                    stride,
-                    padding,
-                    relu: with_relu,
-                } => {
-                    let x = x4
-                        .take()
-                        .expect("conv input is 4-D (checked by the config)");
-                    let p = &self.convs[index];
-                    let y = conv2d(
-                        x,
-                        p.weight.val(),
-                        p.bias.val(),
-                        stride,
-                        padding,
-                        with_relu,
-                        self.fast_conv,
-                    );
-                    if keep_activations {
-                        activations.push((i, y.clone()));
-                    }
-                    x4 = Some(y);
-                }
-                Step::Pool { size } => {
-                    let x = x4
-                        .take()
-                        .expect("pool input is 4-D (checked by the config)");
-                    let y = max_pool2d(x, size, self.fast_conv);
-                    if keep_activations {
-                        activations.push((i, y.clone()));
-                    }
-                    x4 = Some(y);
-                }
-                Step::Dropout { rate } => {
-                    if train && rate > 0.0 {
-                        if let Some(x) = x4.take() {
-                            x4 = Some(dropout(x, rate));
-                        } else if let Some(x) = x2.take() {
-                            x2 = Some(dropout(x, rate));
-                        }
-                    }
-                }
-                Step::Flatten => {
-                    let x = x4
-                        .take()
-                        .expect("flatten input is 4-D (checked by the config)");
-                    // [batch, c*h*w]
-                    x2 = Some(x.flatten(1, 3));
-                }
-                Step::Dense {
-                    index,
-                    relu: with_relu,
-                } => {
-                    let x = x2
-                        .take()
-                        .expect("dense input is 2-D (checked by the config)");
-                    let p = &self.denses[index];
-                    let y = x.matmul(p.weight.val()) + p.bias.val().unsqueeze_dim(0);
-                    x2 = Some(if with_relu { relu(y) } else { y });
-                }
+        for i in 0..self.steps.len() {
+            x = self.step(i, x, train);
+            if keep_activations
+                && matches!(self.steps[i], Step::Conv { .. } | Step::Pool { .. })
+                && let Flow::Map(y) = &x
+            {
+                activations.push((i, y.clone()));
             }
         }
         Forward {
-            logits: x2.expect("the last layer is dense (checked by the config)"),
+            logits: x.into_flat(),
             activations,
+        }
+    }
+
+    /// Run step `i` of the forward pass on `x` (the previous step's output).
+    ///
+    /// # Panics
+    /// If `x` has the wrong rank for the step, which the config's checks rule out.
+    #[must_use]
+    pub fn step(&self, i: usize, x: Flow, train: bool) -> Flow {
+        match self.steps[i] {
+            Step::Conv {
+                index,
+                stride,
+                padding,
+                relu: with_relu,
+            } => {
+                let p = &self.convs[index];
+                Flow::Map(conv2d(
+                    x.into_map(),
+                    p.weight.val(),
+                    p.bias.val(),
+                    stride,
+                    padding,
+                    with_relu,
+                    self.fast_conv,
+                ))
+            }
+            Step::Pool { size } => Flow::Map(max_pool2d(x.into_map(), size, self.fast_conv)),
+            Step::Dropout { rate } if train && rate > 0.0 => match x {
+                Flow::Map(m) => Flow::Map(ops::dropout(m, rate, self.fast_conv)),
+                Flow::Flat(f) => Flow::Flat(ops::dropout(f, rate, self.fast_conv)),
+            },
+            Step::Dropout { .. } => x,
+            // [batch, c*h*w]
+            Step::Flatten => Flow::Flat(x.into_map().flatten(1, 3)),
+            Step::Dense {
+                index,
+                relu: with_relu,
+            } => {
+                let p = &self.denses[index];
+                let y = x.into_flat().matmul(p.weight.val()) + p.bias.val().unsqueeze_dim(0);
+                Flow::Flat(if with_relu { relu(y) } else { y })
+            }
         }
     }
 }
 
-fn dropout<const D: usize>(x: Tensor<D>, rate: f32) -> Tensor<D> {
-    let keep = 1.0 - f64::from(rate);
-    let mask = x.random_like(Distribution::Bernoulli(keep));
-    x * mask / keep
+/// What flows between forward steps: feature maps before `Flatten`, vectors after.
+#[derive(Debug, Clone)]
+pub enum Flow {
+    /// `[batch, c, h, w]`
+    Map(Tensor<4>),
+    /// `[batch, features]`
+    Flat(Tensor<2>),
+}
+
+impl Flow {
+    /// Cut from the autodiff graph.
+    #[must_use]
+    pub fn detach(self) -> Self {
+        match self {
+            Self::Map(m) => Self::Map(m.detach()),
+            Self::Flat(f) => Self::Flat(f.detach()),
+        }
+    }
+
+    /// Track gradients with respect to this tensor.
+    #[must_use]
+    pub fn require_grad(self) -> Self {
+        match self {
+            Self::Map(m) => Self::Map(m.require_grad()),
+            Self::Flat(f) => Self::Flat(f.require_grad()),
+        }
+    }
+
+    /// The sum of all elements.
+    #[must_use]
+    pub fn sum(self) -> Tensor<1> {
+        match self {
+            Self::Map(m) => m.sum(),
+            Self::Flat(f) => f.sum(),
+        }
+    }
+
+    /// The feature maps.
+    ///
+    /// # Panics
+    /// If this is a flat vector (a layer order the config's checks refuse).
+    #[must_use]
+    pub fn into_map(self) -> Tensor<4> {
+        match self {
+            Self::Map(m) => m,
+            Self::Flat(_) => panic!("a 4-D layer after Flatten (checked by the config)"),
+        }
+    }
+
+    /// The flat vectors.
+    ///
+    /// # Panics
+    /// If these are still feature maps (a layer order the config's checks refuse).
+    #[must_use]
+    pub fn into_flat(self) -> Tensor<2> {
+        match self {
+            Self::Flat(f) => f,
+            Self::Map(_) => panic!("a dense layer before Flatten (checked by the config)"),
+        }
+    }
 }
 
 /// Convolution (+ ReLU): convscope's fast CPU kernels where available, else burn's.

@@ -6,11 +6,11 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 
 use crate::cli::BenchArgs;
 use crate::config::Config;
-use crate::model::{self, Net};
+use crate::model::{self, Flow, Net, Step};
 
 fn out(text: &str) {
     let _ = writeln!(std::io::stdout(), "{text}");
@@ -48,7 +48,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
             return Ok(0);
         }
     }
-    train_step(&cfg, args.steps)?;
+    train_step(&cfg, args.steps, args.warmup)?;
     if args.breakdown {
         use crate::model::ops::bench::{OpsPath, bench_step};
         let side = args.image_size[0].min(args.image_size[1]) as usize;
@@ -70,71 +70,196 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     }
     out("");
     out("peer (same machine, same session):");
-    out(&format!(
-        "  python3 ../shared/bench/peer_torch.py --random 512 --size {} --epochs 2 --batch {} --threads {threads}",
-        args.image_size[0], args.batch_size
-    ));
+    if args.device == "cpu" {
+        out(&format!(
+            "  python3 ../shared/bench/peer_torch.py --random 512 --size {} --epochs 2 --batch {} --threads {threads}",
+            args.image_size[0], args.batch_size
+        ));
+    } else {
+        out(&format!(
+            "  python3 ../shared/bench/peer_torch.py --random 8192 --size {} --epochs 3 --batch {} --device cuda",
+            args.image_size[0], args.batch_size
+        ));
+    }
     Ok(0)
 }
 
-fn train_step(cfg: &Config, steps: usize) -> Result<()> {
+/// One optimiser step on a random batch; the loss is read back (a device sync), as the
+/// peer script does with `loss.item()`.
+struct Stepper {
+    net: Net,
+    optim: burn::optim::ModuleOptimizer,
+    labels: Vec<usize>,
+    shape: [usize; 4],
+    lr: f64,
+}
+
+impl Stepper {
+    fn batch(&self, device: &Device) -> Tensor<4> {
+        Tensor::<4>::random(self.shape, Distribution::Default, device)
+    }
+
+    fn step(&mut self, ad: &Device) -> f32 {
+        let x = self.batch(ad);
+        let logits = self.net.forward(x, true, false).logits;
+        let loss = model::loss(logits, &self.labels, ad);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.net);
+        self.net = self.optim.step(self.lr, self.net.clone(), grads);
+        loss.into_scalar()
+    }
+}
+
+fn train_step(cfg: &Config, steps: usize, warmup: usize) -> Result<()> {
     let device = crate::train::device::create(&cfg.train.device).map_err(anyhow::Error::msg)?;
     let ad = device.clone().autodiff();
-    let mut net = Net::new(cfg, 2, 1, &ad)?;
-    let mut optim = AdamConfig::new().with_epsilon(1e-7).init();
     let [c, h, w] = cfg.input_shape();
     let n = cfg.train.batch_size;
-    let labels: Vec<usize> = (0..n).map(|i| i % 2).collect();
-    let (mut t_fwd, mut t_bwd, mut t_opt) = (0.0f64, 0.0f64, 0.0f64);
-    for step in 0..=steps {
-        let x = Tensor::<4>::random([n, c, h, w], Distribution::Default, &ad);
+    let mut s = Stepper {
+        net: Net::new(cfg, 2, 1, &ad)?,
+        optim: AdamConfig::new().with_epsilon(1e-7).init(),
+        labels: (0..n).map(|i| i % 2).collect(),
+        shape: [n, c, h, w],
+        lr: cfg.optimizer.lr,
+    };
+    let sync = || {
         let _ = device.sync();
+    };
+
+    // The first step compiles (and on a GPU, tunes) every kernel.
+    let t0 = Instant::now();
+    s.step(&ad);
+    let first = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    for _ in 1..warmup.max(1) {
+        s.step(&ad);
+    }
+    out(&format!(
+        "first step: {first:.2} s{}; {} more warm-up steps: {:.2} s",
+        if cfg.train.device == "cpu" {
+            ""
+        } else {
+            " (compiles and tunes the GPU kernels unless this machine's tuning cache has them)"
+        },
+        warmup.max(1) - 1,
+        t0.elapsed().as_secs_f64()
+    ));
+
+    // Throughput, measured like the peer: one read of the loss per step.
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        s.step(&ad);
+    }
+    let per_step = t0.elapsed().as_secs_f64() / steps.max(1) as f64;
+    out(&format!(
+        "train step: {:.1} img/s ({:.1} ms/step, {steps} steps)",
+        n as f64 / per_step,
+        per_step * 1e3
+    ));
+
+    // Where a step's time goes: a sync after each phase.
+    let (mut t_fwd, mut t_bwd, mut t_opt) = (0.0f64, 0.0f64, 0.0f64);
+    for _ in 0..steps {
+        let x = s.batch(&ad);
+        sync();
         let t0 = Instant::now();
-        let logits = net.forward(x, true, false).logits;
-        let loss = model::loss(logits, &labels, &ad);
+        let logits = s.net.forward(x, true, false).logits;
+        let loss = model::loss(logits, &s.labels, &ad);
         let _: f32 = loss.clone().into_scalar();
         let t1 = Instant::now();
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        let _ = device.sync();
+        let grads = GradientsParams::from_grads(loss.backward(), &s.net);
+        sync();
         let t2 = Instant::now();
-        net = optim.step(cfg.optimizer.lr, net, grads);
-        let _: f32 = net.convs[0].bias.val().sum().into_scalar();
+        s.net = s.optim.step(s.lr, s.net.clone(), grads);
+        sync();
         let t3 = Instant::now();
-        if step > 0 {
-            t_fwd += (t1 - t0).as_secs_f64();
-            t_bwd += (t2 - t1).as_secs_f64();
-            t_opt += (t3 - t2).as_secs_f64();
-        }
+        t_fwd += (t1 - t0).as_secs_f64();
+        t_bwd += (t2 - t1).as_secs_f64();
+        t_opt += (t3 - t2).as_secs_f64();
     }
-    let s = steps.max(1) as f64;
-    let total = (t_fwd + t_bwd + t_opt) / s;
+    let k = steps.max(1) as f64 / 1e3;
     out(&format!(
-        "train step: {:.1} img/s ({:.0} ms/step: forward {:.0} ms, backward {:.0} ms, optimizer {:.0} ms; {steps} steps after 1 warm-up)",
-        n as f64 / total,
-        total * 1e3,
-        t_fwd / s * 1e3,
-        t_bwd / s * 1e3,
-        t_opt / s * 1e3
+        "  phases (synced): forward {:.1} ms, backward {:.1} ms, optimizer {:.1} ms",
+        t_fwd / k,
+        t_bwd / k,
+        t_opt / k
     ));
-    // Inference on the plain device.
-    let eval = net.valid();
+    layer_types(&s, &ad, steps, &sync);
+
+    // Inference on the plain device: read back the logits of each batch.
+    let eval = s.net.valid();
     let vd = eval.convs[0].weight.val().device();
-    let mut t_inf = 0.0;
-    for step in 0..=steps {
-        let x = Tensor::<4>::random([n, c, h, w], Distribution::Default, &vd);
-        let t0 = Instant::now();
+    let infer = |eval: &Net| {
         let _: Vec<f32> = eval
-            .forward(x, false, false)
+            .forward(s.batch(&vd), false, false)
             .logits
             .into_data()
             .try_to_vec::<f32>()
             .unwrap_or_default();
-        if step > 0 {
-            t_inf += t0.elapsed().as_secs_f64();
+    };
+    for _ in 0..warmup.max(1) {
+        infer(&eval);
+    }
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        infer(&eval);
+    }
+    out(&format!(
+        "inference: {:.1} img/s",
+        n as f64 * steps as f64 / t0.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Forward and forward+backward time of each layer on its own, summed by layer type.
+fn layer_types(s: &Stepper, ad: &Device, steps: usize, sync: &dyn Fn()) {
+    let net = &s.net;
+    // Each step's input, from one forward pass.
+    let mut inputs = Vec::with_capacity(net.steps.len());
+    let mut x = Flow::Map(s.batch(ad));
+    for i in 0..net.steps.len() {
+        inputs.push(x.clone().detach());
+        x = net.step(i, x, true);
+    }
+    let reps = steps.clamp(1, 20);
+    let mut rows: Vec<(&str, f64, f64)> = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let kind = match net.steps[i] {
+            Step::Conv { .. } => "conv",
+            Step::Pool { .. } => "pool",
+            Step::Dense { .. } => "dense",
+            Step::Dropout { .. } | Step::Flatten => "dropout/flatten",
+        };
+        let (mut fwd, mut both) = (0.0, 0.0);
+        for rep in 0..=reps {
+            let x = input.clone().require_grad();
+            sync();
+            let t0 = Instant::now();
+            let y = net.step(i, x, true);
+            sync();
+            let t1 = Instant::now();
+            let _grads = y.sum().backward();
+            sync();
+            if rep > 0 {
+                fwd += (t1 - t0).as_secs_f64();
+                both += t0.elapsed().as_secs_f64();
+            }
+        }
+        match rows.iter_mut().find(|r| r.0 == kind) {
+            Some(r) => {
+                r.1 += fwd;
+                r.2 += both;
+            }
+            None => rows.push((kind, fwd, both)),
         }
     }
-    out(&format!("inference: {:.1} img/s", n as f64 * s / t_inf));
-    Ok(())
+    let k = reps as f64 / 1e3;
+    for (kind, fwd, both) in rows {
+        out(&format!(
+            "  {kind:<16} forward {:7.1} ms   forward+backward {:7.1} ms   (each layer alone, synced)",
+            fwd / k,
+            both / k
+        ));
+    }
 }
 
 fn pipeline(cfg: &Config) -> Result<()> {

@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod conv;
+pub mod dropout;
 pub mod flex;
 pub mod pool;
 pub mod profile;
@@ -18,7 +19,7 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::activation::relu;
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Distribution, Tensor};
 
 use flex::{ConvSpec, FastOps};
 
@@ -117,6 +118,34 @@ pub fn conv2d_relu_pool(
         pool,
         false,
     )
+}
+
+/// Dropout at `rate` (the kept values scaled by `1 / (1 - rate)`); on flex the mask is made in
+/// parallel from a seed drawn from burn's seeded generator (so runs stay reproducible) and made
+/// again in the backward pass instead of being stored.
+#[must_use]
+pub fn dropout<const D: usize>(x: Tensor<D>, rate: f32, fast: bool) -> Tensor<D> {
+    let keep = 1.0 - rate;
+    if fast
+        && x.dtype() == DType::F32
+        && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+    {
+        let draws: Vec<f32> = Tensor::<1>::random([2], Distribution::Default, &x.device())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let seed = draws
+            .iter()
+            .fold(0u64, |s, d| (s << 32) | u64::from(d.to_bits()));
+        return Tensor::from_dispatch(<Dispatch as FastOps>::fast_dropout(
+            x.into_dispatch(),
+            keep,
+            seed,
+        ));
+    }
+    let keep = f64::from(keep);
+    let mask = x.random_like(Distribution::Bernoulli(keep));
+    x * mask / keep
 }
 
 /// Max pooling, kernel = stride = size, no padding (floor), fast path on flex like [`conv2d`].

@@ -10,6 +10,7 @@ use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::TensorData;
 
 use super::conv::{self, ConvGeom, Needs, Upstream};
+use super::dropout;
 use super::pool::{self, PoolGeom};
 use super::profile::timed;
 use super::recycle;
@@ -41,6 +42,10 @@ pub trait FastOps: Backend {
 
     /// Max-pool NCHW `x` with kernel = stride = `size`, floor mode.
     fn fast_max_pool2d(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self>;
+
+    /// Dropout of any rank: keep each element with probability `keep` (scaled by `1 / keep`),
+    /// the mask drawn from `seed`.
+    fn fast_dropout(x: FloatTensor<Self>, keep: f32, seed: u64) -> FloatTensor<Self>;
 }
 
 /// The contiguous `f32` values of a flex tensor, with its 4-D shape.
@@ -122,6 +127,22 @@ impl FastOps for Flex {
     fn fast_max_pool2d(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self> {
         pool_forward(&x, size)
     }
+
+    fn fast_dropout(x: FloatTensor<Self>, keep: f32, seed: u64) -> FloatTensor<Self> {
+        dropout_apply(&x, keep, seed, "forward")
+    }
+}
+
+/// [`dropout::apply`] on a flex tensor of any rank.
+fn dropout_apply(x: &FlexTensor, keep: f32, seed: u64, pass: &str) -> FlexTensor {
+    let x = contiguous(x);
+    let shape = x.layout().shape().clone();
+    let mut y = vec![0.0; values(&x).len()];
+    timed(
+        || format!("dropout {pass}"),
+        || dropout::apply(values(&x), &mut y, keep, seed),
+    );
+    FlexTensor::from_data(TensorData::new(y, shape))
 }
 
 fn pool_forward(x: &FlexTensor, size: usize) -> FlexTensor {
@@ -229,6 +250,24 @@ impl Backward<Flex, 1> for PoolBackward {
     }
 }
 
+/// Backward step of [`FastOps::fast_dropout`]: the same mask, made again from the seed.
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl Backward<Flex, 1> for DropoutBackward {
+    /// The keep probability and the seed.
+    type State = (f32, u64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (keep, seed) = ops.state;
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, dropout_apply(&dy, keep, seed, "backward"));
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
     fn fast_conv2d(
         x: FloatTensor<Self>,
@@ -269,6 +308,22 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
                 prep.finish((x, size), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(pool_forward(x.primitive(), size)),
+        }
+    }
+
+    fn fast_dropout(x: FloatTensor<Self>, keep: f32, seed: u64) -> FloatTensor<Self> {
+        match DropoutBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let out = dropout_apply(x.primitive(), keep, seed, "forward");
+                prep.finish((keep, seed), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(dropout_apply(x.primitive(), keep, seed, "forward"))
+            }
         }
     }
 }
