@@ -223,7 +223,7 @@ impl Net {
                 relu: with_relu,
             } => {
                 let p = &self.denses[index];
-                let y = x.into_flat().matmul(p.weight.val()) + p.bias.val().unsqueeze_dim(0);
+                let y = ops::linear(x.into_flat(), p.weight.val(), p.bias.val());
                 Flow::Flat(if with_relu { relu(y) } else { y })
             }
         }

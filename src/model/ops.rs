@@ -148,6 +148,40 @@ pub fn dropout<const D: usize>(x: Tensor<D>, rate: f32, fast: bool) -> Tensor<D>
     x * mask / keep
 }
 
+/// A dense layer, `x · w + b` (`x`: `[batch, in]`, `w`: `[in, out]`).
+///
+/// On a GPU a small batch against a long input (the tutorial's first dense layer is
+/// 64 × 36,992 · 36,992 × 512) gives the matrix kernel only a handful of output tiles, so most
+/// of the GPU idles while each tile walks all of K: there the product is split along K into
+/// slices multiplied as one batch and summed ("split-K"). The CPU kernels are left as they are.
+#[must_use]
+pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
+    let on_gpu = !matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_));
+    let b = b.unsqueeze_dim(0);
+    match split_k(x.dims(), on_gpu) {
+        Some(s) => linear_split(x, w, s) + b,
+        None => x.matmul(w) + b,
+    }
+}
+
+/// The number of K slices for a `[m, k]` input, if splitting pays.
+fn split_k([m, k]: [usize; 2], on_gpu: bool) -> Option<usize> {
+    if !on_gpu || m > 256 || k < 8192 {
+        return None;
+    }
+    [32, 16, 8, 4].into_iter().find(|s| k % s == 0)
+}
+
+/// `x · w` as the sum of `s` products over slices of K.
+fn linear_split(x: Tensor<2>, w: Tensor<2>, s: usize) -> Tensor<2> {
+    let [m, k] = x.dims();
+    let n = w.dims()[1];
+    // [s, m, k/s] · [s, k/s, n] -> [s, m, n] -> [m, n]
+    let xs = x.reshape([m, s, k / s]).swap_dims(0, 1);
+    let ws = w.reshape([s, k / s, n]);
+    xs.matmul(ws).sum_dim(0).reshape([m, n])
+}
+
 /// Max pooling, kernel = stride = size, no padding (floor), fast path on flex like [`conv2d`].
 #[must_use]
 pub fn max_pool2d(x: Tensor<4>, size: usize, fast: bool) -> Tensor<4> {
@@ -158,4 +192,37 @@ pub fn max_pool2d(x: Tensor<4>, size: usize, fast: bool) -> Tensor<4> {
         ));
     }
     module::max_pool2d(x, MaxPoolOptions::new([size, size]))
+}
+
+#[cfg(test)]
+mod linear_tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    #[test]
+    fn split_k_is_the_same_product_and_gradient() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<2>::random([5, 64], Distribution::Default, &device).require_grad();
+        let w = Tensor::<2>::random([64, 7], Distribution::Default, &device).require_grad();
+        let plain = x.clone().matmul(w.clone());
+        let split = linear_split(x.clone(), w.clone(), 8);
+        let diff: f32 = (plain.clone() - split.clone()).abs().max().into_scalar();
+        assert!(diff < 1e-5, "forward differs by {diff}");
+        let gp = plain.sum().backward();
+        let gs = split.sum().backward();
+        for (a, b) in [(x.grad(&gp), x.grad(&gs)), (w.grad(&gp), w.grad(&gs))] {
+            let (a, b) = (a.expect("grad"), b.expect("grad"));
+            let diff: f32 = (a - b).abs().max().into_scalar();
+            assert!(diff < 1e-5, "gradient differs by {diff}");
+        }
+    }
+
+    #[test]
+    fn only_long_inputs_on_a_gpu_are_split() {
+        assert_eq!(split_k([64, 36_992], true), Some(32));
+        assert_eq!(split_k([64, 36_992], false), None);
+        assert_eq!(split_k([64, 512], true), None);
+        assert_eq!(split_k([1024, 36_992], true), None);
+        assert_eq!(split_k([64, 8193], true), None);
+    }
 }
