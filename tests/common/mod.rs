@@ -178,6 +178,23 @@ impl Tmux {
 }
 
 impl Tmux {
+    /// Append everything the program writes to its terminal to `log` (`tmux pipe-pane`).
+    pub fn pipe_to(&self, log: &Path) {
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &self.session,
+                "pipe-pane",
+                "-o",
+                "-t",
+                &self.session,
+                &format!("cat >> '{}'", log.display()),
+            ])
+            .status()
+            .expect("pipe-pane");
+        assert!(ok.success());
+    }
+
     /// Resize the terminal window.
     pub fn resize(&self, w: u16, h: u16) {
         let ok = Command::new("tmux")

@@ -1,0 +1,103 @@
+//! Sixel in a real terminal: the viewer of a finished run, with `--graphics sixel`, in tmux;
+//! what it writes to the terminal is captured (`pipe-pane`) and its sixel images decoded.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Tmux, run, wait_for};
+
+/// The sixel images in a terminal stream (inside tmux's passthrough, escapes doubled).
+fn sixels(stream: &[u8]) -> Vec<icy_sixel::SixelImage> {
+    let text = String::from_utf8_lossy(stream);
+    text.split("\u{1b}Ptmux;")
+        .skip(1)
+        .filter_map(|part| {
+            let inner = part.replace("\u{1b}\u{1b}", "\u{1b}");
+            let start = inner.find("\u{1b}P")?;
+            let end = inner[start..].find("\u{1b}\\")? + start + 2;
+            Some(
+                icy_sixel::SixelImage::decode(&inner.as_bytes()[start..end])
+                    .expect("a valid sixel"),
+            )
+        })
+        .collect()
+}
+
+fn read(log: &Path) -> Vec<u8> {
+    std::fs::read(log).unwrap_or_default()
+}
+
+fn colours(img: &icy_sixel::SixelImage) -> usize {
+    let mut set: Vec<&[u8]> = img.pixels.chunks(4).collect();
+    set.sort_unstable();
+    set.dedup();
+    set.len()
+}
+
+#[test]
+fn feature_maps_arrive_as_sixel_and_an_epoch_step_sends_no_half_blocks() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = tmp.path().join("run");
+    let out = run(&[
+        "demo",
+        "--headless",
+        "--epochs",
+        "2",
+        "--image-size",
+        "32",
+        "--per-class",
+        "20",
+        "--run",
+        run_dir.to_str().expect("utf8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view = Tmux::start(
+        "convscope-sixel",
+        &format!(
+            "{} view {} --graphics sixel; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+    );
+    view.wait_text("finished");
+    let log = tmp.path().join("terminal.log");
+    view.pipe_to(&log);
+    view.keys("4");
+    view.wait_text("(x-mean)/std");
+    // The photo, the grid of maps and the zoomed map.
+    wait_for("three sixel images", Duration::from_mins(1), || {
+        sixels(&read(&log)).len() >= 3
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let first = read(&log);
+    let images = sixels(&first);
+    for img in &images {
+        assert!(
+            img.width >= 16 && img.height >= 16,
+            "{}x{}",
+            img.width,
+            img.height
+        );
+    }
+    let richest = images.iter().map(colours).max().unwrap_or(0);
+    assert!(richest > 16, "maps in many colours, got {richest}");
+    // The previous epoch's maps of the same image: new sixels, and no half-block stand-in.
+    view.keys("[");
+    wait_for("the epoch-1 maps", Duration::from_mins(1), || {
+        sixels(&read(&log)[first.len()..]).len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let step = read(&log)[first.len()..].to_vec();
+    assert!(
+        !String::from_utf8_lossy(&step).contains('▀'),
+        "an epoch step redraws no half blocks"
+    );
+    let screen = common::strip(&view.capture());
+    assert!(screen.contains("epoch 1"), "{screen}");
+}
