@@ -538,3 +538,21 @@ fn e_exports_the_current_tab_as_png_files() {
             .contains("convscope export")
     );
 }
+
+#[test]
+fn gpu_kernel_tuning_is_said_until_the_first_batch() {
+    use crate::events::{RunState, StatusChange};
+    let mut s = new_state();
+    s.apply(Event::Started(Box::new(fixtures::start_info())));
+    s.apply(Event::Status(StatusChange {
+        state: RunState::Tuning,
+    }));
+    assert_eq!(s.phase, Phase::Tuning);
+    let screen = format!("{:?}", draw(&s, 100, 30).backend().buffer());
+    assert!(screen.contains("tuning GPU kernels"), "{screen}");
+    s.apply(Event::Status(StatusChange {
+        state: RunState::Running,
+    }));
+    let screen = format!("{:?}", draw(&s, 100, 30).backend().buffer());
+    assert!(!screen.contains("tuning GPU kernels"));
+}
