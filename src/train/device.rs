@@ -15,7 +15,30 @@ pub fn create(name: &str) -> Result<Device, String> {
 
 #[cfg(feature = "wgpu")]
 fn wgpu() -> Result<Device, String> {
+    use burn::cubecl::device::WgpuDeviceKind as Kind;
     persist_tuning();
+    // A software renderer (llvmpipe, lavapipe) is an adapter too, and trains orders of
+    // magnitude slower than the CPU device: only a real GPU will do.
+    let probes: Vec<_> = [
+        Kind::DiscreteGpu(0),
+        Kind::IntegratedGpu(0),
+        Kind::VirtualGpu(0),
+        Kind::Other(0),
+    ]
+    .into_iter()
+    .map(burn::cubecl::Device::wgpu)
+    .collect();
+    let forced = std::env::var_os("CONVSCOPE_WGPU_ANY_ADAPTER").is_some_and(|v| v == "1");
+    if let Some(Err(first)) = probes.iter().find(|_| probes.iter().all(Result::is_err))
+        && !forced
+    {
+        return Err(format!(
+            "--device wgpu: no GPU found ({first}; a software renderer such as llvmpipe does \
+             not count: it trains far slower than --device cpu); install the GPU's Vulkan \
+             driver and loader (libvulkan1), or use --device cpu \
+             (CONVSCOPE_WGPU_ANY_ADAPTER=1 takes whatever adapter wgpu offers)"
+        ));
+    }
     Ok(Device::wgpu(burn::tensor::DeviceKind::default()))
 }
 
