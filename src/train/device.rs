@@ -97,12 +97,12 @@ pub fn describe(name: &str) -> String {
 /// `$XDG_CACHE_HOME/convscope/cubecl`, else `~/.cache/convscope/cubecl`.
 #[must_use]
 pub fn tuning_cache_dir() -> std::path::PathBuf {
+    cache_dir_from(|name| std::env::var_os(name))
+}
+
+fn cache_dir_from(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> std::path::PathBuf {
     use std::path::PathBuf;
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let var = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(dir) = var("CONVSCOPE_CACHE_DIR") {
         return dir;
     }
@@ -112,23 +112,35 @@ pub fn tuning_cache_dir() -> std::path::PathBuf {
     base.join("convscope").join("cubecl")
 }
 
-/// Whether GPU kernels were tuned on this machine before (the cache has a database).
-#[must_use]
-pub fn tuning_cached() -> bool {
-    std::fs::read_dir(tuning_cache_dir()).is_ok_and(|mut entries| {
-        entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "db")))
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
+    fn with(vars: &[(&str, &str)]) -> PathBuf {
+        cache_dir_from(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into()))
+    }
+
     #[test]
-    fn tuning_cache_lives_in_the_user_cache() {
-        let dir = tuning_cache_dir();
-        assert!(
-            dir.ends_with("convscope/cubecl") || std::env::var_os("CONVSCOPE_CACHE_DIR").is_some()
+    fn tuning_cache_follows_the_override_then_xdg_then_home() {
+        let all = [
+            ("CONVSCOPE_CACHE_DIR", "/c"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h"),
+        ];
+        assert_eq!(with(&all), PathBuf::from("/c"));
+        assert_eq!(with(&all[1..]), PathBuf::from("/x/convscope/cubecl"));
+        assert_eq!(with(&all[2..]), PathBuf::from("/h/.cache/convscope/cubecl"));
+        // Empty values count as unset.
+        assert_eq!(
+            with(&[
+                ("CONVSCOPE_CACHE_DIR", ""),
+                ("XDG_CACHE_HOME", ""),
+                ("HOME", "/h")
+            ]),
+            PathBuf::from("/h/.cache/convscope/cubecl")
         );
+        assert!(with(&[]).ends_with("convscope/cubecl"));
     }
 }
