@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::config::Config;
@@ -215,11 +215,11 @@ impl Worker {
         let batches = dataset.batches_per_epoch(batch_size);
         let ad_device = device.clone().autodiff();
         let mut net = Net::new(&cfg, classes.len(), cfg.train.seed, &ad_device)?;
-        let mut optim = AdamConfig::new()
-            .with_beta_1(cfg.optimizer.beta_1)
-            .with_beta_2(cfg.optimizer.beta_2)
-            .with_epsilon(cfg.optimizer.epsilon)
-            .init();
+        let mut optim = crate::model::ops::adam::adam(
+            cfg.optimizer.beta_1,
+            cfg.optimizer.beta_2,
+            cfg.optimizer.epsilon,
+        );
         let mut state = TrainState {
             epoch: 0,
             batch: batches,

@@ -7,6 +7,7 @@
 //! either way. Large outputs are recycled between steps ([`recycle`]); [`bench`] times a training
 //! step of the tutorial net with each path.
 
+pub mod adam;
 pub mod bench;
 pub mod conv;
 pub mod dropout;

@@ -9,6 +9,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::TensorData;
 
+use super::adam;
 use super::conv::{self, ConvGeom, Needs, Upstream};
 use super::dropout;
 use super::pool::{self, PoolGeom};
@@ -46,6 +47,24 @@ pub trait FastOps: Backend {
     /// Dropout of any rank: keep each element with probability `keep` (scaled by `1 / keep`),
     /// the mask drawn from `seed`.
     fn fast_dropout(x: FloatTensor<Self>, keep: f32, seed: u64) -> FloatTensor<Self>;
+
+    /// Adam's moment update `beta * prev + (1 - beta) * g` (`g²` with `square`); optimizer
+    /// only, no gradient.
+    fn fast_ema(
+        prev: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        beta: f32,
+        square: bool,
+    ) -> FloatTensor<Self>;
+
+    /// Adam's parameter update from the new moments; `[combined factor, epsilon term, lr]`.
+    /// Optimizer only, no gradient.
+    fn fast_adam_apply(
+        p: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        factors: [f32; 3],
+    ) -> FloatTensor<Self>;
 }
 
 /// The contiguous `f32` values of a flex tensor, with its 4-D shape.
@@ -130,6 +149,38 @@ impl FastOps for Flex {
 
     fn fast_dropout(x: FloatTensor<Self>, keep: f32, seed: u64) -> FloatTensor<Self> {
         dropout_apply(&x, keep, seed, "forward")
+    }
+
+    fn fast_ema(
+        prev: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        beta: f32,
+        square: bool,
+    ) -> FloatTensor<Self> {
+        let (prev, g) = (contiguous(&prev), contiguous(&g));
+        let shape = prev.layout().shape().clone();
+        let mut out = vec![0.0; values(&prev).len()];
+        timed(
+            || "adam moments".to_string(),
+            || adam::ema(values(&prev), values(&g), beta, square, &mut out),
+        );
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn fast_adam_apply(
+        p: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        factors: [f32; 3],
+    ) -> FloatTensor<Self> {
+        let (p, m, v) = (contiguous(&p), contiguous(&m), contiguous(&v));
+        let shape = p.layout().shape().clone();
+        let mut out = vec![0.0; values(&p).len()];
+        timed(
+            || "adam update".to_string(),
+            || adam::apply(values(&p), values(&m), values(&v), factors, &mut out),
+        );
+        FlexTensor::from_data(TensorData::new(out, shape))
     }
 }
 
@@ -268,6 +319,16 @@ impl Backward<Flex, 1> for DropoutBackward {
     }
 }
 
+/// The optimizer's ops take no part in autodiff: they run on a step's plain tensors.
+#[derive(Debug)]
+struct NoGradient;
+
+impl<const N: usize> Backward<Flex, N> for NoGradient {
+    type State = ();
+
+    fn backward(self, _: Ops<Self::State, N>, _: &mut Gradients, _: &mut Checkpointer) {}
+}
+
 impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
     fn fast_conv2d(
         x: FloatTensor<Self>,
@@ -324,6 +385,50 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => {
                 prep.finish(dropout_apply(x.primitive(), keep, seed, "forward"))
             }
+        }
+    }
+
+    fn fast_ema(
+        prev: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        beta: f32,
+        square: bool,
+    ) -> FloatTensor<Self> {
+        let out = Flex::fast_ema(
+            prev.primitive().clone(),
+            g.primitive().clone(),
+            beta,
+            square,
+        );
+        match NoGradient
+            .prepare::<C>([prev.node(), g.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn fast_adam_apply(
+        p: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        factors: [f32; 3],
+    ) -> FloatTensor<Self> {
+        let out = Flex::fast_adam_apply(
+            p.primitive().clone(),
+            m.primitive().clone(),
+            v.primitive().clone(),
+            factors,
+        );
+        match NoGradient
+            .prepare::<C>([p.node(), m.node(), v.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
 }
