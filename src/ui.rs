@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod compact;
 pub mod export;
 pub mod fixtures;
 pub mod graphics;

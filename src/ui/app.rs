@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
+use super::compact::Compact;
 use anyhow::Context as _;
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
 use crossterm::execute;
@@ -14,7 +15,6 @@ use crossterm::terminal::{
 };
 use futures::StreamExt;
 use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 
 use super::graphics::Graphics;
@@ -109,8 +109,7 @@ pub async fn run(
     let (encoded_tx, mut encoded) = tokio::sync::mpsc::unbounded_channel();
     let mut gfx = Graphics::detect(options.config.graphics, encoded_tx);
     tracing::info!(?gfx, "ui started");
-    let mut terminal =
-        Terminal::new(CrosstermBackend::new(out)).context("cannot start the terminal UI")?;
+    let mut terminal = Terminal::new(Compact::new(out)).context("cannot start the terminal UI")?;
     // No `terminal.clear()`: it asks the terminal for the cursor position, which can time out
     // (slow links, tmux); the alternate screen starts blank and the first draw paints it all.
     terminal.hide_cursor()?;
