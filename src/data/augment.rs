@@ -171,17 +171,21 @@ fn warp_affine<const C: usize>(
         for c in 0..w {
             let y = (row_y + col_y[c] + m[0][2]).clamp(0.0, hmax);
             let x = (row_x + col_x[c] + m[1][2]).clamp(0.0, wmax);
-            let (y0, x0) = (y.floor(), x.floor());
-            let (fy, fx) = ((y - y0) as f32, (x - x0) as f32);
-            let (y0, x0) = (y0 as usize, x0 as usize);
+            // Both are clamped to >= 0, where truncation is floor: one instruction instead of a
+            // libm call on the baseline x86-64 target, and the same numbers.
+            let (y0, x0) = (y as usize, x as usize);
+            let (fy, fx) = ((y - y0 as f64) as f32, (x - x0 as f64) as f32);
             let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
-            let (i00, i01) = ((y0 * w + x0) * C, (y0 * w + x1) * C);
-            let (i10, i11) = ((y1 * w + x0) * C, (y1 * w + x1) * C);
+            let texel = |yy: usize, xx: usize| -> [u8; C] {
+                let i = (yy * w + xx) * C;
+                std::array::from_fn(|ch| src[i + ch])
+            };
+            let (p00, p01, p10, p11) = (texel(y0, x0), texel(y0, x1), texel(y1, x0), texel(y1, x1));
             let d = dst_row + if t.flip_horizontal { w - 1 - c } else { c };
             for (ch, plane) in planes.iter_mut().enumerate() {
-                let p = |i: usize| f32::from(src[i + ch]);
-                let top = (1.0 - fx) * p(i00) + fx * p(i01);
-                let bottom = (1.0 - fx) * p(i10) + fx * p(i11);
+                let p = |px: [u8; C]| f32::from(px[ch]);
+                let top = (1.0 - fx) * p(p00) + fx * p(p01);
+                let bottom = (1.0 - fx) * p(p10) + fx * p(p11);
                 plane[d] = ((1.0 - fy) * top + fy * bottom) * rescale;
             }
         }
@@ -382,6 +386,58 @@ mod tests {
             assert!(t.tx.abs() <= 0.15 * 150.0 && t.ty.abs() <= 0.15 * 100.0);
             assert!((0.7..=1.3).contains(&t.zx) && (0.7..=1.3).contains(&t.zy));
             assert!(!t.flip_vertical);
+        }
+    }
+
+    /// The warp as first written (floor, per-channel indexing): the fast one must match it
+    /// to the bit.
+    fn reference(src: &[u8], (h, w): (usize, usize), t: &Transform) -> Vec<f32> {
+        let m = t.matrix(h, w);
+        let mut out = vec![0.0f32; h * w * 3];
+        let (hmax, wmax) = ((h - 1) as f64, (w - 1) as f64);
+        for r in 0..h {
+            for c in 0..w {
+                let y = (m[0][0] * r as f64 + m[0][1] * c as f64 + m[0][2]).clamp(0.0, hmax);
+                let x = (m[1][0] * r as f64 + m[1][1] * c as f64 + m[1][2]).clamp(0.0, wmax);
+                let (y0, x0) = (y.floor(), x.floor());
+                let (fy, fx) = ((y - y0) as f32, (x - x0) as f32);
+                let (y0, x0) = (y0 as usize, x0 as usize);
+                let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
+                let dr = if t.flip_vertical { h - 1 - r } else { r };
+                let dc = if t.flip_horizontal { w - 1 - c } else { c };
+                for ch in 0..3 {
+                    let p = |yy: usize, xx: usize| f32::from(src[(yy * w + xx) * 3 + ch]);
+                    let top = (1.0 - fx) * p(y0, x0) + fx * p(y0, x1);
+                    let bottom = (1.0 - fx) * p(y1, x0) + fx * p(y1, x1);
+                    out[ch * h * w + dr * w + dc] =
+                        ((1.0 - fy) * top + fy * bottom) * (1.0 / 255.0);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fast_warp_matches_the_plain_one_to_the_bit() {
+        use rand::SeedableRng;
+        let aug = crate::config::Config::default().augment;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (h, w) = (23, 31);
+        let src: Vec<u8> = (0..h * w * 3).map(|i| (i * 97 % 256) as u8).collect();
+        for _ in 0..50 {
+            let t = Transform::random(&aug, h, w, &mut rng);
+            if t.affine_is_identity() {
+                continue;
+            }
+            let mut out = vec![f32::NAN; src.len()];
+            warp_into(&src, (h, w), 3, &t, 1.0 / 255.0, &mut out);
+            let want = reference(&src, (h, w), &t);
+            assert!(
+                out.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{t:?}"
+            );
         }
     }
 }

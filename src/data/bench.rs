@@ -28,6 +28,8 @@ pub struct BenchReport {
     pub uncached_per_s: f64,
     /// One augmented training epoch from the cache (resize done, augment only).
     pub cached_per_s: f64,
+    /// The tutorial's augmentation alone (one affine warp per image) on one thread.
+    pub augment_per_s_one_thread: f64,
 }
 
 impl fmt::Display for BenchReport {
@@ -49,10 +51,15 @@ impl fmt::Display for BenchReport {
             "  epoch without cache (decode + resize + augment): {:8.0} images/s",
             self.uncached_per_s
         )?;
-        write!(
+        writeln!(
             f,
             "  epoch with cache (augment only): {:8.0} images/s",
             self.cached_per_s
+        )?;
+        write!(
+            f,
+            "  augmentation warp alone, one thread: {:8.0} images/s",
+            self.augment_per_s_one_thread
         )
     }
 }
@@ -132,6 +139,7 @@ pub fn bench_pipeline(
     cached.data.cache_mib = cached.data.cache_mib.max(1024);
     let ds = Dataset::open(&dir.0, None, &cached)?;
     let cached_per_s = epoch_rate(&ds, batch);
+    let augment_per_s_one_thread = warp_rate(&cfg);
     Ok(BenchReport {
         images: ds.train.len(),
         source,
@@ -140,5 +148,24 @@ pub fn bench_pipeline(
         open_per_s,
         uncached_per_s,
         cached_per_s,
+        augment_per_s_one_thread,
     })
+}
+
+/// Images per second through the augmentation warp alone, on this thread, at the input size.
+fn warp_rate(cfg: &Config) -> f64 {
+    use rand::SeedableRng;
+    let [c, h, w] = cfg.input_shape();
+    let src: Vec<u8> = (0..h * w * c).map(|i| (i * 31 % 251) as u8).collect();
+    let mut out = vec![0.0f32; src.len()];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let transforms: Vec<_> = (0..64)
+        .map(|_| super::augment::Transform::random(&cfg.augment, h, w, &mut rng))
+        .collect();
+    let n = 400;
+    let start = Instant::now();
+    for i in 0..n {
+        super::augment::warp_into(&src, (h, w), c, &transforms[i % 64], 1.0 / 255.0, &mut out);
+    }
+    n as f64 / start.elapsed().as_secs_f64().max(1e-9)
 }
