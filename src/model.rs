@@ -171,7 +171,14 @@ impl Net {
     pub fn forward(&self, input: Tensor<4>, train: bool, keep_activations: bool) -> Forward {
         let mut x = Flow::Map(input);
         let mut activations = Vec::new();
-        for i in 0..self.steps.len() {
+        let mut i = 0;
+        while i < self.steps.len() {
+            // Nobody looks at a convolution's own output: pool it as it is made.
+            if !keep_activations && let Some(y) = self.conv_pool(i, &x) {
+                x = Flow::Map(y);
+                i += 2;
+                continue;
+            }
             x = self.step(i, x, train);
             if keep_activations
                 && matches!(self.steps[i], Step::Conv { .. } | Step::Pool { .. })
@@ -179,11 +186,44 @@ impl Net {
             {
                 activations.push((i, y.clone()));
             }
+            i += 1;
         }
         Forward {
             logits: x.into_flat(),
             activations,
         }
+    }
+
+    /// Steps `i` (a convolution with `ReLU` and even padding) and `i + 1` (max pooling) as one
+    /// fast op on the CPU, where that pair is what comes next.
+    fn conv_pool(&self, i: usize, x: &Flow) -> Option<Tensor<4>> {
+        let (
+            Some(&Step::Conv {
+                index,
+                stride,
+                padding,
+                relu: true,
+            }),
+            Some(&Step::Pool { size }),
+            Flow::Map(x),
+        ) = (self.steps.get(i), self.steps.get(i + 1), x)
+        else {
+            return None;
+        };
+        let even = padding[0].0 == padding[0].1 && padding[1].0 == padding[1].1;
+        if !self.fast_conv || !even {
+            return None;
+        }
+        let p = &self.convs[index];
+        Some(ops::conv2d_relu_pool(
+            x.clone(),
+            p.weight.val(),
+            Some(p.bias.val()),
+            [stride, stride],
+            [padding[0].0, padding[1].0],
+            size,
+            true,
+        ))
     }
 
     /// Run step `i` of the forward pass on `x` (the previous step's output).
@@ -427,6 +467,31 @@ mod tests {
                 [2, 64, 2, 2]
             ]
         );
+    }
+
+    #[test]
+    fn training_forward_pools_inside_the_convolution_with_the_same_result() {
+        let device = Device::flex().autodiff();
+        let net = Net::new(&small_cfg(), 2, 1, &device).expect("valid");
+        assert!(
+            net.conv_pool(0, &Flow::Map(Tensor::zeros([1, 3, 16, 16], &device)))
+                .is_some()
+        );
+        let x = Tensor::<4>::random([3, 3, 16, 16], Distribution::Default, &device);
+        // Without activations the conv+pool pairs run fused; with them, step by step.
+        let fused = net.forward(x.clone(), false, false).logits;
+        let stepwise = net.forward(x, false, true).logits;
+        let diff: f32 = (fused.clone() - stepwise.clone()).abs().max().into_scalar();
+        assert!(diff < 1e-5, "logits differ by {diff}");
+        let (gf, gs) = (fused.sum().backward(), stepwise.sum().backward());
+        for conv in &net.convs {
+            let (a, b) = (conv.weight.grad(&gf), conv.weight.grad(&gs));
+            let diff: f32 = (a.expect("grad") - b.expect("grad"))
+                .abs()
+                .max()
+                .into_scalar();
+            assert!(diff < 1e-4, "conv gradients differ by {diff}");
+        }
     }
 
     #[test]
