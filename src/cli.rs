@@ -214,7 +214,7 @@ pub struct BenchArgs {
     /// Only the UI timing (no training, no pipeline).
     #[arg(long)]
     pub ui_only: bool,
-    /// Also time every op of a training step (conv, pool, dense, Adam) with burn's and the fast ops.
+    /// Also time every op of a training step (conv, pool, dense, Adam) with burn's ops, the fast ops, and the fast ops with conv+pool fused (what training runs).
     #[arg(long)]
     pub breakdown: bool,
 }

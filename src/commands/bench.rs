@@ -52,7 +52,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     if args.breakdown {
         use crate::model::ops::bench::{OpsPath, bench_step};
         let side = args.image_size[0].min(args.image_size[1]) as usize;
-        for path in [OpsPath::Burn, OpsPath::Fast] {
+        for path in OpsPath::ALL {
             let r = bench_step(args.batch_size, side, args.steps, path);
             out(&format!(
                 "breakdown ({} ops): {:.1} img/s, {:.0} ms/step",
