@@ -345,34 +345,26 @@ impl AppState {
         }
         let body =
             super::render::body_area(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
+        // The grid tile under the click, if the click is on a grid picture.
+        let tile = |geom: Option<crate::viz::raster::Grid>, pic: &super::pictures::Pic, area| {
+            let (x, y) = super::picture::pixel_at(&pic.raster, area, col, row)?;
+            geom?.tile_at(x, y)
+        };
         match self.tab {
             Tab::Filters => {
                 let area = super::tabs::filters::areas(self, body).grid;
-                let hit = self.pictures.filter_geom.and_then(|g| {
-                    let (x, y) = super::picture::pixel_at(
-                        &self.pictures.filter_grid.raster,
-                        area,
-                        col,
-                        row,
-                    )?;
-                    g.tile_at(x, y)
-                });
-                if let Some(i) = hit {
+                if let Some(i) = tile(self.pictures.filter_geom, &self.pictures.filter_grid, area) {
                     self.filter = i;
                     self.rebuild_filters();
                 }
             }
             Tab::Features => {
                 let area = super::tabs::features::areas(self, body).grid;
-                let hit = self.pictures.feature_geom.and_then(|g| {
-                    let (x, y) = super::picture::pixel_at(
-                        &self.pictures.feature_grid.raster,
-                        area,
-                        col,
-                        row,
-                    )?;
-                    g.tile_at(x, y)
-                });
+                let hit = tile(
+                    self.pictures.feature_geom,
+                    &self.pictures.feature_grid,
+                    area,
+                );
                 if let Some(i) = hit {
                     self.channel = i;
                     self.rebuild_features();
