@@ -210,17 +210,14 @@ impl Net {
         else {
             return None;
         };
-        let even = padding[0].0 == padding[0].1 && padding[1].0 == padding[1].1;
-        if !self.fast_conv || !even {
-            return None;
-        }
+        let pad = symmetric(padding).filter(|_| self.fast_conv)?;
         let p = &self.convs[index];
         Some(ops::conv2d_relu_pool(
             x.clone(),
             p.weight.val(),
             Some(p.bias.val()),
             [stride, stride],
-            [padding[0].0, padding[1].0],
+            pad,
             size,
             true,
         ))
@@ -332,6 +329,12 @@ impl Flow {
     }
 }
 
+/// `[height, width]` padding when both sides of each are equal.
+fn symmetric(padding: [(usize, usize); 2]) -> Option<[usize; 2]> {
+    (padding[0].0 == padding[0].1 && padding[1].0 == padding[1].1)
+        .then_some([padding[0].0, padding[1].0])
+}
+
 /// Convolution (+ ReLU): convscope's fast CPU kernels where available, else burn's.
 fn conv2d(
     x: Tensor<4>,
@@ -342,9 +345,7 @@ fn conv2d(
     with_relu: bool,
     fast: bool,
 ) -> Tensor<4> {
-    let symmetric = padding[0].0 == padding[0].1 && padding[1].0 == padding[1].1;
-    if symmetric {
-        let pad = [padding[0].0, padding[1].0];
+    if let Some(pad) = symmetric(padding) {
         return if with_relu {
             ops::conv2d_relu(x, weight, Some(bias), [stride, stride], pad, fast)
         } else {

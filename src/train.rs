@@ -215,11 +215,7 @@ impl Worker {
         let batches = dataset.batches_per_epoch(batch_size);
         let ad_device = device.clone().autodiff();
         let mut net = Net::new(&cfg, classes.len(), cfg.train.seed, &ad_device)?;
-        let mut optim = crate::model::ops::adam::adam(
-            cfg.optimizer.beta_1,
-            cfg.optimizer.beta_2,
-            cfg.optimizer.epsilon,
-        );
+        let mut optim = crate::model::ops::adam::adam(&cfg.optimizer);
         let mut state = TrainState {
             epoch: 0,
             batch: batches,

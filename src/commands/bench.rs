@@ -116,7 +116,7 @@ fn train_step(cfg: &Config, steps: usize, warmup: usize) -> Result<()> {
     let n = cfg.train.batch_size;
     let mut s = Stepper {
         net: Net::new(cfg, 2, 1, &ad)?,
-        optim: crate::model::ops::adam::adam(0.9, 0.999, 1e-7),
+        optim: crate::model::ops::adam::adam(&cfg.optimizer),
         labels: (0..n).map(|i| i % 2).collect(),
         shape: [n, c, h, w],
         lr: cfg.optimizer.lr,

@@ -24,11 +24,19 @@ use burn::tensor::{DType, Distribution, Tensor};
 
 use flex::{ConvSpec, FastOps};
 
+/// Whether `t` lives on a flex (CPU) device, with or without autodiff.
+fn on_flex_device<const D: usize>(t: &Tensor<D>) -> bool {
+    matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// Whether the flex kernels can take `t`: `f32` on a flex device.
+pub(crate) fn flex_f32<const D: usize>(t: &Tensor<D>) -> bool {
+    t.dtype() == DType::F32 && on_flex_device(t)
+}
+
 /// Whether `x` (and the weight, if any) can take the fast path: `f32` tensors on a flex device.
 fn fast_path(x: &Tensor<4>, weight: Option<&Tensor<4>>, fast: bool) -> bool {
-    fast && x.dtype() == DType::F32
-        && weight.is_none_or(|w| w.dtype() == DType::F32)
-        && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+    fast && flex_f32(x) && weight.is_none_or(|w| w.dtype() == DType::F32)
 }
 
 /// 2-D convolution, NCHW, fast path on the flex device (with or without autodiff), burn's
@@ -127,10 +135,7 @@ pub fn conv2d_relu_pool(
 #[must_use]
 pub fn dropout<const D: usize>(x: Tensor<D>, rate: f32, fast: bool) -> Tensor<D> {
     let keep = 1.0 - rate;
-    if fast
-        && x.dtype() == DType::F32
-        && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
-    {
+    if fast && flex_f32(&x) {
         let draws: Vec<f32> = Tensor::<1>::random([2], Distribution::Default, &x.device())
             .into_data()
             .try_to_vec::<f32>()
@@ -157,7 +162,7 @@ pub fn dropout<const D: usize>(x: Tensor<D>, rate: f32, fast: bool) -> Tensor<D>
 /// slices multiplied as one batch and summed ("split-K"). The CPU kernels are left as they are.
 #[must_use]
 pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
-    let on_gpu = !matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_));
+    let on_gpu = !on_flex_device(&x);
     let b = b.unsqueeze_dim(0);
     match split_k(x.dims(), on_gpu) {
         Some(s) => linear_split(x, w, s) + b,

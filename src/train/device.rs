@@ -19,19 +19,15 @@ fn wgpu() -> Result<Device, String> {
     persist_tuning();
     // A software renderer (llvmpipe, lavapipe) is an adapter too, and trains orders of
     // magnitude slower than the CPU device: only a real GPU will do.
-    let probes: Vec<_> = [
+    let probes = [
         Kind::DiscreteGpu(0),
         Kind::IntegratedGpu(0),
         Kind::VirtualGpu(0),
         Kind::Other(0),
     ]
-    .into_iter()
-    .map(burn::cubecl::Device::wgpu)
-    .collect();
+    .map(burn::cubecl::Device::wgpu);
     let forced = std::env::var_os("CONVSCOPE_WGPU_ANY_ADAPTER").is_some_and(|v| v == "1");
-    if let Some(Err(first)) = probes.iter().find(|_| probes.iter().all(Result::is_err))
-        && !forced
-    {
+    if !forced && let [Err(first), Err(_), Err(_), Err(_)] = &probes {
         return Err(format!(
             "--device wgpu: no GPU found ({first}; a software renderer such as llvmpipe does \
              not count: it trains far slower than --device cpu); install the GPU's Vulkan \

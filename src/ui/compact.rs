@@ -39,16 +39,29 @@ struct Pen {
 /// One way to draw a cell: symbol, foreground, background.
 type Look<'a> = (&'a str, Color, Color);
 
+/// Bytes that `Colored`'s parameters take, counted without building a string: this runs for
+/// every candidate look of every picture cell of a frame.
+fn param_len(c: Colored) -> usize {
+    struct Count(usize);
+    impl std::fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    let _ = write!(n, "{c}");
+    n.0
+}
+
 fn sgr_len(pen: &Pen, fg: Color, bg: Color) -> usize {
-    let one = |c: Colored| format!("{c}").len();
+    let fg_len = || param_len(Colored::ForegroundColor(fg.into_crossterm()));
+    let bg_len = || param_len(Colored::BackgroundColor(bg.into_crossterm()));
     match (fg != pen.fg, bg != pen.bg) {
         (false, false) => 0,
-        (true, false) => 3 + one(Colored::ForegroundColor(fg.into_crossterm())),
-        (false, true) => 3 + one(Colored::BackgroundColor(bg.into_crossterm())),
-        (true, true) => {
-            4 + one(Colored::ForegroundColor(fg.into_crossterm()))
-                + one(Colored::BackgroundColor(bg.into_crossterm()))
-        }
+        (true, false) => 3 + fg_len(),
+        (false, true) => 3 + bg_len(),
+        (true, true) => 4 + fg_len() + bg_len(),
     }
 }
 
@@ -58,14 +71,14 @@ fn choose<'a>(cell: &'a Cell, pen: &Pen) -> Look<'a> {
     if sym != "▀" || !cell.modifier.is_empty() {
         return (sym, fg, bg);
     }
-    let mut looks: Vec<Look<'a>> = vec![("▀", fg, bg), ("▄", bg, fg)];
-    if fg == bg {
-        // Either colour register may hold the pixel; the other keeps whatever it has.
-        looks.push((" ", pen.fg, bg));
-        looks.push(("█", fg, pen.bg));
-    }
-    looks
-        .into_iter()
+    let halves = [("▀", fg, bg), ("▄", bg, fg)];
+    // With both pixels alike, either colour register may hold them; the other keeps its colour.
+    let solids = [(" ", pen.fg, bg), ("█", fg, pen.bg)];
+    let solids = if fg == bg { &solids[..] } else { &[] };
+    halves
+        .iter()
+        .chain(solids)
+        .copied()
         .min_by_key(|&(s, f, b)| sgr_len(pen, f, b) + s.len())
         .unwrap_or((sym, fg, bg))
 }

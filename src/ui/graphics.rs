@@ -80,11 +80,8 @@ fn sixel(raster: &crate::viz::Raster, size: Size, tmux: bool) -> Result<Protocol
     let Some(body) = encoded.strip_prefix('\x1b') else {
         return Err("sixel encoding did not start with an escape".into());
     };
-    let (start, escape, end) = if tmux {
-        ("\x1bPtmux;", "\x1b\x1b", "\x1b\\")
-    } else {
-        ("", "\x1b", "")
-    };
+    let (start, escape, end) =
+        ratatui_image::picker::cap_parser::Parser::tmux_start_escape_end(tmux);
     let mut data = String::with_capacity(body.len() + 16 * usize::from(size.height) + 32);
     data.push_str(start);
     // Erase what was under the picture (ECH + cursor down per row, then back up).

@@ -4,17 +4,18 @@
 //! so checkpoints of either load in the other; anywhere but flex, burn's `Adam` runs.
 
 use burn::backend::Dispatch;
-use burn::backend::DispatchDevice;
 use burn::optim::{
     Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
 };
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use super::flex::FastOps;
+use super::flex_f32;
 
-/// Adam with `beta_1`, `beta_2` and `epsilon`, fused on flex.
+/// Adam with the configured `beta_1`, `beta_2` and `epsilon`, fused on flex.
 #[must_use]
-pub fn adam(beta_1: f32, beta_2: f32, epsilon: f32) -> ModuleOptimizer {
+pub fn adam(cfg: &crate::config::OptimizerConfig) -> ModuleOptimizer {
+    let (beta_1, beta_2, epsilon) = (cfg.beta_1, cfg.beta_2, cfg.epsilon);
     ModuleOptimizer::from(FusedAdam {
         reference: AdamConfig::new()
             .with_beta_1(beta_1)
@@ -36,10 +37,6 @@ pub struct FusedAdam {
     epsilon: f32,
 }
 
-fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
-    t.dtype() == DType::F32 && matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
-}
-
 impl Optimizer for FusedAdam {
     type State<const D: usize> = AdamState<D>;
 
@@ -53,7 +50,7 @@ impl Optimizer for FusedAdam {
         let amsgrad = state
             .as_ref()
             .is_some_and(|s| s.momentum.max_moment_2.is_some());
-        if !on_flex(&tensor) || !on_flex(&grad) || amsgrad {
+        if !flex_f32(&tensor) || !flex_f32(&grad) || amsgrad {
             return self.reference.step(lr, tensor, grad, state);
         }
         // A first step is the update from zero moments: b * 0 + (1 - b) * g is (1 - b) * g.
@@ -134,8 +131,8 @@ mod tests {
     fn the_fused_path_takes_flex_tensors() {
         // What ModuleOptimizer hands the optimizer: the plain tensor under an autodiff one.
         let t = Tensor::<1>::zeros([3], &Device::flex().autodiff());
-        assert!(on_flex(&t.inner()));
-        assert!(on_flex(&Tensor::<1>::zeros([3], &Device::flex())));
+        assert!(flex_f32(&t.inner()));
+        assert!(flex_f32(&Tensor::<1>::zeros([3], &Device::flex())));
     }
 
     #[test]
@@ -144,8 +141,8 @@ mod tests {
         let mut cfg = Config::default();
         cfg.data.image_size = [24, 24];
         let net = Net::new(&cfg, 3, 5, &device).expect("net");
-        let mut ours = adam(0.9, 0.999, 1e-7);
-        let mut burns = AdamConfig::new().with_epsilon(1e-7).init();
+        let mut ours = adam(&cfg.optimizer);
+        let mut burns = AdamConfig::new().with_epsilon(cfg.optimizer.epsilon).init();
         let (mut a, mut b) = (net.clone(), net);
         for step in 0..3 {
             let x = Tensor::<4>::random([4, 3, 24, 24], Distribution::Default, &device);

@@ -157,14 +157,9 @@ impl FastOps for Flex {
         beta: f32,
         square: bool,
     ) -> FloatTensor<Self> {
-        let (prev, g) = (contiguous(&prev), contiguous(&g));
-        let shape = prev.layout().shape().clone();
-        let mut out = vec![0.0; values(&prev).len()];
-        timed(
-            || "adam moments".to_string(),
-            || adam::ema(values(&prev), values(&g), beta, square, &mut out),
-        );
-        FlexTensor::from_data(TensorData::new(out, shape))
+        elementwise([&prev, &g], "adam moments", |[prev, g], out| {
+            adam::ema(prev, g, beta, square, out);
+        })
     }
 
     fn fast_adam_apply(
@@ -173,27 +168,34 @@ impl FastOps for Flex {
         v: FloatTensor<Self>,
         factors: [f32; 3],
     ) -> FloatTensor<Self> {
-        let (p, m, v) = (contiguous(&p), contiguous(&m), contiguous(&v));
-        let shape = p.layout().shape().clone();
-        let mut out = vec![0.0; values(&p).len()];
-        timed(
-            || "adam update".to_string(),
-            || adam::apply(values(&p), values(&m), values(&v), factors, &mut out),
-        );
-        FlexTensor::from_data(TensorData::new(out, shape))
+        elementwise([&p, &m, &v], "adam update", |[p, m, v], out| {
+            adam::apply(p, m, v, factors, out);
+        })
     }
+}
+
+/// A new tensor shaped like `inputs[0]`, filled by `f` from the inputs' values (all the same
+/// length, any rank), timed under `name`.
+fn elementwise<const N: usize>(
+    inputs: [&FlexTensor; N],
+    name: &str,
+    f: impl FnOnce([&[f32]; N], &mut [f32]),
+) -> FlexTensor {
+    let inputs = inputs.map(contiguous);
+    let shape = inputs[0].layout().shape().clone();
+    let mut out = vec![0.0; values(&inputs[0]).len()];
+    timed(
+        || name.to_string(),
+        || f(std::array::from_fn(|i| values(&inputs[i])), &mut out),
+    );
+    FlexTensor::from_data(TensorData::new(out, shape))
 }
 
 /// [`dropout::apply`] on a flex tensor of any rank.
 fn dropout_apply(x: &FlexTensor, keep: f32, seed: u64, pass: &str) -> FlexTensor {
-    let x = contiguous(x);
-    let shape = x.layout().shape().clone();
-    let mut y = vec![0.0; values(&x).len()];
-    timed(
-        || format!("dropout {pass}"),
-        || dropout::apply(values(&x), &mut y, keep, seed),
-    );
-    FlexTensor::from_data(TensorData::new(y, shape))
+    elementwise([x], &format!("dropout {pass}"), |[x], y| {
+        dropout::apply(x, y, keep, seed);
+    })
 }
 
 fn pool_forward(x: &FlexTensor, size: usize) -> FlexTensor {
