@@ -11,6 +11,7 @@ pub mod adam;
 pub mod bench;
 pub mod conv;
 pub mod dropout;
+pub mod dw;
 pub mod flex;
 pub mod pool;
 pub mod profile;

@@ -14,6 +14,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+use super::dw;
 use super::pool::{self, PoolGeom};
 
 /// Floats in one im2col band: 64 Ki floats (256 KiB) keeps the band and its GEMM panel in L2.
@@ -130,6 +131,8 @@ struct Scratch {
     col: Vec<f32>,
     dcol: Vec<f32>,
     dy: Vec<f32>,
+    /// One sample's unpooled output in the fused conv+pool forward pass.
+    y: Vec<f32>,
 }
 
 thread_local! {
@@ -315,8 +318,10 @@ pub fn forward_into(
 }
 
 /// [`forward_into`] followed by max-pooling each sample's output with window `size` into `pooled`
-/// (`[batch, out_ch, out_h / size, out_w / size]`) while it is in cache; `y` keeps the unpooled
-/// output for the backward pass.
+/// (`[batch, out_ch, out_h / size, out_w / size]`) while it is in cache. The unpooled output
+/// only ever lives in a per-thread buffer: `codes` (one per pooled value) records which window
+/// slot the backward pass routes the gradient to, or that the fused `ReLU` stops it (see
+/// [`pool::forward_plane_codes`]).
 #[allow(clippy::too_many_arguments)]
 pub fn forward_pooled_into(
     g: &ConvGeom,
@@ -325,31 +330,46 @@ pub fn forward_pooled_into(
     bias: Option<&[f32]>,
     relu: bool,
     size: usize,
-    y: &mut [f32],
     pooled: &mut [f32],
+    codes: &mut [u16],
 ) {
+    assert!(
+        (1..=pool::MAX_CODED_SIZE).contains(&size),
+        "conv2d: pool window {size} out of range"
+    );
     let pg = PoolGeom {
-        planes: g.out_ch,
+        planes: 1,
         in_h: g.out_h,
         in_w: g.out_w,
         size,
     };
-    let pl = g.out_ch * pg.out_h() * pg.out_w();
+    let plane = pg.out_h() * pg.out_w();
+    let pl = g.out_ch * plane;
     assert_eq!(x.len(), g.batch * g.x_len(), "conv2d: input length");
     assert_eq!(w.len(), g.out_ch * g.k(), "conv2d: weight length");
-    assert_eq!(y.len(), g.batch * g.y_len(), "conv2d: output length");
     assert_eq!(pooled.len(), g.batch * pl, "conv2d: pooled output length");
+    assert_eq!(codes.len(), pooled.len(), "conv2d: pool codes length");
     if g.y_len() == 0 || g.x_len() == 0 || pl == 0 {
-        y.fill(0.0);
         pooled.fill(0.0);
+        codes.fill(pool::BLOCKED);
         return;
     }
-    y.par_chunks_mut(g.y_len())
-        .zip(pooled.par_chunks_mut(pl))
+    pooled
+        .par_chunks_mut(pl)
+        .zip(codes.par_chunks_mut(pl))
         .zip(x.par_chunks(g.x_len()))
-        .for_each(|((y_n, p_n), x_n)| {
-            SCRATCH.with_borrow_mut(|s| forward_sample(g, x_n, w, bias, relu, y_n, &mut s.col));
-            pool::forward_seq(&pg, y_n, p_n);
+        .for_each(|((p_n, c_n), x_n)| {
+            SCRATCH.with_borrow_mut(|s| {
+                let Scratch { col, y, .. } = s;
+                y.resize(g.y_len(), 0.0);
+                forward_sample(g, x_n, w, bias, relu, y, col);
+                let planes = y
+                    .chunks_exact(g.p())
+                    .zip(p_n.chunks_exact_mut(plane).zip(c_n.chunks_exact_mut(plane)));
+                for (y_o, (p_o, c_o)) in planes {
+                    pool::forward_plane_codes(&pg, y_o, p_o, c_o, relu);
+                }
+            });
         });
 }
 
@@ -406,8 +426,10 @@ impl Partial {
 pub struct Upstream<'a> {
     /// Gradient of the op's output: the convolution output, or its pooling when `pool > 1`.
     pub dy: &'a [f32],
-    /// The forward's convolution output (after `ReLU` when `relu`); needed for `relu` or `pool > 1`.
+    /// The forward's convolution output (after `ReLU`); needed for `relu` without pooling.
     pub out: Option<&'a [f32]>,
+    /// The forward's pool codes ([`forward_pooled_into`]); needed for `pool > 1`.
+    pub codes: Option<&'a [u16]>,
     /// The forward applied `ReLU`.
     pub relu: bool,
     /// The forward max-pooled with this window (1: no pooling).
@@ -426,6 +448,7 @@ impl<'a> Upstream<'a> {
         Upstream {
             dy: &self.dy[i * dl..(i + 1) * dl],
             out: self.out.map(|o| &o[i * yl..(i + 1) * yl]),
+            codes: self.codes.map(|c| &c[i * dl..(i + 1) * dl]),
             ..*self
         }
     }
@@ -442,39 +465,50 @@ fn backward_sample(
     s: &mut Scratch,
 ) {
     let (k, p) = (g.k(), g.p());
-    let dy: &[f32] = if up.pool > 1 || up.relu {
+    // The bias gradient is each channel's gradient summed; the fused paths sum as they write.
+    let mut bias_done = false;
+    let dy: &[f32] = if up.pool > 1 {
+        // Route the pooled gradient to each window's coded slot, sample by sample in cache.
+        let codes = up
+            .codes
+            .expect("conv2d backward: fused pooling needs the forward's pool codes");
+        s.dy.resize(g.y_len(), 0.0);
+        let pg = PoolGeom {
+            planes: 1,
+            in_h: g.out_h,
+            in_w: g.out_w,
+            size: up.pool,
+        };
+        let plane = up.dy_len(g) / g.out_ch.max(1);
+        let planes =
+            s.dy.chunks_exact_mut(p)
+                .zip(up.dy.chunks_exact(plane).zip(codes.chunks_exact(plane)));
+        for (o, (dx_o, (dy_o, c_o))) in planes.enumerate() {
+            let sum = pool::backward_plane_codes(&pg, dy_o, c_o, dx_o);
+            if let Some(b) = acc.bias.get_mut(o) {
+                *b += sum;
+            }
+        }
+        bias_done = true;
+        &s.dy
+    } else if up.relu {
         let out = up
             .out
-            .expect("conv2d backward: fused ReLU or pooling needs the forward output");
-        if up.pool > 1 {
-            // Route the pooled gradient to each window's maximum, sample by sample in cache.
-            s.dy.resize(g.y_len(), 0.0);
-            let pg = PoolGeom {
-                planes: g.out_ch,
-                in_h: g.out_h,
-                in_w: g.out_w,
-                size: up.pool,
-            };
-            pool::backward_seq(&pg, out, up.dy, &mut s.dy);
-        } else {
-            s.dy.clear();
-            s.dy.extend_from_slice(up.dy);
-        }
-        if up.relu {
-            // The gradient passes where the (post-ReLU) output is positive.
-            for (d, &o) in s.dy.iter_mut().zip(out) {
-                if o <= 0.0 {
-                    *d = 0.0;
-                }
-            }
+            .expect("conv2d backward: fused ReLU needs the forward output");
+        s.dy.resize(g.y_len(), 0.0);
+        // The gradient passes where the (post-ReLU) output is positive.
+        for ((d, &u), &o) in s.dy.iter_mut().zip(up.dy).zip(out) {
+            *d = if o <= 0.0 { 0.0 } else { u };
         }
         &s.dy
     } else {
         up.dy
     };
-    for (o, row) in dy.chunks_exact(p).enumerate() {
-        if let Some(b) = acc.bias.get_mut(o) {
-            *b += row.iter().sum::<f32>();
+    if !bias_done {
+        for (o, row) in dy.chunks_exact(p).enumerate() {
+            if let Some(b) = acc.bias.get_mut(o) {
+                *b += sum(row);
+            }
         }
     }
     let dym = MatRef::from_row_major_slice(dy, g.out_ch, p);
@@ -489,16 +523,20 @@ fn backward_sample(
         if !acc.w.is_empty() {
             s.col.resize(k * band, 0.0);
             im2col(g, x, oh0, rows, &mut s.col);
-            let colm = MatRef::from_row_major_slice(&s.col[..k * band], k, band);
             // dW [out_ch, k] += dy [out_ch, band] * col^T [band, k]
-            matmul(
-                MatMut::from_row_major_slice_mut(&mut acc.w, g.out_ch, k),
-                Accum::Add,
-                dy_band,
-                colm.transpose(),
-                1.0,
-                Par::Seq,
-            );
+            if k <= dw::MAX_K {
+                dw::accumulate(&dy[oh0 * g.out_w..], p, &s.col, band, k, &mut acc.w);
+            } else {
+                let colm = MatRef::from_row_major_slice(&s.col[..k * band], k, band);
+                matmul(
+                    MatMut::from_row_major_slice_mut(&mut acc.w, g.out_ch, k),
+                    Accum::Add,
+                    dy_band,
+                    colm.transpose(),
+                    1.0,
+                    Par::Seq,
+                );
+            }
         }
         if let Some(dx) = dx.as_deref_mut() {
             s.dcol.resize(k * band, 0.0);
@@ -514,6 +552,19 @@ fn backward_sample(
             col2im(g, &s.dcol[..k * band], oh0, rows, dx);
         }
     }
+}
+
+/// The sum of `v` in eight interleaved partial sums, which vectorise.
+pub(crate) fn sum(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Gradients of [`forward`] given the output gradient `dy`; `relu_out` is the forward output when
@@ -532,6 +583,7 @@ pub fn backward(
     let up = Upstream {
         dy,
         out: relu_out,
+        codes: None,
         relu: relu_out.is_some(),
         pool: 1,
     };
@@ -570,6 +622,13 @@ pub fn backward_into(
             out.len(),
             g.batch * g.y_len(),
             "conv2d backward: output length"
+        );
+    }
+    if let Some(codes) = up.codes {
+        assert_eq!(
+            codes.len(),
+            up.dy.len(),
+            "conv2d backward: pool codes length"
         );
     }
     let xl = g.x_len().max(1);

@@ -98,13 +98,24 @@ fn conv_geom(x: &FlexTensor, w: &FlexTensor, spec: ConvSpec) -> ConvGeom {
     ConvGeom::new(dims4(x), dims4(w), spec.stride, spec.padding)
 }
 
-/// Run the forward pass; returns the op's output and the unpooled convolution output.
+/// What the backward pass of a convolution needs from its forward pass besides the inputs.
+#[derive(Clone, Debug)]
+enum Saved {
+    /// Nothing: no fused activation or pooling.
+    None,
+    /// The (post-`ReLU`) output, for the `ReLU`'s backward.
+    Out(FlexTensor),
+    /// Per pooled value, the window slot its gradient goes back to ([`conv::forward_pooled_into`]).
+    Codes(std::sync::Arc<Vec<u16>>),
+}
+
+/// Run the forward pass; returns the op's output and what its backward pass needs.
 fn conv_forward(
     x: &FlexTensor,
     w: &FlexTensor,
     bias: &FlexTensor,
     spec: ConvSpec,
-) -> (FlexTensor, FlexTensor) {
+) -> (FlexTensor, Saved) {
     let (x, w, bias) = (contiguous(x), contiguous(w), contiguous(bias));
     let g = conv_geom(&x, &w, spec);
     let bias = values(&bias);
@@ -121,16 +132,30 @@ fn conv_forward(
                 conv::forward_into(&g, x, w, Some(bias), spec.relu, y);
             });
         });
-        return (y.clone(), y);
+        let saved = if spec.relu {
+            Saved::Out(y.clone())
+        } else {
+            Saved::None
+        };
+        return (y, saved);
     }
     let pooled_shape = [g.batch, g.out_ch, g.out_h / spec.pool, g.out_w / spec.pool];
-    let mut pooled = vec![0.0; pooled_shape.iter().product()];
-    let y = recycle::output(g.out_shape(), |y| {
+    let mut codes = vec![0u16; pooled_shape.iter().product()];
+    let pooled = recycle::output(pooled_shape, |pooled| {
         timed(name, || {
-            conv::forward_pooled_into(&g, x, w, Some(bias), spec.relu, spec.pool, y, &mut pooled);
+            conv::forward_pooled_into(
+                &g,
+                x,
+                w,
+                Some(bias),
+                spec.relu,
+                spec.pool,
+                pooled,
+                &mut codes,
+            );
         });
     });
-    (tensor(pooled, pooled_shape), y)
+    (pooled, Saved::Codes(std::sync::Arc::new(codes)))
 }
 
 impl FastOps for Flex {
@@ -213,13 +238,12 @@ fn pool_forward(x: &FlexTensor, size: usize) -> FlexTensor {
 #[derive(Debug)]
 struct ConvBackward;
 
-/// Forward inputs (and the convolution output when `ReLU` or pooling was fused) kept for the
-/// backward pass.
+/// Forward inputs, and what a fused `ReLU` or pooling needs, kept for the backward pass.
 #[derive(Clone, Debug)]
 struct ConvState {
     x: FlexTensor,
     weight: FlexTensor,
-    out: Option<FlexTensor>,
+    saved: Saved,
     spec: ConvSpec,
 }
 
@@ -232,7 +256,7 @@ impl Backward<Flex, 3> for ConvBackward {
         let ConvState {
             x,
             weight,
-            out,
+            saved,
             spec,
         } = ops.state;
         let g = conv_geom(&x, &weight, spec);
@@ -241,11 +265,19 @@ impl Backward<Flex, 3> for ConvBackward {
             w: node_w.is_some(),
             bias: node_b.is_some(),
         };
-        let out = out.as_ref().map(contiguous);
+        let out = match &saved {
+            Saved::Out(out) => Some(contiguous(out)),
+            Saved::None | Saved::Codes(_) => None,
+        };
+        let codes = match &saved {
+            Saved::Codes(codes) => Some(codes.as_slice()),
+            Saved::None | Saved::Out(_) => None,
+        };
         let (xs, ws) = (values(&x), values(&weight));
         let up = Upstream {
             dy: values(&dy),
             out: out.as_ref().map(values),
+            codes,
             relu: spec.relu,
             pool: spec.pool,
         };
@@ -345,11 +377,11 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let (x, weight) = (contiguous(x.primitive()), contiguous(weight.primitive()));
-                let (out, conv_out) = conv_forward(&x, &weight, bias.primitive(), spec);
+                let (out, saved) = conv_forward(&x, &weight, bias.primitive(), spec);
                 let state = ConvState {
                     x,
                     weight,
-                    out: (spec.relu || spec.pool > 1).then_some(conv_out),
+                    saved,
                     spec,
                 };
                 prep.finish(state, out)

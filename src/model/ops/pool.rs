@@ -76,32 +76,6 @@ pub fn forward_into(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
         .for_each(|(y, x)| forward_plane(g, x, y));
 }
 
-/// [`forward_into`] on the calling thread, for callers already running one task per sample.
-pub(crate) fn forward_seq(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
-    let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h() * g.out_w());
-    if out_plane == 0 {
-        return;
-    }
-    for (y, x) in y.chunks_exact_mut(out_plane).zip(x.chunks_exact(in_plane)) {
-        forward_plane(g, x, y);
-    }
-}
-
-/// [`backward_into`] on the calling thread, for callers already running one task per sample.
-pub(crate) fn backward_seq(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h() * g.out_w());
-    if out_plane == 0 {
-        dx.fill(0.0);
-        return;
-    }
-    for (dx, (x, dy)) in dx
-        .chunks_exact_mut(in_plane)
-        .zip(x.chunks_exact(in_plane).zip(dy.chunks_exact(out_plane)))
-    {
-        backward_plane(g, x, dy, dx);
-    }
-}
-
 fn forward_plane(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
     let (s, w) = (g.size, g.in_w);
     for (oh, yrow) in y.chunks_exact_mut(g.out_w()).enumerate() {
@@ -193,6 +167,18 @@ fn backward_plane(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// Which later slots of a 2×2 window (`a`: top row, `b`: bottom row) beat everything before
+/// them — the winner is the last `true`, slot 0 when none — and the winning value.
+#[inline]
+fn first_max_2(a: &[f32], b: &[f32]) -> (bool, bool, bool, f32) {
+    let w1 = a[1] > a[0];
+    let m1 = if w1 { a[1] } else { a[0] };
+    let w2 = b[0] > m1;
+    let m2 = if w2 { b[0] } else { m1 };
+    let w3 = b[1] > m2;
+    (w1, w2, w3, if w3 { b[1] } else { m2 })
+}
+
 /// Size-2 windows: walk two input rows at once and write all four gradient slots per window.
 fn backward_plane_2(w: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     for (oh, dyrow) in dy.chunks_exact(w / 2).enumerate() {
@@ -214,6 +200,129 @@ fn backward_plane_2(w: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
             db[1] = if best.1 == 3 { d } else { 0.0 };
         }
     }
+}
+
+/// A window's code for [`backward_plane_codes`] when no gradient passes it (fused `ReLU` with a
+/// maximum that is not positive).
+pub(crate) const BLOCKED: u16 = u16::MAX;
+
+/// Largest window side whose slots fit a `u16` code beside [`BLOCKED`].
+pub(crate) const MAX_CODED_SIZE: usize = 255;
+
+/// One plane's forward pass that also records, per window, which slot the gradient goes back to
+/// (the first maximum in row-major order, as [`backward_into`] picks it), or [`BLOCKED`] when
+/// `relu` and that maximum is not positive: the backward pass then needs no forward output.
+pub(crate) fn forward_plane_codes(
+    g: &PoolGeom,
+    x: &[f32],
+    y: &mut [f32],
+    codes: &mut [u16],
+    relu: bool,
+) {
+    let (s, w) = (g.size, g.in_w);
+    debug_assert!(s <= MAX_CODED_SIZE);
+    let ow_n = g.out_w();
+    if s == 2 {
+        for (oh, (yrow, crow)) in y
+            .chunks_exact_mut(ow_n)
+            .zip(codes.chunks_exact_mut(ow_n))
+            .enumerate()
+        {
+            let (r0, r1) = x[2 * oh * w..(2 * oh + 2) * w].split_at(w);
+            let windows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+            for ((out, code), (a, b)) in yrow.iter_mut().zip(crow.iter_mut()).zip(windows) {
+                let (w1, w2, w3, m) = first_max_2(a, b);
+                *out = a[0].max(a[1]).max(b[0].max(b[1]));
+                *code = if relu && m <= 0.0 {
+                    BLOCKED
+                } else if w3 {
+                    3
+                } else if w2 {
+                    2
+                } else {
+                    u16::from(w1)
+                };
+            }
+        }
+        return;
+    }
+    for (oh, (yrow, crow)) in y
+        .chunks_exact_mut(ow_n)
+        .zip(codes.chunks_exact_mut(ow_n))
+        .enumerate()
+    {
+        for (ow, (out, code)) in yrow.iter_mut().zip(crow.iter_mut()).enumerate() {
+            let mut best = (x[oh * s * w + ow * s], 0u16);
+            let mut m = best.0;
+            for i in 0..s {
+                let row = &x[(oh * s + i) * w + ow * s..(oh * s + i) * w + ow * s + s];
+                for (j, &v) in row.iter().enumerate() {
+                    // Strictly greater keeps the first maximum (NaN never wins), like the
+                    // backward pass; the output is `max`, like the plain forward.
+                    if v > best.0 {
+                        best = (v, (i * s + j) as u16);
+                    }
+                    m = m.max(v);
+                }
+            }
+            *out = m;
+            *code = if relu && best.0 <= 0.0 {
+                BLOCKED
+            } else {
+                best.1
+            };
+        }
+    }
+}
+
+/// The input gradient of one plane from its window codes: each window's gradient goes to its
+/// coded slot, everything else is zero. Returns the sum of what was written (the bias gradient
+/// of a convolution feeding this pool).
+pub(crate) fn backward_plane_codes(g: &PoolGeom, dy: &[f32], codes: &[u16], dx: &mut [f32]) -> f32 {
+    let (s, w) = (g.size, g.in_w);
+    let ow_n = g.out_w();
+    if s == 2 {
+        // Every window slot is written once; only the odd last row and column need zeros.
+        if g.in_h % 2 == 1 {
+            dx[(g.in_h - 1) * w..].fill(0.0);
+        }
+        if w % 2 == 1 {
+            dx.chunks_exact_mut(w).for_each(|row| row[w - 1] = 0.0);
+        }
+        let mut sums = [0.0f32; 4];
+        for (oh, (dyrow, crow)) in dy
+            .chunks_exact(ow_n)
+            .zip(codes.chunks_exact(ow_n))
+            .enumerate()
+        {
+            let (d0, d1) = dx[2 * oh * w..(2 * oh + 2) * w].split_at_mut(w);
+            let slots = d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2));
+            for (i, ((&d, &code), (da, db))) in dyrow.iter().zip(crow).zip(slots).enumerate() {
+                da[0] = if code == 0 { d } else { 0.0 };
+                da[1] = if code == 1 { d } else { 0.0 };
+                db[0] = if code == 2 { d } else { 0.0 };
+                db[1] = if code == 3 { d } else { 0.0 };
+                sums[i % 4] += if code == BLOCKED { 0.0 } else { d };
+            }
+        }
+        return sums.iter().sum();
+    }
+    dx.fill(0.0);
+    let mut sum = 0.0;
+    for (oh, (dyrow, crow)) in dy
+        .chunks_exact(ow_n)
+        .zip(codes.chunks_exact(ow_n))
+        .enumerate()
+    {
+        for (ow, (&d, &code)) in dyrow.iter().zip(crow).enumerate() {
+            if code != BLOCKED {
+                let (i, j) = (usize::from(code) / s, usize::from(code) % s);
+                dx[(oh * s + i) * w + ow * s + j] = d;
+                sum += d;
+            }
+        }
+    }
+    sum
 }
 
 #[cfg(test)]
@@ -244,5 +353,37 @@ mod tests {
             backward(&g, &x, &[4.0]),
             [4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
         );
+    }
+
+    #[test]
+    fn codes_route_like_the_plain_backward_through_the_relu() {
+        // Few distinct values: many ties, many zero windows (what a ReLU output is like).
+        for (h, w, size) in [(6, 8, 2), (7, 9, 2), (9, 7, 3), (5, 5, 1)] {
+            let x: Vec<f32> = (0..h * w).map(|i| ((i * 7 + i / 3) % 4) as f32).collect();
+            let g = PoolGeom::new([1, 1, h, w], size);
+            let n = g.out_h() * g.out_w();
+            let dy: Vec<f32> = (0..n).map(|i| i as f32 + 1.0).collect();
+            for relu in [false, true] {
+                let (mut y, mut codes) = (vec![0.0; n], vec![0; n]);
+                forward_plane_codes(&g, &x, &mut y, &mut codes, relu);
+                assert_eq!(y, forward(&g, &x), "{h}x{w}/{size}: pooled values");
+                let mut dx = vec![f32::NAN; h * w];
+                let sum = backward_plane_codes(&g, &dy, &codes, &mut dx);
+                let mut want = backward(&g, &x, &dy);
+                if relu {
+                    for (d, &v) in want.iter_mut().zip(&x) {
+                        if v <= 0.0 {
+                            *d = 0.0;
+                        }
+                    }
+                }
+                assert_eq!(dx, want, "{h}x{w}/{size}, relu {relu}: input gradient");
+                assert_eq!(
+                    sum,
+                    want.iter().sum::<f32>(),
+                    "{h}x{w}/{size}: gradient sum"
+                );
+            }
+        }
     }
 }
