@@ -356,7 +356,10 @@ impl Job {
         let [c, h, w] = cfg.input_shape();
         let size = c * h * w;
         let augment = self.split == Split::Train && !cfg.augment.is_identity();
-        let mut images = vec![0.0f32; positions.len() * size];
+        // Zeroed in parallel: one thread clearing a 17 MB batch would be most of the batch's time
+        // on many cores (every element is overwritten below).
+        let mut images = Vec::with_capacity(positions.len() * size);
+        images.par_extend(rayon::iter::repeat_n(0.0f32, positions.len() * size));
         let ok: Vec<bool> = images
             .par_chunks_mut(size)
             .zip(positions.clone().into_par_iter())
