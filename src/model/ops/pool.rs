@@ -356,6 +356,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp)] // whole numbers: every order of summing them is exact
     fn codes_route_like_the_plain_backward_through_the_relu() {
         // Few distinct values: many ties, many zero windows (what a ReLU output is like).
         for (h, w, size) in [(6, 8, 2), (7, 9, 2), (9, 7, 3), (5, 5, 1)] {
