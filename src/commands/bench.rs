@@ -92,11 +92,24 @@ struct Stepper {
     labels: Vec<usize>,
     shape: [usize; 4],
     lr: f64,
+    /// Random batches made once, like the peer's random dataset: making 4 million random
+    /// numbers each step (tens of milliseconds on a CPU) is not part of training.
+    batches: Vec<Tensor<4>>,
+    next: usize,
 }
 
 impl Stepper {
-    fn batch(&self, device: &Device) -> Tensor<4> {
-        Tensor::<4>::random(self.shape, Distribution::Default, device)
+    /// Batches to rotate through.
+    const BATCHES: usize = 4;
+
+    fn batch(&mut self, device: &Device) -> Tensor<4> {
+        if self.batches.is_empty() || self.batches[0].device() != *device {
+            self.batches = (0..Self::BATCHES)
+                .map(|_| Tensor::<4>::random(self.shape, Distribution::Default, device))
+                .collect();
+        }
+        self.next = (self.next + 1) % self.batches.len();
+        self.batches[self.next].clone()
     }
 
     fn step(&mut self, ad: &Device) -> f32 {
@@ -120,6 +133,8 @@ fn train_step(cfg: &Config, steps: usize, warmup: usize) -> Result<()> {
         labels: (0..n).map(|i| i % 2).collect(),
         shape: [n, c, h, w],
         lr: cfg.optimizer.lr,
+        batches: Vec::new(),
+        next: 0,
     };
     let sync = || {
         let _ = device.sync();
@@ -183,12 +198,12 @@ fn train_step(cfg: &Config, steps: usize, warmup: usize) -> Result<()> {
         t_bwd / k,
         t_opt / k
     ));
-    layer_types(&s, &ad, steps, &sync);
+    layer_types(&mut s, &ad, steps, &sync);
 
     // Inference on the plain device: read back the logits of each batch.
     let eval = s.net.valid();
     let vd = eval.convs[0].weight.val().device();
-    let infer = |eval: &Net| {
+    let mut infer = |eval: &Net| {
         let _: Vec<f32> = eval
             .forward(s.batch(&vd), false, false)
             .logits
@@ -211,11 +226,11 @@ fn train_step(cfg: &Config, steps: usize, warmup: usize) -> Result<()> {
 }
 
 /// Forward and forward+backward time of each layer on its own, summed by layer type.
-fn layer_types(s: &Stepper, ad: &Device, steps: usize, sync: &dyn Fn()) {
+fn layer_types(s: &mut Stepper, ad: &Device, steps: usize, sync: &dyn Fn()) {
+    let mut x = Flow::Map(s.batch(ad));
     let net = &s.net;
     // Each step's input, from one forward pass.
     let mut inputs = Vec::with_capacity(net.steps.len());
-    let mut x = Flow::Map(s.batch(ad));
     for i in 0..net.steps.len() {
         inputs.push(x.clone().detach());
         x = net.step(i, x, true);
