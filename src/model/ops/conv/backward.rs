@@ -1,0 +1,337 @@
+//! The backward pass of [`super::forward`] and [`super::forward_pooled_into`]: per sample, the
+//! output gradient (routed back through a fused pool and `ReLU`), then per band of output rows
+//! the weight gradient from the im2col band and the input gradient by col2im.
+
+// Kernel code names tensors as the formulas do: x, w, y, g (geometry), s (stride).
+#![allow(clippy::many_single_char_names)]
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use super::{ConvGeom, SCRATCH, Scratch, bands, im2col, input_row, valid_range};
+use crate::model::ops::dw;
+use crate::model::ops::pool::{self, PoolGeom};
+
+/// Add the columns of `dcol` (`[k, rows * out_w]`) back onto the input gradient `dx` (`[c, h, w]`).
+fn col2im(g: &ConvGeom, dcol: &[f32], oh0: usize, rows: usize, dx: &mut [f32]) {
+    let band = rows * g.out_w;
+    let plane = g.in_h * g.in_w;
+    let sw = g.stride[1];
+    for (r, src) in dcol.chunks_exact(band).enumerate() {
+        let c = r / (g.k_h * g.k_w);
+        let kh = (r / g.k_w) % g.k_h;
+        let kw = r % g.k_w;
+        let dst_plane = &mut dx[c * plane..(c + 1) * plane];
+        let (lo, hi) = valid_range(kw, g.pad[1], sw, g.in_w, g.out_w);
+        if lo >= hi {
+            continue;
+        }
+        for (i, srow) in src.chunks_exact(g.out_w).enumerate() {
+            let Some(ih) = input_row(g, oh0 + i, kh) else {
+                continue;
+            };
+            let start = lo * sw + kw - g.pad[1];
+            let drow = &mut dst_plane[ih * g.in_w + start..(ih + 1) * g.in_w];
+            if sw == 1 {
+                for (d, s) in drow.iter_mut().zip(&srow[lo..hi]) {
+                    *d += *s;
+                }
+            } else {
+                for (d, s) in drow.iter_mut().step_by(sw).zip(&srow[lo..hi]) {
+                    *d += *s;
+                }
+            }
+        }
+    }
+}
+
+/// Which gradients a backward call must produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Needs {
+    /// Input gradient.
+    pub x: bool,
+    /// Weight gradient.
+    pub w: bool,
+    /// Bias gradient.
+    pub bias: bool,
+}
+
+/// Gradients of one convolution; `None` where not requested.
+#[derive(Debug, Default)]
+pub struct Grads {
+    /// `[batch, in_ch, in_h, in_w]`.
+    pub x: Option<Vec<f32>>,
+    /// `[out_ch, in_ch, k_h, k_w]`.
+    pub w: Option<Vec<f32>>,
+    /// `[out_ch]`.
+    pub bias: Option<Vec<f32>>,
+}
+
+/// Weight and bias gradient partial sums of one rayon fold.
+struct Partial {
+    w: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Partial {
+    fn zeros(g: &ConvGeom, needs: Needs) -> Self {
+        Self {
+            w: vec![0.0; if needs.w { g.out_ch * g.k() } else { 0 }],
+            bias: vec![0.0; if needs.bias { g.out_ch } else { 0 }],
+        }
+    }
+
+    #[allow(clippy::needless_pass_by_value)] // the signature rayon's reduce wants
+    fn add(mut self, other: Self) -> Self {
+        self.w.iter_mut().zip(&other.w).for_each(|(a, b)| *a += b);
+        self.bias
+            .iter_mut()
+            .zip(&other.bias)
+            .for_each(|(a, b)| *a += b);
+        self
+    }
+}
+
+/// The gradient reaching a convolution, fused `ReLU` and fused max-pooling, and the forward output
+/// needed to carry it back to the convolution's output.
+#[derive(Clone, Copy, Debug)]
+pub struct Upstream<'a> {
+    /// Gradient of the op's output: the convolution output, or its pooling when `pool > 1`.
+    pub dy: &'a [f32],
+    /// The forward's convolution output (after `ReLU`); needed for `relu` without pooling.
+    pub out: Option<&'a [f32]>,
+    /// The forward's pool codes ([`forward_pooled_into`]); needed for `pool > 1`.
+    pub codes: Option<&'a [u16]>,
+    /// The forward applied `ReLU`.
+    pub relu: bool,
+    /// The forward max-pooled with this window (1: no pooling).
+    pub pool: usize,
+}
+
+impl<'a> Upstream<'a> {
+    /// Floats of `dy` per sample.
+    fn dy_len(&self, g: &ConvGeom) -> usize {
+        g.out_ch * (g.out_h / self.pool) * (g.out_w / self.pool)
+    }
+
+    /// This sample's slice.
+    fn sample(&self, g: &ConvGeom, i: usize) -> Upstream<'a> {
+        let (dl, yl) = (self.dy_len(g), g.y_len());
+        Upstream {
+            dy: &self.dy[i * dl..(i + 1) * dl],
+            out: self.out.map(|o| &o[i * yl..(i + 1) * yl]),
+            codes: self.codes.map(|c| &c[i * dl..(i + 1) * dl]),
+            ..*self
+        }
+    }
+}
+
+/// One sample's backward pass: accumulate into `acc`, write the input gradient into `dx`.
+fn backward_sample(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    up: Upstream<'_>,
+    dx: Option<&mut [f32]>,
+    acc: &mut Partial,
+    s: &mut Scratch,
+) {
+    let (k, p) = (g.k(), g.p());
+    // The bias gradient is each channel's gradient summed; the fused paths sum as they write.
+    let mut bias_done = false;
+    let dy: &[f32] = if up.pool > 1 {
+        // Route the pooled gradient to each window's coded slot, sample by sample in cache.
+        let codes = up
+            .codes
+            .expect("conv2d backward: fused pooling needs the forward's pool codes");
+        s.dy.resize(g.y_len(), 0.0);
+        let pg = PoolGeom {
+            planes: 1,
+            in_h: g.out_h,
+            in_w: g.out_w,
+            size: up.pool,
+        };
+        let plane = up.dy_len(g) / g.out_ch.max(1);
+        let planes =
+            s.dy.chunks_exact_mut(p)
+                .zip(up.dy.chunks_exact(plane).zip(codes.chunks_exact(plane)));
+        for (o, (dx_o, (dy_o, c_o))) in planes.enumerate() {
+            let sum = pool::backward_plane_codes(&pg, dy_o, c_o, dx_o);
+            if let Some(b) = acc.bias.get_mut(o) {
+                *b += sum;
+            }
+        }
+        bias_done = true;
+        &s.dy
+    } else if up.relu {
+        let out = up
+            .out
+            .expect("conv2d backward: fused ReLU needs the forward output");
+        s.dy.resize(g.y_len(), 0.0);
+        // The gradient passes where the (post-ReLU) output is positive.
+        for ((d, &u), &o) in s.dy.iter_mut().zip(up.dy).zip(out) {
+            *d = if o <= 0.0 { 0.0 } else { u };
+        }
+        &s.dy
+    } else {
+        up.dy
+    };
+    if !bias_done {
+        for (o, row) in dy.chunks_exact(p).enumerate() {
+            if let Some(b) = acc.bias.get_mut(o) {
+                *b += sum(row);
+            }
+        }
+    }
+    let dym = MatRef::from_row_major_slice(dy, g.out_ch, p);
+    let wm = MatRef::from_row_major_slice(w, g.out_ch, k);
+    let mut dx = dx;
+    if let Some(dx) = dx.as_deref_mut() {
+        dx.fill(0.0);
+    }
+    for (oh0, rows) in bands(g) {
+        let band = rows * g.out_w;
+        let dy_band = dym.subcols(oh0 * g.out_w, band);
+        if !acc.w.is_empty() {
+            s.col.resize(k * band, 0.0);
+            im2col(g, x, oh0, rows, &mut s.col);
+            // dW [out_ch, k] += dy [out_ch, band] * col^T [band, k]
+            if k <= dw::MAX_K {
+                dw::accumulate(&dy[oh0 * g.out_w..], p, &s.col, band, k, &mut acc.w);
+            } else {
+                let colm = MatRef::from_row_major_slice(&s.col[..k * band], k, band);
+                matmul(
+                    MatMut::from_row_major_slice_mut(&mut acc.w, g.out_ch, k),
+                    Accum::Add,
+                    dy_band,
+                    colm.transpose(),
+                    1.0,
+                    Par::Seq,
+                );
+            }
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            s.dcol.resize(k * band, 0.0);
+            // dcol [k, band] = W^T [k, out_ch] * dy [out_ch, band]
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut s.dcol[..k * band], k, band),
+                Accum::Replace,
+                wm.transpose(),
+                dy_band,
+                1.0,
+                Par::Seq,
+            );
+            col2im(g, &s.dcol[..k * band], oh0, rows, dx);
+        }
+    }
+}
+
+/// The sum of `v` in eight interleaved partial sums, which vectorise.
+fn sum(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Gradients of [`forward`] given the output gradient `dy`; `relu_out` is the forward output when
+/// the forward applied `ReLU`.
+#[must_use]
+pub fn backward(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    relu_out: Option<&[f32]>,
+    needs: Needs,
+) -> Grads {
+    let mut dx = vec![0.0; if needs.x { g.batch * g.x_len() } else { 0 }];
+    let dx_out = needs.x.then_some(dx.as_mut_slice());
+    let up = Upstream {
+        dy,
+        out: relu_out,
+        codes: None,
+        relu: relu_out.is_some(),
+        pool: 1,
+    };
+    let (dw, db) = backward_into(g, x, w, up, dx_out, needs);
+    Grads {
+        x: needs.x.then_some(dx),
+        w: dw,
+        bias: db,
+    }
+}
+
+/// [`backward`] writing the input gradient into `dx` (old values overwritten) when it is given;
+/// returns the weight and bias gradients that `needs` asks for (`needs.x` is ignored).
+#[must_use]
+pub fn backward_into(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    up: Upstream<'_>,
+    dx: Option<&mut [f32]>,
+    needs: Needs,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    assert!(up.pool > 0, "conv2d backward: pool window must be non-zero");
+    assert_eq!(
+        x.len(),
+        g.batch * g.x_len(),
+        "conv2d backward: input length"
+    );
+    assert_eq!(
+        up.dy.len(),
+        g.batch * up.dy_len(g),
+        "conv2d backward: output gradient length"
+    );
+    if let Some(out) = up.out {
+        assert_eq!(
+            out.len(),
+            g.batch * g.y_len(),
+            "conv2d backward: output length"
+        );
+    }
+    if let Some(codes) = up.codes {
+        assert_eq!(
+            codes.len(),
+            up.dy.len(),
+            "conv2d backward: pool codes length"
+        );
+    }
+    let xl = g.x_len().max(1);
+    let body = |mut acc: Partial, (i, dx_n): (usize, Option<&mut [f32]>)| {
+        let x_n = &x[i * xl..(i + 1) * xl];
+        let up_n = up.sample(g, i);
+        SCRATCH.with_borrow_mut(|s| backward_sample(g, x_n, w, up_n, dx_n, &mut acc, s));
+        acc
+    };
+    let partial = if g.y_len() == 0 || g.x_len() == 0 {
+        if let Some(dx) = dx {
+            dx.fill(0.0);
+        }
+        Partial::zeros(g, needs)
+    } else if let Some(dx) = dx {
+        assert_eq!(dx.len(), x.len(), "conv2d backward: input gradient length");
+        dx.par_chunks_mut(xl)
+            .enumerate()
+            .map(|(i, d)| (i, Some(d)))
+            .fold(|| Partial::zeros(g, needs), body)
+            .reduce(|| Partial::zeros(g, needs), Partial::add)
+    } else {
+        (0..g.batch)
+            .into_par_iter()
+            .map(|i| (i, None))
+            .fold(|| Partial::zeros(g, needs), body)
+            .reduce(|| Partial::zeros(g, needs), Partial::add)
+    };
+    (
+        needs.w.then_some(partial.w),
+        needs.bias.then_some(partial.bias),
+    )
+}
