@@ -415,4 +415,32 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_pool_larger_than_the_output_passes_no_gradient() {
+        // Conv output 1x5 pooled by 2 keeps nothing: the forward and backward must not panic,
+        // and every gradient is zero.
+        let g = ConvGeom::new([2, 1, 1, 5], [3, 1, 1, 1], [1, 1], [0, 0]);
+        let x = vec![1.0; g.batch * g.x_len()];
+        let w = vec![0.5; 3];
+        let (mut pooled, mut codes) = (Vec::new(), Vec::new());
+        forward_pooled_into(&g, &x, &w, None, true, 2, &mut pooled, &mut codes);
+        let up = Upstream {
+            dy: &[],
+            out: None,
+            codes: Some(&codes),
+            relu: true,
+            pool: 2,
+        };
+        let mut dx = vec![f32::NAN; x.len()];
+        let needs = Needs {
+            x: true,
+            w: true,
+            bias: true,
+        };
+        let (dw, db) = backward_into(&g, &x, &w, up, Some(&mut dx), needs);
+        assert!(dx.iter().all(|&v| v == 0.0), "input gradient {dx:?}");
+        assert!(dw.is_some_and(|d| d.iter().all(|&v| v == 0.0)));
+        assert!(db.is_some_and(|d| d.iter().all(|&v| v == 0.0)));
+    }
 }

@@ -153,9 +153,13 @@ fn backward_sample(
             size: up.pool,
         };
         let plane = up.dy_len(g) / g.out_ch.max(1);
+        if plane == 0 {
+            // The pool kept nothing (an output smaller than its window): no gradient flows.
+            s.dy.fill(0.0);
+        }
         let planes =
             s.dy.chunks_exact_mut(p)
-                .zip(up.dy.chunks_exact(plane).zip(codes.chunks_exact(plane)));
+                .zip(up.dy.chunks(plane.max(1)).zip(codes.chunks(plane.max(1))));
         for (o, (dx_o, (dy_o, c_o))) in planes.enumerate() {
             let sum = pool::backward_plane_codes(&pg, dy_o, c_o, dx_o);
             if let Some(b) = acc.bias.get_mut(o) {
