@@ -109,7 +109,8 @@ fn fast_conv(
 
 /// 2-D convolution, `ReLU`, then max pooling (kernel = stride = `pool`, floor); on the fast path
 /// the pooling runs on each sample's output while it is in cache and its backward is fused into
-/// the convolution's, so the full-size pre-pool gradient is never materialised.
+/// the convolution's: neither the full-size pre-pool output nor its gradient is ever
+/// materialised, only a 2-byte code per window saying where the gradient goes back to.
 #[must_use]
 pub fn conv2d_relu_pool(
     x: Tensor<4>,
