@@ -18,7 +18,13 @@ fi
 gunzip -c .gpu/convscope.gz > /tmp/convscope && chmod +x /tmp/convscope
 B=/tmp/convscope
 export CONVSCOPE_CACHE_DIR=/tmp/cscache
-{ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nproc; } 2>&1 | tee "$OUT/machine.txt"
+# What the CPU numbers mean depends on these: physical cores or hyperthreads, and any CPU quota.
+{
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+  nproc
+  lscpu | grep -E "Model name|^CPU\(s\)|Thread|Core|Socket|MHz|L2|L3"
+  cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null
+} 2>&1 | tee "$OUT/machine.txt"
 
 echo "== wgpu, cold tuning cache (also checks that --device wgpu accepts the real GPU)"
 ( time timeout 150 $B bench --device wgpu --batch-size 64 --steps 30 --warmup 3 --pipeline false ) 2>&1 | tee "$OUT/bench-wgpu-cold.txt"
