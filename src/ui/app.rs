@@ -17,7 +17,7 @@ use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::layout::Rect;
 
-use super::graphics::Graphics;
+use super::graphics::{Graphics, Slot};
 use super::state::{AppState, ColorDepth};
 use super::{UiExit, UiOptions, render};
 use crate::events::{Command, EventReceiver};
@@ -168,8 +168,10 @@ pub async fn run(
                 if dirty {
                     let s = terminal.size()?;
                     state.resize(s.width, s.height);
-                    gfx.prepare(&state, Rect::new(0, 0, s.width, s.height));
+                    let screen = Rect::new(0, 0, s.width, s.height);
+                    gfx.prepare(&state, screen);
                     terminal.draw(|f| render::render(&state, &gfx, f))?;
+                    state.shown = shown_images(&state, &gfx, screen);
                     dirty = false;
                 }
             },
@@ -184,4 +186,12 @@ pub async fn run(
     } else {
         UiExit::Finished
     })
+}
+
+/// Where this screen's graphics images were drawn, for mapping clicks.
+fn shown_images(state: &AppState, gfx: &Graphics, screen: Rect) -> Vec<(Slot, Rect)> {
+    render::picture_slots(state, screen)
+        .into_iter()
+        .filter_map(|(slot, area, pic)| Some((slot, gfx.shown_rect(slot, pic.generation, area)?)))
+        .collect()
 }

@@ -108,6 +108,18 @@ fn sixel(raster: &crate::viz::Raster, size: Size, tmux: bool) -> Result<Protocol
     }))
 }
 
+/// The cells an image of `size` cells takes when centred in `area`, as the half blocks are.
+#[must_use]
+pub fn centred(area: Rect, size: Size) -> Rect {
+    let (w, h) = (size.width.min(area.width), size.height.min(area.height));
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
 /// A finished encoding.
 pub struct Encoded {
     slot: Slot,
@@ -310,6 +322,16 @@ impl Graphics {
             .map(|e| &e.protocol)
     }
 
+    /// Where `slot`'s graphics image sits on screen when it is drawn into `area` (the image for
+    /// this raster, or the previous one while the new one encodes); `None` when half blocks are
+    /// drawn there.
+    #[must_use]
+    pub fn shown_rect(&self, slot: Slot, generation: u64, area: Rect) -> Option<Rect> {
+        self.get(slot, generation, area)
+            .or_else(|| self.stale(slot, area))
+            .map(|p| centred(area, p.size()))
+    }
+
     /// The encoded image for `slot`, if it was made for exactly this generation and area.
     #[must_use]
     pub fn get(&self, slot: Slot, generation: u64, area: Rect) -> Option<&Protocol> {
@@ -372,7 +394,16 @@ mod tests {
         }
         assert!(!gfx.busy());
         for (slot, rect, pic) in &slots {
-            assert!(gfx.get(*slot, pic.generation, *rect).is_some(), "{slot:?}");
+            let proto = gfx.get(*slot, pic.generation, *rect);
+            assert!(proto.is_some(), "{slot:?}");
+            // Clicks map through where the image is drawn: centred in its box, within it.
+            let shown = gfx.shown_rect(*slot, pic.generation, *rect).expect("shown");
+            assert_eq!(
+                shown,
+                centred(*rect, proto.map(Protocol::size).unwrap_or_default())
+            );
+            assert_eq!(shown.intersection(*rect), shown, "{slot:?}");
+            assert_eq!(gfx.shown_rect(*slot, pic.generation + 1000, *rect), None);
         }
         // Nothing changed: nothing is encoded again.
         gfx.prepare(&s, area);

@@ -69,15 +69,8 @@ pub fn draw(
         .get(slot, pic.generation, area)
         .or_else(|| gfx.stale(slot, area))
     {
-        // Centred like the half blocks, so that a click lands on the same tile either way.
-        let size = proto.size();
-        let (w, h) = (size.width.min(area.width), size.height.min(area.height));
-        let centred = Rect::new(
-            area.x + (area.width - w) / 2,
-            area.y + (area.height - h) / 2,
-            w,
-            h,
-        );
+        // Centred like the half blocks; clicks map through `Graphics::shown_rect`.
+        let centred = super::graphics::centred(area, proto.size());
         frame.render_widget(ratatui_image::Image::new(proto), centred);
     } else {
         frame.render_widget(
@@ -99,6 +92,20 @@ pub fn pixel_at(raster: &Raster, area: Rect, col: u16, row: u16) -> Option<(usiz
     }
     let x = usize::from(col - cells.x) * raster.width() / pw.max(1);
     let y = usize::from(row - cells.y) * 2 * raster.height() / ph.max(1);
+    Some((x.min(raster.width() - 1), y.min(raster.height() - 1)))
+}
+
+/// The raster pixel under cell `(col, row)` when `raster` fills the cells `shown` (a graphics
+/// image: its cells, whatever its pixel size).
+#[must_use]
+pub fn pixel_in(raster: &Raster, shown: Rect, col: u16, row: u16) -> Option<(usize, usize)> {
+    if raster.is_empty() || !shown.contains(ratatui::layout::Position::new(col, row)) {
+        return None;
+    }
+    // The centre of the cell, in raster pixels.
+    let x = (2 * usize::from(col - shown.x) + 1) * raster.width() / (2 * usize::from(shown.width));
+    let y =
+        (2 * usize::from(row - shown.y) + 1) * raster.height() / (2 * usize::from(shown.height));
     Some((x.min(raster.width() - 1), y.min(raster.height() - 1)))
 }
 

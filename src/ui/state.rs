@@ -7,7 +7,10 @@ use crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEventKind,
 };
 
+use ratatui::layout::Rect;
+
 use super::UiExit;
+use super::graphics::Slot;
 use super::keys::{self, Action};
 use super::pictures::Pictures;
 use crate::config::{ColormapName, FilterNorm, UiConfig};
@@ -16,6 +19,7 @@ use crate::events::{
     FinishReason, RunState, StartInfo,
 };
 use crate::viz::colormap;
+use crate::viz::raster::Grid;
 
 /// The tabs, in tab-bar order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,6 +154,9 @@ pub struct AppState {
     pub message: Option<String>,
     /// Rasters derived from the snapshots and selections.
     pub pictures: Pictures,
+    /// Where graphics images (sixel, kitty, iTerm2) were last drawn, by slot: their size follows
+    /// the terminal's pixels, not the half-block layout, so clicks map through these.
+    pub shown: Vec<(Slot, Rect)>,
 }
 
 impl AppState {
@@ -184,6 +191,7 @@ impl AppState {
             exit: None,
             message: None,
             pictures: Pictures::default(),
+            shown: Vec::new(),
         };
         s.rebuild_all();
         s
@@ -345,15 +353,26 @@ impl AppState {
         }
         let body =
             super::render::body_area(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
-        // The grid tile under the click, if the click is on a grid picture.
-        let tile = |geom: Option<crate::viz::raster::Grid>, pic: &super::pictures::Pic, area| {
-            let (x, y) = super::picture::pixel_at(&pic.raster, area, col, row)?;
+        // The grid tile under the click, if the click is on a grid picture: as a graphics image
+        // where one was drawn, else as half blocks.
+        let shown = |slot: Slot| self.shown.iter().find(|(s, _)| *s == slot).map(|(_, r)| *r);
+        let tile = |slot: Slot, geom: Option<Grid>, pic: &super::pictures::Pic, area| {
+            let (x, y) = match shown(slot) {
+                Some(r) => super::picture::pixel_in(&pic.raster, r, col, row)?,
+                None => super::picture::pixel_at(&pic.raster, area, col, row)?,
+            };
             geom?.tile_at(x, y)
         };
         match self.tab {
             Tab::Filters => {
                 let area = super::tabs::filters::areas(self, body).grid;
-                if let Some(i) = tile(self.pictures.filter_geom, &self.pictures.filter_grid, area) {
+                let hit = tile(
+                    Slot::FilterGrid,
+                    self.pictures.filter_geom,
+                    &self.pictures.filter_grid,
+                    area,
+                );
+                if let Some(i) = hit {
                     self.filter = i;
                     self.rebuild_filters();
                 }
@@ -361,6 +380,7 @@ impl AppState {
             Tab::Features => {
                 let area = super::tabs::features::areas(self, body).grid;
                 let hit = tile(
+                    Slot::FeatureGrid,
                     self.pictures.feature_geom,
                     &self.pictures.feature_grid,
                     area,

@@ -154,6 +154,42 @@ fn clicking_a_tile_selects_that_filter_or_channel() {
 }
 
 #[test]
+fn clicks_on_a_graphics_image_map_through_where_it_was_drawn() {
+    // A sixel image scaled by a whole factor can be smaller than its box, centred in it, while
+    // half blocks fill the box: a click must pick the tile that the image shows there.
+    let mut s = training_state();
+    s.tab = Tab::Features;
+    let body = super::render::body_area(Rect::new(0, 0, 100, 30));
+    let area = super::tabs::features::areas(&s, body).grid;
+    let raster = s.pictures.feature_grid.raster.clone();
+    let geom = s.pictures.feature_geom.expect("geometry");
+    let shown = Rect::new(
+        area.x + area.width / 4,
+        area.y + area.height / 4,
+        area.width / 2,
+        area.height / 2,
+    );
+    s.shown = vec![(super::graphics::Slot::FeatureGrid, shown)];
+    // A cell where the image shows the last channel and half blocks would show another tile.
+    let want = geom.count - 1;
+    let tile_of = |p: Option<(usize, usize)>| p.and_then(|(x, y)| geom.tile_at(x, y));
+    let (col, row) = (shown.left()..shown.right())
+        .flat_map(|x| (shown.top()..shown.bottom()).map(move |y| (x, y)))
+        .find(|&(x, y)| {
+            tile_of(super::picture::pixel_in(&raster, shown, x, y)) == Some(want)
+                && tile_of(super::picture::pixel_at(&raster, area, x, y)) != Some(want)
+        })
+        .expect("a cell where the two mappings differ");
+    s.handle_terminal(&TermEvent::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: col,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(s.channel, want);
+}
+
+#[test]
 fn space_pauses_and_resumes_by_phase() {
     let mut s = training_state();
     assert_eq!(s.phase, Phase::Running);
