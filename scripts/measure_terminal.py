@@ -33,80 +33,98 @@ def main():
     a = ap.parse_args()
     exe = os.path.abspath(a.bin)
     tmp = tempfile.mkdtemp(prefix="convscope-measure-")
-    run = os.path.join(tmp, "run")
-    env = dict(os.environ, COLORTERM="truecolor")
-    subprocess.run(["tmux", "kill-server"], capture_output=True)
-    # A live run at the tutorial size keeps both cores busy.
-    trainer = subprocess.Popen([exe, "demo", "--headless", "--run", run, "--image-size", "150", "--epochs", "50",
-                                "--per-class", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    sock = os.path.join(run, "control.sock")
-    wait(lambda: os.path.exists(sock) and os.path.exists(os.path.join(run, "checkpoints", "latest")), timeout=600)
-    out = {}
-    # Attach time.
-    t0 = time.perf_counter()
-    subprocess.run(["tmux", "new-session", "-d", "-s", "m", "-x", "200", "-y", "60", f"{exe} view {run}"], env=env, check=True)
-    wait(lambda: "● running" in capture("m"))
-    out["attach_s"] = round(time.perf_counter() - t0, 3)
-    # Key-to-screen latency while training: alternate tabs 1 <-> 2, wait for the change.
-    lat = []
-    for i in range(a.keys):
-        key, marker = ("2", "Output shape") if i % 2 == 0 else ("1", "best val accuracy")
-        t0 = time.perf_counter()
-        subprocess.run(["tmux", "send-keys", "-t", "m", key])
-        wait(lambda: marker in capture("m"), timeout=10, step=0.001)
-        lat.append((time.perf_counter() - t0) * 1000)
-    lat.sort()
-    out["key_to_screen_ms_p50"] = round(statistics.median(lat), 1)
-    out["key_to_screen_ms_p99"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)
-    # Idle bytes: pause the run (once two epochs are kept, for `[` below), sit on the Training tab.
-    ckdir = os.path.join(run, "checkpoints")
-    wait(lambda: len([n for n in os.listdir(ckdir) if n.startswith("epoch-") and "batch" not in n]) >= 2, timeout=600)
-    subprocess.run(["tmux", "send-keys", "-t", "m", "1"])
-    subprocess.run(["tmux", "send-keys", "-t", "m", "Space"])
-    wait(lambda: "● paused" in capture("m"))
-    time.sleep(1)
-    log = os.path.join(tmp, "pipe.log")
-    subprocess.run(["tmux", "pipe-pane", "-o", "-t", "m", f"cat >> {log}"])
-    time.sleep(10)
-    subprocess.run(["tmux", "pipe-pane", "-t", "m"])
-    out["idle_bytes_per_s"] = round(os.path.getsize(log) / 10.0, 1) if os.path.exists(log) else 0.0
-    # Feature-map refresh: switch to the tab, then n (next probe image) forces new maps.
-    print(json.dumps(out), flush=True)
-    prev = "m"
-    for mode in ["halfblocks", "sixel"]:
-        s = f"m-{mode}"
-        # Start the new session before ending the old one: tmux exits with its last session.
-        subprocess.run(["tmux", "new-session", "-d", "-s", s, "-x", "200", "-y", "60",
-                        f"{exe} view {run} --graphics {mode}"], env=env, check=True)
-        subprocess.run(["tmux", "kill-session", "-t", prev], capture_output=True)
-        prev = s
-        wait(lambda: "● paused" in capture(s))
-        subprocess.run(["tmux", "send-keys", "-t", s, "4"])
-        wait(lambda: "(x-mean)/std" in capture(s))
-        time.sleep(4)
-        # Two kinds of refresh: `[` shows the same image's maps at the previous epoch (what a
-        # live run does at every epoch end), `n` switches to the next probe image (new photo too).
-        for what, key in [("epoch", "["), ("image", "n")]:
-            log = os.path.join(tmp, f"pipe-{mode}-{what}.log")
-            subprocess.run(["tmux", "pipe-pane", "-o", "-t", s, f"cat >> {log}"])
-            subprocess.run(["tmux", "send-keys", "-t", s, key])
-            time.sleep(5)
-            subprocess.run(["tmux", "pipe-pane", "-t", s])
-            out[f"refresh_bytes_{what}_{mode}"] = os.path.getsize(log) if os.path.exists(log) else 0
-            if os.environ.get("KEEP_LOGS") and os.path.exists(log):
-                shutil.copy(log, os.environ["KEEP_LOGS"])
-            time.sleep(1)
-        print(json.dumps(out), flush=True)
-    subprocess.run(["tmux", "kill-server"], capture_output=True)
-    print(json.dumps(out), flush=True)
+    procs = []
+    def procs_append(p):
+        procs.append(p)
+        return p
+    # A failed wait (TimeoutError) must not leave the trainer running or its run directory
+    # (gigabytes of checkpoints) behind.
     try:
-        import socket
-        with socket.socket(socket.AF_UNIX) as c:
-            c.connect(sock); c.sendall(b'{"command":"stop"}\n'); c.recv(100)
-    except OSError:
-        pass
-    trainer.wait(timeout=300)
-    shutil.rmtree(tmp, ignore_errors=True)
+        run = os.path.join(tmp, "run")
+        env = dict(os.environ, COLORTERM="truecolor")
+        subprocess.run(["tmux", "kill-server"], capture_output=True)
+        # A live run at the tutorial size keeps both cores busy.
+        trainer = procs_append(subprocess.Popen([exe, "demo", "--headless", "--run", run, "--image-size", "150", "--epochs", "50",
+                                    "--per-class", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        sock = os.path.join(run, "control.sock")
+        wait(lambda: os.path.exists(sock) and os.path.exists(os.path.join(run, "checkpoints", "latest")), timeout=600)
+        out = {}
+        # Attach time.
+        t0 = time.perf_counter()
+        subprocess.run(["tmux", "new-session", "-d", "-s", "m", "-x", "200", "-y", "60", f"{exe} view {run}"], env=env, check=True)
+        wait(lambda: "● running" in capture("m"))
+        out["attach_s"] = round(time.perf_counter() - t0, 3)
+        # Key-to-screen latency while training: alternate tabs 1 <-> 2, wait for the change.
+        lat = []
+        for i in range(a.keys):
+            key, marker = ("2", "Output shape") if i % 2 == 0 else ("1", "best val accuracy")
+            t0 = time.perf_counter()
+            subprocess.run(["tmux", "send-keys", "-t", "m", key])
+            wait(lambda: marker in capture("m"), timeout=10, step=0.001)
+            lat.append((time.perf_counter() - t0) * 1000)
+        lat.sort()
+        out["key_to_screen_ms_p50"] = round(statistics.median(lat), 1)
+        out["key_to_screen_ms_p99"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)
+        # Idle bytes: pause the run (once two epochs are kept, for `[` below), sit on the Training tab.
+        ckdir = os.path.join(run, "checkpoints")
+        wait(lambda: len([n for n in os.listdir(ckdir) if n.startswith("epoch-") and "batch" not in n]) >= 2, timeout=600)
+        subprocess.run(["tmux", "send-keys", "-t", "m", "1"])
+        subprocess.run(["tmux", "send-keys", "-t", "m", "Space"])
+        wait(lambda: "● paused" in capture("m"))
+        time.sleep(1)
+        log = os.path.join(tmp, "pipe.log")
+        subprocess.run(["tmux", "pipe-pane", "-o", "-t", "m", f"cat >> {log}"])
+        time.sleep(10)
+        subprocess.run(["tmux", "pipe-pane", "-t", "m"])
+        out["idle_bytes_per_s"] = round(os.path.getsize(log) / 10.0, 1) if os.path.exists(log) else 0.0
+        # Feature-map refresh: switch to the tab, then n (next probe image) forces new maps.
+        print(json.dumps(out), flush=True)
+        prev = "m"
+        for mode in ["halfblocks", "sixel"]:
+            s = f"m-{mode}"
+            # Start the new session before ending the old one: tmux exits with its last session.
+            subprocess.run(["tmux", "new-session", "-d", "-s", s, "-x", "200", "-y", "60",
+                            f"{exe} view {run} --graphics {mode}"], env=env, check=True)
+            subprocess.run(["tmux", "kill-session", "-t", prev], capture_output=True)
+            prev = s
+            wait(lambda: "● paused" in capture(s))
+            subprocess.run(["tmux", "send-keys", "-t", s, "4"])
+            wait(lambda: "(x-mean)/std" in capture(s))
+            time.sleep(4)
+            # Two kinds of refresh: `[` shows the same image's maps at the previous epoch (what a
+            # live run does at every epoch end), `n` switches to the next probe image (new photo too).
+            for what, key in [("epoch", "["), ("image", "n")]:
+                log = os.path.join(tmp, f"pipe-{mode}-{what}.log")
+                subprocess.run(["tmux", "pipe-pane", "-o", "-t", s, f"cat >> {log}"])
+                subprocess.run(["tmux", "send-keys", "-t", s, key])
+                time.sleep(5)
+                subprocess.run(["tmux", "pipe-pane", "-t", s])
+                out[f"refresh_bytes_{what}_{mode}"] = os.path.getsize(log) if os.path.exists(log) else 0
+                if os.environ.get("KEEP_LOGS") and os.path.exists(log):
+                    shutil.copy(log, os.environ["KEEP_LOGS"])
+                time.sleep(1)
+            print(json.dumps(out), flush=True)
+        subprocess.run(["tmux", "kill-server"], capture_output=True)
+        print(json.dumps(out), flush=True)
+        try:
+            import socket
+            with socket.socket(socket.AF_UNIX) as c:
+                c.connect(sock); c.sendall(b'{"command":"stop"}\n'); c.recv(100)
+        except OSError:
+            pass
+        trainer.wait(timeout=300)
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        subprocess.run(["tmux", "kill-server"], capture_output=True)
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
 
 if __name__ == "__main__":
     main()
