@@ -110,7 +110,7 @@ fn sixel(raster: &crate::viz::Raster, size: Size, tmux: bool) -> Result<Protocol
 
 /// The cells an image of `size` cells takes when centred in `area`, as the half blocks are.
 #[must_use]
-pub fn centred(area: Rect, size: Size) -> Rect {
+fn centred(area: Rect, size: Size) -> Rect {
     let (w, h) = (size.width.min(area.width), size.height.min(area.height));
     Rect::new(
         area.x + (area.width - w) / 2,
@@ -327,9 +327,16 @@ impl Graphics {
     /// drawn there.
     #[must_use]
     pub fn shown_rect(&self, slot: Slot, generation: u64, area: Rect) -> Option<Rect> {
+        self.shown(slot, generation, area).map(|(_, r)| r)
+    }
+
+    /// The image drawn for `slot` in `area` (the one for this raster, or the previous one while
+    /// the new one encodes) and the cells it takes, centred like the half blocks.
+    #[must_use]
+    pub fn shown(&self, slot: Slot, generation: u64, area: Rect) -> Option<(&Protocol, Rect)> {
         self.get(slot, generation, area)
             .or_else(|| self.stale(slot, area))
-            .map(|p| centred(area, p.size()))
+            .map(|p| (p, centred(area, p.size())))
     }
 
     /// The encoded image for `slot`, if it was made for exactly this generation and area.

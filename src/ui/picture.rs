@@ -65,13 +65,9 @@ pub fn draw(
     area: Rect,
     pic: &Pic,
 ) {
-    if let Some(proto) = gfx
-        .get(slot, pic.generation, area)
-        .or_else(|| gfx.stale(slot, area))
-    {
-        // Centred like the half blocks; clicks map through `Graphics::shown_rect`.
-        let centred = super::graphics::centred(area, proto.size());
-        frame.render_widget(ratatui_image::Image::new(proto), centred);
+    if let Some((proto, cells)) = gfx.shown(slot, pic.generation, area) {
+        // Clicks map through the same cells (`Graphics::shown_rect`).
+        frame.render_widget(ratatui_image::Image::new(proto), cells);
     } else {
         frame.render_widget(
             HalfBlocks {

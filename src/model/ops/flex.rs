@@ -265,13 +265,10 @@ impl Backward<Flex, 3> for ConvBackward {
             w: node_w.is_some(),
             bias: node_b.is_some(),
         };
-        let out = match &saved {
-            Saved::Out(out) => Some(contiguous(out)),
-            Saved::None | Saved::Codes(_) => None,
-        };
-        let codes = match &saved {
-            Saved::Codes(codes) => Some(codes.as_slice()),
-            Saved::None | Saved::Out(_) => None,
+        let (out, codes) = match &saved {
+            Saved::None => (None, None),
+            Saved::Out(out) => (Some(contiguous(out)), None),
+            Saved::Codes(codes) => (None, Some(codes.as_slice())),
         };
         let (xs, ws) = (values(&x), values(&weight));
         let up = Upstream {

@@ -140,12 +140,7 @@ fn backward_plane(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (s, w) = (g.size, g.in_w);
     if s == 2 {
         // Every window slot is written; only the odd last row and column need zeros.
-        if g.in_h % 2 == 1 {
-            dx[(g.in_h - 1) * w..].fill(0.0);
-        }
-        if w % 2 == 1 {
-            dx.chunks_exact_mut(w).for_each(|row| row[w - 1] = 0.0);
-        }
+        zero_odd_edges(g, dx);
         backward_plane_2(w, x, dy, dx);
         return;
     }
@@ -164,6 +159,17 @@ fn backward_plane(g: &PoolGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
             }
             dx[best] = d;
         }
+    }
+}
+
+/// Zero the last row and column of a plane that 2×2 windows leave out when its sides are odd.
+fn zero_odd_edges(g: &PoolGeom, dx: &mut [f32]) {
+    let w = g.in_w;
+    if g.in_h % 2 == 1 {
+        dx[(g.in_h - 1) * w..].fill(0.0);
+    }
+    if w % 2 == 1 {
+        dx.chunks_exact_mut(w).for_each(|row| row[w - 1] = 0.0);
     }
 }
 
@@ -283,12 +289,7 @@ pub(crate) fn backward_plane_codes(g: &PoolGeom, dy: &[f32], codes: &[u16], dx: 
     let ow_n = g.out_w();
     if s == 2 {
         // Every window slot is written once; only the odd last row and column need zeros.
-        if g.in_h % 2 == 1 {
-            dx[(g.in_h - 1) * w..].fill(0.0);
-        }
-        if w % 2 == 1 {
-            dx.chunks_exact_mut(w).for_each(|row| row[w - 1] = 0.0);
-        }
+        zero_odd_edges(g, dx);
         let mut sums = [0.0f32; 4];
         for (oh, (dyrow, crow)) in dy
             .chunks_exact(ow_n)

@@ -138,8 +138,7 @@ fn backward_sample(
     s: &mut Scratch,
 ) {
     let (k, p) = (g.k(), g.p());
-    // The bias gradient is each channel's gradient summed; the fused paths sum as they write.
-    let mut bias_done = false;
+    // The bias gradient is each channel's gradient summed; the fused pool sums as it writes.
     let dy: &[f32] = if up.pool > 1 {
         // Route the pooled gradient to each window's coded slot, sample by sample in cache.
         let codes = up
@@ -166,7 +165,6 @@ fn backward_sample(
                 *b += sum;
             }
         }
-        bias_done = true;
         &s.dy
     } else if up.relu {
         let out = up
@@ -181,7 +179,7 @@ fn backward_sample(
     } else {
         up.dy
     };
-    if !bias_done {
+    if up.pool == 1 {
         for (o, row) in dy.chunks_exact(p).enumerate() {
             if let Some(b) = acc.bias.get_mut(o) {
                 *b += sum(row);
