@@ -65,7 +65,7 @@ fn feature_maps_arrive_as_sixel_and_an_epoch_step_sends_no_half_blocks() {
             run_dir.display()
         ),
     );
-    view.wait_text("finished");
+    view.wait_text_noting("finished", Some(&run_dir.join("viewer.log")));
     let log = tmp.path().join("terminal.log");
     view.pipe_to(&log);
     view.keys("4");

@@ -165,6 +165,7 @@ pub async fn run(
                     tracing::info!("ui quits on a signal");
                     return Ok(UiExit::QuitStopped);
                 }
+                dirty |= gfx.poll_late();
                 if dirty {
                     let s = terminal.size()?;
                     state.resize(s.width, s.height);

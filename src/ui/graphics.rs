@@ -1,14 +1,17 @@
 //! Sixel / kitty / iTerm2 images through `ratatui-image`, encoded before drawing and only when a
 //! picture's raster generation or area changed; half blocks need no preparation.
 
+mod detect;
+
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::sync::mpsc::{Receiver, TryRecvError};
 
 use ratatui::layout::{Rect, Size};
 use ratatui_image::Resize;
-use ratatui_image::picker::{Picker, ProtocolType};
+use ratatui_image::picker::ProtocolType;
 use ratatui_image::protocol::Protocol;
 
+pub use self::detect::Encoder;
 use super::state::AppState;
 use crate::config::Graphics as GraphicsSetting;
 
@@ -35,38 +38,44 @@ struct Job {
     generation: u64,
     area: Rect,
     raster: crate::viz::Raster,
-    picker: Picker,
+    encoder: Encoder,
+    /// Which encoder this is ([`Graphics::encoder_epoch`]).
+    epoch: u64,
 }
 
 impl Job {
     fn run(self) -> Encoded {
-        let font = self.picker.font_size();
+        let font = self.encoder.font();
         // Nearest-neighbour to the exact pixel size, so that the protocol never smooths a weight.
         let (pw, ph) = self.raster.fit_size(
             usize::from(self.area.width) * usize::from(font.width),
             usize::from(self.area.height) * usize::from(font.height),
         );
         let resized = self.raster.resized(pw, ph);
-        let protocol = if self.picker.protocol_type() == ProtocolType::Sixel {
-            let size = Size::new(
-                pw.div_ceil(usize::from(font.width).max(1)) as u16,
-                ph.div_ceil(usize::from(font.height).max(1)) as u16,
-            );
-            sixel(&resized, size, self.picker.tmux_detected())
-        } else {
-            let img = image::DynamicImage::ImageRgb8(resized.to_rgb_image());
-            self.picker
-                .new_protocol(
-                    img,
-                    Size::new(self.area.width, self.area.height),
-                    Resize::Fit(None),
-                )
-                .map_err(|e| e.to_string())
+        let protocol = match &self.encoder {
+            Encoder::Sixel { tmux, .. } => {
+                let size = Size::new(
+                    pw.div_ceil(usize::from(font.width).max(1)) as u16,
+                    ph.div_ceil(usize::from(font.height).max(1)) as u16,
+                );
+                sixel(&resized, size, *tmux)
+            }
+            Encoder::Picker(picker) => {
+                let img = image::DynamicImage::ImageRgb8(resized.to_rgb_image());
+                picker
+                    .new_protocol(
+                        img,
+                        Size::new(self.area.width, self.area.height),
+                        Resize::Fit(None),
+                    )
+                    .map_err(|e| e.to_string())
+            }
         };
         Encoded {
             slot: self.slot,
             generation: self.generation,
             area: self.area,
+            epoch: self.epoch,
             protocol,
         }
     }
@@ -125,16 +134,21 @@ pub struct Encoded {
     slot: Slot,
     generation: u64,
     area: Rect,
+    epoch: u64,
     protocol: Result<Protocol, String>,
 }
 
 /// Where finished encodings are sent.
 pub type EncodedSender = tokio::sync::mpsc::UnboundedSender<Encoded>;
 
-/// Encoded images by slot; empty (all half blocks) without a graphics-capable picker.
+/// Encoded images by slot; empty (all half blocks) without a graphics encoder.
 #[derive(Default)]
 pub struct Graphics {
-    picker: Option<Picker>,
+    encoder: Option<Encoder>,
+    /// Counts encoder changes, so that an encoding made with an earlier one is dropped.
+    encoder_epoch: u64,
+    /// The terminal's answer, when it did not come before the first frame.
+    late: Option<Receiver<Option<Encoder>>>,
     cache: HashMap<Slot, Entry>,
     /// Jobs in flight: slot -> (generation, area).
     pending: HashMap<Slot, (u64, Rect)>,
@@ -144,7 +158,8 @@ pub struct Graphics {
 impl std::fmt::Debug for Graphics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Graphics")
-            .field("protocol", &self.picker.as_ref().map(Picker::protocol_type))
+            .field("encoder", &self.encoder)
+            .field("waiting", &self.late.is_some())
             .field("cached", &self.cache.len())
             .field("pending", &self.pending)
             .finish_non_exhaustive()
@@ -158,74 +173,55 @@ impl Graphics {
         Self::default()
     }
 
-    /// Pick the protocol for `setting`, asking the terminal when needed; finished encodings
-    /// will be sent to `done`. Call it in the alternate screen, before reading terminal events.
+    /// Pick the protocol for `setting`, asking the terminal when needed (waiting at most
+    /// [`detect::DEADLINE`]); finished encodings will be sent to `done`. Call it in the alternate
+    /// screen, before reading terminal events.
     #[must_use]
     pub fn detect(setting: GraphicsSetting, done: EncodedSender) -> Self {
-        if setting == GraphicsSetting::Halfblocks {
-            return Self::halfblocks();
+        let found = detect::start(setting);
+        Self {
+            encoder: found.now,
+            late: found.late,
+            done: Some(done),
+            ..Self::default()
         }
-        // tmux passes graphics through only with `allow-passthrough on`, and its answer to the
-        // query can leave the query waiting: in tmux, auto means half blocks (force a protocol
-        // with --graphics to use passthrough).
-        if setting == GraphicsSetting::Auto && std::env::var_os("TMUX").is_some() {
-            tracing::info!(
-                "inside tmux: half blocks (use --graphics sixel with allow-passthrough on)"
-            );
-            return Self::halfblocks();
-        }
-        let picker = query_with_deadline();
-        if picker
-            .as_ref()
-            .map_or(true, |p| p.capabilities().is_empty())
-        {
-            // The terminal did not answer (e.g. tmux without passthrough). ratatui-image's reader
-            // thread is still blocked on stdin and would swallow the first key press: ask for the
-            // primary device attributes, which every terminal (and tmux itself) answers, so that
-            // the thread reads its end marker and exits. If crossterm sees the answer instead, it
-            // discards it as an internal event.
-            let mut out = std::io::stdout();
-            let _ = out.write_all(b"\x1b[c").and_then(|()| out.flush());
-        }
-        let mut picker = match picker {
-            Ok(p) => p,
-            // A forced protocol is honoured even without an answer (font size guessed).
-            Err(e) if setting != GraphicsSetting::Auto => {
-                tracing::info!("terminal graphics query failed, forcing {setting:?}: {e}");
-                Picker::halfblocks()
-            }
-            Err(e) => {
-                tracing::info!("terminal graphics query failed, using half blocks: {e}");
-                return Self::halfblocks();
-            }
-        };
-        match setting {
-            GraphicsSetting::Sixel => picker.set_protocol_type(ProtocolType::Sixel),
-            GraphicsSetting::Kitty => picker.set_protocol_type(ProtocolType::Kitty),
-            GraphicsSetting::Iterm2 => picker.set_protocol_type(ProtocolType::Iterm2),
-            GraphicsSetting::Auto | GraphicsSetting::Halfblocks => {}
-        }
-        tracing::info!(
-            "terminal graphics: {:?}, font {:?}",
-            picker.protocol_type(),
-            picker.font_size()
-        );
-        if picker.protocol_type() == ProtocolType::Halfblocks {
-            // Our own half blocks know the 256-colour fallback and the upscaling rules.
-            return Self::halfblocks();
-        }
-        Self::with_picker(picker, done)
     }
 
-    /// Use `picker` as it is (no terminal query); finished encodings go to `done`.
+    /// Use `encoder` as it is (no terminal query); finished encodings go to `done`.
     #[must_use]
-    pub fn with_picker(picker: Picker, done: EncodedSender) -> Self {
+    pub fn with_encoder(encoder: Encoder, done: EncodedSender) -> Self {
         Self {
-            picker: Some(picker),
-            cache: HashMap::new(),
-            pending: HashMap::new(),
+            encoder: Some(encoder),
             done: Some(done),
+            ..Self::default()
         }
+    }
+
+    /// Take in the terminal's late answer, if it came; returns whether the encoder changed
+    /// (then redraw: every picture is encoded again).
+    pub fn poll_late(&mut self) -> bool {
+        let Some(rx) = &self.late else {
+            return false;
+        };
+        let encoder = match rx.try_recv() {
+            Ok(encoder) => encoder,
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => {
+                self.late = None;
+                return false;
+            }
+        };
+        self.late = None;
+        tracing::info!("the terminal graphics query finished late: {encoder:?}");
+        // A query that failed late keeps the stand-in (a forced sixel); an answer replaces it.
+        let Some(encoder) = encoder else {
+            return false;
+        };
+        self.encoder = Some(encoder);
+        self.encoder_epoch += 1;
+        self.cache.clear();
+        self.pending.clear();
+        true
     }
 
     /// Whether an encoding is in flight.
@@ -237,7 +233,7 @@ impl Graphics {
     /// The protocol in use, `None` for half blocks.
     #[must_use]
     pub fn protocol(&self) -> Option<ProtocolType> {
-        self.picker.as_ref().map(Picker::protocol_type)
+        self.encoder.as_ref().map(Encoder::protocol)
     }
 
     /// Start encoding every picture of the current screen whose raster or area changed, on
@@ -245,7 +241,7 @@ impl Graphics {
     /// and are taken in by [`Self::accept`]. Until then the picture is drawn as half blocks.
     /// Without a runtime (tests), encodes inline.
     pub fn prepare(&mut self, state: &AppState, area: Rect) {
-        let Some(picker) = self.picker.clone() else {
+        let Some(encoder) = self.encoder.clone() else {
             return;
         };
         let slots = super::render::picture_slots(state, area);
@@ -268,7 +264,8 @@ impl Graphics {
                 generation: pic.generation,
                 area: rect,
                 raster: pic.raster.clone(),
-                picker: picker.clone(),
+                encoder: encoder.clone(),
+                epoch: self.encoder_epoch,
             };
             if let (Ok(rt), Some(done)) = (tokio::runtime::Handle::try_current(), self.done.clone())
             {
@@ -286,6 +283,9 @@ impl Graphics {
 
     /// Take in a finished encoding; returns whether it is still wanted (then redraw).
     pub fn accept(&mut self, e: Encoded) -> bool {
+        if e.epoch != self.encoder_epoch {
+            return false;
+        }
         let key = (e.generation, e.area);
         if self.pending.get(&e.slot).is_some_and(|k| *k == key) {
             self.pending.remove(&e.slot);
@@ -349,30 +349,6 @@ impl Graphics {
     }
 }
 
-/// Ask the terminal what it can draw, giving up after a few seconds whatever happens.
-///
-/// ratatui-image's own timeout restarts on every byte it reads, so a terminal that answers
-/// partly (or a stdin that keeps returning) can keep it waiting forever: the query runs on a
-/// thread of its own here, and an unanswered one is woken with a status request, which every
-/// terminal answers and which ends its read loop.
-fn query_with_deadline() -> Result<Picker, String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("graphics-query".into())
-        .spawn(move || {
-            let _ = tx.send(Picker::from_query_stdio().map_err(|e| e.to_string()));
-        });
-    if let Err(e) = spawned {
-        return Err(format!("cannot start the query: {e}"));
-    }
-    if let Ok(result) = rx.recv_timeout(std::time::Duration::from_secs(3)) {
-        return result;
-    }
-    let mut out = std::io::stdout();
-    let _ = out.write_all(b"\x1b[5n").and_then(|()| out.flush());
-    Err("the terminal did not answer the graphics query within 3 s".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,10 +358,12 @@ mod tests {
 
     #[tokio::test]
     async fn encodes_off_thread_once_per_raster_and_area() {
-        let mut picker = Picker::halfblocks();
-        picker.set_protocol_type(ProtocolType::Sixel);
+        let encoder = Encoder::Sixel {
+            font: ratatui_image::FontSize::new(10, 20),
+            tmux: false,
+        };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut gfx = Graphics::with_picker(picker, tx);
+        let mut gfx = Graphics::with_encoder(encoder, tx);
         let mut s = AppState::new(&crate::config::UiConfig::default(), "t".into(), "r".into());
         s.resize(100, 30);
         s.apply(Event::Filters(Box::new(fixtures::tutorial_filters())));
@@ -424,6 +402,64 @@ mod tests {
             3,
             "grid, zoom and RGB patches all show the selection"
         );
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_replaces_the_stand_in_and_drops_its_encodings() {
+        let stand_in = Encoder::Sixel {
+            font: ratatui_image::FontSize::new(10, 20),
+            tmux: false,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut gfx = Graphics::with_encoder(stand_in, tx);
+        let (late_tx, late_rx) = std::sync::mpsc::channel();
+        gfx.late = Some(late_rx);
+        assert!(!gfx.poll_late(), "no answer yet");
+        let mut s = AppState::new(&crate::config::UiConfig::default(), "t".into(), "r".into());
+        s.resize(100, 30);
+        s.apply(Event::Filters(Box::new(fixtures::tutorial_filters())));
+        s.tab = Tab::Filters;
+        let area = Rect::new(0, 0, 100, 30);
+        gfx.prepare(&s, area);
+        let jobs = gfx.pending.len();
+        assert!(jobs > 0);
+        // The terminal answers: cells of 8x16 pixels.
+        late_tx
+            .send(Some(Encoder::Sixel {
+                font: ratatui_image::FontSize::new(8, 16),
+                tmux: false,
+            }))
+            .expect("send");
+        assert!(gfx.poll_late(), "the answer is taken in");
+        assert!(gfx.late.is_none());
+        assert!(!gfx.busy());
+        // What the stand-in encoded is not shown.
+        for _ in 0..jobs {
+            let done = rx.recv().await.expect("encoded");
+            assert!(!gfx.accept(done));
+        }
+        assert!(gfx.cache.is_empty());
+        // Everything is encoded again with the answer's cell size.
+        gfx.prepare(&s, area);
+        assert_eq!(gfx.pending.len(), jobs);
+        for _ in 0..jobs {
+            let done = rx.recv().await.expect("encoded");
+            assert!(gfx.accept(done));
+        }
+        let (slot, rect, pic) = &crate::ui::render::picture_slots(&s, area)[0];
+        let proto = gfx.get(*slot, pic.generation, *rect).expect("encoded");
+        let Protocol::Sixel(sx) = proto else {
+            panic!("sixel")
+        };
+        // The image has the pixel size of its box in 8x16-pixel cells.
+        let img = icy_sixel::SixelImage::decode(
+            &sx.data.as_bytes()[sx.data.find("\x1bP").expect("sixel start")..],
+        )
+        .expect("decodes");
+        let want = pic
+            .raster
+            .fit_size(usize::from(rect.width) * 8, usize::from(rect.height) * 16);
+        assert_eq!((img.width, img.height), want);
     }
 
     #[test]

@@ -161,6 +161,12 @@ impl Tmux {
     }
 
     pub fn wait_text(&self, what: &str) -> String {
+        self.wait_text_noting(what, None)
+    }
+
+    /// [`Self::wait_text`], and on a time-out also show the log file `log` (the program's own
+    /// account of what it was doing).
+    pub fn wait_text_noting(&self, what: &str, log: Option<&Path>) -> String {
         let start = Instant::now();
         loop {
             let screen = self.capture();
@@ -169,8 +175,14 @@ impl Tmux {
             }
             assert!(
                 start.elapsed() < Duration::from_mins(2),
-                "timed out waiting for {what:?} on screen:\n{}",
-                strip(&screen)
+                "timed out waiting for {what:?} on screen:\n{}\n{}",
+                strip(&screen),
+                log.map(|p| format!(
+                    "{}:\n{}",
+                    p.display(),
+                    std::fs::read_to_string(p).unwrap_or_default()
+                ))
+                .unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
