@@ -84,3 +84,53 @@ fn demo_in_tmux_tabs_colours_and_quit() {
     let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("checkpoint");
     let _ = common::checkpoint_weights(&run_dir, latest.trim());
 }
+
+/// A terminal's late answer to a query (a status report here) can be waiting on the input when
+/// the TUI starts. It makes no key event; reading it must not stop the screen from being drawn
+/// (it did: crossterm read it on the UI's thread and then waited for a key, so the screen stayed
+/// blank until one was pressed).
+#[test]
+fn input_that_makes_no_key_does_not_hold_up_the_screen() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = tmp.path().join("run");
+    let out = common::run(&[
+        "demo",
+        "--headless",
+        "--epochs",
+        "1",
+        "--image-size",
+        "16",
+        "--per-class",
+        "8",
+        "--run",
+        run_dir.to_str().expect("utf8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = tmp.path().join("started");
+    let view = Tmux::start(
+        "convscope-stray-input",
+        &format!(
+            "sleep 2; touch {}; {} view {}; sleep 30",
+            started.display(),
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+    );
+    // Sent before the viewer starts: it is waiting on the terminal's input when the TUI begins.
+    view.send_bytes(b"\x1b[0n");
+    assert!(
+        !started.exists(),
+        "the bytes must arrive before the viewer starts"
+    );
+    view.wait_text_noting("finished", Some(&run_dir.join("viewer.log")));
+    // Once more while it runs, then a resize: the screen follows without a key press.
+    view.send_bytes(b"\x1b[0n");
+    view.resize(20, 5);
+    view.wait_text("small");
+    view.resize(200, 60);
+    view.wait_text("● finished");
+}

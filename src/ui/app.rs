@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use super::compact::Compact;
 use anyhow::Context as _;
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
-use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::layout::Rect;
 
@@ -83,6 +82,54 @@ fn install_panic_hook() -> HookGuard {
     HookGuard(Some(prev))
 }
 
+/// Terminal input as it arrives, read on a thread of its own.
+///
+/// crossterm's reader reads until it has an event, on a blocking descriptor: a late answer to
+/// the graphics query (or any bytes that make no event) is read, and the next read then waits
+/// for a key. On the UI's thread that stopped the drawing too (seen in tmux: a blank screen until
+/// a key was pressed). Here it only holds up input, which has nothing to deliver anyway. The
+/// thread ends within [`INPUT_POLL`] of `stop` being set, or when the receiver is gone.
+struct Input {
+    events: tokio::sync::mpsc::UnboundedReceiver<std::io::Result<crossterm::event::Event>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How often the input thread looks at its stop flag.
+const INPUT_POLL: Duration = Duration::from_millis(100);
+
+impl Input {
+    fn spawn() -> anyhow::Result<Self> {
+        use std::sync::atomic::Ordering;
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("input".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::SeqCst) {
+                    let ev = match crossterm::event::poll(INPUT_POLL) {
+                        Ok(false) => continue,
+                        Ok(true) => crossterm::event::read(),
+                        Err(e) => Err(e),
+                    };
+                    let failed = ev.is_err();
+                    if tx.send(ev).is_err() || failed {
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the terminal input thread")?;
+        Ok(Self { events, stop })
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        // Stop reading the terminal: after the UI it belongs to the shell again.
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 fn send(commands: &Sender<Command>, cmds: Vec<Command>) {
     for c in cmds {
         tracing::debug!(?c, "command");
@@ -120,19 +167,19 @@ pub async fn run(
         options.run_dir.clone(),
     );
     state.color_depth = ColorDepth::from_env();
-    let size = terminal.size()?;
-    state.resize(size.width, size.height);
+    let mut drawn = terminal.size()?;
+    state.resize(drawn.width, drawn.height);
 
     let fps = options.config.fps.clamp(1, 240);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut input = EventStream::new();
+    let mut input = Input::spawn()?;
     let mut worker_open = true;
     let mut dirty = true;
 
     loop {
         tokio::select! {
-            ev = input.next() => match ev {
+            ev = input.events.recv() => match ev {
                 Some(Ok(ev)) => {
                     let cmds = state.handle_terminal(&ev);
                     send(&commands, cmds);
@@ -166,8 +213,12 @@ pub async fn run(
                     return Ok(UiExit::QuitStopped);
                 }
                 dirty |= gfx.poll_late();
+                // The size is looked at every tick too: a resize event can be held up behind
+                // input that makes no event (see `Input`), and an ioctl is cheap.
+                let s = terminal.size()?;
+                dirty |= s != drawn;
                 if dirty {
-                    let s = terminal.size()?;
+                    drawn = s;
                     state.resize(s.width, s.height);
                     let screen = Rect::new(0, 0, s.width, s.height);
                     gfx.prepare(&state, screen);

@@ -144,6 +144,17 @@ impl Tmux {
         assert!(ok.success());
     }
 
+    /// Bytes arriving on the program's input as if the terminal sent them (`send-keys -H`).
+    pub fn send_bytes(&self, bytes: &[u8]) {
+        let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let ok = Command::new("tmux")
+            .args(["-L", &self.session, "send-keys", "-t", &self.session, "-H"])
+            .args(&hex)
+            .status()
+            .expect("send-keys");
+        assert!(ok.success());
+    }
+
     pub fn capture(&self) -> String {
         let out = Command::new("tmux")
             .args([
