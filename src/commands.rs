@@ -199,6 +199,13 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
     if let Some(note) = note {
         let _ = writeln!(std::io::stderr(), "convscope: {note}");
     }
+    if cp.state.weights_only {
+        let _ = writeln!(
+            std::io::stderr(),
+            "convscope: checkpoint {} keeps only the weights (train.keep_optimizer keeps the optimizer state in the newest checkpoints only): the optimizer starts afresh from it",
+            cp.name
+        );
+    }
     let (epoch, _) = cp.state.resume_point();
     if epoch > cfg.train.epochs {
         let _ = writeln!(

@@ -282,6 +282,9 @@ pub struct TrainConfig {
     pub seed: u64,
     pub device: String,
     pub keep_checkpoints: usize,
+    /// How many of the newest checkpoints keep the optimizer state (0: all); older ones keep
+    /// only the weights.
+    pub keep_optimizer: usize,
     pub batch_events_per_sec: u32,
 }
 
@@ -293,6 +296,7 @@ impl Default for TrainConfig {
             seed: 42,
             device: "cpu".into(),
             keep_checkpoints: 0,
+            keep_optimizer: 2,
             batch_events_per_sec: 10,
         }
     }

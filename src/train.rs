@@ -149,6 +149,31 @@ enum Control {
     Stop,
 }
 
+/// What a checkpoint leaves of the older ones (`train.keep_checkpoints`, `train.keep_optimizer`;
+/// 0 keeps all).
+#[derive(Clone, Copy)]
+struct Keep {
+    checkpoints: usize,
+    optimizer: usize,
+}
+
+impl Keep {
+    /// A checkpoint asked for mid-epoch removes nothing but older mid-epoch ones.
+    const ALL: Self = Self {
+        checkpoints: usize::MAX,
+        optimizer: 0,
+    };
+}
+
+impl From<&crate::config::TrainConfig> for Keep {
+    fn from(t: &crate::config::TrainConfig) -> Self {
+        Self {
+            checkpoints: t.keep_checkpoints,
+            optimizer: t.keep_optimizer,
+        }
+    }
+}
+
 impl Worker {
     fn emit(&mut self, event: Event) {
         if let Some(log) = &mut self.log
@@ -236,12 +261,19 @@ impl Worker {
                     path: cp.model_path(),
                     message: e.to_string(),
                 })?;
-            optim = optim
-                .load(cp.optim_path())
-                .map_err(|e| TrainError::Checkpoint {
-                    path: cp.optim_path(),
-                    message: e.to_string(),
-                })?;
+            if cp.state.weights_only {
+                tracing::warn!(
+                    "checkpoint {} keeps only the weights: the optimizer starts afresh",
+                    cp.name
+                );
+            } else {
+                optim = optim
+                    .load(cp.optim_path())
+                    .map_err(|e| TrainError::Checkpoint {
+                        path: cp.optim_path(),
+                        message: e.to_string(),
+                    })?;
+            }
             state = cp.state.clone();
             if state.batches_per_epoch != batches {
                 return Err(TrainError::Checkpoint {
@@ -400,13 +432,7 @@ impl Worker {
                     match self.handle_commands(&net, &optim, &state, &run, &mut inspector)? {
                         Control::Continue => {}
                         Control::Stop => {
-                            self.checkpoint(
-                                &net,
-                                &optim,
-                                &state,
-                                &run,
-                                cfg.train.keep_checkpoints,
-                            )?;
+                            self.checkpoint(&net, &optim, &state, &run, Keep::from(&cfg.train))?;
                             self.emit(Event::Finished(FinishInfo {
                                 reason: FinishReason::Stopped,
                                 epoch,
@@ -467,7 +493,7 @@ impl Worker {
                 }
                 run.write_classes(&info)?;
             }
-            self.checkpoint(&net, &optim, &state, &run, cfg.train.keep_checkpoints)?;
+            self.checkpoint(&net, &optim, &state, &run, Keep::from(&cfg.train))?;
             self.emit_all(inspector.on_epoch_end(&net, epoch));
             if epoch < cfg.train.epochs
                 && let Control::Stop =
@@ -516,7 +542,7 @@ impl Worker {
         optim: &burn::optim::ModuleOptimizer,
         state: &TrainState,
         run: &RunDir,
-        keep: usize,
+        keep: Keep,
     ) -> Result<(), TrainError> {
         let dir = run.checkpoints_path();
         let cp = checkpoint::save(&dir, state, |tmp| {
@@ -527,7 +553,11 @@ impl Worker {
                 .save(tmp.join(checkpoint::OPTIM_FILE))
                 .map_err(|e| e.to_string())
         })?;
-        checkpoint::prune(&dir, keep)?;
+        checkpoint::prune(&dir, keep.checkpoints)?;
+        let freed = checkpoint::drop_old_optimizer_state(&dir, keep.optimizer)?;
+        if freed > 0 {
+            tracing::info!("optimizer state of older checkpoints dropped: {freed} bytes freed");
+        }
         tracing::info!("checkpoint {} written", cp.name);
         self.emit(Event::Checkpoint(CheckpointInfo {
             epoch: state.epoch,
@@ -596,7 +626,7 @@ impl Worker {
                     return Ok(Control::Stop);
                 }
                 Command::CheckpointNow => {
-                    self.checkpoint(net, optim, state, run, usize::MAX)?;
+                    self.checkpoint(net, optim, state, run, Keep::ALL)?;
                 }
                 Command::Probe { image } => {
                     self.emit_all(inspector.probe(net, state.epoch, image));

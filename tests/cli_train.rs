@@ -68,6 +68,19 @@ fn headless_run_learns_and_writes_the_run_directory() {
     }
     let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("latest");
     assert_eq!(latest.trim(), "epoch-0010");
+    // Every epoch is kept; the optimizer state only in the newest two (train.keep_optimizer).
+    for e in 1..=10 {
+        let cp = run_dir.join(format!("checkpoints/epoch-{e:04}"));
+        assert!(cp.join("model.bpk").is_file(), "{}", cp.display());
+        assert_eq!(
+            cp.join("optimizer.bpk").exists(),
+            e >= 9,
+            "{}",
+            cp.display()
+        );
+    }
+    // An older epoch's weights still load, as the viewer and export load them.
+    let _ = checkpoint_weights(&run_dir, "epoch-0003");
     let classes = std::fs::read_to_string(run_dir.join("classes.json")).expect("classes.json");
     assert!(
         classes.contains("blobs") && classes.contains("stripes"),
@@ -111,6 +124,42 @@ fn resume_after_epoch_equals_continuous_run() {
         &checkpoint_weights(&split, "epoch-0002"),
     );
     assert!(d <= 1e-6, "weights differ by {d}");
+}
+
+#[test]
+fn resume_from_a_checkpoint_without_optimizer_state_says_so_and_goes_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 16, 32);
+    let run_dir = tmp.path().join("run");
+    let run_str = run_dir.to_str().expect("utf8");
+    let out = run(&train_args(data.to_str().expect("utf8"), run_str, "3"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cps = run_dir.join("checkpoints");
+    assert!(!cps.join("epoch-0001/optimizer.bpk").exists());
+    // The two newest checkpoints are lost: only the weights-only one is left.
+    std::fs::remove_dir_all(cps.join("epoch-0003")).expect("rm");
+    std::fs::remove_dir_all(cps.join("epoch-0002")).expect("rm");
+    let out = run(&["resume", run_str, "--headless", "--epochs", "2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("checkpoint epoch-0001 keeps only the weights")
+            && err.contains("the optimizer starts afresh"),
+        "{err}"
+    );
+    let starts: Vec<usize> = events(&run_dir)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Started(s) => Some(s.start_epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts, [1, 2]);
+    let _ = checkpoint_weights(&run_dir, "epoch-0002");
 }
 
 #[test]

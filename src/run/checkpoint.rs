@@ -40,9 +40,24 @@ pub struct TrainState {
     /// damaged file of the right size is noticed too (`None` in older checkpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_hash: Option<u64>,
+    /// The optimizer state was dropped to save disk (only the newest checkpoints keep it, see
+    /// [`drop_old_optimizer_state`]): the weights are here to view, export and predict with this
+    /// epoch; resuming from it starts the optimizer afresh.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub weights_only: bool,
 }
 
 impl TrainState {
+    /// The files this checkpoint holds (the weights, then the optimizer state if kept).
+    #[must_use]
+    pub fn files(&self) -> &'static [&'static str] {
+        if self.weights_only {
+            &[MODEL_FILE]
+        } else {
+            &[MODEL_FILE, OPTIM_FILE]
+        }
+    }
+
     /// Whether the checkpointed epoch was finished.
     #[must_use]
     pub fn epoch_complete(&self) -> bool {
@@ -149,7 +164,10 @@ fn fill(
     let state = TrainState {
         model_bytes: sizes[0],
         optim_bytes: sizes[1],
-        files_hash: Some(files_hash(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?),
+        files_hash: Some(
+            files_hash(tmp, &[MODEL_FILE, OPTIM_FILE])
+                .map_err(|e| format!("{}: {e}", tmp.display()))?,
+        ),
         ..state.clone()
     };
     let json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
@@ -157,9 +175,9 @@ fn fill(
     Ok(state)
 }
 
-/// A fast, non-cryptographic hash of the model and optimizer files (against damage, not
-/// against an attacker): 64-bit words mixed multiplicatively, each file's length mixed in.
-fn files_hash(dir: &Path) -> std::io::Result<u64> {
+/// A fast, non-cryptographic hash of `files` in `dir` (against damage, not against an
+/// attacker): 64-bit words mixed multiplicatively, each file's length mixed in.
+fn files_hash(dir: &Path, files: &[&str]) -> std::io::Result<u64> {
     use std::io::Read as _;
     const CHUNK: u64 = 1 << 20; // a multiple of 8: only the last chunk has a partial word
     let mix = |h: u64, w: u64| {
@@ -168,7 +186,7 @@ fn files_hash(dir: &Path) -> std::io::Result<u64> {
     };
     let mut h = 0xCBF2_9CE4_8422_2325_u64;
     let mut chunk = Vec::with_capacity(CHUNK as usize);
-    for file in [MODEL_FILE, OPTIM_FILE] {
+    for file in files {
         let mut f = std::fs::File::open(dir.join(file))?;
         let mut len = 0u64;
         loop {
@@ -194,7 +212,8 @@ fn verify(c: &Checkpoint) -> Result<(), String> {
     let Some(want) = c.state.files_hash else {
         return Ok(());
     };
-    let got = files_hash(&c.path).map_err(|e| format!("cannot read its files: {e}"))?;
+    let got =
+        files_hash(&c.path, c.state.files()).map_err(|e| format!("cannot read its files: {e}"))?;
     if got == want {
         Ok(())
     } else {
@@ -211,7 +230,10 @@ fn read_state(path: &Path) -> Result<TrainState, String> {
     for (file, want) in [
         (MODEL_FILE, state.model_bytes),
         (OPTIM_FILE, state.optim_bytes),
-    ] {
+    ]
+    .into_iter()
+    .take(state.files().len())
+    {
         let len = std::fs::metadata(path.join(file))
             .map_err(|e| format!("cannot read {file}: {e}"))?
             .len();
@@ -313,6 +335,46 @@ pub fn prune(dir: &Path, keep: usize) -> Result<(), RunError> {
         }
     }
     Ok(())
+}
+
+/// Drop the optimizer state from all but the newest `keep` checkpoints (0 keeps it in all);
+/// returns the bytes freed. With Adam it is twice the size of the weights, and only resuming
+/// needs it, from the newest checkpoint (the one before it stands in when the newest is
+/// damaged). The state file is rewritten first, then the file removed: a crash in between
+/// leaves a stray file, never a checkpoint that claims what it lacks. A checkpoint whose files
+/// do not match their hash is left alone (it is not used anyway).
+pub fn drop_old_optimizer_state(dir: &Path, keep: usize) -> Result<u64, RunError> {
+    if keep == 0 {
+        return Ok(0);
+    }
+    let mut freed = 0;
+    for c in list(dir)?.into_iter().skip(keep) {
+        if c.state.weights_only {
+            continue;
+        }
+        if let Err(why) = verify(&c) {
+            tracing::warn!("not trimming checkpoint {}: {why}", c.path.display());
+            continue;
+        }
+        let state = TrainState {
+            weights_only: true,
+            optim_bytes: 0,
+            files_hash: Some(files_hash(&c.path, &[MODEL_FILE]).map_err(io_err(&c.path))?),
+            ..c.state.clone()
+        };
+        let json = serde_json::to_vec_pretty(&state).map_err(|e| RunError::Corrupt {
+            path: c.path.join(STATE_FILE),
+            message: e.to_string(),
+        })?;
+        write_atomic(&c.path.join(STATE_FILE), &json)?;
+        let optim = c.optim_path();
+        match std::fs::remove_file(&optim) {
+            Ok(()) => freed += c.state.optim_bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&optim)(e)),
+        }
+    }
+    Ok(freed)
 }
 
 #[cfg(test)]
@@ -441,6 +503,79 @@ mod tests {
         assert_eq!(state(3, 10).resume_point(), (4, 0));
         assert_eq!(state(3, 4).resume_point(), (3, 4));
         assert_eq!(name_for(&state(3, 4)), "epoch-0003-batch-000004");
+    }
+
+    #[test]
+    fn old_checkpoints_lose_the_optimizer_state_and_stay_usable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = |p: &Path| -> Result<(), String> {
+            std::fs::write(p.join(MODEL_FILE), [7u8; 1000]).map_err(|e| e.to_string())?;
+            std::fs::write(p.join(OPTIM_FILE), [8u8; 2000]).map_err(|e| e.to_string())
+        };
+        for e in 1..=4 {
+            save(dir.path(), &state(e, 10), files).expect("save");
+        }
+        assert_eq!(drop_old_optimizer_state(dir.path(), 0).expect("trim"), 0);
+        assert_eq!(drop_old_optimizer_state(dir.path(), 2).expect("trim"), 4000);
+        assert_eq!(drop_old_optimizer_state(dir.path(), 2).expect("again"), 0);
+        let all = list(dir.path()).expect("list");
+        let kept: Vec<(&str, bool, bool)> = all
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.state.weights_only,
+                    c.optim_path().exists(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("epoch-0004", false, true),
+                ("epoch-0003", false, true),
+                ("epoch-0002", true, false),
+                ("epoch-0001", true, false),
+            ]
+        );
+        for c in &all {
+            verify(c).expect("hash of what is there");
+        }
+        // A trimmed checkpoint is still checked: damage to its weights is noticed.
+        std::fs::write(all[3].model_path(), [9u8; 1000]).expect("damage");
+        assert!(verify(&list(dir.path()).expect("list")[3]).is_err());
+        // With the newer ones gone, latest is a weights-only checkpoint (resume starts the
+        // optimizer afresh from it).
+        std::fs::remove_dir_all(&all[0].path).expect("rm");
+        std::fs::remove_dir_all(&all[1].path).expect("rm");
+        let (cp, _) = latest(dir.path()).expect("latest");
+        assert_eq!(
+            (cp.name.as_str(), cp.state.weights_only),
+            ("epoch-0002", true)
+        );
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_not_trimmed_and_a_crash_mid_trim_is_harmless() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = |p: &Path| -> Result<(), String> {
+            std::fs::write(p.join(MODEL_FILE), [7u8; 100]).map_err(|e| e.to_string())?;
+            std::fs::write(p.join(OPTIM_FILE), [8u8; 200]).map_err(|e| e.to_string())
+        };
+        let c1 = save(dir.path(), &state(1, 10), files).expect("save");
+        let c2 = save(dir.path(), &state(2, 10), files).expect("save");
+        save(dir.path(), &state(3, 10), files).expect("save");
+        std::fs::write(c1.optim_path(), [0u8; 200]).expect("damage");
+        // Trimmed but the file still there (a crash between the two steps).
+        assert_eq!(drop_old_optimizer_state(dir.path(), 1).expect("trim"), 200);
+        std::fs::write(c2.optim_path(), [8u8; 200]).expect("a stray file");
+        let all = list(dir.path()).expect("list");
+        assert_eq!(all.len(), 3, "nothing becomes unlisted");
+        assert!(all[1].state.weights_only);
+        verify(&all[1]).expect("the stray optimizer file is not part of it");
+        assert!(!all[2].state.weights_only, "the damaged one is left alone");
+        assert!(all[2].optim_path().exists());
+        assert!(verify(&all[2]).is_err());
     }
 
     #[test]
