@@ -1,5 +1,5 @@
-//! The event loop: terminal input, worker events and a frame tick under one `select!`; draws at
-//! most once per tick and only when something changed.
+//! The event loop: terminal input, worker events and a frame tick under one `select!`; draws
+//! right after input, otherwise at most once per tick and only when something changed.
 
 use std::io::{Stdout, Write, stdout};
 use std::sync::Arc;
@@ -178,12 +178,21 @@ pub async fn run(
     let mut dirty = true;
 
     loop {
+        // Input is answered at once; everything else waits for the next tick (the frame cap),
+        // so that a burst of training events makes one frame.
+        let mut key = false;
         tokio::select! {
             ev = input.events.recv() => match ev {
                 Some(Ok(ev)) => {
                     let cmds = state.handle_terminal(&ev);
                     send(&commands, cmds);
+                    // A paste or a held key: take in what has arrived, then draw once.
+                    while let Ok(Ok(ev)) = input.events.try_recv() {
+                        let cmds = state.handle_terminal(&ev);
+                        send(&commands, cmds);
+                    }
                     dirty = true;
+                    key = true;
                 }
                 Some(Err(e)) => return Err(e).context("reading terminal input"),
                 None => {
@@ -215,15 +224,9 @@ pub async fn run(
                 dirty |= gfx.poll_late();
                 // The size is looked at every tick too: a resize event can be held up behind
                 // input that makes no event (see `Input`), and an ioctl is cheap.
-                let s = terminal.size()?;
-                dirty |= s != drawn;
+                dirty |= terminal.size()? != drawn;
                 if dirty {
-                    drawn = s;
-                    state.resize(s.width, s.height);
-                    let screen = Rect::new(0, 0, s.width, s.height);
-                    gfx.prepare(&state, screen);
-                    terminal.draw(|f| render::render(&state, &gfx, f))?;
-                    state.shown = shown_images(&state, &gfx, screen);
+                    drawn = draw(&mut terminal, &mut state, &mut gfx)?;
                     dirty = false;
                 }
             },
@@ -232,12 +235,31 @@ pub async fn run(
             tracing::info!(?exit, "ui quits");
             return Ok(exit);
         }
+        if key && dirty {
+            drawn = draw(&mut terminal, &mut state, &mut gfx)?;
+            dirty = false;
+        }
     }
     Ok(if state.phase.is_active() {
         UiExit::QuitWhileRunning
     } else {
         UiExit::Finished
     })
+}
+
+/// Draw the whole screen at the terminal's current size; returns that size.
+fn draw(
+    terminal: &mut Terminal<Compact<Stdout>>,
+    state: &mut AppState,
+    gfx: &mut Graphics,
+) -> anyhow::Result<ratatui::layout::Size> {
+    let s = terminal.size()?;
+    state.resize(s.width, s.height);
+    let screen = Rect::new(0, 0, s.width, s.height);
+    gfx.prepare(state, screen);
+    terminal.draw(|f| render::render(state, gfx, f))?;
+    state.shown = shown_images(state, gfx, screen);
+    Ok(s)
 }
 
 /// Where this screen's graphics images were drawn, for mapping clicks.
