@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Tmux, run, wait_for};
+use common::{Tmux, wait_for};
 
 /// The sixel images in a terminal stream (inside tmux's passthrough, escapes doubled).
 fn sixels(stream: &[u8]) -> Vec<icy_sixel::SixelImage> {
@@ -39,24 +39,7 @@ fn colours(img: &icy_sixel::SixelImage) -> usize {
 #[test]
 fn feature_maps_arrive_as_sixel_and_an_epoch_step_sends_no_half_blocks() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let run_dir = tmp.path().join("run");
-    let out = run(&[
-        "demo",
-        "--headless",
-        "--epochs",
-        "2",
-        "--image-size",
-        "32",
-        "--per-class",
-        "20",
-        "--run",
-        run_dir.to_str().expect("utf8"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run_dir = common::demo_run(tmp.path(), 2, 32, 20);
     let view = Tmux::start(
         "convscope-sixel",
         &format!(

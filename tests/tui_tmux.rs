@@ -92,24 +92,7 @@ fn demo_in_tmux_tabs_colours_and_quit() {
 #[test]
 fn input_that_makes_no_key_does_not_hold_up_the_screen() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let run_dir = tmp.path().join("run");
-    let out = common::run(&[
-        "demo",
-        "--headless",
-        "--epochs",
-        "1",
-        "--image-size",
-        "16",
-        "--per-class",
-        "8",
-        "--run",
-        run_dir.to_str().expect("utf8"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run_dir = common::demo_run(tmp.path(), 1, 16, 8);
     let started = tmp.path().join("started");
     let view = Tmux::start(
         "convscope-stray-input",

@@ -356,19 +356,29 @@ mod tests {
     use crate::ui::fixtures;
     use crate::ui::state::Tab;
 
-    #[tokio::test]
-    async fn encodes_off_thread_once_per_raster_and_area() {
+    /// Sixel graphics with cells of `w`x`h` pixels, and where its encodings arrive.
+    fn sixel_graphics(w: u16, h: u16) -> (Graphics, tokio::sync::mpsc::UnboundedReceiver<Encoded>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let encoder = Encoder::Sixel {
-            font: ratatui_image::FontSize::new(10, 20),
+            font: ratatui_image::FontSize::new(w, h),
             tmux: false,
         };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut gfx = Graphics::with_encoder(encoder, tx);
+        (Graphics::with_encoder(encoder, tx), rx)
+    }
+
+    /// The Filters tab of the tutorial network at 100x30.
+    fn filters_screen() -> (AppState, Rect) {
         let mut s = AppState::new(&crate::config::UiConfig::default(), "t".into(), "r".into());
         s.resize(100, 30);
         s.apply(Event::Filters(Box::new(fixtures::tutorial_filters())));
         s.tab = Tab::Filters;
-        let area = Rect::new(0, 0, 100, 30);
+        (s, Rect::new(0, 0, 100, 30))
+    }
+
+    #[tokio::test]
+    async fn encodes_off_thread_once_per_raster_and_area() {
+        let (mut gfx, mut rx) = sixel_graphics(10, 20);
+        let (mut s, area) = filters_screen();
         gfx.prepare(&s, area);
         assert!(gfx.busy());
         let slots = crate::ui::render::picture_slots(&s, area);
@@ -406,20 +416,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_late_answer_replaces_the_stand_in_and_drops_its_encodings() {
-        let stand_in = Encoder::Sixel {
-            font: ratatui_image::FontSize::new(10, 20),
-            tmux: false,
-        };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut gfx = Graphics::with_encoder(stand_in, tx);
+        let (mut gfx, mut rx) = sixel_graphics(10, 20);
         let (late_tx, late_rx) = std::sync::mpsc::channel();
         gfx.late = Some(late_rx);
         assert!(!gfx.poll_late(), "no answer yet");
-        let mut s = AppState::new(&crate::config::UiConfig::default(), "t".into(), "r".into());
-        s.resize(100, 30);
-        s.apply(Event::Filters(Box::new(fixtures::tutorial_filters())));
-        s.tab = Tab::Filters;
-        let area = Rect::new(0, 0, 100, 30);
+        let (s, area) = filters_screen();
         gfx.prepare(&s, area);
         let jobs = gfx.pending.len();
         assert!(jobs > 0);

@@ -50,6 +50,30 @@ pub fn synthetic(dir: &Path, per_class: usize, size: u32) -> PathBuf {
     data
 }
 
+/// A finished run of the headless demo (`epochs` at `size` px, `per_class` images a class).
+pub fn demo_run(dir: &Path, epochs: u32, size: u32, per_class: u32) -> PathBuf {
+    let run_dir = dir.join("run");
+    let (epochs, size, per_class) = (epochs.to_string(), size.to_string(), per_class.to_string());
+    let out = run(&[
+        "demo",
+        "--headless",
+        "--epochs",
+        &epochs,
+        "--image-size",
+        &size,
+        "--per-class",
+        &per_class,
+        "--run",
+        run_dir.to_str().expect("utf8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run_dir
+}
+
 /// Every event the run logged.
 pub fn events(run: &Path) -> Vec<Event> {
     convscope::run::event_log::read_all(&run.join("events.jsonl"))
