@@ -1,0 +1,344 @@
+//! How the user changes the state: keys, mouse clicks, answers to prompts and resizes, each
+//! turned into [`Action`]s and commands for the worker.
+
+use crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEventKind,
+};
+
+use super::{
+    Action, AppState, Command, FilterNorm, Grid, PathBuf, Phase, Prompt, Slot, Tab, UiExit,
+    colormap, keys, step,
+};
+
+impl AppState {
+    /// Take in one terminal event; returns the commands for the worker.
+    pub fn handle_terminal(&mut self, event: &TermEvent) -> Vec<Command> {
+        match event {
+            TermEvent::Key(k) if k.kind != KeyEventKind::Release => self.handle_key(*k),
+            TermEvent::Resize(w, h) => {
+                self.resize(*w, *h);
+                Vec::new()
+            }
+            TermEvent::Mouse(m) => {
+                if let MouseEventKind::Down(MouseButton::Left) = m.kind {
+                    self.click(m.column, m.row)
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A left click: a tab in the tab bar, or a filter / channel in its grid.
+    fn click(&mut self, col: u16, row: u16) -> Vec<Command> {
+        if row == 0 {
+            return match crate::ui::render::tab_at(col) {
+                Some(tab) => self.update(Action::ShowTab(tab)),
+                None => Vec::new(),
+            };
+        }
+        let body = crate::ui::render::body_area(ratatui::layout::Rect::new(
+            0,
+            0,
+            self.size.0,
+            self.size.1,
+        ));
+        // The grid tile under the click, if the click is on a grid picture: as a graphics image
+        // where one was drawn, else as half blocks.
+        let shown = |slot: Slot| self.shown.iter().find(|(s, _)| *s == slot).map(|(_, r)| *r);
+        let tile = |slot: Slot, geom: Option<Grid>, pic: &crate::ui::pictures::Pic, area| {
+            let (x, y) = match shown(slot) {
+                Some(r) => crate::ui::picture::pixel_in(&pic.raster, r, col, row)?,
+                None => crate::ui::picture::pixel_at(&pic.raster, area, col, row)?,
+            };
+            geom?.tile_at(x, y)
+        };
+        match self.tab {
+            Tab::Filters => {
+                let area = crate::ui::tabs::filters::areas(self, body).grid;
+                let hit = tile(
+                    Slot::FilterGrid,
+                    self.pictures.filter_geom,
+                    &self.pictures.filter_grid,
+                    area,
+                );
+                if let Some(i) = hit {
+                    self.filter = i;
+                    self.rebuild_filters();
+                }
+            }
+            Tab::Features => {
+                let area = crate::ui::tabs::features::areas(self, body).grid;
+                let hit = tile(
+                    Slot::FeatureGrid,
+                    self.pictures.feature_geom,
+                    &self.pictures.feature_grid,
+                    area,
+                );
+                if let Some(i) = hit {
+                    self.channel = i;
+                    self.rebuild_features();
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Take in one key press; returns the commands for the worker.
+    pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        if let Some(line) = self.input.as_mut() {
+            match key.code {
+                KeyCode::Esc => self.input = None,
+                KeyCode::Enter => {
+                    let path = line.trim().to_string();
+                    self.input = None;
+                    if !path.is_empty() {
+                        self.message = Some(format!("probing {path}"));
+                        return vec![Command::Probe {
+                            image: PathBuf::from(path),
+                        }];
+                    }
+                }
+                KeyCode::Backspace => {
+                    line.pop();
+                }
+                KeyCode::Char(c) => line.push(c),
+                _ => {}
+            }
+            return Vec::new();
+        }
+        if self.prompt != Prompt::None {
+            return self.answer(key);
+        }
+        match keys::lookup(key, self.tab) {
+            Some(action) => self.update(action),
+            None => Vec::new(),
+        }
+    }
+
+    fn answer(&mut self, key: KeyEvent) -> Vec<Command> {
+        let prompt = self.prompt;
+        self.prompt = Prompt::None;
+        let ctrl_c = key.code == KeyCode::Char('c')
+            && key
+                .modifiers
+                .contains(crossterm::event::KeyModifiers::CONTROL);
+        match (prompt, key.code) {
+            (Prompt::ConfirmStop, KeyCode::Char('y' | 'Y')) => self.stop(),
+            (Prompt::ConfirmQuit, KeyCode::Char('y' | 'Y')) => {
+                self.quitting = true;
+                self.stop()
+            }
+            (Prompt::ConfirmQuit, KeyCode::Char('d' | 'D')) => {
+                self.exit = Some(UiExit::QuitWhileRunning);
+                Vec::new()
+            }
+            _ if ctrl_c => self.update(Action::Interrupt),
+            _ => {
+                self.message = Some("cancelled".into());
+                Vec::new()
+            }
+        }
+    }
+
+    fn stop(&mut self) -> Vec<Command> {
+        if !self.phase.is_active() {
+            return Vec::new();
+        }
+        self.phase = Phase::Stopping;
+        self.message = Some("stopping, writing checkpoint…".into());
+        vec![Command::Stop]
+    }
+
+    /// Record the terminal size and re-tile the grids for it.
+    pub fn resize(&mut self, w: u16, h: u16) {
+        if self.size != (w, h) {
+            self.size = (w, h);
+            self.rebuild_all();
+        }
+    }
+
+    /// Apply one user action; returns the commands for the worker.
+    pub fn update(&mut self, action: Action) -> Vec<Command> {
+        self.message = None;
+        match action {
+            Action::ShowTab(t) => self.tab = t,
+            Action::NextTab => self.tab = self.tab.offset(1),
+            Action::PrevTab => self.tab = self.tab.offset(-1),
+            Action::Quit | Action::Interrupt => {
+                if self.quitting {
+                    if action == Action::Interrupt {
+                        self.exit = Some(UiExit::QuitWhileRunning);
+                    }
+                } else if self.phase.is_active() {
+                    self.prompt = Prompt::ConfirmQuit;
+                } else {
+                    self.exit = Some(UiExit::Finished);
+                }
+            }
+            Action::TogglePause => match self.phase {
+                Phase::Paused => {
+                    self.message = Some("resuming…".into());
+                    return vec![Command::Resume];
+                }
+                Phase::Running | Phase::Preparing | Phase::Tuning => {
+                    self.message = Some("pausing after this batch…".into());
+                    return vec![Command::Pause];
+                }
+                _ => {}
+            },
+            Action::CheckpointNow => {
+                if self.phase.is_active() {
+                    self.message = Some("checkpoint requested".into());
+                    return vec![Command::CheckpointNow];
+                }
+            }
+            Action::Stop => {
+                if self.phase.is_active() && self.phase != Phase::Stopping {
+                    self.prompt = Prompt::ConfirmStop;
+                }
+            }
+            Action::RowUp => self.model_row = self.model_row.saturating_sub(1),
+            Action::RowDown => {
+                let n = self.start.as_ref().map_or(0, |s| s.summary.len());
+                self.model_row = (self.model_row + 1).min(n.saturating_sub(1));
+            }
+            Action::OpenLayer | Action::OpenMaps => self.open_layer(action == Action::OpenMaps),
+            Action::PrevLayer | Action::NextLayer => {
+                let by = if action == Action::NextLayer { 1 } else { -1 };
+                self.step_layer(by);
+            }
+            Action::PrevItem => self.step_item(-1),
+            Action::NextItem => self.step_item(1),
+            Action::PrevItemRow => self.step_item(-8),
+            Action::NextItemRow => self.step_item(8),
+            Action::ToggleFilterNorm => {
+                self.filter_norm = match self.filter_norm {
+                    FilterNorm::Layer => FilterNorm::Filter,
+                    FilterNorm::Filter => FilterNorm::Layer,
+                };
+                self.rebuild_filters();
+            }
+            Action::Export => {
+                self.message = Some(match crate::ui::export::export_tab(self) {
+                    Ok(files) => format!(
+                        "exported {} pictures to {}",
+                        files.len(),
+                        self.run_dir.join("export").display()
+                    ),
+                    Err(e) => e,
+                });
+            }
+            Action::PrevEpoch | Action::NextEpoch => {
+                return self.step_epoch(action == Action::NextEpoch);
+            }
+            Action::RefreshFilters => {
+                self.message = Some("filters requested".into());
+                return vec![Command::RefreshFilters];
+            }
+            Action::CycleColormap => {
+                self.colormap = colormap::next(self.colormap);
+                self.rebuild_all();
+            }
+            Action::NextProbe | Action::PrevProbe => {
+                let Some(images) = self.start.as_ref().map(|s| &s.probe_images) else {
+                    return Vec::new();
+                };
+                if images.is_empty() {
+                    self.message = Some("no probe images: press o to open one".into());
+                    return Vec::new();
+                }
+                let n = images.len();
+                self.probe = if action == Action::NextProbe {
+                    (self.probe + 1) % n
+                } else {
+                    (self.probe + n - 1) % n
+                };
+                let image = images[self.probe].clone();
+                self.message = Some(format!("probing {}", image.display()));
+                return vec![Command::Probe { image }];
+            }
+            Action::OpenProbe => self.input = Some(String::new()),
+        }
+        Vec::new()
+    }
+
+    fn open_layer(&mut self, maps: bool) {
+        let Some(row) = self
+            .start
+            .as_ref()
+            .and_then(|s| s.summary.get(self.model_row))
+        else {
+            return;
+        };
+        let row = row.clone();
+        let name = row.name.clone();
+        let is_conv = row.kind.contains("Conv");
+        if is_conv
+            && !maps
+            && let Some(i) = self
+                .filters
+                .as_ref()
+                .and_then(|f| f.layers.iter().position(|l| l.name == name))
+        {
+            self.filter_layer = i;
+            self.filter = 0;
+            self.tab = Tab::Filters;
+            self.rebuild_filters();
+            return;
+        }
+        if let Some(i) = self
+            .features
+            .as_ref()
+            .and_then(|f| f.layers.iter().position(|l| l.name == name))
+        {
+            self.feature_layer = i;
+            self.channel = 0;
+            self.tab = Tab::Features;
+            self.rebuild_features();
+            return;
+        }
+        let pictured = is_conv || row.kind.contains("Pool");
+        self.message = Some(if pictured {
+            format!("no pictures of {name} yet: they come with the next snapshot")
+        } else {
+            format!("{name} has no pictures: only conv and pooling layers do")
+        });
+    }
+
+    fn step_layer(&mut self, by: isize) {
+        match self.tab {
+            Tab::Filters => {
+                let n = self.filters.as_ref().map_or(0, |f| f.layers.len());
+                self.filter_layer = step(self.filter_layer, by, n);
+                self.filter = 0;
+                self.rebuild_filters();
+            }
+            Tab::Features => {
+                let n = self.features.as_ref().map_or(0, |f| f.layers.len());
+                self.feature_layer = step(self.feature_layer, by, n);
+                self.channel = 0;
+                self.rebuild_features();
+            }
+            _ => {}
+        }
+    }
+
+    fn step_item(&mut self, by: isize) {
+        match self.tab {
+            Tab::Filters => {
+                let n = self.filter_layer().map_or(0, |l| l.out_channels);
+                self.filter = step(self.filter, by, n);
+                self.rebuild_filters();
+            }
+            Tab::Features => {
+                let n = self.feature_layer().map_or(0, |l| l.channels);
+                self.channel = step(self.channel, by, n);
+                self.rebuild_features();
+            }
+            _ => {}
+        }
+    }
+}
