@@ -209,32 +209,7 @@ impl Worker {
         let device = device::create(&cfg.train.device).map_err(TrainError::Device)?;
         let dataset = Dataset::open(&data_dir, val_dir.as_deref(), &cfg)?;
         let classes = dataset.classes.clone();
-        let skipped: Vec<SkippedFile> = dataset
-            .skipped
-            .iter()
-            .map(|s| SkippedFile {
-                path: s.path.clone(),
-                reason: s.reason.clone(),
-            })
-            .collect();
-        if let Some(cp) = &resume {
-            let before = run.read_classes()?;
-            if before.classes != classes {
-                return Err(TrainError::Checkpoint {
-                    path: cp.path.clone(),
-                    message: format!(
-                        "the data folder now has classes {classes:?} but the run was trained on {:?}; resume needs the same classes",
-                        before.classes
-                    ),
-                });
-            }
-        }
-        run.write_classes(&ClassesInfo {
-            classes: classes.clone(),
-            train_images: dataset.train.len(),
-            val_images: dataset.val.len(),
-            skipped,
-        })?;
+        record_classes(&run, &dataset, resume.as_ref())?;
         let summary = model::summary::summarize(&cfg, classes.len())?;
         let batch_size = cfg.train.batch_size;
         let batches = dataset.batches_per_epoch(batch_size);
@@ -249,41 +224,7 @@ impl Worker {
             ..TrainState::default()
         };
         if let Some(cp) = &resume {
-            let record = burn::store::ModuleRecord::load(cp.model_path()).map_err(|e| {
-                TrainError::Checkpoint {
-                    path: cp.model_path(),
-                    message: e.to_string(),
-                }
-            })?;
-            net = net
-                .try_load_record(record)
-                .map_err(|e| TrainError::Checkpoint {
-                    path: cp.model_path(),
-                    message: e.to_string(),
-                })?;
-            if cp.state.weights_only {
-                tracing::warn!(
-                    "checkpoint {} keeps only the weights: the optimizer starts afresh",
-                    cp.name
-                );
-            } else {
-                optim = optim
-                    .load(cp.optim_path())
-                    .map_err(|e| TrainError::Checkpoint {
-                        path: cp.optim_path(),
-                        message: e.to_string(),
-                    })?;
-            }
-            state = cp.state.clone();
-            if state.batches_per_epoch != batches {
-                return Err(TrainError::Checkpoint {
-                    path: cp.path.clone(),
-                    message: format!(
-                        "the data now gives {batches} batches per epoch, the run had {}; resume needs the same data and batch size",
-                        state.batches_per_epoch
-                    ),
-                });
-            }
+            (net, optim, state) = restore::resume_from(cp, net, optim, batches)?;
         }
         let (start_epoch, start_batch) = state.resume_point();
         let mut probes = extra_probes;
@@ -445,27 +386,7 @@ impl Worker {
                 }
             }
             // Validation with the epoch's final weights.
-            let eval = net.valid();
-            let mut val = Accum::default();
-            for batch in dataset.batches(Split::Val, epoch, 0, batch_size) {
-                if batch.len == 0 {
-                    continue;
-                }
-                let vd = eval
-                    .convs
-                    .first()
-                    .map_or_else(|| device.clone(), |p| p.weight.val().device());
-                let x = Tensor::<4>::from_data(
-                    TensorData::new(batch.images, [batch.len, c, h, w]),
-                    &vd,
-                );
-                let logits = eval.forward(x, false, false).logits;
-                let outputs = logits.dims()[1];
-                let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
-                let values = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
-                let correct = model::count_correct(&values, outputs, &batch.labels);
-                val.add(loss_value, correct, batch.len);
-            }
+            let val = validate(&net, &dataset, epoch, batch_size, &device, [c, h, w]);
             let seconds = epoch_start.elapsed().as_secs_f64();
             self.emit(Event::Epoch(EpochMetrics {
                 epoch,
@@ -479,20 +400,7 @@ impl Worker {
             state.epoch = epoch;
             state.batch = batches;
             state.train_seconds = base_seconds + t0.elapsed().as_secs_f64();
-            let late = dataset.late_skipped();
-            if !late.is_empty() {
-                // Files that went bad during training are listed with the ones found at start.
-                let mut info = run.read_classes()?;
-                for s in late {
-                    if !info.skipped.iter().any(|k| k.path == s.path) {
-                        info.skipped.push(SkippedFile {
-                            path: s.path,
-                            reason: s.reason,
-                        });
-                    }
-                }
-                run.write_classes(&info)?;
-            }
+            record_late_skips(&run, &dataset)?;
             self.checkpoint(&net, &optim, &state, &run, Keep::from(&cfg.train))?;
             self.emit_all(inspector.on_epoch_end(&net, epoch));
             if epoch < cfg.train.epochs
@@ -640,6 +548,91 @@ impl Worker {
             }
         }
     }
+}
+
+/// Write classes.json for this run (a resumed run must have the same classes).
+fn record_classes(
+    run: &RunDir,
+    dataset: &Dataset,
+    resume: Option<&Checkpoint>,
+) -> Result<(), TrainError> {
+    let classes = &dataset.classes;
+    if let Some(cp) = resume {
+        let before = run.read_classes()?;
+        if &before.classes != classes {
+            return Err(TrainError::Checkpoint {
+                path: cp.path.clone(),
+                message: format!(
+                    "the data folder now has classes {classes:?} but the run was trained on {:?}; resume needs the same classes",
+                    before.classes
+                ),
+            });
+        }
+    }
+    let skipped: Vec<SkippedFile> = dataset
+        .skipped
+        .iter()
+        .map(|s| SkippedFile {
+            path: s.path.clone(),
+            reason: s.reason.clone(),
+        })
+        .collect();
+    run.write_classes(&ClassesInfo {
+        classes: classes.clone(),
+        train_images: dataset.train.len(),
+        val_images: dataset.val.len(),
+        skipped,
+    })?;
+    Ok(())
+}
+
+/// Add the files that went bad during training to those listed in classes.json at the start.
+fn record_late_skips(run: &RunDir, dataset: &Dataset) -> Result<(), TrainError> {
+    let late = dataset.late_skipped();
+    if late.is_empty() {
+        return Ok(());
+    }
+    let mut info = run.read_classes()?;
+    for s in late {
+        if !info.skipped.iter().any(|k| k.path == s.path) {
+            info.skipped.push(SkippedFile {
+                path: s.path,
+                reason: s.reason,
+            });
+        }
+    }
+    run.write_classes(&info)?;
+    Ok(())
+}
+
+/// Loss and accuracy on the validation split with the epoch's final weights.
+fn validate(
+    net: &Net,
+    dataset: &Dataset,
+    epoch: usize,
+    batch_size: usize,
+    device: &burn::tensor::Device,
+    [c, h, w]: [usize; 3],
+) -> Accum {
+    let eval = net.valid();
+    let mut val = Accum::default();
+    for batch in dataset.batches(Split::Val, epoch, 0, batch_size) {
+        if batch.len == 0 {
+            continue;
+        }
+        let vd = eval
+            .convs
+            .first()
+            .map_or_else(|| device.clone(), |p| p.weight.val().device());
+        let x = Tensor::<4>::from_data(TensorData::new(batch.images, [batch.len, c, h, w]), &vd);
+        let logits = eval.forward(x, false, false).logits;
+        let outputs = logits.dims()[1];
+        let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
+        let values = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let correct = model::count_correct(&values, outputs, &batch.labels);
+        val.add(loss_value, correct, batch.len);
+    }
+    val
 }
 
 /// Where a run's data came from, so that `resume` can find it again.

@@ -1,4 +1,5 @@
-//! Load a run's network from one of its checkpoints (for predict, export and the viewer).
+//! Load a run's network from one of its checkpoints: for predict, export and the viewer, and
+//! with the optimizer and training state for resuming.
 
 use burn::module::Module as _;
 use burn::tensor::Device;
@@ -7,7 +8,7 @@ use super::TrainError;
 use crate::config::Config;
 use crate::model::Net;
 use crate::run::RunDir;
-use crate::run::checkpoint::{self, Checkpoint};
+use crate::run::checkpoint::{self, Checkpoint, TrainState};
 
 /// A network restored from disk, with what is needed to use it.
 pub struct Restored {
@@ -82,4 +83,49 @@ pub fn load_weights(
             path,
             message: format!("the weights do not fit the run's network ({e})"),
         })
+}
+
+/// Load the network, the optimizer state and the training state of `cp` for resuming, and
+/// check that the data still gives the same number of batches.
+pub(super) fn resume_from(
+    cp: &Checkpoint,
+    net: Net,
+    optim: burn::optim::ModuleOptimizer,
+    batches: usize,
+) -> Result<(Net, burn::optim::ModuleOptimizer, TrainState), TrainError> {
+    let record =
+        burn::store::ModuleRecord::load(cp.model_path()).map_err(|e| TrainError::Checkpoint {
+            path: cp.model_path(),
+            message: e.to_string(),
+        })?;
+    let net = net
+        .try_load_record(record)
+        .map_err(|e| TrainError::Checkpoint {
+            path: cp.model_path(),
+            message: e.to_string(),
+        })?;
+    let optim = if cp.state.weights_only {
+        tracing::warn!(
+            "checkpoint {} keeps only the weights: the optimizer starts afresh",
+            cp.name
+        );
+        optim
+    } else {
+        optim
+            .load(cp.optim_path())
+            .map_err(|e| TrainError::Checkpoint {
+                path: cp.optim_path(),
+                message: e.to_string(),
+            })?
+    };
+    if cp.state.batches_per_epoch != batches {
+        return Err(TrainError::Checkpoint {
+            path: cp.path.clone(),
+            message: format!(
+                "the data now gives {batches} batches per epoch, the run had {}; resume needs the same data and batch size",
+                cp.state.batches_per_epoch
+            ),
+        });
+    }
+    Ok((net, optim, cp.state.clone()))
 }
