@@ -276,8 +276,6 @@ impl Worker {
         let base_seconds = state.train_seconds;
         let [c, h, w] = cfg.input_shape();
         let min_interval = Duration::from_secs_f64(1.0 / f64::from(cfg.train.batch_events_per_sec));
-        let mut last_event = Instant::now();
-        let mut images_since_event = 0usize;
         let lr = cfg.optimizer.lr;
         let mut tuned = !gpu;
         // Test hook: slow every batch down so that signals and commands can land mid-epoch.
@@ -299,6 +297,10 @@ impl Worker {
             };
             let epoch_start = Instant::now();
             let mut epoch_images = 0usize;
+            // The rate in batch events is the training's: the last epoch's validation,
+            // checkpoint and snapshots are not in its first window.
+            let mut last_event = epoch_start;
+            let mut images_since_event = 0usize;
             for (offset, batch) in dataset
                 .batches(Split::Train, epoch, first_batch, batch_size)
                 .enumerate()
