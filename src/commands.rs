@@ -352,10 +352,13 @@ fn start(
     if tui {
         crate::hangup::watch(signals.clone(), worker_done);
     }
+    // Kept to stop the training when the screen fails.
+    let stop_tx = cmd_tx.clone();
+    let mut screen_failed = None;
     let ending = if tui {
-        match crate::tui_bridge::run(cfg, run, events_rx, cmd_tx, signals.stop.clone())? {
-            crate::ui::UiExit::Finished | crate::ui::UiExit::QuitStopped => Ending::Completed,
-            crate::ui::UiExit::QuitWhileRunning => {
+        match crate::tui_bridge::run(cfg, run, events_rx, cmd_tx, signals.stop.clone()) {
+            Ok(crate::ui::UiExit::Finished | crate::ui::UiExit::QuitStopped) => Ending::Completed,
+            Ok(crate::ui::UiExit::QuitWhileRunning) => {
                 let _ = writeln!(
                     std::io::stderr(),
                     "convscope: left the screen; training goes on in this process (Ctrl-C checkpoints and stops it). Watch it from another terminal with: convscope view {}",
@@ -363,17 +366,32 @@ fn start(
                 );
                 Ending::Vanished
             }
+            Err(e) => {
+                // Most often the terminal went away without a hangup signal (under nohup, say):
+                // stop as a hangup would, with a checkpoint, before the process ends.
+                tracing::error!(
+                    "the screen failed: {e:#}; stopping the training with a checkpoint"
+                );
+                let _ = stop_tx.send(Command::Stop);
+                screen_failed = Some(e);
+                Ending::Stopped
+            }
         }
     } else {
         drop(cmd_tx);
         headless::print_events(events_rx)
     };
     // The worker answers probes after the run ends until every command sender is gone.
+    drop(stop_tx);
     drop(control);
     let result = result_rx
         .recv()
         .unwrap_or_else(|_| Err(Box::new("the training thread vanished")));
-    report(&run.path, &signals, &ending, result)
+    let code = report(&run.path, &signals, &ending, result)?;
+    match screen_failed {
+        Some(e) => Err(e.context("the screen failed, so the training was stopped")),
+        None => Ok(code),
+    }
 }
 
 fn report(

@@ -47,13 +47,13 @@ fn demo_in_tmux_tabs_colours_and_quit() {
         "{text}"
     );
 
+    // A capture can fall between the parts of a frame that tmux has read: wait for the colours.
     tmux.keys("3");
-    let screen = tmux.wait_text("input channels");
-    let colours = truecolors(&screen);
-    assert!(
-        colours.len() > 40,
-        "the filter heatmaps have many colours: {}",
-        colours.len()
+    tmux.wait_text("input channels");
+    wait_for(
+        "the filter heatmaps in many colours",
+        Duration::from_secs(30),
+        || truecolors(&tmux.capture()).len() > 40,
     );
 
     tmux.keys("4");
@@ -63,7 +63,11 @@ fn demo_in_tmux_tabs_colours_and_quit() {
         text.contains("cat.jpg") || text.contains("dog.jpg"),
         "a sample photo is the probe: {text}"
     );
-    assert!(truecolors(&screen).len() > 40, "feature maps in colour");
+    wait_for(
+        "the feature maps in colour",
+        Duration::from_secs(30),
+        || truecolors(&tmux.capture()).len() > 40,
+    );
 
     tmux.keys("5");
     tmux.wait_text("Keys");
@@ -116,4 +120,98 @@ fn input_that_makes_no_key_does_not_hold_up_the_screen() {
     view.wait_text("small");
     view.resize(200, 60);
     view.wait_text("● finished");
+}
+
+/// Train in the TUI inside tmux (`shell` comes first in the pane's command line, `tail` after
+/// the training), wait for a few batches, then kill the terminal as a dropped SSH connection
+/// does; returns once the training has written its stop checkpoint, with the run directory.
+fn tui_training_loses_its_terminal(
+    session: &str,
+    tmp: &Path,
+    shell: &str,
+    tail: &str,
+) -> std::path::PathBuf {
+    let data = common::synthetic(tmp, 40, 16);
+    let run_dir = tmp.join("run");
+    let term = Tmux::start(
+        session,
+        &format!(
+            "{shell} CONVSCOPE_SLOW_BATCH_MS=20 {} train {} --run {} --image-size 16 --batch-size 4 --epochs 200 {tail}",
+            env!("CARGO_BIN_EXE_convscope"),
+            data.display(),
+            run_dir.display()
+        ),
+    );
+    term.wait_text("● running");
+    wait_for("a few batches", Duration::from_mins(1), || {
+        events(&run_dir)
+            .iter()
+            .filter(|e| matches!(e, Event::Batch(_)))
+            .count()
+            >= 3
+    });
+    term.kill();
+    wait_for("the stop checkpoint", Duration::from_mins(1), || {
+        events(&run_dir).iter().any(|e| {
+            matches!(
+                e,
+                Event::Finished(f) if f.reason == convscope::events::FinishReason::Stopped
+            )
+        })
+    });
+    let evs = events(&run_dir);
+    let Some(Event::Checkpoint(last)) =
+        evs.iter().rev().find(|e| matches!(e, Event::Checkpoint(_)))
+    else {
+        panic!("a checkpoint event")
+    };
+    let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("latest");
+    assert_eq!(latest.trim(), last.name);
+    let _ = common::checkpoint_weights(&run_dir, latest.trim());
+    run_dir
+}
+
+/// The SSH connection drops under a training in the TUI (not detached): SIGHUP, and a terminal
+/// that is gone. Leaving the screen fails then; that must not end the process before the
+/// training has written its stop checkpoint. It did: ratatui reports a failed cursor restore
+/// with `eprintln!`, which panics when stderr is the dead terminal (exit 101, no checkpoint).
+/// Here stderr goes to a file, so the report of the failure itself shows.
+#[test]
+fn training_in_the_tui_checkpoints_when_its_terminal_hangs_up() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stderr = tmp.path().join("stderr");
+    let _ = tui_training_loses_its_terminal(
+        "convscope-tui-hup",
+        tmp.path(),
+        "",
+        &format!("2> {}", stderr.display()),
+    );
+    wait_for("convscope's last words", Duration::from_mins(1), || {
+        std::fs::read_to_string(&stderr).is_ok_and(|e| e.contains("interrupted by SIGHUP"))
+    });
+    let err = std::fs::read_to_string(&stderr).expect("stderr");
+    assert!(err.contains("checkpoint written. Resume with"), "{err}");
+    assert!(
+        !err.contains("Failed to show the cursor") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+/// The same without a hangup signal (the shell ignores it, as under nohup): the UI fails on
+/// the dead terminal instead, and the training is stopped with a checkpoint before the process
+/// ends with the error (it used to end at once, losing the epoch's progress).
+#[test]
+fn training_in_the_tui_checkpoints_when_its_terminal_vanishes_without_a_signal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let status = tmp.path().join("status");
+    let _ = tui_training_loses_its_terminal(
+        "convscope-tui-nohup",
+        tmp.path(),
+        "trap '' HUP;",
+        &format!("; echo $? > {}", status.display()),
+    );
+    wait_for("convscope to exit", Duration::from_mins(1), || {
+        exit_status(&status).is_some()
+    });
+    assert_eq!(exit_status(&status), Some(2), "an error: the screen failed");
 }

@@ -177,8 +177,15 @@ impl<W: Write> Backend for Compact<W> {
         self.inner.hide_cursor()
     }
 
+    /// Never fails: ratatui's `Terminal` shows the cursor again when dropped and reports a
+    /// failure with `eprintln!`, which panics when the terminal is gone (SSH dropped: EIO). That
+    /// panic ended the process before the training could write its stop checkpoint. A terminal
+    /// that is gone has no cursor to show.
     fn show_cursor(&mut self) -> io::Result<()> {
-        self.inner.show_cursor()
+        if let Err(e) = self.inner.show_cursor() {
+            tracing::debug!("cannot show the cursor: {e}");
+        }
+        Ok(())
     }
 
     fn get_cursor_position(&mut self) -> io::Result<Position> {
