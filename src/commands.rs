@@ -352,9 +352,6 @@ fn start(
     if tui {
         crate::hangup::watch(signals.clone(), worker_done);
     }
-    // Kept to stop the training when the screen fails.
-    let stop_tx = cmd_tx.clone();
-    let mut screen_failed = None;
     let ending = if tui {
         match crate::tui_bridge::run(cfg, run, events_rx, cmd_tx, signals.stop.clone()) {
             Ok(crate::ui::UiExit::Finished | crate::ui::UiExit::QuitStopped) => Ending::Completed,
@@ -367,31 +364,30 @@ fn start(
                 Ending::Vanished
             }
             Err(e) => {
-                // Most often the terminal went away without a hangup signal (under nohup, say):
-                // stop as a hangup would, with a checkpoint, before the process ends.
-                tracing::error!(
-                    "the screen failed: {e:#}; stopping the training with a checkpoint"
+                // Most often the terminal went away without a hangup signal: the process was
+                // told to outlive it (nohup), so the training goes on without a screen. (With
+                // the signal, the UI has already quit and the training stops with a checkpoint.)
+                tracing::warn!("the screen failed: {e:#}; the training goes on without it");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "convscope: the screen failed ({e:#}); training goes on in this process (Ctrl-C checkpoints and stops it). Watch it with: convscope view {}",
+                    run.path.display()
                 );
-                let _ = stop_tx.send(Command::Stop);
-                screen_failed = Some(e);
-                Ending::Stopped
+                Ending::Vanished
             }
         }
     } else {
         drop(cmd_tx);
         headless::print_events(events_rx)
     };
-    // The worker answers probes after the run ends until every command sender is gone.
-    drop(stop_tx);
-    drop(control);
+    // The control socket stays while the training goes on, also after the screen has gone
+    // (viewers pause, stop and probe through it); the worker stops answering probes once its
+    // observer is gone.
     let result = result_rx
         .recv()
         .unwrap_or_else(|_| Err(Box::new("the training thread vanished")));
-    let code = report(&run.path, &signals, &ending, result)?;
-    match screen_failed {
-        Some(e) => Err(e.context("the screen failed, so the training was stopped")),
-        None => Ok(code),
-    }
+    drop(control);
+    report(&run.path, &signals, &ending, result)
 }
 
 fn report(

@@ -431,8 +431,13 @@ impl Worker {
     /// epochs) until it goes away. Training commands have nothing left to act on.
     fn serve_finished(&mut self, net: &Net, epoch: usize, inspector: &mut inspect::Inspector) {
         while self.events_open {
-            let Ok(cmd) = self.commands.recv() else {
-                return;
+            // The observer may go without a word (the screen closed, or headless output ended):
+            // look again every 100 ms.
+            let cmd = match self.commands.recv_timeout(Duration::from_millis(100)) {
+                Ok(cmd) => cmd,
+                Err(RecvTimeoutError::Timeout) if self.events.is_closed() => return,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
             };
             let events = match cmd {
                 Command::Probe { image } => inspector.probe(net, epoch, image),

@@ -187,7 +187,8 @@ pub async fn run(
                     let cmds = state.handle_terminal(&ev);
                     send(&commands, cmds);
                     // A paste or a held key: take in what has arrived, then draw once.
-                    while let Ok(Ok(ev)) = input.events.try_recv() {
+                    while let Ok(ev) = input.events.try_recv() {
+                        let ev = ev.context("reading terminal input")?;
                         let cmds = state.handle_terminal(&ev);
                         send(&commands, cmds);
                     }
