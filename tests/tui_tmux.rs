@@ -235,3 +235,47 @@ fn training_in_the_tui_goes_on_when_its_terminal_vanishes_without_a_signal() {
     });
     assert_eq!(exit_status(&status), Some(0));
 }
+
+/// `q`, then `d` (leave it running) in a training's own TUI: the screen closes, the training
+/// goes on in the process, and viewers can still reach it through its control socket (it was
+/// removed with the screen, so they showed the run as interrupted).
+#[test]
+fn leaving_a_training_s_screen_keeps_it_controllable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = common::synthetic(tmp.path(), 40, 16);
+    let run_dir = tmp.path().join("run");
+    let status = tmp.path().join("status");
+    let term = Tmux::start(
+        "convscope-tui-leave",
+        &format!(
+            "CONVSCOPE_SLOW_BATCH_MS=20 {} train {} --run {} --image-size 16 --batch-size 4 --epochs 200; echo $? > {}; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            data.display(),
+            run_dir.display(),
+            status.display()
+        ),
+    );
+    term.wait_text("● running");
+    term.keys("q");
+    term.wait_text("d: quit, leave it running");
+    term.keys("d");
+    term.wait_text("training goes on in this process");
+    let sock = run_dir.join("control.sock");
+    let batches = || {
+        events(&run_dir)
+            .iter()
+            .filter(|e| matches!(e, Event::Batch(_)))
+            .count()
+    };
+    let left = batches();
+    wait_for("training to go on", Duration::from_mins(1), || {
+        batches() > left + 5
+    });
+    assert!(convscope::run::control::is_live(&sock), "the socket stays");
+    convscope::run::control::send(&sock, &convscope::events::Command::Stop).expect("stop");
+    stopped_with_a_checkpoint(&run_dir);
+    wait_for("convscope to exit", Duration::from_mins(1), || {
+        exit_status(&status).is_some()
+    });
+    assert_eq!(exit_status(&status), Some(0));
+}
