@@ -19,6 +19,27 @@ use crate::run::{RunDir, control, event_log::Tail};
 /// No event for this long from a live process: the run is shown as stalled.
 const STALL_AFTER: Duration = Duration::from_mins(1);
 
+/// The run's state as only a viewer can see it, if it differs from what the trainer said:
+/// interrupted when its process is gone without a final event, stalled when it is alive but
+/// has been quiet for [`STALL_AFTER`] while it said it was running. Paused, tuning GPU kernels,
+/// preparing the data or writing the stop checkpoint are quiet by nature, however long.
+fn seen_state(
+    ended: bool,
+    live: bool,
+    quiet: Duration,
+    said: Option<RunState>,
+) -> Option<RunState> {
+    if ended {
+        None
+    } else if !live {
+        Some(RunState::Interrupted)
+    } else if quiet > STALL_AFTER && matches!(said, None | Some(RunState::Running)) {
+        Some(RunState::Stalled)
+    } else {
+        None
+    }
+}
+
 /// Start the viewer thread for `run`.
 pub fn spawn(
     run: RunDir,
@@ -75,6 +96,7 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
     let mut ended = false;
     let mut last_event = Instant::now();
     let mut shown_state: Option<RunState> = None;
+    let mut trainer_state: Option<RunState> = None;
     let mut first = true;
     loop {
         let batch = tail.poll().map_err(|e| e.to_string())?;
@@ -86,6 +108,7 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
             match &e {
                 Event::Checkpoint(_) => new_checkpoint = true,
                 Event::Finished(_) | Event::Failed(_) => ended = true,
+                Event::Status(s) => trainer_state = Some(s.state),
                 _ => {}
             }
             if !events.send(e) {
@@ -109,16 +132,12 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
         }
         first = false;
         // The run's state as only a viewer can see it.
-        let live = control::is_live(&socket);
-        let state = if ended {
-            None
-        } else if !live {
-            Some(RunState::Interrupted)
-        } else if last_event.elapsed() > STALL_AFTER {
-            Some(RunState::Stalled)
-        } else {
-            None
-        };
+        let state = seen_state(
+            ended,
+            control::is_live(&socket),
+            last_event.elapsed(),
+            trainer_state,
+        );
         if state != shown_state {
             if let Some(s) = state {
                 events.send(Event::Status(StatusChange { state: s }));
@@ -176,5 +195,43 @@ fn handle(
             Some(l) => inspector.select_epoch(&l.net, l.epoch, epoch),
             None => warn("no checkpoint yet".into()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_quiet_running_run_is_stalled() {
+        let long = STALL_AFTER + Duration::from_secs(1);
+        let short = Duration::from_secs(1);
+        assert_eq!(seen_state(false, true, long, None), Some(RunState::Stalled));
+        assert_eq!(
+            seen_state(false, true, long, Some(RunState::Running)),
+            Some(RunState::Stalled)
+        );
+        assert_eq!(
+            seen_state(false, true, short, Some(RunState::Running)),
+            None
+        );
+        for quiet in [
+            RunState::Paused,
+            RunState::Tuning,
+            RunState::Preparing,
+            RunState::Stopping,
+        ] {
+            assert_eq!(
+                seen_state(false, true, long, Some(quiet)),
+                None,
+                "{quiet:?}"
+            );
+        }
+        // A dead process is interrupted whatever it said last; an ended run is neither.
+        assert_eq!(
+            seen_state(false, false, short, Some(RunState::Paused)),
+            Some(RunState::Interrupted)
+        );
+        assert_eq!(seen_state(true, false, long, None), None);
     }
 }
