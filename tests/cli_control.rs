@@ -131,5 +131,11 @@ fn predict_prints_classes_and_probabilities() {
         text.contains("stripes_0000.png") && text.contains("probability"),
         "{text}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.png"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "convscope: image /nonexistent.png: cannot read the file: No such file or directory"
+        ),
+        "the path named once: {err}"
+    );
 }

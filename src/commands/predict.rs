@@ -40,7 +40,8 @@ pub fn run(args: &PredictArgs) -> Result<i32> {
             Ok(p) => p,
             Err(e) => {
                 failures += 1;
-                let _ = writeln!(std::io::stderr(), "convscope: {}: {e}", image.display());
+                // The error names the image already.
+                let _ = writeln!(std::io::stderr(), "convscope: {e}");
                 continue;
             }
         };
