@@ -117,21 +117,24 @@ fn render_tab_bar(state: &AppState, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled("│", Style::new().fg(Color::DarkGray)));
     }
     frame.render_widget(Line::from(spans), area);
-    let right = Line::from(vec![
-        Span::styled(state.title.clone(), Style::new().fg(Color::Gray)),
-        Span::raw(" "),
-        phase_span(state),
-        Span::raw(" "),
-    ])
-    .alignment(Alignment::Right);
     let used: u16 = Tab::ALL
         .iter()
         .enumerate()
         .map(|(i, &t)| tab_label(i, t).chars().count() as u16 + 1)
         .sum();
-    if area.width > used + 10 {
+    // The run's phase always fits whole when anything does; the title only when it fits too
+    // (cut from the left it showed half a path).
+    let free = usize::from(area.width.saturating_sub(used));
+    let phase = phase_span(state);
+    let title = Span::styled(format!("{} ", state.title), Style::new().fg(Color::Gray));
+    let mut right = Vec::new();
+    if title.width() + phase.width() + 2 <= free {
+        right.push(title);
+    }
+    if phase.width() + 2 <= free {
+        right.extend([phase, Span::raw(" ")]);
         let r = Rect::new(area.x + used, area.y, area.width - used, 1);
-        frame.render_widget(right, r);
+        frame.render_widget(Line::from(right).alignment(Alignment::Right), r);
     }
 }
 

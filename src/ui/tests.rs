@@ -415,6 +415,28 @@ fn quit_prompt_and_stopping_are_on_screen() {
     assert!(text.contains("stopping, writing checkpoint"), "{text}");
 }
 
+#[test]
+fn a_narrow_tab_bar_keeps_the_phase_whole_and_drops_the_title() {
+    let mut s = training_state();
+    s.title = "convscope · /home/someone/runs/a-long-run-name".into();
+    let first_line = |w: u16| {
+        let t = draw(&s, w, 30);
+        let text = format!("{}", t.backend());
+        let line = text.lines().next().unwrap_or_default();
+        line.trim_matches('"').trim_end().to_string()
+    };
+    let wide = first_line(140);
+    assert!(wide.ends_with("a-long-run-name ● running"), "{wide}");
+    for w in [80, 100] {
+        let line = first_line(w);
+        assert!(line.ends_with("● running"), "{w}: {line}");
+        assert!(!line.contains("run-name"), "no half title: {line}");
+    }
+    // Without room for the phase either, the tab bar is left alone.
+    let narrow = first_line(64);
+    assert!(narrow.ends_with("5 Help │"), "{narrow}");
+}
+
 fn cell_colours(t: &Terminal<TestBackend>, area: Rect) -> Vec<(Color, Color)> {
     let buf = t.backend().buffer();
     let mut v = Vec::new();
