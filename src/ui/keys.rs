@@ -42,6 +42,8 @@ pub enum Action {
     NextEpoch,
     /// Write the current tab's pictures as PNG files into the run's export folder.
     Export,
+    /// Help tab: scroll by `n` lines (negative: up).
+    Scroll(i16),
 }
 
 /// Where a binding applies.
@@ -206,6 +208,34 @@ pub const BINDINGS: &[Binding] = &[
         "Ctrl-C",
         Action::Interrupt,
         "quit; twice: leave now",
+    ),
+    bind(
+        On(Tab::Help),
+        &[code(KeyCode::Up), key('k')],
+        "↑ k",
+        Action::Scroll(-1),
+        "scroll up",
+    ),
+    bind(
+        On(Tab::Help),
+        &[code(KeyCode::Down), key('j')],
+        "↓ j",
+        Action::Scroll(1),
+        "scroll down",
+    ),
+    bind(
+        On(Tab::Help),
+        &[code(KeyCode::PageUp), key('K')],
+        "PgUp K",
+        Action::Scroll(-10),
+        "10 lines up",
+    ),
+    bind(
+        On(Tab::Help),
+        &[code(KeyCode::PageDown), key('J')],
+        "PgDn J",
+        Action::Scroll(10),
+        "10 lines down",
     ),
     bind(
         On(Tab::Model),

@@ -136,6 +136,8 @@ pub struct AppState {
     pub filters: Option<Box<FilterSnapshot>>,
     pub features: Option<Box<FeatureSnapshot>>,
     pub model_row: usize,
+    /// Help tab: lines scrolled past.
+    pub help_scroll: usize,
     pub filter_layer: usize,
     pub filter: usize,
     pub feature_layer: usize,
@@ -176,6 +178,7 @@ impl AppState {
             filters: None,
             features: None,
             model_row: 0,
+            help_scroll: 0,
             filter_layer: 0,
             filter: 0,
             feature_layer: 0,

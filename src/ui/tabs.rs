@@ -16,6 +16,6 @@ pub fn hints(tab: Tab) -> &'static str {
         Tab::Model => "↑↓ select · Enter filters/maps · m maps · ? help · q quit",
         Tab::Filters => "←→ layer · ↑↓ filter · f norm · c colormap · r refresh · ? help",
         Tab::Features => "←→ layer · ↑↓ channel · n/p probe · o open · c colormap · ? help",
-        Tab::Help => "1-5 tabs · Tab next · q quit",
+        Tab::Help => "↑↓ PgUp PgDn scroll · 1-5 tabs · Tab next · q quit",
     }
 }

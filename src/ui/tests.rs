@@ -437,6 +437,37 @@ fn a_narrow_tab_bar_keeps_the_phase_whole_and_drops_the_title() {
     assert!(narrow.ends_with("5 Help │"), "{narrow}");
 }
 
+#[test]
+fn help_wraps_and_scrolls_on_a_small_terminal() {
+    let mut s = training_state();
+    s.resize(80, 24);
+    press(&mut s, "5");
+    let screen = |s: &AppState| format!("{}", draw(s, 80, 24).backend());
+    let top = screen(&s);
+    assert!(top.contains("Keys · ↓ more"), "{top}");
+    assert!(!top.contains("probe an image by path"), "{top}");
+    // A description longer than its column wraps onto a second line instead of being cut.
+    assert!(top.contains("export the pictures on"), "{top}");
+    assert!(top.contains("screen as PNG"), "{top}");
+    // Scroll to the end, and past it: the last key shows, and one line up moves at once.
+    for _ in 0..10 {
+        s.handle_key(code(KeyCode::PageDown));
+    }
+    let bottom = screen(&s);
+    assert!(bottom.contains("probe an image by path"), "{bottom}");
+    assert!(
+        bottom.contains("↑ more") && !bottom.contains("↓ more"),
+        "{bottom}"
+    );
+    let end = s.help_scroll;
+    press(&mut s, "k");
+    assert_eq!(s.help_scroll, end - 1);
+    press(&mut s, "K");
+    press(&mut s, "K");
+    assert_eq!(s.help_scroll, 0);
+    assert_eq!(screen(&s), top);
+}
+
 fn cell_colours(t: &Terminal<TestBackend>, area: Rect) -> Vec<(Color, Color)> {
     let buf = t.backend().buffer();
     let mut v = Vec::new();

@@ -200,6 +200,15 @@ impl AppState {
                     self.prompt = Prompt::ConfirmStop;
                 }
             }
+            Action::Scroll(n) => {
+                let max = crate::ui::tabs::help::max_scroll(crate::ui::render::body_area(
+                    ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1),
+                ));
+                self.help_scroll = self
+                    .help_scroll
+                    .saturating_add_signed(isize::from(n))
+                    .min(max);
+            }
             Action::RowUp => self.model_row = self.model_row.saturating_sub(1),
             Action::RowDown => {
                 let n = self.start.as_ref().map_or(0, |s| s.summary.len());

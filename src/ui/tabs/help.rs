@@ -1,4 +1,6 @@
-//! Help tab, generated from the key table.
+//! Help tab, generated from the key table: two columns when the terminal is wide enough, one
+//! otherwise; descriptions wrap instead of being cut, and the arrow keys scroll what does not
+//! fit.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -8,33 +10,125 @@ use ratatui::widgets::{Block, Row, Table};
 use crate::ui::keys::{BINDINGS, Context};
 use crate::ui::state::{AppState, Tab};
 
-/// Draw the Help tab: two columns, each a list of contexts with their keys.
-pub fn render(_state: &AppState, frame: &mut Frame, area: Rect) {
-    let columns = [
-        [
-            (Context::Global, "everywhere"),
-            (Context::On(Tab::Model), "Model"),
-        ],
-        [
-            (Context::On(Tab::Filters), "Filters"),
-            (Context::On(Tab::Features), "Feature maps"),
-        ],
-    ];
-    let halves =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(area);
-    for (col, half) in columns.iter().zip(halves.iter()) {
-        let mut rows = Vec::new();
-        for &(ctx, name) in col {
-            rows.push(
-                Row::new(vec![name.to_string(), String::new()])
-                    .style(Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)),
-            );
-            for b in BINDINGS.iter().filter(|b| b.context == ctx) {
-                rows.push(Row::new(vec![format!("  {}", b.label), b.help.to_string()]));
-            }
+/// The sections in two columns, of about the same length; one column reads them in order.
+const LEFT: [(Context, &str); 3] = [
+    (Context::Global, "everywhere"),
+    (Context::On(Tab::Model), "Model"),
+    (Context::On(Tab::Help), "Help"),
+];
+const RIGHT: [(Context, &str); 2] = [
+    (Context::On(Tab::Filters), "Filters"),
+    (Context::On(Tab::Features), "Feature maps"),
+];
+const ALL: [(Context, &str); 5] = [LEFT[0], LEFT[1], RIGHT[0], RIGHT[1], LEFT[2]];
+
+/// From this width the sections go in two columns.
+const TWO_COLUMNS_FROM: u16 = 80;
+
+/// Width of the key column.
+const KEYS_WIDTH: u16 = 12;
+
+/// The columns for a body `area`: each its area and the sections in it.
+fn columns(area: Rect) -> Vec<(Rect, &'static [(Context, &'static str)])> {
+    if area.width >= TWO_COLUMNS_FROM {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(area);
+        vec![(left, &LEFT[..]), (right, &RIGHT[..])]
+    } else {
+        vec![(area, &ALL[..])]
+    }
+}
+
+/// The rows of `sections` for a column `width` cells wide: a title row each, then its keys,
+/// each description wrapped at spaces to the room left by the key column.
+fn rows(sections: &[(Context, &str)], width: u16) -> Vec<(Row<'static>, usize)> {
+    let room = usize::from(width.saturating_sub(2 + KEYS_WIDTH + 1)).max(10);
+    let mut rows = Vec::new();
+    for &(ctx, name) in sections {
+        rows.push((
+            Row::new(vec![name.to_string(), String::new()])
+                .style(Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)),
+            1,
+        ));
+        for b in BINDINGS.iter().filter(|b| b.context == ctx) {
+            let lines = wrap(b.help, room);
+            let height = lines.len().max(1);
+            rows.push((
+                Row::new(vec![format!("  {}", b.label), lines.join("\n")])
+                    .height(u16::try_from(height).unwrap_or(1)),
+                height,
+            ));
         }
-        let table = Table::new(rows, [Constraint::Length(12), Constraint::Min(20)])
-            .block(Block::bordered().title(" Keys "));
-        frame.render_widget(table, *half);
+    }
+    rows
+}
+
+/// `text` in lines of at most `room` characters, broken at spaces (a longer word is cut).
+fn wrap(text: &str, room: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= room => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.chars().take(room).collect()),
+        }
+    }
+    lines
+}
+
+/// Lines that the rows from `first` on take.
+fn lines_from(rows: &[(Row<'_>, usize)], first: usize) -> usize {
+    rows.iter().skip(first).map(|(_, h)| h).sum()
+}
+
+/// How many rows to skip so that the rest fills `visible` lines at most.
+fn last_start(rows: &[(Row<'_>, usize)], visible: usize) -> usize {
+    (0..rows.len())
+        .find(|&k| lines_from(rows, k) <= visible)
+        .unwrap_or(rows.len())
+}
+
+/// How far the help can scroll in a body `area`, in rows (0 when it fits).
+#[must_use]
+pub fn max_scroll(area: Rect) -> usize {
+    columns(area)
+        .into_iter()
+        .map(|(r, sections)| {
+            last_start(
+                &rows(sections, r.width),
+                usize::from(r.height.saturating_sub(2)),
+            )
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Draw the Help tab.
+pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
+    let scroll = state.help_scroll.min(max_scroll(area));
+    for (r, sections) in columns(area) {
+        let rows = rows(sections, r.width);
+        let visible = usize::from(r.height.saturating_sub(2));
+        let title = if lines_from(&rows, 0) > visible {
+            let first = scroll.min(rows.len());
+            let more = if first < last_start(&rows, visible) {
+                " · ↓ more"
+            } else {
+                ""
+            };
+            let above = if first > 0 { " · ↑ more" } else { "" };
+            format!(" Keys{above}{more} ")
+        } else {
+            " Keys ".to_string()
+        };
+        let table = Table::new(
+            rows.into_iter().skip(scroll).map(|(row, _)| row),
+            [Constraint::Length(KEYS_WIDTH), Constraint::Min(10)],
+        )
+        .block(Block::bordered().title(title));
+        frame.render_widget(table, r);
     }
 }
