@@ -68,6 +68,7 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
         &args.flags.overrides(None),
         Some(demo_config()),
     )?;
+    train::device::check(&cfg.train.device).map_err(anyhow::Error::msg)?;
     if args.flags.detach {
         return detach(
             args.flags.run.clone().unwrap_or_else(demo_run_path),
@@ -167,6 +168,7 @@ fn train_cmd(args: &TrainArgs) -> Result<ExitCode> {
     if let Some(val) = &args.val {
         crate::data::scan(val)?;
     }
+    train::device::check(&cfg.train.device).map_err(anyhow::Error::msg)?;
     if args.flags.detach {
         return detach(
             args.flags.run.clone().unwrap_or_else(RunDir::default_path),
@@ -194,6 +196,7 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
         cfg.optimizer.lr = lr;
     }
     cfg.validate()?;
+    train::device::check(&cfg.train.device).map_err(anyhow::Error::msg)?;
     let source = RunSource::read(&run)?;
     let (cp, note) = checkpoint::latest(&run.checkpoints_path())?;
     if let Some(note) = note {

@@ -266,6 +266,47 @@ fn bad_config_refuses_to_start_and_names_the_key() {
     );
 }
 
+/// A device this build or machine cannot use is refused before the run directory is made, so
+/// that the same command with `--device cpu` can follow at once (the leftover folder made it
+/// refuse: "already a training run").
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn an_unavailable_device_refuses_to_start_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 8, 16);
+    let run_dir = tmp.path().join("run");
+    let (data, run_str) = (
+        data.to_str().expect("utf8"),
+        run_dir.to_str().expect("utf8"),
+    );
+    for extra in [&[][..], &["--detach"][..]] {
+        let mut args = vec!["train", data, "--run", run_str, "--device", "wgpu"];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("built without GPU support for --device wgpu"),
+            "{err}"
+        );
+        assert!(!run_dir.exists(), "nothing made: {extra:?}");
+    }
+    let out = run(&[
+        "train",
+        data,
+        "--run",
+        run_str,
+        "--epochs",
+        "1",
+        "--headless",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn missing_data_folder_is_named() {
     let out = run(&["train", "/nonexistent/images", "--headless"]);
