@@ -57,7 +57,8 @@ impl Probe {
             Err(e) => {
                 tracing::warn!("probe {}: {e}", image.display());
                 return Event::Warning(WarningInfo {
-                    message: format!("probe image {}: {e}", image.display()),
+                    // The error names the image already.
+                    message: format!("probe {e}"),
                 });
             }
         };
@@ -111,5 +112,28 @@ impl Probe {
             probabilities,
             layers,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_probe_is_a_warning_naming_it_once() {
+        let cfg = Config::default();
+        let classes = ["a".to_string(), "b".to_string()];
+        let probe = Probe::new(&cfg, &classes);
+        let net = Net::new(&cfg, 2, 1, &burn::tensor::Device::flex()).expect("net");
+        let Event::Warning(w) = probe.feature_maps(&net, Path::new("/nope/x.png"), 3) else {
+            panic!("a warning")
+        };
+        assert!(
+            w.message
+                .starts_with("probe image /nope/x.png: cannot read the file"),
+            "{}",
+            w.message
+        );
+        assert_eq!(w.message.matches("/nope/x.png").count(), 1, "{}", w.message);
     }
 }

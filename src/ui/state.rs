@@ -264,6 +264,14 @@ impl AppState {
                 self.rebuild_filters();
             }
             Event::FeatureMaps(f) => {
+                // The maps of the image being probed have arrived.
+                if self
+                    .message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("probing "))
+                {
+                    self.message = None;
+                }
                 self.features = Some(f);
                 self.pictures.invalidate_features();
                 self.clamp_selection();

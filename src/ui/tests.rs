@@ -293,6 +293,10 @@ fn probes_step_and_open_by_path() {
     );
     assert_eq!(s.exit, None);
     assert!(s.input.is_none());
+    assert_eq!(s.message.as_deref(), Some("probing /tmp/qx.pn"));
+    // The maps arrive: the message has done its work.
+    s.apply(Event::FeatureMaps(Box::new(fixtures::small_features())));
+    assert_eq!(s.message, None);
 }
 
 #[test]
