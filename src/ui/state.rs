@@ -136,6 +136,9 @@ pub struct AppState {
     pub filters: Option<Box<FilterSnapshot>>,
     pub features: Option<Box<FeatureSnapshot>>,
     pub model_row: usize,
+    /// Batches done and training seconds at this session's first batch event: the pace for the
+    /// ETA is this session's (a resumed run's seconds include earlier sessions).
+    session_base: Option<(usize, f64)>,
     /// Help tab: lines scrolled past.
     pub help_scroll: usize,
     pub filter_layer: usize,
@@ -178,6 +181,7 @@ impl AppState {
             filters: None,
             features: None,
             model_row: 0,
+            session_base: None,
             help_scroll: 0,
             filter_layer: 0,
             filter: 0,
@@ -206,6 +210,7 @@ impl AppState {
                     self.phase = Phase::Preparing;
                 }
                 self.start = Some(*info);
+                self.session_base = None;
             }
             Event::Batch(b) => {
                 if matches!(
@@ -223,6 +228,11 @@ impl AppState {
                     });
                 }
                 self.batches.push(b);
+                if self.session_base.is_none()
+                    && let Some((done, _)) = self.progress()
+                {
+                    self.session_base = Some((done, b.elapsed));
+                }
             }
             Event::Epoch(e) => {
                 self.epochs.retain(|old| old.epoch != e.epoch);
@@ -388,15 +398,15 @@ impl AppState {
     /// Seconds left at this session's pace.
     #[must_use]
     pub fn eta_seconds(&self) -> Option<f64> {
-        let s = self.start.as_ref()?;
         let b = self.batches.last()?;
         let (done, total) = self.progress()?;
-        let started = s.start_epoch.saturating_sub(1) * s.batches_per_epoch + s.start_batch;
-        let session = done.checked_sub(started).filter(|&d| d > 0)?;
-        if b.elapsed <= 0.0 {
+        let (base_done, base_seconds) = self.session_base?;
+        let batches = done.checked_sub(base_done).filter(|&d| d > 0)?;
+        let seconds = b.elapsed - base_seconds;
+        if seconds <= 0.0 {
             return None;
         }
-        Some((total - done) as f64 * b.elapsed / session as f64)
+        Some((total - done) as f64 * seconds / batches as f64)
     }
 
     /// Index of the epoch with the best validation accuracy.

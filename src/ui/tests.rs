@@ -472,6 +472,48 @@ fn help_wraps_and_scrolls_on_a_small_terminal() {
     assert_eq!(screen(&s), top);
 }
 
+#[test]
+fn eta_uses_this_session_s_pace_after_a_resume() {
+    let mut s = new_state();
+    // Resumed at epoch 11 of 20 (10 batches an epoch), after 100 s of earlier training.
+    s.apply(Event::Started(Box::new(crate::events::StartInfo {
+        epochs: 20,
+        batches_per_epoch: 10,
+        start_epoch: 11,
+        start_batch: 0,
+        ..fixtures::start_info()
+    })));
+    let batch = |epoch, batch, elapsed| {
+        Event::Batch(crate::events::BatchMetrics {
+            epoch,
+            batch,
+            batches: 10,
+            loss: 0.5,
+            accuracy: 0.5,
+            images_per_sec: 100.0,
+            elapsed,
+        })
+    };
+    s.apply(batch(11, 1, 100.5));
+    assert_eq!(s.eta_seconds(), None, "no pace from one point");
+    s.apply(batch(12, 1, 105.5));
+    // 10 batches in 5 s; 89 batches left.
+    let eta = s.eta_seconds().expect("eta");
+    assert!((eta - 44.5).abs() < 1e-9, "{eta}");
+    // A second session in the same history starts its own pace.
+    s.apply(Event::Started(Box::new(crate::events::StartInfo {
+        epochs: 20,
+        batches_per_epoch: 10,
+        start_epoch: 13,
+        start_batch: 0,
+        ..fixtures::start_info()
+    })));
+    s.apply(batch(13, 1, 200.0));
+    s.apply(batch(13, 3, 201.0));
+    let eta = s.eta_seconds().expect("eta");
+    assert!((eta - 77.0 * 0.5).abs() < 1e-9, "{eta}");
+}
+
 fn cell_colours(t: &Terminal<TestBackend>, area: Rect) -> Vec<(Color, Color)> {
     let buf = t.backend().buffer();
     let mut v = Vec::new();
