@@ -269,6 +269,7 @@ impl AppState {
                 self.message = Some(w.message);
             }
             Event::Filters(f) => {
+                self.settle_epoch_message(f.epoch);
                 self.filters = Some(f);
                 self.clamp_selection();
                 self.rebuild_filters();
@@ -282,6 +283,7 @@ impl AppState {
                 {
                     self.message = None;
                 }
+                self.settle_epoch_message(f.epoch);
                 self.features = Some(f);
                 self.pictures.invalidate_features();
                 self.clamp_selection();
@@ -325,6 +327,16 @@ impl AppState {
         vec![Command::SelectEpoch {
             epoch: Some(target),
         }]
+    }
+
+    /// The pictures of the epoch being loaded have arrived: say it is shown now.
+    fn settle_epoch_message(&mut self, epoch: usize) {
+        let loading = format!("loading epoch {epoch} ");
+        if let Some(m) = &self.message
+            && m.starts_with(&loading)
+        {
+            self.message = Some(m.replacen("loading", "showing", 1));
+        }
     }
 
     /// The worker's channel closed.

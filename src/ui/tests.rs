@@ -631,10 +631,24 @@ fn brackets_step_through_epochs_and_follow_training_past_the_newest() {
         press(&mut s, "["),
         vec![Command::SelectEpoch { epoch: Some(1) }]
     );
+    assert!(
+        s.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("loading epoch 1 ")),
+        "{:?}",
+        s.message
+    );
     s.apply(Event::Filters(Box::new(fixtures::filters(
         &[("conv2d", [16, 3, 3, 3])],
         1,
     ))));
+    assert!(
+        s.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("showing epoch 1 (")),
+        "the note says the pictures are here: {:?}",
+        s.message
+    );
     assert!(press(&mut s, "[").is_empty(), "nothing before epoch 1");
     assert_eq!(
         press(&mut s, "]"),
