@@ -296,7 +296,7 @@ fn epoch_metrics(events: &[Event]) -> Vec<EpochMetrics> {
 }
 
 /// `metrics.csv`: a header and one row per epoch; validation cells are empty without validation.
-fn metrics_csv(epochs: &[EpochMetrics]) -> String {
+pub(crate) fn metrics_csv(epochs: &[EpochMetrics]) -> String {
     let opt = |v: Option<f32>| v.map_or_else(String::new, |v| v.to_string());
     let mut out = format!("{CSV_HEADER}\n");
     for m in epochs {
@@ -316,7 +316,7 @@ fn metrics_csv(epochs: &[EpochMetrics]) -> String {
 }
 
 /// Loss and accuracy per epoch, train and validation, side by side.
-fn curves(epochs: &[EpochMetrics]) -> Raster {
+pub(crate) fn curves(epochs: &[EpochMetrics]) -> Raster {
     let series = |label: &str, color, f: &dyn Fn(&EpochMetrics) -> Option<f32>| Series {
         label: label.into(),
         color,

@@ -1,4 +1,5 @@
-//! `e`: write the pictures of the current tab as PNG files into the run's `export/` folder.
+//! `e`: write what the current tab shows into the run's `export/` folder: the pictures as PNG
+//! files, the training curves as a PNG plot with the metrics as CSV, the model summary as text.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,12 @@ fn save(raster: &Raster, path: PathBuf, out: &mut Vec<PathBuf>) -> Result<(), St
     .to_rgb_image();
     img.save(&path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    out.push(path);
+    Ok(())
+}
+
+fn write(text: String, path: PathBuf, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     out.push(path);
     Ok(())
 }
@@ -92,9 +99,37 @@ pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
                 &mut out,
             )?;
         }
-        Tab::Training | Tab::Model | Tab::Help => {
+        Tab::Training => {
+            let mut epochs = state.epochs.clone();
+            epochs.sort_by_key(|m| m.epoch);
+            let Some(last) = epochs.last().map(|m| m.epoch) else {
+                return Err("no finished epoch to export yet".into());
+            };
+            let stem = format!("training-epoch-{last:04}");
+            save(
+                &crate::commands::export::curves(&epochs),
+                dir.join(format!("{stem}-curves.png")),
+                &mut out,
+            )?;
+            write(
+                crate::commands::export::metrics_csv(&epochs),
+                dir.join(format!("{stem}-metrics.csv")),
+                &mut out,
+            )?;
+        }
+        Tab::Model => {
+            let Some(start) = &state.start else {
+                return Err("no model summary yet".into());
+            };
+            write(
+                crate::model::summary::render_table(&start.summary),
+                dir.join("model-summary.txt"),
+                &mut out,
+            )?;
+        }
+        Tab::Help => {
             return Err(format!(
-                "e exports the Filters and Feature maps tabs; for curves and every layer use: convscope export {}",
+                "nothing to export on the Help tab; e exports the Training, Model, Filters and Feature maps tabs, and every layer at once: convscope export {}",
                 state.run_dir.display()
             ));
         }

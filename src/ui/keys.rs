@@ -40,7 +40,7 @@ pub enum Action {
     /// Filters / feature maps: look at the previous / next epoch's checkpoint.
     PrevEpoch,
     NextEpoch,
-    /// Write the current tab's pictures as PNG files into the run's export folder.
+    /// Write what the current tab shows into the run's export folder.
     Export,
     /// Help tab: scroll by `n` lines (negative: up).
     Scroll(i16),
@@ -319,7 +319,7 @@ pub const BINDINGS: &[Binding] = &[
         &[key('e')],
         "e",
         Action::Export,
-        "export the pictures on screen as PNG",
+        "export what is on screen (PNG, CSV, text)",
     ),
     bind(
         On(Tab::Filters),

@@ -451,8 +451,8 @@ fn help_wraps_and_scrolls_on_a_small_terminal() {
     assert!(top.contains("Keys · ↓ more"), "{top}");
     assert!(!top.contains("probe an image by path"), "{top}");
     // A description longer than its column wraps onto a second line instead of being cut.
-    assert!(top.contains("export the pictures on"), "{top}");
-    assert!(top.contains("screen as PNG"), "{top}");
+    assert!(top.contains("next epoch (past the  "), "{top}");
+    assert!(top.contains("  newest: follow training)"), "{top}");
     // Scroll to the end, and past it: the last key shows, and one line up moves at once.
     for _ in 0..10 {
         s.handle_key(code(KeyCode::PageDown));
@@ -666,7 +666,13 @@ fn e_exports_the_current_tab_as_png_files() {
     press(&mut s, "3");
     press(&mut s, "e");
     let msg = s.message.clone().expect("message");
-    assert!(msg.starts_with("exported 3 pictures to"), "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "exported 3 files to {}: filters-conv2d-epoch-0002.png, ",
+            dir.path().join("export").display()
+        )),
+        "{msg}"
+    );
     press(&mut s, "4");
     press(&mut s, "e");
     let files: Vec<String> = std::fs::read_dir(dir.path().join("export"))
@@ -678,7 +684,28 @@ fn e_exports_the_current_tab_as_png_files() {
         let img = image::open(dir.path().join("export").join(f)).expect("png decodes");
         assert!(img.width().max(img.height()) >= 512, "{f} upscaled");
     }
+    // The Training tab: the curves as a plot and the metrics as CSV, one row per epoch.
     press(&mut s, "1");
+    press(&mut s, "e");
+    let export = dir.path().join("export");
+    let curves = image::open(export.join("training-epoch-0002-curves.png")).expect("curves");
+    assert!(curves.width() > curves.height(), "two panels side by side");
+    let csv = std::fs::read_to_string(export.join("training-epoch-0002-metrics.csv")).expect("csv");
+    assert_eq!(csv.lines().count(), 1 + s.epochs.len(), "{csv}");
+    assert!(
+        csv.lines().nth(1).is_some_and(|l| l.starts_with("1,")),
+        "{csv}"
+    );
+    // The Model tab: the summary table.
+    press(&mut s, "2");
+    press(&mut s, "e");
+    let summary = std::fs::read_to_string(export.join("model-summary.txt")).expect("summary");
+    assert!(
+        summary.contains("Param #") && summary.contains("conv2d"),
+        "{summary}"
+    );
+    // Help has nothing of its own and says what else to use.
+    press(&mut s, "5");
     press(&mut s, "e");
     assert!(
         s.message

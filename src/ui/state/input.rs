@@ -233,9 +233,16 @@ impl AppState {
             Action::Export => {
                 self.message = Some(match crate::ui::export::export_tab(self) {
                     Ok(files) => format!(
-                        "exported {} pictures to {}",
+                        "exported {} file{} to {}: {}",
                         files.len(),
-                        self.run_dir.join("export").display()
+                        if files.len() == 1 { "" } else { "s" },
+                        self.run_dir.join("export").display(),
+                        files
+                            .iter()
+                            .filter_map(|f| f.file_name())
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     Err(e) => e,
                 });
