@@ -716,6 +716,24 @@ fn e_exports_the_current_tab_as_png_files() {
 }
 
 #[test]
+fn skipped_images_are_counted_in_the_header() {
+    let mut s = new_state();
+    s.apply(Event::Started(Box::new(crate::events::StartInfo {
+        skipped_images: 2,
+        ..fixtures::start_info()
+    })));
+    let screen = format!("{}", draw(&s, 160, 30).backend());
+    assert!(
+        screen.contains("2 unreadable images skipped (classes.json)"),
+        "{screen}"
+    );
+    let mut clean = new_state();
+    clean.apply(Event::Started(Box::new(fixtures::start_info())));
+    let screen = format!("{}", draw(&clean, 160, 30).backend());
+    assert!(!screen.contains("skipped"), "{screen}");
+}
+
+#[test]
 fn gpu_kernel_tuning_is_said_until_the_first_batch() {
     use crate::events::{RunState, StatusChange};
     let mut s = new_state();

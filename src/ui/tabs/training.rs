@@ -80,6 +80,18 @@ fn render_head(state: &AppState, frame: &mut Frame, area: Rect) {
             ),
             dim,
         ));
+        if s.skipped_images > 0 {
+            // Unreadable images are left out, never silently: the list and the reasons are in
+            // the run's classes.json.
+            l1.push(Span::styled(
+                format!(
+                    "  {} unreadable image{} skipped (classes.json)",
+                    s.skipped_images,
+                    if s.skipped_images == 1 { "" } else { "s" }
+                ),
+                Style::new().fg(Color::Yellow),
+            ));
+        }
     } else {
         l1.push(Span::styled("waiting for the trainer…", dim));
     }
