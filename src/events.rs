@@ -207,6 +207,32 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Which picture request this is, if it is one: a later request of the same kind replaces
+    /// it (see [`coalesce`]).
+    fn picture_kind(&self) -> Option<u8> {
+        match self {
+            Self::Probe { .. } => Some(0),
+            Self::SelectEpoch { .. } => Some(1),
+            Self::RefreshFilters => Some(2),
+            Self::Pause | Self::Resume | Self::Stop | Self::CheckpointNow => None,
+        }
+    }
+}
+
+/// `cmds` in order, without the picture requests (probe, epoch, filter refresh) that a later one
+/// of the same kind replaces. Holding `n` queues a probe per key repeat; computing every one of
+/// them kept the screen behind the keys. Run commands (pause, stop, ...) are all kept.
+#[must_use]
+pub fn coalesce(cmds: Vec<Command>) -> Vec<Command> {
+    let kinds: Vec<Option<u8>> = cmds.iter().map(Command::picture_kind).collect();
+    cmds.into_iter()
+        .enumerate()
+        .filter(|&(i, _)| kinds[i].is_none_or(|k| !kinds[i + 1..].contains(&Some(k))))
+        .map(|(_, c)| c)
+        .collect()
+}
+
 /// One row of the Keras-style model summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummaryRow {
@@ -431,5 +457,35 @@ mod tests {
         assert!(line.starts_with("{\"event\":\"batch\""), "{line}");
         let back: Event = serde_json::from_str(&line).expect("parses");
         assert_eq!(back, batch(3));
+    }
+
+    #[test]
+    fn coalesce_keeps_the_last_picture_request_of_each_kind_and_every_run_command() {
+        let probe = |p: &str| Command::Probe {
+            image: PathBuf::from(p),
+        };
+        let cmds = vec![
+            probe("a"),
+            Command::Pause,
+            probe("b"),
+            Command::SelectEpoch { epoch: Some(2) },
+            Command::RefreshFilters,
+            probe("c"),
+            Command::SelectEpoch { epoch: None },
+            Command::Resume,
+            Command::RefreshFilters,
+        ];
+        assert_eq!(
+            coalesce(cmds),
+            vec![
+                Command::Pause,
+                probe("c"),
+                Command::SelectEpoch { epoch: None },
+                Command::Resume,
+                Command::RefreshFilters,
+            ]
+        );
+        assert_eq!(coalesce(vec![probe("x")]), vec![probe("x")]);
+        assert!(coalesce(Vec::new()).is_empty());
     }
 }

@@ -86,6 +86,7 @@ pub fn spawn(
             let mut worker = Worker {
                 events,
                 commands,
+                pending: std::collections::VecDeque::new(),
                 interrupt,
                 log: None,
                 events_open: true,
@@ -107,6 +108,8 @@ pub fn spawn(
 struct Worker {
     events: EventSender,
     commands: Receiver<Command>,
+    /// Commands taken from `commands` and coalesced, not handled yet.
+    pending: std::collections::VecDeque<Command>,
     interrupt: Arc<AtomicBool>,
     log: Option<EventLog>,
     events_open: bool,
@@ -433,7 +436,7 @@ impl Worker {
         while self.events_open {
             // The observer may go without a word (the screen closed, or headless output ended):
             // look again every 100 ms.
-            let cmd = match self.commands.recv_timeout(Duration::from_millis(100)) {
+            let cmd = match self.next_command(Some(Duration::from_millis(100))) {
                 Ok(cmd) => cmd,
                 Err(RecvTimeoutError::Timeout) if self.events.is_closed() => return,
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -482,6 +485,25 @@ impl Worker {
         Ok(())
     }
 
+    /// The next command, the picture requests that later ones replace left out
+    /// ([`crate::events::coalesce`]); waits up to `wait` for one (`None`: not at all).
+    fn next_command(&mut self, wait: Option<Duration>) -> Result<Command, RecvTimeoutError> {
+        if let Some(c) = self.pending.pop_front() {
+            return Ok(c);
+        }
+        let first = match wait {
+            Some(t) => self.commands.recv_timeout(t)?,
+            None => self.commands.try_recv().map_err(|e| match e {
+                std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            })?,
+        };
+        let mut queued = vec![first];
+        queued.extend(self.commands.try_iter());
+        self.pending = crate::events::coalesce(queued).into();
+        self.pending.pop_front().ok_or(RecvTimeoutError::Timeout)
+    }
+
     /// Handle pending commands; blocks while paused.
     fn handle_commands(
         &mut self,
@@ -500,14 +522,14 @@ impl Worker {
                 return Ok(Control::Stop);
             }
             let cmd = if paused {
-                match self.commands.recv_timeout(Duration::from_millis(100)) {
+                match self.next_command(Some(Duration::from_millis(100))) {
                     Ok(c) => Some(c),
                     Err(RecvTimeoutError::Timeout) => continue,
                     // Nobody can resume us any more: carry on training.
                     Err(RecvTimeoutError::Disconnected) => None,
                 }
             } else {
-                self.commands.try_recv().ok()
+                self.next_command(None).ok()
             };
             let Some(cmd) = cmd else {
                 if paused {

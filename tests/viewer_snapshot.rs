@@ -10,10 +10,9 @@ use convscope::ui::render::render;
 use convscope::ui::state::{AppState, Tab};
 use ratatui::{Terminal, backend::TestBackend};
 
-#[test]
-fn viewer_on_a_finished_run_fixture() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let run = RunDir::create(&tmp.path().join("run")).expect("run dir");
+/// A finished run written from the fixture's events (no checkpoint).
+fn finished_fixture(dir: &std::path::Path) -> RunDir {
+    let run = RunDir::create(&dir.join("run")).expect("run dir");
     run.write_config(&Config::default()).expect("config");
     run.write_classes(&ClassesInfo {
         classes: vec!["cats".into(), "dogs".into()],
@@ -33,6 +32,13 @@ fn viewer_on_a_finished_run_fixture() {
         log.write(e).expect("write");
     }
     drop(log);
+    run
+}
+
+#[test]
+fn viewer_on_a_finished_run_fixture() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = finished_fixture(tmp.path());
 
     let (tx, mut rx) = convscope::events::channel(1024);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
@@ -63,4 +69,44 @@ fn viewer_on_a_finished_run_fixture() {
     // The run dir path differs per test run: blank it before comparing.
     let text = text.replace(&run.path.display().to_string(), "RUN");
     insta::assert_snapshot!("viewer_finished_run_training", text);
+}
+
+/// Probes asked for faster than they are answered (a held `n`) are answered once, for the
+/// last image, not one by one.
+#[test]
+fn queued_probes_are_answered_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = finished_fixture(tmp.path());
+    let (tx, mut rx) = convscope::events::channel(1024);
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    for i in 0..10 {
+        cmd_tx
+            .send(convscope::events::Command::Probe {
+                image: format!("/probe-{i}.png").into(),
+            })
+            .expect("queued");
+    }
+    let viewer = convscope::train::viewer::spawn(run, tx, cmd_rx).expect("viewer");
+    let mut warnings = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // The fixture has no checkpoint: each answered probe is a warning.
+    while warnings.is_empty() && std::time::Instant::now() < deadline {
+        while let Some(e) = rx.try_recv() {
+            if let Event::Warning(w) = e {
+                warnings.push(w.message);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Give a second answer time to show up, were there one.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    while let Some(e) = rx.try_recv() {
+        if let Event::Warning(w) = e {
+            warnings.push(w.message);
+        }
+    }
+    drop(cmd_tx);
+    drop(rx);
+    viewer.join().expect("viewer thread");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
 }

@@ -158,9 +158,12 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
         }
         match commands.recv_timeout(Duration::from_millis(200)) {
             Ok(cmd) => {
-                let out = handle(cmd, &socket, loaded.as_ref(), &mut inspector);
-                for e in out {
-                    events.send(e);
+                let mut queued = vec![cmd];
+                queued.extend(commands.try_iter());
+                for cmd in crate::events::coalesce(queued) {
+                    for e in handle(cmd, &socket, loaded.as_ref(), &mut inspector) {
+                        events.send(e);
+                    }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
