@@ -30,6 +30,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/convscope")
     ap.add_argument("--keys", type=int, default=40)
+    ap.add_argument("--sixel-max-kb", type=int, default=0,
+                    help="passed to the sixel viewer (ui.sixel_max_kb); 0: no limit")
     a = ap.parse_args()
     exe = os.path.abspath(a.bin)
     tmp = tempfile.mkdtemp(prefix="convscope-measure-")
@@ -83,8 +85,9 @@ def main():
         for mode in ["halfblocks", "sixel"]:
             s = f"m-{mode}"
             # Start the new session before ending the old one: tmux exits with its last session.
+            limit = f" --sixel-max-kb {a.sixel_max_kb}" if mode == "sixel" and a.sixel_max_kb else ""
             subprocess.run(["tmux", "new-session", "-d", "-s", s, "-x", "200", "-y", "60",
-                            f"{exe} view {run} --graphics {mode}"], env=env, check=True)
+                            f"{exe} view {run} --graphics {mode}{limit}"], env=env, check=True)
             subprocess.run(["tmux", "kill-session", "-t", prev], capture_output=True)
             prev = s
             wait(lambda: "● paused" in capture(s))

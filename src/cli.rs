@@ -164,6 +164,9 @@ pub struct ViewArgs {
     /// Terminal graphics [ui.graphics].
     #[arg(long, env = "CONVSCOPE_GRAPHICS", value_enum)]
     pub graphics: Option<GraphicsArg>,
+    /// Most kilobytes one sixel picture may take, for slow links; 0: no limit [ui.sixel_max_kb].
+    #[arg(long, env = "CONVSCOPE_SIXEL_MAX_KB")]
+    pub sixel_max_kb: Option<u32>,
 }
 
 /// `convscope summary`.

@@ -152,6 +152,7 @@ fn detach(run_path: PathBuf, add_run_flag: bool) -> Result<ExitCode> {
     view(&ViewArgs {
         run: run_path,
         graphics: None,
+        sixel_max_kb: None,
     })
 }
 
@@ -237,6 +238,9 @@ fn view(args: &ViewArgs) -> Result<ExitCode> {
     let mut cfg = run.read_config()?;
     if let Some(g) = args.graphics {
         cfg.ui.graphics = g.into();
+    }
+    if let Some(kb) = args.sixel_max_kb {
+        cfg.ui.sixel_max_kb = kb;
     }
     if !std::io::stdout().is_terminal() {
         bail!(

@@ -341,6 +341,9 @@ pub struct UiConfig {
     pub colormap: ColormapName,
     pub filter_norm: FilterNorm,
     pub fps: u32,
+    /// Most kilobytes one sixel picture may take (0: no limit); over it, a picture is sent
+    /// less enlarged, then in fewer colour levels, then with fewer pixels.
+    pub sixel_max_kb: u32,
 }
 
 impl Default for UiConfig {
@@ -350,6 +353,7 @@ impl Default for UiConfig {
             colormap: ColormapName::Viridis,
             filter_norm: FilterNorm::Layer,
             fps: 30,
+            sixel_max_kb: 0,
         }
     }
 }

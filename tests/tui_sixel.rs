@@ -84,3 +84,37 @@ fn feature_maps_arrive_as_sixel_and_an_epoch_step_sends_no_half_blocks() {
     let screen = common::strip(&view.capture());
     assert!(screen.contains("epoch 1"), "{screen}");
 }
+
+/// `view --sixel-max-kb` (for slow links): every sixel picture stays within the limit.
+#[test]
+fn sixel_pictures_keep_to_their_byte_limit() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = common::demo_run(tmp.path(), 1, 32, 20);
+    let view = Tmux::start(
+        "convscope-sixel-limit",
+        &format!(
+            "{} view {} --graphics sixel --sixel-max-kb 8; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+    );
+    view.wait_text_noting("finished", Some(&run_dir.join("viewer.log")));
+    let log = tmp.path().join("terminal.log");
+    view.pipe_to(&log);
+    view.keys("4");
+    view.wait_text("(x-mean)/std");
+    wait_for("three sixel images", Duration::from_mins(1), || {
+        sixels(&read(&log)).len() >= 3
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let stream = String::from_utf8_lossy(&read(&log)).into_owned();
+    let pictures: Vec<&str> = stream.split("\u{1b}Ptmux;").skip(1).collect();
+    assert!(pictures.len() >= 3);
+    for p in pictures {
+        // The passthrough wrapping doubles escapes; the limit counts what is written.
+        let end = p.find("\u{1b}\u{1b}\\\u{1b}\\").map_or(p.len(), |e| e + 5);
+        assert!(end <= 8_000, "a picture of {end} bytes");
+    }
+    let images = sixels(&read(&log));
+    assert!(images.iter().all(|i| i.width >= 16 && i.height >= 16));
+}

@@ -154,7 +154,8 @@ pub async fn run(
         .context("cannot enter the alternate screen")?;
     // The query writes to and reads from the terminal once, before the event stream starts.
     let (encoded_tx, mut encoded) = tokio::sync::mpsc::unbounded_channel();
-    let mut gfx = Graphics::detect(options.config.graphics, encoded_tx);
+    let mut gfx = Graphics::detect(options.config.graphics, encoded_tx)
+        .with_sixel_max_kb(options.config.sixel_max_kb);
     tracing::info!(?gfx, "ui started");
     let mut terminal = Terminal::new(Compact::new(out)).context("cannot start the terminal UI")?;
     // No `terminal.clear()`: it asks the terminal for the cursor position, which can time out

@@ -39,6 +39,8 @@ struct Job {
     area: Rect,
     raster: crate::viz::Raster,
     encoder: Encoder,
+    /// Most bytes a sixel picture may take (0: no limit).
+    max_bytes: usize,
     /// Which encoder this is ([`Graphics::encoder_epoch`]).
     epoch: u64,
 }
@@ -51,16 +53,12 @@ impl Job {
             usize::from(self.area.width) * usize::from(font.width),
             usize::from(self.area.height) * usize::from(font.height),
         );
-        let resized = self.raster.resized(pw, ph);
         let protocol = match &self.encoder {
             Encoder::Sixel { tmux, .. } => {
-                let size = Size::new(
-                    pw.div_ceil(usize::from(font.width).max(1)) as u16,
-                    ph.div_ceil(usize::from(font.height).max(1)) as u16,
-                );
-                sixel(&resized, size, *tmux)
+                sixel_within(&self.raster, (pw, ph), font, *tmux, self.max_bytes)
             }
             Encoder::Picker(picker) => {
+                let resized = self.raster.resized(pw, ph);
                 let img = image::DynamicImage::ImageRgb8(resized.to_rgb_image());
                 picker
                     .new_protocol(
@@ -78,6 +76,69 @@ impl Job {
             epoch: self.epoch,
             protocol,
         }
+    }
+}
+
+/// Sixel for `raster` drawn at `(pw, ph)` pixels. Over `max_bytes` (0: no limit) it is sent
+/// less enlarged, by whole factors down to its own size, then in fewer colour levels (32, 16,
+/// then 8 a channel), then with half the pixels, again and again, whichever fits first; when
+/// none does, the smallest is sent.
+fn sixel_within(
+    raster: &crate::viz::Raster,
+    (pw, ph): (usize, usize),
+    font: ratatui_image::FontSize,
+    tmux: bool,
+    max_bytes: usize,
+) -> Result<Protocol, String> {
+    let encode = |r: &crate::viz::Raster| {
+        let size = Size::new(
+            r.width().div_ceil(usize::from(font.width).max(1)) as u16,
+            r.height().div_ceil(usize::from(font.height).max(1)) as u16,
+        );
+        sixel(r, size, tmux)
+    };
+    let fits = |p: &Protocol| max_bytes == 0 || sixel_bytes(p) <= max_bytes;
+    let full = raster.resized(pw, ph);
+    let mut sent = encode(&full)?;
+    if fits(&sent) {
+        return Ok(sent);
+    }
+    let (w, h) = (raster.width().max(1), raster.height().max(1));
+    let factor = (pw / w).min(ph / h);
+    for f in (1..factor).rev() {
+        sent = encode(&raster.resized(w * f, h * f))?;
+        if fits(&sent) {
+            return Ok(sent);
+        }
+    }
+    let smallest = if factor > 1 {
+        raster.resized(w, h)
+    } else {
+        full
+    };
+    for step in [8, 16, 32] {
+        sent = encode(&smallest.posterized(step))?;
+        if fits(&sent) {
+            return Ok(sent);
+        }
+    }
+    // Noise-like maps still do not fit: fewer pixels than the picture has, halving each time.
+    let mut small = smallest.posterized(32);
+    while small.width() >= 64 && small.height() >= 64 {
+        small = small.resized(small.width() / 2, small.height() / 2);
+        sent = encode(&small)?;
+        if fits(&sent) {
+            return Ok(sent);
+        }
+    }
+    Ok(sent)
+}
+
+/// Bytes a sixel protocol writes.
+fn sixel_bytes(p: &Protocol) -> usize {
+    match p {
+        Protocol::Sixel(s) => s.data.len(),
+        _ => 0,
     }
 }
 
@@ -150,6 +211,8 @@ pub struct Graphics {
     /// The terminal's answer, when it did not come before the first frame.
     late: Option<Receiver<Option<Encoder>>>,
     cache: HashMap<Slot, Entry>,
+    /// Most bytes one sixel picture may take (0: no limit).
+    sixel_max_bytes: usize,
     /// Jobs in flight: slot -> (generation, area).
     pending: HashMap<Slot, (u64, Rect)>,
     done: Option<EncodedSender>,
@@ -195,6 +258,15 @@ impl Graphics {
             done: Some(done),
             ..Self::default()
         }
+    }
+
+    /// Limit each sixel picture to `kb` kilobytes (0: no limit).
+    #[must_use]
+    pub fn with_sixel_max_kb(mut self, kb: u32) -> Self {
+        self.sixel_max_bytes = usize::try_from(kb)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1000);
+        self
     }
 
     /// Take in the terminal's late answer, if it came; returns whether the encoder changed
@@ -265,6 +337,7 @@ impl Graphics {
                 area: rect,
                 raster: pic.raster.clone(),
                 encoder: encoder.clone(),
+                max_bytes: self.sixel_max_bytes,
                 epoch: self.encoder_epoch,
             };
             if let (Ok(rt), Some(done)) = (tokio::runtime::Handle::try_current(), self.done.clone())
@@ -461,6 +534,55 @@ mod tests {
             .raster
             .fit_size(usize::from(rect.width) * 8, usize::from(rect.height) * 16);
         assert_eq!((img.width, img.height), want);
+    }
+
+    #[test]
+    fn a_sixel_over_its_byte_limit_is_sent_less_enlarged_then_in_fewer_levels_then_smaller() {
+        // A noisy 72x72 map (sides that are whole sixel bands) in viridis, as first-layer feature maps are.
+        let mut seed = 7_u32;
+        let raster = crate::viz::Raster::from_fn(72, 72, |_, _| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            crate::viz::colormap::color_u8(crate::config::ColormapName::Viridis, (seed >> 24) as u8)
+        });
+        let font = ratatui_image::FontSize::new(10, 20);
+        let decoded = |p: &Protocol| {
+            let Protocol::Sixel(sx) = p else {
+                panic!("sixel")
+            };
+            let start = sx.data.find("\x1bP").expect("sixel start");
+            let img = icy_sixel::SixelImage::decode(&sx.data.as_bytes()[start..]).expect("decodes");
+            (img.width, img.height, sx.data.len())
+        };
+        let within = |max: usize| {
+            decoded(&sixel_within(&raster, (360, 360), font, false, max).expect("encodes"))
+        };
+        // 360x360 pixels: five times the map.
+        let (w, h, all) = within(0);
+        assert_eq!((w, h), (360, 360));
+        // A limit of a third: a smaller whole factor that fits.
+        let (w, h, bytes) = within(all / 3);
+        assert!(bytes <= all / 3, "{bytes} > {}", all / 3);
+        assert!(w < 360 && w % 72 == 0 && w == h, "{w}x{h}");
+        // The map's own size does not fit either: fewer colour levels, at its own size.
+        let (_, _, native) =
+            decoded(&sixel_within(&raster, (72, 72), font, false, 0).expect("encodes"));
+        let (w, h, bytes) = within(native * 2 / 3);
+        assert_eq!((w, h), (72, 72));
+        assert!(bytes <= native * 2 / 3, "{bytes}");
+        // Fewer levels are not enough: half the pixels.
+        let fewest_levels = [8, 16, 32]
+            .map(|step| {
+                decoded(&sixel(&raster.posterized(step), Size::new(8, 4), false).expect("encodes"))
+                    .2
+            })
+            .into_iter()
+            .min()
+            .unwrap_or(0);
+        let (w, h, bytes) = within(fewest_levels - 1);
+        assert_eq!((w, h), (36, 36));
+        assert!(bytes < fewest_levels, "{bytes}");
+        // Nothing fits: the smallest is sent.
+        assert_eq!(within(10).0, 36);
     }
 
     #[test]
