@@ -36,14 +36,25 @@ fn colours(img: &icy_sixel::SixelImage) -> usize {
     set.len()
 }
 
-#[test]
-fn feature_maps_arrive_as_sixel_and_an_epoch_step_sends_no_half_blocks() {
+/// A finished demo run of `epochs` epochs viewed with sixel in tmux (`flags` added to `view`),
+/// on the Feature maps tab once its first three pictures (photo, grid, zoom) have arrived.
+/// Returns the temporary folder, the run, the viewer and the file its output goes to.
+fn sixel_feature_maps(
+    session: &str,
+    epochs: u32,
+    flags: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Tmux,
+    std::path::PathBuf,
+) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let run_dir = common::demo_run(tmp.path(), 2, 32, 20);
+    let run_dir = common::demo_run(tmp.path(), epochs, 32, 20);
     let view = Tmux::start(
-        "convscope-sixel",
+        session,
         &format!(
-            "{} view {} --graphics sixel; sleep 30",
+            "{} view {} --graphics sixel{flags}; sleep 30",
             env!("CARGO_BIN_EXE_convscope"),
             run_dir.display()
         ),
@@ -53,11 +64,16 @@ fn feature_maps_arrive_as_sixel_and_an_epoch_step_sends_no_half_blocks() {
     view.pipe_to(&log);
     view.keys("4");
     view.wait_text("(x-mean)/std");
-    // The photo, the grid of maps and the zoomed map.
     wait_for("three sixel images", Duration::from_mins(1), || {
         sixels(&read(&log)).len() >= 3
     });
     std::thread::sleep(Duration::from_millis(500));
+    (tmp, run_dir, view, log)
+}
+
+#[test]
+fn feature_maps_arrive_as_sixel_and_an_epoch_step_sends_no_half_blocks() {
+    let (_tmp, _run, view, log) = sixel_feature_maps("convscope-sixel", 2, "");
     let first = read(&log);
     let images = sixels(&first);
     for img in &images {
@@ -88,25 +104,8 @@ fn feature_maps_arrive_as_sixel_and_an_epoch_step_sends_no_half_blocks() {
 /// `view --sixel-max-kb` (for slow links): every sixel picture stays within the limit.
 #[test]
 fn sixel_pictures_keep_to_their_byte_limit() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let run_dir = common::demo_run(tmp.path(), 1, 32, 20);
-    let view = Tmux::start(
-        "convscope-sixel-limit",
-        &format!(
-            "{} view {} --graphics sixel --sixel-max-kb 8; sleep 30",
-            env!("CARGO_BIN_EXE_convscope"),
-            run_dir.display()
-        ),
-    );
-    view.wait_text_noting("finished", Some(&run_dir.join("viewer.log")));
-    let log = tmp.path().join("terminal.log");
-    view.pipe_to(&log);
-    view.keys("4");
-    view.wait_text("(x-mean)/std");
-    wait_for("three sixel images", Duration::from_mins(1), || {
-        sixels(&read(&log)).len() >= 3
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    let (_tmp, _run, _view, log) =
+        sixel_feature_maps("convscope-sixel-limit", 1, " --sixel-max-kb 8");
     let stream = String::from_utf8_lossy(&read(&log)).into_owned();
     let pictures: Vec<&str> = stream.split("\u{1b}Ptmux;").skip(1).collect();
     assert!(pictures.len() >= 3);

@@ -8,6 +8,13 @@ use std::time::Duration;
 use common::{Tmux, events, strip, truecolors, wait_for};
 use convscope::events::Event;
 
+fn batch_count(run: &Path) -> usize {
+    events(run)
+        .iter()
+        .filter(|e| matches!(e, Event::Batch(_)))
+        .count()
+}
+
 fn exit_status(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -144,11 +151,7 @@ fn tui_training_loses_its_terminal(
     );
     term.wait_text("● running");
     wait_for("a few batches", Duration::from_mins(1), || {
-        events(&run_dir)
-            .iter()
-            .filter(|e| matches!(e, Event::Batch(_)))
-            .count()
-            >= 3
+        batch_count(&run_dir) >= 3
     });
     term.kill();
     run_dir
@@ -217,12 +220,7 @@ fn training_in_the_tui_goes_on_when_its_terminal_vanishes_without_a_signal() {
         "trap '' HUP;",
         &format!("; echo $? > {}", status.display()),
     );
-    let batches = || {
-        events(&run_dir)
-            .iter()
-            .filter(|e| matches!(e, Event::Batch(_)))
-            .count()
-    };
+    let batches = || batch_count(&run_dir);
     let after_kill = batches();
     wait_for("training to go on", Duration::from_mins(1), || {
         batches() > after_kill + 5
@@ -261,12 +259,7 @@ fn leaving_a_training_s_screen_keeps_it_controllable() {
     term.keys("d");
     term.wait_text("training goes on in this process");
     let sock = run_dir.join("control.sock");
-    let batches = || {
-        events(&run_dir)
-            .iter()
-            .filter(|e| matches!(e, Event::Batch(_)))
-            .count()
-    };
+    let batches = || batch_count(&run_dir);
     let left = batches();
     wait_for("training to go on", Duration::from_mins(1), || {
         batches() > left + 5
