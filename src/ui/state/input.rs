@@ -97,7 +97,7 @@ impl AppState {
                     if !path.is_empty() {
                         self.message = Some(format!("probing {path}"));
                         return vec![Command::Probe {
-                            image: PathBuf::from(path),
+                            image: expand_home(&path, std::env::var_os("HOME")),
                         }];
                     }
                 }
@@ -356,5 +356,38 @@ impl AppState {
             }
             _ => {}
         }
+    }
+}
+
+/// `path` with a leading `~` standing for `home`, as a shell would read it.
+fn expand_home(path: &str, home: Option<std::ffi::OsString>) -> PathBuf {
+    match (path.strip_prefix('~'), home) {
+        (Some(""), Some(home)) => PathBuf::from(home),
+        (Some(rest), Some(home)) if rest.starts_with('/') => {
+            PathBuf::from(home).join(rest.trim_start_matches('/'))
+        }
+        _ => PathBuf::from(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_tilde_is_the_home_folder() {
+        let home = || Some(std::ffi::OsString::from("/home/u"));
+        assert_eq!(
+            expand_home("~/a/b.png", home()),
+            PathBuf::from("/home/u/a/b.png")
+        );
+        assert_eq!(expand_home("~", home()), PathBuf::from("/home/u"));
+        // Not a home: another user's, a tilde inside, no HOME set.
+        assert_eq!(
+            expand_home("~bob/x.png", home()),
+            PathBuf::from("~bob/x.png")
+        );
+        assert_eq!(expand_home("a/~/x.png", home()), PathBuf::from("a/~/x.png"));
+        assert_eq!(expand_home("~/x.png", None), PathBuf::from("~/x.png"));
     }
 }
