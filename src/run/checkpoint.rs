@@ -178,13 +178,26 @@ fn fill(
 /// A fast, non-cryptographic hash of `files` in `dir` (against damage, not against an
 /// attacker): 64-bit words mixed multiplicatively, each file's length mixed in.
 fn files_hash(dir: &Path, files: &[&str]) -> std::io::Result<u64> {
+    Ok(files_hashes(dir, files)?
+        .last()
+        .copied()
+        .unwrap_or(FNV_BASIS))
+}
+
+/// Start of the hash chain.
+const FNV_BASIS: u64 = 0xCBF2_9CE4_8422_2325;
+
+/// [`files_hash`] of each prefix of `files`, read once: the hash after the first file, after the
+/// first two, and so on.
+fn files_hashes(dir: &Path, files: &[&str]) -> std::io::Result<Vec<u64>> {
     use std::io::Read as _;
     const CHUNK: u64 = 1 << 20; // a multiple of 8: only the last chunk has a partial word
     let mix = |h: u64, w: u64| {
         let h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         h ^ (h >> 29)
     };
-    let mut h = 0xCBF2_9CE4_8422_2325_u64;
+    let mut h = FNV_BASIS;
+    let mut hashes = Vec::with_capacity(files.len());
     let mut chunk = Vec::with_capacity(CHUNK as usize);
     for file in files {
         let mut f = std::fs::File::open(dir.join(file))?;
@@ -203,8 +216,9 @@ fn files_hash(dir: &Path, files: &[&str]) -> std::io::Result<u64> {
             }
         }
         h = mix(h, len);
+        hashes.push(h);
     }
-    Ok(h)
+    Ok(hashes)
 }
 
 /// Check a listed checkpoint's files against the hash written with them.
@@ -352,14 +366,35 @@ pub fn drop_old_optimizer_state(dir: &Path, keep: usize) -> Result<u64, RunError
         if c.state.weights_only {
             continue;
         }
-        if let Err(why) = verify(&c) {
-            tracing::warn!("not trimming checkpoint {}: {why}", c.path.display());
-            continue;
-        }
+        // One read gives both the hash to check and the hash of the weights alone (the chain
+        // after the first file).
+        let hashes = match files_hashes(&c.path, c.state.files()) {
+            Ok(h)
+                if c.state
+                    .files_hash
+                    .is_none_or(|want| h.last() == Some(&want)) =>
+            {
+                h
+            }
+            Ok(_) => {
+                tracing::warn!(
+                    "not trimming checkpoint {}: its files are damaged",
+                    c.path.display()
+                );
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "not trimming checkpoint {}: cannot read its files: {e}",
+                    c.path.display()
+                );
+                continue;
+            }
+        };
         let state = TrainState {
             weights_only: true,
             optim_bytes: 0,
-            files_hash: Some(files_hash(&c.path, &[MODEL_FILE]).map_err(io_err(&c.path))?),
+            files_hash: hashes.first().copied(),
             ..c.state.clone()
         };
         let json = serde_json::to_vec_pretty(&state).map_err(|e| RunError::Corrupt {
