@@ -55,7 +55,7 @@ impl Job {
         );
         let protocol = match &self.encoder {
             Encoder::Sixel { tmux, .. } => {
-                sixel_within(&self.raster, (pw, ph), font, *tmux, self.max_bytes)
+                super::sixel::protocol_within(&self.raster, (pw, ph), font, *tmux, self.max_bytes)
             }
             Encoder::Picker(picker) => {
                 let resized = self.raster.resized(pw, ph);
@@ -77,105 +77,6 @@ impl Job {
             protocol,
         }
     }
-}
-
-/// Sixel for `raster` drawn at `(pw, ph)` pixels. Over `max_bytes` (0: no limit) it is sent
-/// less enlarged, by whole factors down to its own size, then in fewer colour levels (32, 16,
-/// then 8 a channel), then with half the pixels, again and again, whichever fits first; when
-/// none does, the smallest is sent.
-fn sixel_within(
-    raster: &crate::viz::Raster,
-    (pw, ph): (usize, usize),
-    font: ratatui_image::FontSize,
-    tmux: bool,
-    max_bytes: usize,
-) -> Result<Protocol, String> {
-    let encode = |r: &crate::viz::Raster| {
-        let size = Size::new(
-            r.width().div_ceil(usize::from(font.width).max(1)) as u16,
-            r.height().div_ceil(usize::from(font.height).max(1)) as u16,
-        );
-        sixel(r, size, tmux)
-    };
-    let fits = |p: &Protocol| max_bytes == 0 || sixel_bytes(p) <= max_bytes;
-    let full = raster.resized(pw, ph);
-    let mut sent = encode(&full)?;
-    if fits(&sent) {
-        return Ok(sent);
-    }
-    let (w, h) = (raster.width().max(1), raster.height().max(1));
-    let factor = (pw / w).min(ph / h);
-    for f in (1..factor).rev() {
-        sent = encode(&raster.resized(w * f, h * f))?;
-        if fits(&sent) {
-            return Ok(sent);
-        }
-    }
-    let smallest = if factor > 1 {
-        raster.resized(w, h)
-    } else {
-        full
-    };
-    for step in [8, 16, 32] {
-        sent = encode(&smallest.posterized(step))?;
-        if fits(&sent) {
-            return Ok(sent);
-        }
-    }
-    // Noise-like maps still do not fit: fewer pixels than the picture has, halving each time.
-    let mut small = smallest.posterized(32);
-    while small.width() >= 64 && small.height() >= 64 {
-        small = small.resized(small.width() / 2, small.height() / 2);
-        sent = encode(&small)?;
-        if fits(&sent) {
-            return Ok(sent);
-        }
-    }
-    Ok(sent)
-}
-
-/// Bytes a sixel protocol writes.
-fn sixel_bytes(p: &Protocol) -> usize {
-    match p {
-        Protocol::Sixel(s) => s.data.len(),
-        _ => 0,
-    }
-}
-
-/// Sixel for `raster`, which fills `size` cells, wrapped like ratatui-image does: the cells
-/// erased first, and tmux's passthrough when inside tmux.
-fn sixel(raster: &crate::viz::Raster, size: Size, tmux: bool) -> Result<Protocol, String> {
-    use std::fmt::Write as _;
-    let encoded = super::sixel::encode(raster)?;
-    let Some(body) = encoded.strip_prefix('\x1b') else {
-        return Err("sixel encoding did not start with an escape".into());
-    };
-    let (start, escape, end) =
-        ratatui_image::picker::cap_parser::Parser::tmux_start_escape_end(tmux);
-    let mut data = String::with_capacity(body.len() + 16 * usize::from(size.height) + 32);
-    data.push_str(start);
-    // Erase what was under the picture (ECH + cursor down per row, then back up).
-    if size.height <= 1 {
-        let _ = write!(data, "{escape}[{}X", size.width);
-    } else {
-        for _ in 0..size.height {
-            let _ = write!(data, "{escape}[{}X{escape}[1B", size.width);
-        }
-        let _ = write!(data, "{escape}[{}A", size.height);
-    }
-    data.push_str(escape);
-    // Inside tmux's passthrough every escape is doubled, the sixel's own terminator too.
-    if tmux {
-        data.push_str(&body.replace('\x1b', "\x1b\x1b"));
-    } else {
-        data.push_str(body);
-    }
-    data.push_str(end);
-    Ok(Protocol::Sixel(ratatui_image::protocol::sixel::Sixel {
-        data,
-        size,
-        is_tmux: tmux,
-    }))
 }
 
 /// The cells an image of `size` cells takes when centred in `area`, as the half blocks are.
@@ -534,74 +435,5 @@ mod tests {
             .raster
             .fit_size(usize::from(rect.width) * 8, usize::from(rect.height) * 16);
         assert_eq!((img.width, img.height), want);
-    }
-
-    #[test]
-    fn a_sixel_over_its_byte_limit_is_sent_less_enlarged_then_in_fewer_levels_then_smaller() {
-        // A noisy 72x72 map (sides that are whole sixel bands) in viridis, as first-layer feature maps are.
-        let mut seed = 7_u32;
-        let raster = crate::viz::Raster::from_fn(72, 72, |_, _| {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            crate::viz::colormap::color_u8(crate::config::ColormapName::Viridis, (seed >> 24) as u8)
-        });
-        let font = ratatui_image::FontSize::new(10, 20);
-        let decoded = |p: &Protocol| {
-            let Protocol::Sixel(sx) = p else {
-                panic!("sixel")
-            };
-            let start = sx.data.find("\x1bP").expect("sixel start");
-            let img = icy_sixel::SixelImage::decode(&sx.data.as_bytes()[start..]).expect("decodes");
-            (img.width, img.height, sx.data.len())
-        };
-        let within = |max: usize| {
-            decoded(&sixel_within(&raster, (360, 360), font, false, max).expect("encodes"))
-        };
-        // 360x360 pixels: five times the map.
-        let (w, h, all) = within(0);
-        assert_eq!((w, h), (360, 360));
-        // A limit of a third: a smaller whole factor that fits.
-        let (w, h, bytes) = within(all / 3);
-        assert!(bytes <= all / 3, "{bytes} > {}", all / 3);
-        assert!(w < 360 && w % 72 == 0 && w == h, "{w}x{h}");
-        // The map's own size does not fit either: fewer colour levels, at its own size.
-        let (_, _, native) =
-            decoded(&sixel_within(&raster, (72, 72), font, false, 0).expect("encodes"));
-        let (w, h, bytes) = within(native * 2 / 3);
-        assert_eq!((w, h), (72, 72));
-        assert!(bytes <= native * 2 / 3, "{bytes}");
-        // Fewer levels are not enough: half the pixels.
-        let fewest_levels = [8, 16, 32]
-            .map(|step| {
-                decoded(&sixel(&raster.posterized(step), Size::new(8, 4), false).expect("encodes"))
-                    .2
-            })
-            .into_iter()
-            .min()
-            .unwrap_or(0);
-        let (w, h, bytes) = within(fewest_levels - 1);
-        assert_eq!((w, h), (36, 36));
-        assert!(bytes < fewest_levels, "{bytes}");
-        // Nothing fits: the smallest is sent.
-        assert_eq!(within(10).0, 36);
-    }
-
-    #[test]
-    fn sixel_is_wrapped_for_tmux_with_every_escape_doubled() {
-        let r = crate::viz::Raster::from_fn(8, 12, |x, y| [(x * 30) as u8, (y * 20) as u8, 9]);
-        let plain = sixel(&r, Size::new(2, 1), false).expect("encodes");
-        let wrapped = sixel(&r, Size::new(2, 1), true).expect("encodes");
-        let (Protocol::Sixel(p), Protocol::Sixel(t)) = (plain, wrapped) else {
-            panic!("sixel protocols")
-        };
-        assert_eq!(p.size, Size::new(2, 1));
-        assert!(p.data.starts_with("\x1b[2X\x1bP"), "erase, then the image");
-        assert!(t.data.starts_with("\x1bPtmux;\x1b\x1b[2X\x1b\x1bP"));
-        assert!(t.data.ends_with("\x1b\x1b\\\x1b\\"));
-        let inner = &t.data["\x1bPtmux;".len()..t.data.len() - 2];
-        assert_eq!(inner.replace("\x1b\x1b", "\x1b"), p.data);
-        assert!(
-            !inner.replace("\x1b\x1b", "").contains('\x1b'),
-            "no lone escape ends the passthrough"
-        );
     }
 }
