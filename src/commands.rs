@@ -68,7 +68,8 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
         &args.flags.overrides(None),
         Some(demo_config()),
     )?;
-    train::device::check(&cfg.train.device).map_err(anyhow::Error::msg)?;
+    // Made before the run directory: a device that cannot be had leaves nothing behind.
+    let device = train::device::create(&cfg.train.device).map_err(anyhow::Error::msg)?;
     if args.flags.detach {
         return detach(
             args.flags.run.clone().unwrap_or_else(demo_run_path),
@@ -81,7 +82,15 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let size = cfg.data.image_size[0].max(cfg.data.image_size[1]);
     crate::data::write_synthetic(&data_dir, args.per_class, size, cfg.train.seed)
         .with_context(|| format!("writing the synthetic dataset to {}", data_dir.display()))?;
-    start(&cfg, data_dir, None, &run, None, args.flags.headless)
+    start(
+        &cfg,
+        device,
+        data_dir,
+        None,
+        &run,
+        None,
+        args.flags.headless,
+    )
 }
 
 fn demo_run_path() -> PathBuf {
@@ -169,7 +178,8 @@ fn train_cmd(args: &TrainArgs) -> Result<ExitCode> {
     if let Some(val) = &args.val {
         crate::data::scan(val)?;
     }
-    train::device::check(&cfg.train.device).map_err(anyhow::Error::msg)?;
+    // Made before the run directory: a device that cannot be had leaves nothing behind.
+    let device = train::device::create(&cfg.train.device).map_err(anyhow::Error::msg)?;
     if args.flags.detach {
         return detach(
             args.flags.run.clone().unwrap_or_else(RunDir::default_path),
@@ -179,6 +189,7 @@ fn train_cmd(args: &TrainArgs) -> Result<ExitCode> {
     let run = RunDir::create(&args.flags.run.clone().unwrap_or_else(RunDir::default_path))?;
     start(
         &cfg,
+        device,
         args.data.clone(),
         args.val.clone(),
         &run,
@@ -197,7 +208,8 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
         cfg.optimizer.lr = lr;
     }
     cfg.validate()?;
-    train::device::check(&cfg.train.device).map_err(anyhow::Error::msg)?;
+    // Made before the run directory: a device that cannot be had leaves nothing behind.
+    let device = train::device::create(&cfg.train.device).map_err(anyhow::Error::msg)?;
     let source = RunSource::read(&run)?;
     let (cp, note) = checkpoint::latest(&run.checkpoints_path())?;
     if let Some(note) = note {
@@ -225,6 +237,7 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
     run.write_config(&cfg)?;
     start(
         &cfg,
+        device,
         source.data_dir,
         source.val_dir,
         &run,
@@ -309,6 +322,7 @@ fn write_samples(run: &RunDir) -> Vec<PathBuf> {
 
 fn start(
     cfg: &Config,
+    device: burn::tensor::Device,
     data_dir: PathBuf,
     val_dir: Option<PathBuf>,
     run: &RunDir,
@@ -333,6 +347,7 @@ fn start(
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<Command>();
     let job = Job {
         cfg: cfg.clone(),
+        device,
         data_dir,
         val_dir,
         run: run.clone(),

@@ -36,8 +36,6 @@ pub enum TrainError {
     Data(#[from] crate::data::DataError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("{0}")]
-    Device(String),
     #[error(
         "the loss became {value} at epoch {epoch}, batch {batch}: training diverged and was stopped. {kept} Try a lower learning rate (optimizer.lr / --lr, now {lr:?})."
     )]
@@ -56,6 +54,8 @@ pub enum TrainError {
 #[derive(Debug, Clone)]
 pub struct Job {
     pub cfg: Config,
+    /// The device named in `cfg.train.device`, made by the caller (before the run directory).
+    pub device: burn::tensor::Device,
     pub data_dir: PathBuf,
     pub val_dir: Option<PathBuf>,
     pub run: RunDir,
@@ -199,6 +199,7 @@ impl Worker {
     fn run(&mut self, job: Job) -> Result<Outcome, TrainError> {
         let Job {
             cfg,
+            device,
             data_dir,
             val_dir,
             run,
@@ -209,7 +210,6 @@ impl Worker {
         self.emit(Event::Status(StatusChange {
             state: RunState::Preparing,
         }));
-        let device = device::create(&cfg.train.device).map_err(TrainError::Device)?;
         let dataset = Dataset::open(&data_dir, val_dir.as_deref(), &cfg)?;
         let classes = dataset.classes.clone();
         record_classes(&run, &dataset, resume.as_ref())?;

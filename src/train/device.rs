@@ -75,13 +75,6 @@ fn cuda(_index: usize) -> Result<Device, String> {
     Err("this convscope was built without CUDA support for --device cuda; rebuild with `cargo build --release --features cuda` (needs internet access at build time), or use --features wgpu and --device wgpu".into())
 }
 
-/// Check that `name` can be used by this build on this machine (the GPU features built in, a
-/// GPU found), before a run directory is made: a device that fails later leaves a run behind
-/// that a retry with the same `--run` refuses.
-pub fn check(name: &str) -> Result<(), String> {
-    create(name).map(drop)
-}
-
 /// A human description of the device for the status line.
 #[must_use]
 pub fn describe(name: &str) -> String {
