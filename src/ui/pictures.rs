@@ -75,7 +75,7 @@ impl Pictures {
         ];
         let signed = state.colormap == ColormapName::Diverging;
         let values = vp::filter_values(&layer.weights, shape, state.filter_norm, signed);
-        let areas = tabs::filters::areas(state, body(state));
+        let areas = tabs::filters::areas(state, state.body());
         let grid = vp::filter_grid(
             &values,
             shape,
@@ -131,7 +131,7 @@ impl Pictures {
             self.channel_zoom = Pic::default();
             return;
         };
-        let areas = tabs::features::areas(state, body(state));
+        let areas = tabs::features::areas(state, state.body());
         let grid = vp::feature_grid(
             &self.levels,
             layer.height,
@@ -155,8 +155,4 @@ impl Pictures {
             });
         self.channel_zoom = self.pic(zoom);
     }
-}
-
-fn body(state: &AppState) -> Rect {
-    super::render::body_area(Rect::new(0, 0, state.size.0, state.size.1))
 }

@@ -366,6 +366,12 @@ impl AppState {
         self.channel = self.channel.min(c.saturating_sub(1));
     }
 
+    /// Where the tabs draw, at the terminal's current size.
+    #[must_use]
+    pub fn body(&self) -> ratatui::layout::Rect {
+        super::render::body_area(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1))
+    }
+
     /// The conv layer shown on the Filters tab.
     #[must_use]
     pub fn filter_layer(&self) -> Option<&crate::events::LayerFilters> {

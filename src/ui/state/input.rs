@@ -38,12 +38,7 @@ impl AppState {
                 None => Vec::new(),
             };
         }
-        let body = crate::ui::render::body_area(ratatui::layout::Rect::new(
-            0,
-            0,
-            self.size.0,
-            self.size.1,
-        ));
+        let body = self.body();
         // The grid tile under the click, if the click is on a grid picture: as a graphics image
         // where one was drawn, else as half blocks.
         let shown = |slot: Slot| self.shown.iter().find(|(s, _)| *s == slot).map(|(_, r)| *r);
@@ -201,9 +196,7 @@ impl AppState {
                 }
             }
             Action::Scroll(n) => {
-                let max = crate::ui::tabs::help::max_scroll(crate::ui::render::body_area(
-                    ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1),
-                ));
+                let max = crate::ui::tabs::help::max_scroll(self.body());
                 self.help_scroll = self
                     .help_scroll
                     .saturating_add_signed(isize::from(n))
