@@ -91,44 +91,60 @@ fn last_start(rows: &[(Row<'_>, usize)], visible: usize) -> usize {
         .unwrap_or(rows.len())
 }
 
-/// How far the help can scroll in a body `area`, in rows (0 when it fits).
-#[must_use]
-pub fn max_scroll(area: Rect) -> usize {
+/// One column as laid out: its area, its rows and the furthest it can scroll.
+struct Column {
+    area: Rect,
+    rows: Vec<(Row<'static>, usize)>,
+    last: usize,
+}
+
+fn laid_out(area: Rect) -> Vec<Column> {
     columns(area)
         .into_iter()
         .map(|(r, sections)| {
-            last_start(
-                &rows(sections, r.width),
-                usize::from(r.height.saturating_sub(2)),
-            )
+            let rows = rows(sections, r.width);
+            let last = last_start(&rows, visible(r));
+            Column {
+                area: r,
+                rows,
+                last,
+            }
         })
-        .max()
-        .unwrap_or(0)
+        .collect()
+}
+
+/// Lines of a column's area inside its border.
+fn visible(r: Rect) -> usize {
+    usize::from(r.height.saturating_sub(2))
+}
+
+/// How far the help can scroll in a body `area`, in rows (0 when it fits).
+#[must_use]
+pub fn max_scroll(area: Rect) -> usize {
+    laid_out(area).iter().map(|c| c.last).max().unwrap_or(0)
 }
 
 /// Draw the Help tab.
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
-    let scroll = state.help_scroll.min(max_scroll(area));
-    for (r, sections) in columns(area) {
-        let rows = rows(sections, r.width);
-        let visible = usize::from(r.height.saturating_sub(2));
-        let title = if lines_from(&rows, 0) > visible {
-            let first = scroll.min(rows.len());
-            let more = if first < last_start(&rows, visible) {
-                " · ↓ more"
-            } else {
-                ""
-            };
+    let columns = laid_out(area);
+    // The columns scroll together; a resize can leave the scroll past the end.
+    let scroll = state
+        .help_scroll
+        .min(columns.iter().map(|c| c.last).max().unwrap_or(0));
+    for c in columns {
+        let title = if lines_from(&c.rows, 0) > visible(c.area) {
+            let first = scroll.min(c.rows.len());
             let above = if first > 0 { " · ↑ more" } else { "" };
-            format!(" Keys{above}{more} ")
+            let below = if first < c.last { " · ↓ more" } else { "" };
+            format!(" Keys{above}{below} ")
         } else {
             " Keys ".to_string()
         };
         let table = Table::new(
-            rows.into_iter().skip(scroll).map(|(row, _)| row),
+            c.rows.into_iter().skip(scroll).map(|(row, _)| row),
             [Constraint::Length(KEYS_WIDTH), Constraint::Min(10)],
         )
         .block(Block::bordered().title(title));
-        frame.render_widget(table, r);
+        frame.render_widget(table, c.area);
     }
 }
