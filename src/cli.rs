@@ -167,6 +167,10 @@ pub struct ViewArgs {
     /// Most kilobytes one sixel picture may take, for slow links; 0: no limit [ui.sixel_max_kb].
     #[arg(long, env = "CONVSCOPE_SIXEL_MAX_KB")]
     pub sixel_max_kb: Option<u32>,
+    /// Average kilobytes a second that epoch-end picture refreshes may write; what a key asks
+    /// for is drawn at once; 0: every epoch [ui.refresh_kb_per_sec].
+    #[arg(long, env = "CONVSCOPE_REFRESH_KB_PER_SEC")]
+    pub refresh_kb_per_sec: Option<u32>,
 }
 
 /// `convscope summary`.

@@ -162,6 +162,7 @@ fn detach(run_path: PathBuf, add_run_flag: bool) -> Result<ExitCode> {
         run: run_path,
         graphics: None,
         sixel_max_kb: None,
+        refresh_kb_per_sec: None,
     })
 }
 
@@ -254,6 +255,9 @@ fn view(args: &ViewArgs) -> Result<ExitCode> {
     }
     if let Some(kb) = args.sixel_max_kb {
         cfg.ui.sixel_max_kb = kb;
+    }
+    if let Some(kb) = args.refresh_kb_per_sec {
+        cfg.ui.refresh_kb_per_sec = kb;
     }
     if !std::io::stdout().is_terminal() {
         bail!(

@@ -344,6 +344,10 @@ pub struct UiConfig {
     /// Most kilobytes one sixel picture may take (0: no limit); over it, a picture is sent
     /// less enlarged, then in fewer colour levels, then with fewer pixels.
     pub sixel_max_kb: u32,
+    /// Pictures that change on their own (at epoch ends) are drawn only as often as keeps the
+    /// screen's writes to this many kilobytes a second on average; what a key asks for is
+    /// drawn at once (0: every epoch).
+    pub refresh_kb_per_sec: u32,
 }
 
 impl Default for UiConfig {
@@ -354,6 +358,7 @@ impl Default for UiConfig {
             filter_norm: FilterNorm::Layer,
             fps: 30,
             sixel_max_kb: 0,
+            refresh_kb_per_sec: 256,
         }
     }
 }

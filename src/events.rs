@@ -147,6 +147,8 @@ pub struct WarningInfo {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FilterSnapshot {
     pub epoch: usize,
+    /// Sent on its own at an epoch end (not asked for): the UI may hold it back (`ui::pacing`).
+    pub at_epoch_end: bool,
     pub layers: Vec<LayerFilters>,
 }
 
@@ -164,6 +166,8 @@ pub struct LayerFilters {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FeatureSnapshot {
     pub epoch: usize,
+    /// Sent on its own at an epoch end (not asked for): the UI may hold it back (`ui::pacing`).
+    pub at_epoch_end: bool,
     pub image: PathBuf,
     /// The probe as the network sees it: `[channels, h, w]`, values 0..1.
     pub input: Vec<f32>,
@@ -436,6 +440,7 @@ mod tests {
         for epoch in 0..3 {
             tx.send(Event::Filters(Box::new(FilterSnapshot {
                 epoch,
+                at_epoch_end: true,
                 layers: vec![],
             })));
         }

@@ -8,6 +8,7 @@ pub mod export;
 pub mod fixtures;
 pub mod graphics;
 pub mod keys;
+pub mod pacing;
 pub mod picture;
 pub mod pictures;
 pub mod render;

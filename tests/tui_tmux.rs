@@ -272,3 +272,87 @@ fn leaving_a_training_s_screen_keeps_it_controllable() {
     });
     assert_eq!(exit_status(&status), Some(0));
 }
+
+/// Epochs of a twentieth of a second (a small dataset, or any on a GPU) would redraw the
+/// Feature maps tab at every epoch end: megabytes a second over SSH. Epoch-end pictures are
+/// held to `ui.refresh_kb_per_sec`, and the last epoch's pictures are shown once the run ends.
+#[test]
+fn epoch_end_pictures_are_paced_to_the_link_and_the_last_ones_shown() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = tmp.path().join("run");
+    let config = tmp.path().join("config.toml");
+    let kb_per_sec = 40;
+    std::fs::write(
+        &config,
+        convscope::config::DEFAULT_TOML.replace(
+            "refresh_kb_per_sec = 256",
+            &format!("refresh_kb_per_sec = {kb_per_sec}"),
+        ),
+    )
+    .expect("config");
+    let epochs = 300;
+    let tmux = Tmux::start(
+        "convscope-paced",
+        &format!(
+            "{} demo --config {} --run {} --per-class 30 --image-size 32 --epochs {epochs} --graphics halfblocks; sleep 60",
+            env!("CARGO_BIN_EXE_convscope"),
+            config.display(),
+            run_dir.display()
+        ),
+    );
+    tmux.wait_text("best val accuracy");
+    tmux.keys("4");
+    tmux.wait_text("(x-mean)/std");
+    let log = tmp.path().join("pipe.log");
+    tmux.pipe_to(&log);
+    let size = || std::fs::metadata(&log).map_or(0, |m| m.len());
+    std::thread::sleep(Duration::from_secs(1));
+    let (epochs_before, bytes_before) = (epoch_count(&run_dir), size());
+    let shown_before = shown_epoch(&tmux.capture());
+    let window = 6;
+    std::thread::sleep(Duration::from_secs(window));
+    let (epochs_during, bytes) = (epoch_count(&run_dir) - epochs_before, size() - bytes_before);
+    let shown_after = shown_epoch(&tmux.capture());
+    eprintln!(
+        "{bytes} bytes in {window} s, {epochs_during} epochs, maps of epoch {shown_before:?} then {shown_after:?}"
+    );
+    assert!(
+        epochs_during >= 10,
+        "the test needs fast epochs: {epochs_during} in {window} s"
+    );
+    // The rate, plus one whole refresh (it may start just before the window ends) and text.
+    let bound = (kb_per_sec * 1000 * window) + 120_000;
+    assert!(
+        bytes < bound,
+        "{bytes} bytes in {window} s over {epochs_during} epochs (bound {bound})"
+    );
+    assert!(
+        shown_after > shown_before,
+        "held back, not stopped: the maps still follow the run"
+    );
+    wait_for("the run to end", Duration::from_mins(3), || {
+        events(&run_dir)
+            .iter()
+            .any(|e| matches!(e, Event::Finished(_)))
+    });
+    let screen = tmux.wait_text("● finished");
+    wait_for("the last epoch's maps", Duration::from_secs(10), || {
+        strip(&tmux.capture()).contains(&format!("epoch {epochs}"))
+    });
+    drop(screen);
+}
+
+/// The epoch of the feature maps on screen (the Feature maps tab's header says it).
+fn shown_epoch(screen: &str) -> Option<usize> {
+    let text = strip(screen);
+    let line = text.lines().find(|l| l.contains("(x-mean)/std"))?;
+    let rest = &line[line.rfind("epoch ")? + "epoch ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn epoch_count(run: &Path) -> usize {
+    events(run)
+        .iter()
+        .filter(|e| matches!(e, Event::Epoch(_)))
+        .count()
+}

@@ -60,13 +60,21 @@ impl Inspector {
         out
     }
 
-    /// Snapshots after an epoch: none while an earlier epoch is pinned.
+    /// Snapshots after an epoch, marked as sent on their own (a UI may hold them back, see
+    /// `ui::pacing`): none while an earlier epoch is pinned.
     pub fn on_epoch_end(&self, live: &Net, epoch: usize) -> Vec<Event> {
         if self.pinned.is_some() {
-            Vec::new()
-        } else {
-            self.snapshots(live, epoch)
+            return Vec::new();
         }
+        let mut out = self.snapshots(live, epoch);
+        for ev in &mut out {
+            match ev {
+                Event::Filters(f) => f.at_epoch_end = true,
+                Event::FeatureMaps(f) => f.at_epoch_end = true,
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Look at another image.
@@ -103,5 +111,48 @@ impl Inspector {
             }
         }
         self.snapshots(live, live_epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_epoch_end_snapshots_are_marked_as_sent_on_their_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::create(&dir.path().join("r")).expect("create");
+        let image = dir.path().join("probe.png");
+        image::RgbImage::from_pixel(20, 20, image::Rgb([200, 40, 40]))
+            .save(&image)
+            .expect("png");
+        let mut cfg = Config::default();
+        cfg.data.image_size = [32, 32];
+        let classes = ["a".to_string(), "b".to_string()];
+        let net = Net::new(&cfg, 2, 1, &Device::flex()).expect("net");
+        let mut inspector = Inspector::new(&cfg, &classes, &run, Some(image.clone()));
+        let marks = |events: &[Event]| -> Vec<(&'static str, bool)> {
+            events
+                .iter()
+                .map(|e| match e {
+                    Event::Filters(f) => ("filters", f.at_epoch_end),
+                    Event::FeatureMaps(f) => ("maps", f.at_epoch_end),
+                    _ => ("other", false),
+                })
+                .collect()
+        };
+        assert_eq!(
+            marks(&inspector.on_epoch_end(&net, 1)),
+            [("filters", true), ("maps", true)]
+        );
+        assert_eq!(
+            marks(&inspector.snapshots(&net, 1)),
+            [("filters", false), ("maps", false)]
+        );
+        assert_eq!(marks(&inspector.probe(&net, 1, image)), [("maps", false)]);
+        assert_eq!(
+            marks(&inspector.select_epoch(&net, 1, None)),
+            [("filters", false), ("maps", false)]
+        );
     }
 }

@@ -28,7 +28,11 @@ pub fn filters(net: &Net, epoch: usize) -> Event {
             weights: w.into_data().try_to_vec::<f32>().unwrap_or_default(),
         });
     }
-    Event::Filters(Box::new(FilterSnapshot { epoch, layers }))
+    Event::Filters(Box::new(FilterSnapshot {
+        epoch,
+        at_epoch_end: false,
+        layers,
+    }))
 }
 
 /// Computes feature maps of one image.
@@ -104,6 +108,7 @@ impl Probe {
         let display: Vec<f32> = input.iter().map(|v| (v / scale).clamp(0.0, 1.0)).collect();
         Event::FeatureMaps(Box::new(FeatureSnapshot {
             epoch,
+            at_epoch_end: false,
             image: image.to_path_buf(),
             input: display,
             input_shape: shape,

@@ -126,7 +126,13 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
         if (new_checkpoint || first)
             && let Some(l) = &loaded
         {
-            for e in inspector.on_epoch_end(&l.net, l.epoch) {
+            // The first pictures are what the user came for: not held back like a new epoch's.
+            let pictures = if first {
+                inspector.snapshots(&l.net, l.epoch)
+            } else {
+                inspector.on_epoch_end(&l.net, l.epoch)
+            };
+            for e in pictures {
                 events.send(e);
             }
         }

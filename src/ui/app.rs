@@ -4,7 +4,7 @@
 use std::io::{Stdout, Write, stdout};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::compact::Compact;
 use anyhow::Context as _;
@@ -17,7 +17,8 @@ use ratatui::Terminal;
 use ratatui::layout::Rect;
 
 use super::graphics::{Graphics, Slot};
-use super::state::{AppState, ColorDepth};
+use super::pacing::Pacer;
+use super::state::{AppState, ColorDepth, Tab};
 use super::{UiExit, UiOptions, render};
 use crate::events::{Command, EventReceiver};
 
@@ -177,6 +178,7 @@ pub async fn run(
     let mut input = Input::spawn()?;
     let mut worker_open = true;
     let mut dirty = true;
+    let mut pacer = Pacer::new(options.config.refresh_kb_per_sec, Instant::now());
 
     loop {
         // Input is answered at once; everything else waits for the next tick (the frame cap),
@@ -204,10 +206,12 @@ pub async fn run(
             },
             ev = events.recv(), if worker_open => {
                 if let Some(ev) = ev {
-                    state.apply(ev);
                     // Drain what is already queued before the next draw.
-                    while let Some(ev) = events.try_recv() {
-                        state.apply(ev);
+                    for ev in std::iter::once(ev).chain(std::iter::from_fn(|| events.try_recv())) {
+                        let at_once = !pictures_on_screen(&state);
+                        if let Some(ev) = pacer.admit(ev, Instant::now(), at_once) {
+                            state.apply(ev);
+                        }
                     }
                 } else {
                     worker_open = false;
@@ -224,11 +228,18 @@ pub async fn run(
                     return Ok(UiExit::QuitStopped);
                 }
                 dirty |= gfx.poll_late();
+                if pacer.holds() {
+                    let at_once = !pictures_on_screen(&state) || !worker_open;
+                    for ev in pacer.due(Instant::now(), at_once) {
+                        state.apply(ev);
+                        dirty = true;
+                    }
+                }
                 // The size is looked at every tick too: a resize event can be held up behind
                 // input that makes no event (see `Input`), and an ioctl is cheap.
                 dirty |= terminal.size()? != drawn;
                 if dirty {
-                    drawn = draw(&mut terminal, &mut state, &mut gfx)?;
+                    drawn = draw(&mut terminal, &mut state, &mut gfx, &mut pacer)?;
                     dirty = false;
                 }
             },
@@ -238,7 +249,7 @@ pub async fn run(
             return Ok(exit);
         }
         if key && dirty {
-            drawn = draw(&mut terminal, &mut state, &mut gfx)?;
+            drawn = draw(&mut terminal, &mut state, &mut gfx, &mut pacer)?;
             dirty = false;
         }
     }
@@ -249,19 +260,29 @@ pub async fn run(
     })
 }
 
-/// Draw the whole screen at the terminal's current size; returns that size.
+/// Draw the whole screen at the terminal's current size, telling `pacer` the bytes it took;
+/// returns that size.
 fn draw(
     terminal: &mut Terminal<Compact<Stdout>>,
     state: &mut AppState,
     gfx: &mut Graphics,
+    pacer: &mut Pacer,
 ) -> anyhow::Result<ratatui::layout::Size> {
     let s = terminal.size()?;
     state.resize(s.width, s.height);
     let screen = Rect::new(0, 0, s.width, s.height);
     gfx.prepare(state, screen);
+    let before = terminal.backend().written();
     terminal.draw(|f| render::render(state, gfx, f))?;
+    pacer.wrote(terminal.backend().written() - before, Instant::now());
     state.shown = shown_images(state, gfx, screen);
     Ok(s)
+}
+
+/// Whether the screen shows pictures that an epoch end changes: the Filters or Feature maps
+/// tab of a run that is still going (after it, nothing more comes to hold back).
+fn pictures_on_screen(state: &AppState) -> bool {
+    matches!(state.tab, Tab::Filters | Tab::Features) && state.phase.is_active()
 }
 
 /// Where this screen's graphics images were drawn, for mapping clicks.

@@ -19,13 +19,20 @@ use ratatui::style::{Color, Modifier};
 /// [`CrosstermBackend`] with a smaller [`Backend::draw`]; everything else is delegated.
 pub struct Compact<W: Write> {
     inner: CrosstermBackend<W>,
+    written: u64,
 }
 
 impl<W: Write> Compact<W> {
     pub fn new(writer: W) -> Self {
         Self {
             inner: CrosstermBackend::new(writer),
+            written: 0,
         }
+    }
+
+    /// Bytes the draws have written so far (pictures included: a sixel rides in a cell).
+    pub fn written(&self) -> u64 {
+        self.written
     }
 }
 
@@ -166,6 +173,7 @@ impl<W: Write> Backend for Compact<W> {
         I: Iterator<Item = (u16, u16, &'a Cell)>,
     {
         let bytes = encode(content);
+        self.written += bytes.len() as u64;
         self.inner.write_all(bytes.as_bytes())
     }
 

@@ -123,6 +123,7 @@ pub fn failed() -> Event {
 pub fn filters(layers: &[(&str, [usize; 4])], epoch: usize) -> FilterSnapshot {
     FilterSnapshot {
         epoch,
+        at_epoch_end: false,
         layers: layers
             .iter()
             .enumerate()
@@ -170,6 +171,7 @@ pub fn features(layers: &[(&str, [usize; 3])], dead: Option<(usize, usize)>) -> 
         .collect();
     FeatureSnapshot {
         epoch: 2,
+        at_epoch_end: false,
         image: PathBuf::from("runs/fixture/probes/cat.jpg"),
         input,
         input_shape: [3, side, side],

@@ -535,6 +535,7 @@ fn heatmap_cells_are_the_viridis_colours_of_normalised_weights() {
     // One filter, one channel, 2×2 weights: layer min-max gives 0, 1/3, 2/3, 1.
     s.apply(Event::Filters(Box::new(FilterSnapshot {
         epoch: 1,
+        at_epoch_end: false,
         layers: vec![LayerFilters {
             name: "conv2d".into(),
             out_channels: 1,
