@@ -7,6 +7,8 @@
   - bytes written to the terminal per second while idle (paused run, Training tab)
   - bytes per feature-map refresh, half-blocks and sixel: `[` (same image, previous epoch's
     maps, as at every epoch end of a live run) and `n` (next probe image: new photo and maps)
+  - bytes per second on the Feature maps tab of a run with 0.05 s epochs, epoch-end pictures
+    paced to ui.refresh_kb_per_sec and unpaced
 
 usage: scripts/measure_terminal.py [--bin target/release/convscope] [--keys 40]
 """
@@ -109,6 +111,8 @@ def main():
             print(json.dumps(out), flush=True)
         subprocess.run(["tmux", "kill-server"], capture_output=True)
         print(json.dumps(out), flush=True)
+        fast_epochs(exe, tmp, env, out, procs_append)
+        print(json.dumps(out), flush=True)
         try:
             import socket
             with socket.socket(socket.AF_UNIX) as c:
@@ -127,6 +131,37 @@ def main():
                 except subprocess.TimeoutExpired:
                     p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fast_epochs(exe, tmp, env, out, procs_append):
+    """Bytes a second on the Feature maps tab of a run whose epochs take ~0.05 s (a small
+    dataset, or any on a GPU): epoch-end pictures paced to ui.refresh_kb_per_sec (default), and
+    unpaced (--refresh-kb-per-sec 0)."""
+    run = os.path.join(tmp, "fast")
+    trainer = procs_append(subprocess.Popen([exe, "demo", "--headless", "--run", run, "--per-class", "30",
+                                             "--epochs", "100000"], stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, env=env))
+    sock = os.path.join(run, "control.sock")
+    wait(lambda: os.path.exists(sock) and os.path.exists(os.path.join(run, "checkpoints", "latest")), timeout=600)
+    for mode in ["halfblocks", "sixel"]:
+        for rate in [None, 0]:
+            s = f"fast-{mode}-{rate}"
+            flag = "" if rate is None else f" --refresh-kb-per-sec {rate}"
+            subprocess.run(["tmux", "new-session", "-d", "-s", s, "-x", "200", "-y", "60",
+                            f"{exe} view {run} --graphics {mode}{flag}"], env=env, check=True)
+            wait(lambda: "● running" in capture(s))
+            subprocess.run(["tmux", "send-keys", "-t", s, "4"])
+            wait(lambda: "(x-mean)/std" in capture(s))
+            time.sleep(3)
+            log = os.path.join(tmp, f"pipe-{s}.log")
+            subprocess.run(["tmux", "pipe-pane", "-o", "-t", s, f"cat >> {log}"])
+            time.sleep(10)
+            subprocess.run(["tmux", "pipe-pane", "-t", s])
+            key = "paced" if rate is None else "unpaced"
+            out[f"fast_epochs_bytes_per_s_{mode}_{key}"] = round(os.path.getsize(log) / 10.0) if os.path.exists(log) else 0
+            subprocess.run(["tmux", "kill-session", "-t", s], capture_output=True)
+    trainer.terminate()
+    trainer.wait(timeout=120)
 
 
 if __name__ == "__main__":
