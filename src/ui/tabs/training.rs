@@ -6,7 +6,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Axis, Block, Cell, Chart, Dataset, Gauge, GraphType, Paragraph, Row, Table, Wrap,
+    Axis, Block, Cell, Chart, Dataset, Gauge, GraphType, LegendPosition, Paragraph, Row, Table,
+    Wrap,
 };
 
 use crate::ui::render::phase_span;
@@ -188,7 +189,11 @@ fn render_loss(state: &AppState, frame: &mut Frame, area: Rect) {
             .data(&batch),
     ];
     datasets.extend(epoch_lines(&train, &val));
-    frame.render_widget(chart(datasets, " Loss ", x_max(state), y_max), area);
+    let corner = legend_corner(&[&batch, &train, &val], x_max(state), y_max);
+    frame.render_widget(
+        chart(datasets, " Loss ", x_max(state), y_max).legend_position(Some(corner)),
+        area,
+    );
 }
 
 /// The per-epoch train (cyan) and val (yellow) lines of a chart.
@@ -211,7 +216,42 @@ fn render_accuracy(state: &AppState, frame: &mut Frame, area: Rect) {
     let train = epoch_points(state, |e| Some(e.train_accuracy));
     let val = epoch_points(state, |e| e.val_accuracy);
     let datasets = epoch_lines(&train, &val).to_vec();
-    frame.render_widget(chart(datasets, " Accuracy ", x_max(state), 1.0), area);
+    let corner = legend_corner(&[&train, &val], x_max(state), 1.0);
+    frame.render_widget(
+        chart(datasets, " Accuracy ", x_max(state), 1.0).legend_position(Some(corner)),
+        area,
+    );
+}
+
+/// The corner of a chart where the legend hides the fewest points: a rising accuracy ends
+/// in the top right, where the legend would cover the newest epochs; a falling loss leaves it
+/// free. The top right wins a tie.
+fn legend_corner(series: &[&[(f64, f64)]], x_max: f64, y_max: f64) -> LegendPosition {
+    let (right, left) = (0.7 * x_max, 0.3 * x_max);
+    let (top, bottom) = (0.7 * y_max, 0.3 * y_max);
+    let points = || series.iter().flat_map(|s| s.iter());
+    let count = |inside: &dyn Fn(&(f64, f64)) -> bool| points().filter(|p| inside(p)).count();
+    [
+        (
+            LegendPosition::TopRight,
+            count(&|p| p.0 >= right && p.1 >= top),
+        ),
+        (
+            LegendPosition::BottomRight,
+            count(&|p| p.0 >= right && p.1 <= bottom),
+        ),
+        (
+            LegendPosition::TopLeft,
+            count(&|p| p.0 <= left && p.1 >= top),
+        ),
+        (
+            LegendPosition::BottomLeft,
+            count(&|p| p.0 <= left && p.1 <= bottom),
+        ),
+    ]
+    .into_iter()
+    .min_by_key(|&(_, n)| n)
+    .map_or(LegendPosition::TopRight, |(corner, _)| corner)
 }
 
 fn chart<'a>(datasets: Vec<Dataset<'a>>, title: &'a str, x_max: f64, y_max: f64) -> Chart<'a> {
@@ -271,7 +311,36 @@ fn render_table(state: &AppState, frame: &mut Frame, area: Rect) {
 
 #[cfg(test)]
 mod tests {
-    use super::duration;
+    use super::{LegendPosition, duration, legend_corner};
+
+    #[test]
+    fn the_legend_keeps_off_the_newest_epochs() {
+        let rising: Vec<(f64, f64)> = (0..=20)
+            .map(|e| (f64::from(e), 0.5 + 0.024 * f64::from(e)))
+            .collect();
+        let falling: Vec<(f64, f64)> = (0..=20)
+            .map(|e| (f64::from(e), 2.0 - 0.09 * f64::from(e)))
+            .collect();
+        // Accuracy climbs into the top right: the legend goes below it.
+        assert_eq!(
+            legend_corner(&[&rising], 20.0, 1.0),
+            LegendPosition::BottomRight
+        );
+        // Loss falls into the bottom right: the top right stays free.
+        assert_eq!(
+            legend_corner(&[&falling], 20.0, 2.2),
+            LegendPosition::TopRight
+        );
+        // Both corners on the right taken (a val loss turning up over a falling train loss),
+        // curves starting mid-height: the top left.
+        let up = [(18.0, 2.0), (19.0, 2.1), (20.0, 2.2)];
+        let down = [(0.0, 1.0), (18.0, 0.1), (19.0, 0.1), (20.0, 0.1)];
+        assert_eq!(
+            legend_corner(&[&up, &down], 20.0, 2.2),
+            LegendPosition::TopLeft
+        );
+        assert_eq!(legend_corner(&[], 1.0, 1.0), LegendPosition::TopRight);
+    }
 
     #[test]
     fn durations_read_naturally() {
