@@ -78,7 +78,7 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
     }
     let run_path = args.flags.run.clone().unwrap_or_else(demo_run_path);
     let run = RunDir::create(&run_path)?;
-    let data_dir = run.path.join("demo-data");
+    let data_dir = run.path.join(DEMO_DATA);
     let size = cfg.data.image_size[0].max(cfg.data.image_size[1]);
     crate::data::write_synthetic(&data_dir, args.per_class, size, cfg.train.seed)
         .with_context(|| format!("writing the synthetic dataset to {}", data_dir.display()))?;
@@ -92,6 +92,9 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
         args.flags.headless,
     )
 }
+
+/// The demo's synthetic dataset, inside its run directory.
+const DEMO_DATA: &str = "demo-data";
 
 fn demo_run_path() -> PathBuf {
     let p = RunDir::default_path();
@@ -349,6 +352,9 @@ fn start(
     let signals = Signals::install().context("installing signal handlers")?;
     let (events_tx, events_rx) = crate::events::channel(256);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<Command>();
+    // The demo's images are synthetic: the photos make the better first probe. A real
+    // dataset's own images come first (a cat photo means nothing to a clothing classifier).
+    let samples_first = data_dir == run.path.join(DEMO_DATA);
     let job = Job {
         cfg: cfg.clone(),
         device,
@@ -356,7 +362,8 @@ fn start(
         val_dir,
         run: run.clone(),
         resume,
-        extra_probes: write_samples(run),
+        samples: write_samples(run),
+        samples_first,
     };
     let control = crate::run::control::serve(&run.socket_path(), cmd_tx.clone())?;
     let handle = train::spawn(job, events_tx, cmd_rx, signals.stop.clone())

@@ -61,8 +61,11 @@ pub struct Job {
     pub run: RunDir,
     /// Continue from this checkpoint instead of starting fresh.
     pub resume: Option<Checkpoint>,
-    /// Images offered as feature-map probes before the validation images.
-    pub extra_probes: Vec<PathBuf>,
+    /// The bundled sample photos, offered as feature-map probes besides the validation images.
+    pub samples: Vec<PathBuf>,
+    /// Offer the samples first (the demo, whose own images are synthetic); a real dataset's
+    /// validation images come first otherwise.
+    pub samples_first: bool,
 }
 
 /// How a run ended without error.
@@ -204,7 +207,8 @@ impl Worker {
             val_dir,
             run,
             resume,
-            extra_probes,
+            samples,
+            samples_first,
         } = job;
         self.log = Some(EventLog::append(&run.events_path())?);
         self.emit(Event::Status(StatusChange {
@@ -230,8 +234,12 @@ impl Worker {
             (net, optim, state) = restore::resume_from(cp, net, optim, batches)?;
         }
         let (start_epoch, start_batch) = state.resume_point();
-        let mut probes = extra_probes;
-        probes.extend(dataset.val.iter().take(64).map(|s| s.path.clone()));
+        let val = dataset.val.iter().take(64).map(|s| s.path.clone());
+        let probes: Vec<PathBuf> = if samples_first {
+            samples.into_iter().chain(val).collect()
+        } else {
+            val.chain(samples).collect()
+        };
         let first_probe = probes.first().cloned();
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -81,6 +81,20 @@ fn headless_run_learns_and_writes_the_run_directory() {
     }
     // An older epoch's weights still load, as the viewer and export load them.
     let _ = checkpoint_weights(&run_dir, "epoch-0003");
+    // The dataset's own validation images are the first probes; the bundled photos come last.
+    let probes = events(&run_dir)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Started(s) => Some(s.probe_images),
+            _ => None,
+        })
+        .expect("a started event");
+    assert!(probes[0].starts_with(&data), "{probes:?}");
+    let names: Vec<_> = probes[probes.len() - 2..]
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["cat.jpg", "dog.jpg"]);
     let classes = std::fs::read_to_string(run_dir.join("classes.json")).expect("classes.json");
     assert!(
         classes.contains("blobs") && classes.contains("stripes"),

@@ -34,6 +34,23 @@ fn viewer_follows_a_live_headless_run() {
         ),
     );
     view.wait_text("● running");
+    // The viewer probes what the trainer probes first: one of the dataset's own images.
+    let first_probe = events(&run_dir)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Started(s) => s.probe_images.first().cloned(),
+            _ => None,
+        })
+        .expect("a probe");
+    assert!(first_probe.starts_with(&data), "{}", first_probe.display());
+    let name = first_probe
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    view.keys("4");
+    view.wait_text(&format!("┌ {name} "));
+    view.keys("1");
     // Epochs finishing in the trainer show up in the viewer's epoch table.
     let before = events(&run_dir)
         .iter()

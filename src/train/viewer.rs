@@ -83,16 +83,32 @@ fn load(cfg: &crate::config::Config, classes: usize, cp: &Checkpoint) -> Result<
     })
 }
 
+/// The image the trainer probes first (its first `started` event says), else a bundled sample.
+fn first_probe(run: &RunDir) -> Option<PathBuf> {
+    let chosen = std::fs::File::open(run.events_path()).ok().and_then(|f| {
+        std::io::BufRead::lines(std::io::BufReader::new(f))
+            .take(8)
+            .map_while(Result::ok)
+            .filter_map(|line| serde_json::from_str::<Event>(&line).ok())
+            .find_map(|e| match e {
+                Event::Started(s) => s.probe_images.first().cloned(),
+                _ => None,
+            })
+    });
+    chosen.or_else(|| {
+        std::fs::read_dir(run.samples_path())
+            .ok()
+            .and_then(|d| d.flatten().map(|e| e.path()).min())
+    })
+}
+
 fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> Result<(), String> {
     let cfg = run.read_config().map_err(|e| e.to_string())?;
     let classes = run.read_classes().map_err(|e| e.to_string())?.classes;
     let socket = run.socket_path();
     let mut tail = Tail::open(&run.events_path()).map_err(|e| e.to_string())?;
     let mut loaded = load_newest(run, &cfg, classes.len())?;
-    let mut probe: Option<PathBuf> = std::fs::read_dir(run.samples_path())
-        .ok()
-        .and_then(|d| d.flatten().map(|e| e.path()).min());
-    let mut inspector = inspect::Inspector::new(&cfg, &classes, run, probe.take());
+    let mut inspector = inspect::Inspector::new(&cfg, &classes, run, first_probe(run));
     let mut ended = false;
     let mut last_event = Instant::now();
     let mut shown_state: Option<RunState> = None;
