@@ -1,9 +1,10 @@
 //! Model tab: the Keras-style summary; Enter opens a layer's pictures.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Flex, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::widgets::{Block, Paragraph, Row, Table, TableState};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 
 use crate::ui::state::AppState;
 
@@ -21,6 +22,11 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
+/// A number column's cell: right-aligned, so magnitudes line up.
+fn right(s: String) -> Cell<'static> {
+    Cell::from(Line::from(s).right_aligned())
+}
+
 /// Draw the Model tab.
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let Some(start) = &state.start else {
@@ -36,40 +42,60 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         let inner: Vec<String> = v.iter().map(ToString::to_string).collect();
         format!("({})", inner.join(", "))
     };
+    let names: Vec<String> = start
+        .summary
+        .iter()
+        .map(|r| format!("{} ({})", r.name, r.kind))
+        .collect();
+    // As wide as the longest name, like Keras's table: a column that fills a wide terminal
+    // puts the shapes and counts far from the names they belong to.
+    let name_width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("Total params".len())
+        + 4;
     let rows: Vec<Row> = start
         .summary
         .iter()
-        .map(|r| {
+        .zip(names)
+        .map(|(r, name)| {
             Row::new(vec![
-                format!("{} ({})", r.name, r.kind),
-                shape(&r.output_shape),
-                thousands(r.params),
+                Cell::from(name),
+                Cell::from(shape(&r.output_shape)),
+                right(thousands(r.params)),
             ])
         })
         .collect();
     let total: usize = start.summary.iter().map(|r| r.params).sum();
     let footer = Row::new(vec![
-        "Total params".to_string(),
-        String::new(),
-        thousands(if start.params > 0 {
+        Cell::from("Total params"),
+        Cell::from(""),
+        right(thousands(if start.params > 0 {
             start.params
         } else {
             total
-        }),
+        })),
     ])
     .style(Style::new().add_modifier(Modifier::BOLD))
     .top_margin(1);
     let table = Table::new(
         rows,
         [
-            Constraint::Min(28),
+            Constraint::Length(u16::try_from(name_width).unwrap_or(u16::MAX)),
             Constraint::Length(20),
             Constraint::Length(14),
         ],
     )
+    .flex(Flex::Start)
     .header(
-        Row::new(["Layer (type)", "Output shape", "Param #"])
-            .style(Style::new().add_modifier(Modifier::BOLD)),
+        Row::new([
+            Cell::from("Layer (type)"),
+            Cell::from("Output shape"),
+            right("Param #".into()),
+        ])
+        .style(Style::new().add_modifier(Modifier::BOLD)),
     )
     .footer(footer)
     .row_highlight_style(Style::new().fg(Color::Black).bg(Color::Cyan))
