@@ -138,4 +138,21 @@ fn predict_prints_classes_and_probabilities() {
         ),
         "the path named once: {err}"
     );
+    // The columns line up under their headers.
+    let lines: Vec<&str> = text.lines().collect();
+    let (header, row) = (lines[0], lines[1]);
+    let column = |s: &str, word: &str| s.find(word).expect(word);
+    assert_eq!(column(header, "class"), column(row, class), "{text}");
+    // Nothing readable: no table with no rows, only the error.
+    let out = run(&[
+        "predict",
+        run_dir.to_str().expect("utf8"),
+        "/nonexistent.png",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

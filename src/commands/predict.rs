@@ -65,20 +65,39 @@ pub fn run(args: &PredictArgs) -> Result<i32> {
     let mut stdout = std::io::stdout();
     if args.json {
         let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&predictions)?);
-    } else {
-        let width = predictions
+    } else if !predictions.is_empty() {
+        // Columns as wide as their longest entry (in characters: paths and class names need
+        // not be ASCII).
+        let images: Vec<String> = predictions
             .iter()
-            .map(|p| p.image.display().to_string().len())
+            .map(|p| p.image.display().to_string())
+            .collect();
+        let chars = |s: &str| s.chars().count();
+        let iw = images
+            .iter()
+            .map(|s| chars(s))
+            .chain([chars("image")])
             .max()
-            .unwrap_or(5)
-            .max(5);
-        let _ = writeln!(stdout, "{:<width$}  {:<16}  probability", "image", "class");
-        for p in &predictions {
+            .unwrap_or(0);
+        let cw = predictions
+            .iter()
+            .map(|p| chars(&p.class))
+            .chain([chars("class")])
+            .max()
+            .unwrap_or(0);
+        let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(chars(s))));
+        let _ = writeln!(
+            stdout,
+            "{}  {}  probability",
+            pad("image", iw),
+            pad("class", cw)
+        );
+        for (p, image) in predictions.iter().zip(&images) {
             let _ = writeln!(
                 stdout,
-                "{:<width$}  {:<16}  {:.4}",
-                p.image.display().to_string(),
-                p.class,
+                "{}  {}  {:.4}",
+                pad(image, iw),
+                pad(&p.class, cw),
                 p.probability
             );
         }
