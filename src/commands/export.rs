@@ -39,8 +39,10 @@ pub const CURVE_PANEL: (usize, usize) = (480, 320);
 pub const CSV_HEADER: &str =
     "epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds,images_per_sec";
 
-const TRAIN: Rgb = [255, 127, 14];
-const VAL: Rgb = [31, 119, 180];
+/// Training blue and validation orange, as matplotlib draws a first and second line, and as
+/// the TUI's charts (cyan and yellow).
+const TRAIN: Rgb = [31, 119, 180];
+const VAL: Rgb = [255, 127, 14];
 
 /// Whole-number upscale of an `h` × `w` feature map in the feature-map pictures.
 #[must_use]
