@@ -417,7 +417,7 @@ pub const BINDINGS: &[Binding] = &[
         &[key('o')],
         "o",
         Action::OpenProbe,
-        "probe an image by path",
+        "probe an image by path (Tab completes it, Ctrl-U clears it)",
     ),
 ];
 

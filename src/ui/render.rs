@@ -169,7 +169,15 @@ fn render_status(state: &AppState, frame: &mut Frame, area: Rect) {
             ),
             Span::raw(format!(" {input}▏")),
             Span::styled(
-                "   Enter: probe  Esc: cancel",
+                if state.input_matches.is_empty() {
+                    "   Tab: complete  Enter: probe  Esc: cancel".to_string()
+                } else {
+                    format!(
+                        "   {} matches: {}",
+                        state.input_matches.len(),
+                        state.input_matches.join("  ")
+                    )
+                },
                 Style::new().fg(Color::DarkGray),
             ),
         ])

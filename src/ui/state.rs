@@ -17,6 +17,7 @@ use crate::events::{
 use crate::viz::colormap;
 use crate::viz::raster::Grid;
 
+mod complete;
 mod input;
 
 /// The tabs, in tab-bar order.
@@ -151,6 +152,8 @@ pub struct AppState {
     pub prompt: Prompt,
     /// The `o` path line while it is open.
     pub input: Option<String>,
+    /// What Tab found when several names match the path line.
+    pub input_matches: Vec<String>,
     /// The user chose to stop and quit; waiting for the worker's last event.
     pub quitting: bool,
     pub exit: Option<UiExit>,
@@ -192,6 +195,7 @@ impl AppState {
             filter_norm: config.filter_norm,
             prompt: Prompt::None,
             input: None,
+            input_matches: Vec::new(),
             quitting: false,
             exit: None,
             message: None,

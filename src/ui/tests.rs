@@ -264,6 +264,40 @@ fn worker_gone_without_final_event_is_a_failure() {
 }
 
 #[test]
+fn tab_completes_the_probe_path_and_lists_what_still_matches() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for name in ["boot_1.png", "boot_2.png", "coat.png"] {
+        std::fs::write(tmp.path().join(name), b"x").expect("file");
+    }
+    let mut s = training_state();
+    press(&mut s, "4");
+    press(&mut s, "o");
+    s.handle_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut s, &format!("{}/c", tmp.path().display()));
+    s.handle_key(code(KeyCode::Tab));
+    assert_eq!(s.input, Some(format!("{}/coat.png", tmp.path().display())));
+    for _ in 0.."coat.png".len() {
+        s.handle_key(code(KeyCode::Backspace));
+    }
+    press(&mut s, "b");
+    s.handle_key(code(KeyCode::Tab));
+    assert_eq!(s.input, Some(format!("{}/boot_", tmp.path().display())));
+    let text = format!("{}", draw(&s, 200, 40).backend());
+    assert!(text.contains("2 matches: boot_1.png  boot_2.png"), "{text}");
+    // The list goes once the line changes.
+    press(&mut s, "2");
+    assert!(s.input_matches.is_empty());
+    s.handle_key(code(KeyCode::Tab));
+    let cmds = s.handle_key(code(KeyCode::Enter));
+    assert_eq!(
+        cmds,
+        vec![Command::Probe {
+            image: tmp.path().join("boot_2.png")
+        }]
+    );
+}
+
+#[test]
 fn probes_step_and_open_by_path() {
     let mut s = training_state();
     press(&mut s, "4");
@@ -280,7 +314,10 @@ fn probes_step_and_open_by_path() {
         }]
     );
     assert!(press(&mut s, "o").is_empty());
-    assert!(s.input.is_some());
+    // The line starts in the shown image's folder; Ctrl-U empties it.
+    assert_eq!(s.input.as_deref(), Some("runs/fixture/probes/"));
+    s.handle_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    assert_eq!(s.input.as_deref(), Some(""));
     // While the line is open, letters are text, not keys ('q' does not quit).
     assert!(press(&mut s, "/tmp/qx.png").is_empty());
     s.handle_key(code(KeyCode::Backspace));

@@ -2,12 +2,14 @@
 //! turned into [`Action`]s and commands for the worker.
 
 use crossterm::event::{
-    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEventKind,
+    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
 };
 
+use super::complete::{complete, expand_home};
+
 use super::{
-    Action, AppState, Command, FilterNorm, Grid, PathBuf, Phase, Prompt, Slot, Tab, UiExit,
-    colormap, keys, step,
+    Action, AppState, Command, FilterNorm, Grid, Phase, Prompt, Slot, Tab, UiExit, colormap, keys,
+    step,
 };
 
 impl AppState {
@@ -99,9 +101,19 @@ impl AppState {
                 KeyCode::Backspace => {
                     line.pop();
                 }
+                KeyCode::Tab => {
+                    let done = complete(line, std::env::var_os("HOME"));
+                    *line = done.line;
+                    self.input_matches = done.matches;
+                    return Vec::new();
+                }
+                KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    line.clear();
+                }
                 KeyCode::Char(c) => line.push(c),
                 _ => {}
             }
+            self.input_matches.clear();
             return Vec::new();
         }
         if self.prompt != Prompt::None {
@@ -269,7 +281,16 @@ impl AppState {
                 self.message = Some(format!("probing {}", image.display()));
                 return vec![Command::Probe { image }];
             }
-            Action::OpenProbe => self.input = Some(String::new()),
+            Action::OpenProbe => {
+                // Start in the shown image's folder: Tab goes through its neighbours.
+                let folder = self
+                    .features
+                    .as_ref()
+                    .and_then(|f| f.image.parent().map(|p| p.display().to_string()))
+                    .filter(|p| !p.is_empty());
+                self.input = Some(folder.map_or_else(String::new, |p| format!("{p}/")));
+                self.input_matches.clear();
+            }
         }
         Vec::new()
     }
@@ -349,38 +370,5 @@ impl AppState {
             }
             _ => {}
         }
-    }
-}
-
-/// `path` with a leading `~` standing for `home`, as a shell would read it.
-fn expand_home(path: &str, home: Option<std::ffi::OsString>) -> PathBuf {
-    match (path.strip_prefix('~'), home) {
-        (Some(""), Some(home)) => PathBuf::from(home),
-        (Some(rest), Some(home)) if rest.starts_with('/') => {
-            PathBuf::from(home).join(rest.trim_start_matches('/'))
-        }
-        _ => PathBuf::from(path),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_leading_tilde_is_the_home_folder() {
-        let home = || Some(std::ffi::OsString::from("/home/u"));
-        assert_eq!(
-            expand_home("~/a/b.png", home()),
-            PathBuf::from("/home/u/a/b.png")
-        );
-        assert_eq!(expand_home("~", home()), PathBuf::from("/home/u"));
-        // Not a home: another user's, a tilde inside, no HOME set.
-        assert_eq!(
-            expand_home("~bob/x.png", home()),
-            PathBuf::from("~bob/x.png")
-        );
-        assert_eq!(expand_home("a/~/x.png", home()), PathBuf::from("a/~/x.png"));
-        assert_eq!(expand_home("~/x.png", None), PathBuf::from("~/x.png"));
     }
 }
