@@ -43,11 +43,12 @@ fn viewer_follows_a_live_headless_run() {
         })
         .expect("a probe");
     assert!(first_probe.starts_with(&data), "{}", first_probe.display());
+    // Titled with its class folder, as the dataset's images are.
     let name = first_probe
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
+        .strip_prefix(&data)
+        .expect("in the dataset")
+        .display()
+        .to_string();
     view.keys("4");
     view.wait_text(&format!("┌ {name} "));
     view.keys("1");

@@ -6,6 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
+use crate::events::FeatureSnapshot;
 use crate::ui::graphics::{Graphics, Slot};
 use crate::ui::picture;
 use crate::ui::pictures::Pic;
@@ -107,16 +108,19 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
         .as_ref()
         .and_then(|s| s.classes.get(snap.predicted))
         .map_or_else(|| format!("class {}", snap.predicted), Clone::clone);
-    let file = snap.image.file_name().map_or_else(
-        || snap.image.display().to_string(),
-        |f| f.to_string_lossy().into_owned(),
-    );
+    let (file, label) = probe_title(snap, state.start.as_ref().map(|s| &s.classes[..]));
+    // Green when the image's folder names the predicted class, red when it names another.
+    let verdict = match label {
+        Some(l) if l == snap.predicted => Color::Green,
+        Some(_) => Color::Red,
+        None => Color::White,
+    };
     frame.render_widget(
         Block::bordered()
             .title(format!(" {file} "))
             .title_bottom(Line::from(Span::styled(
                 format!(" {class} {:.1}% ", snap.probability * 100.0),
-                Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+                Style::new().fg(verdict).add_modifier(Modifier::BOLD),
             ))),
         a.probe_block,
     );
@@ -214,4 +218,55 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
         a.zoom,
         &state.pictures.channel_zoom,
     );
+}
+
+/// The probe's title: its file name, with its folder when the folder is a class (an image of
+/// the dataset: `5-sandal/00008.png`), and that class's index as the image's true label.
+fn probe_title(snap: &FeatureSnapshot, classes: Option<&[String]>) -> (String, Option<usize>) {
+    let file = snap.image.file_name().map_or_else(
+        || snap.image.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    let folder = snap
+        .image
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|f| f.to_string_lossy().into_owned());
+    match folder.and_then(|f| Some((classes?.iter().position(|c| *c == f)?, f))) {
+        Some((label, folder)) => (format!("{folder}/{file}"), Some(label)),
+        None => (file, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn a_dataset_image_is_titled_with_its_class_folder_and_labelled() {
+        let classes = ["blobs".to_string(), "stripes".to_string()];
+        let snap = |p: &str| FeatureSnapshot {
+            image: PathBuf::from(p),
+            ..FeatureSnapshot::default()
+        };
+        assert_eq!(
+            probe_title(&snap("/d/val/stripes/s_01.png"), Some(&classes)),
+            ("stripes/s_01.png".to_string(), Some(1))
+        );
+        // A folder that is no class (the bundled photos), or no classes known yet.
+        assert_eq!(
+            probe_title(&snap("/run/samples/cat.jpg"), Some(&classes)),
+            ("cat.jpg".to_string(), None)
+        );
+        assert_eq!(
+            probe_title(&snap("/d/val/stripes/s_01.png"), None),
+            ("s_01.png".to_string(), None)
+        );
+        assert_eq!(
+            probe_title(&snap("x.png"), Some(&classes)),
+            ("x.png".to_string(), None)
+        );
+    }
 }
