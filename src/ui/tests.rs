@@ -479,6 +479,26 @@ fn a_narrow_tab_bar_keeps_the_phase_whole_and_drops_the_title() {
 }
 
 #[test]
+fn the_training_header_wraps_on_a_narrow_terminal_instead_of_losing_its_ends() {
+    let s = training_state();
+    let text = |w: u16| {
+        let t = draw(&s, w, 30);
+        format!("{}", t.backend())
+            .lines()
+            .take(5)
+            .map(|l| l.trim_matches('"').trim_end().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for w in [80, 60, 200] {
+        let head = text(w);
+        for fact in ["classes", "last checkpoint epoch-0002", "acc 0."] {
+            assert!(head.contains(fact), "{w} columns: {fact} in {head}");
+        }
+    }
+}
+
+#[test]
 fn help_wraps_and_scrolls_on_a_small_terminal() {
     let mut s = training_state();
     s.resize(80, 24);

@@ -31,14 +31,20 @@ pub fn duration(secs: f64) -> String {
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let table_h = (state.epochs.len() as u16 + 3).clamp(4, 10);
     let error_h = if state.phase == Phase::Failed { 4 } else { 0 };
+    let lines = head_lines(state);
+    // Two lines of facts above the gauge with a blank row over them; on a narrow terminal
+    // they wrap, into that row and below it when they need more.
+    let head_h = u16::try_from(head_text_rows(&lines, area.width) + 1)
+        .unwrap_or(u16::MAX)
+        .max(4);
     let [head, error, charts, table] = Layout::vertical([
-        Constraint::Length(4),
+        Constraint::Length(head_h),
         Constraint::Length(error_h),
         Constraint::Min(6),
         Constraint::Length(table_h),
     ])
     .areas(area);
-    render_head(state, frame, head);
+    render_head(state, &lines, frame, head);
     if let Some(e) = state.error.as_deref().filter(|_| error_h > 0) {
         frame.render_widget(
             Paragraph::new(e.to_string())
@@ -59,7 +65,24 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     render_table(state, frame, table);
 }
 
-fn render_head(state: &AppState, frame: &mut Frame, area: Rect) {
+/// Rows the header's lines take wrapped at `width` (a word that does not fit whole moves to
+/// the next row, so a row is counted for every 90 % of the width, and one more).
+fn head_text_rows(lines: &[Line<'static>; 2], width: u16) -> usize {
+    let usable = (usize::from(width) * 9 / 10).max(1);
+    lines
+        .iter()
+        .map(|l| {
+            if l.width() <= usize::from(width) {
+                1
+            } else {
+                l.width().div_ceil(usable)
+            }
+        })
+        .sum()
+}
+
+/// The header's two lines: the run's facts, then its progress figures.
+fn head_lines(state: &AppState) -> [Line<'static>; 2] {
     let dim = Style::new().fg(Color::DarkGray);
     let mut l1 = vec![phase_span(state), Span::raw("  ")];
     let mut l2 = Vec::new();
@@ -112,18 +135,29 @@ fn render_head(state: &AppState, frame: &mut Frame, area: Rect) {
     if let Some(c) = &state.checkpoint {
         l2.push(Span::styled(format!("  last checkpoint {}", c.name), dim));
     }
-    let [t1, t2, gauge] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(Rect {
-        y: area.y + 1,
-        height: area.height.saturating_sub(1),
+    [Line::from(l1), Line::from(l2)]
+}
+
+/// The header: its lines wrapped into the rows above the gauge, then the gauge.
+fn render_head(state: &AppState, lines: &[Line<'static>; 2], frame: &mut Frame, area: Rect) {
+    let gauge_row = area.y + area.height.saturating_sub(1);
+    // Bottom-aligned above the gauge: rows the text does not need stay blank above it.
+    let rows = head_text_rows(lines, area.width).min(usize::from(area.height.saturating_sub(1)));
+    let rows = u16::try_from(rows).unwrap_or(0);
+    let text = Rect {
+        y: gauge_row.saturating_sub(rows),
+        height: rows,
         ..area
-    });
-    frame.render_widget(Line::from(l1), t1);
-    frame.render_widget(Line::from(l2), t2);
+    };
+    frame.render_widget(
+        Paragraph::new(lines.to_vec()).wrap(Wrap { trim: true }),
+        text,
+    );
+    let gauge = Rect {
+        y: gauge_row,
+        height: area.height.min(1),
+        ..area
+    };
     let (done, total) = state.progress().unwrap_or((0, 0));
     let ratio = if total == 0 {
         0.0
