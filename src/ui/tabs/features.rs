@@ -79,28 +79,20 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
         );
         return;
     };
-    let mut spans = vec![Span::styled(" layer ", dim)];
-    for (i, l) in snap.layers.iter().enumerate() {
-        let style = if i == state.feature_layer {
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Cyan)
-                .add_modifier(Modifier::BOLD)
-        } else {
-            Style::new().fg(Color::Gray)
-        };
-        spans.push(Span::styled(format!(" {} ", l.name), style));
-        spans.push(Span::raw(" "));
-    }
-    spans.push(Span::styled(
-        format!(
-            "│ (x-mean)/std·64+128 │ {} │ epoch {}",
-            colormap::name(state.colormap),
-            snap.epoch
+    let names: Vec<&str> = snap.layers.iter().map(|l| l.name.as_str()).collect();
+    frame.render_widget(
+        super::layer_bar(
+            &names,
+            state.feature_layer,
+            format!(
+                "│ (x-mean)/std·64+128 │ {} │ epoch {}",
+                colormap::name(state.colormap),
+                snap.epoch
+            ),
+            a.header.width,
         ),
-        dim,
-    ));
-    frame.render_widget(Line::from(spans), a.header);
+        a.header,
+    );
 
     // Probe and prediction.
     let class = state

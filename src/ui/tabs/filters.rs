@@ -3,8 +3,8 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::{Line, Span};
+use ratatui::style::{Color, Style};
+use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph};
 
 use crate::config::FilterNorm;
@@ -96,19 +96,6 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
         return;
     };
     // Header: layer selector and modes.
-    let mut spans = vec![Span::styled(" layer ", dim)];
-    for (i, l) in snap.layers.iter().enumerate() {
-        let style = if i == state.filter_layer {
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Cyan)
-                .add_modifier(Modifier::BOLD)
-        } else {
-            Style::new().fg(Color::Gray)
-        };
-        spans.push(Span::styled(format!(" {} ", l.name), style));
-        spans.push(Span::raw(" "));
-    }
     let norm = match state.filter_norm {
         FilterNorm::Layer => "min-max over layer",
         FilterNorm::Filter => "min-max per filter",
@@ -118,15 +105,20 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
     } else {
         norm.to_string()
     };
-    spans.push(Span::styled(
-        format!(
-            "│ {norm} │ {} │ epoch {}",
-            colormap::name(state.colormap),
-            snap.epoch
+    let names: Vec<&str> = snap.layers.iter().map(|l| l.name.as_str()).collect();
+    frame.render_widget(
+        super::layer_bar(
+            &names,
+            state.filter_layer,
+            format!(
+                "│ {norm} │ {} │ epoch {}",
+                colormap::name(state.colormap),
+                snap.epoch
+            ),
+            a.header.width,
         ),
-        dim,
-    ));
-    frame.render_widget(Line::from(spans), a.header);
+        a.header,
+    );
     let Some(layer) = state.filter_layer() else {
         return;
     };
