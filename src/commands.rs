@@ -276,7 +276,15 @@ fn view(args: &ViewArgs) -> Result<ExitCode> {
         .context("starting the viewer thread")?;
     let signals = Signals::install().context("installing signal handlers")?;
     crate::hangup::watch(signals.clone(), Arc::new(AtomicBool::new(true)));
-    let exit = crate::tui_bridge::run(&cfg, &run, events_rx, cmd_tx, signals.stop.clone())?;
+    // The viewer's worker reads the whole log itself.
+    let exit = crate::tui_bridge::run(
+        &cfg,
+        &run,
+        Vec::new(),
+        events_rx,
+        cmd_tx,
+        signals.stop.clone(),
+    )?;
     let _ = viewer.join();
     if exit == crate::ui::UiExit::QuitWhileRunning {
         let _ = writeln!(
@@ -355,6 +363,7 @@ fn start(
     // The demo's images are synthetic: the photos make the better first probe. A real
     // dataset's own images come first (a cat photo means nothing to a clothing classifier).
     let samples_first = data_dir == run.path.join(DEMO_DATA);
+    let resuming = resume.is_some();
     let job = Job {
         cfg: cfg.clone(),
         device,
@@ -364,6 +373,19 @@ fn start(
         resume,
         samples: write_samples(run),
         samples_first,
+    };
+    // A resumed run's screen shows its earlier sessions too: read them before the trainer
+    // appends to the log.
+    let history = if tui && resuming {
+        crate::run::event_log::read_all(&run.events_path()).map_or_else(
+            |e| {
+                tracing::warn!("the run's earlier events are not shown: {e}");
+                Vec::new()
+            },
+            |(events, _)| events,
+        )
+    } else {
+        Vec::new()
     };
     let control = crate::run::control::serve(&run.socket_path(), cmd_tx.clone())?;
     let handle = train::spawn(job, events_tx, cmd_rx, signals.stop.clone())
@@ -386,7 +408,7 @@ fn start(
         crate::hangup::watch(signals.clone(), worker_done);
     }
     let ending = if tui {
-        match crate::tui_bridge::run(cfg, run, events_rx, cmd_tx, signals.stop.clone()) {
+        match crate::tui_bridge::run(cfg, run, history, events_rx, cmd_tx, signals.stop.clone()) {
             Ok(crate::ui::UiExit::Finished | crate::ui::UiExit::QuitStopped) => Ending::Completed,
             Ok(crate::ui::UiExit::QuitWhileRunning) => {
                 let _ = writeln!(

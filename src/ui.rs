@@ -35,6 +35,9 @@ pub struct UiOptions {
     pub run_dir: PathBuf,
     /// Set by a signal (SIGTERM, SIGHUP): leave at the next frame; the worker checkpoints.
     pub shutdown: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Events of the run's earlier sessions (a resumed run's events.jsonl), applied before the
+    /// live ones so that its curves and epoch table start at epoch 1.
+    pub history: Vec<crate::events::Event>,
 }
 
 /// How the TUI ended.

@@ -356,3 +356,34 @@ fn epoch_count(run: &Path) -> usize {
         .filter(|e| matches!(e, Event::Epoch(_)))
         .count()
 }
+
+/// `resume` in the TUI shows the whole run: the earlier session's epochs are in the table and
+/// the curves, not only those trained since.
+#[test]
+fn a_resumed_run_s_screen_starts_at_epoch_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = common::demo_run(tmp.path(), 3, 16, 8);
+    let tmux = Tmux::start(
+        "convscope-resume-tui",
+        &format!(
+            "{} resume {} --epochs 5; sleep 60",
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+    );
+    tmux.wait_text("● finished");
+    let text = strip(&tmux.capture());
+    // Epoch table rows: "│N  loss  acc ...", the best one "│N ★  loss ...".
+    let rows: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('│'))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace().filter(|w| *w != "★");
+            let epoch = words.next()?;
+            let loss = words.next()?;
+            (epoch.chars().all(|c| c.is_ascii_digit()) && loss.parse::<f64>().is_ok())
+                .then_some(epoch)
+        })
+        .collect();
+    assert_eq!(rows, ["1", "2", "3", "4", "5"], "{rows:?} in {text}");
+}

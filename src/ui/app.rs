@@ -169,6 +169,9 @@ pub async fn run(
         options.run_dir.clone(),
     );
     state.color_depth = ColorDepth::from_env();
+    for ev in options.history {
+        state.apply(ev);
+    }
     let mut drawn = terminal.size()?;
     state.resize(drawn.width, drawn.height);
 

@@ -210,9 +210,10 @@ impl AppState {
     pub fn apply(&mut self, event: Event) {
         match event {
             Event::Started(info) => {
-                if matches!(self.phase, Phase::Waiting) {
-                    self.phase = Phase::Preparing;
-                }
+                // A new session (the first, or a resume after earlier ones in the log): what
+                // the last session ended with, a failure's error too, is over.
+                self.phase = Phase::Preparing;
+                self.error = None;
                 self.start = Some(*info);
                 self.session_base = None;
             }

@@ -256,6 +256,20 @@ fn q_after_the_run_ended_quits_at_once() {
 }
 
 #[test]
+fn a_new_session_after_a_failure_starts_afresh() {
+    // A resumed run's screen replays the log: the earlier session failed, the new one starts.
+    let mut s = training_state();
+    s.apply(Event::Failed(crate::events::FailInfo {
+        error: "disk full".into(),
+    }));
+    assert_eq!(s.phase, Phase::Failed);
+    s.apply(Event::Started(Box::new(fixtures::start_info())));
+    assert_eq!(s.phase, Phase::Preparing);
+    assert_eq!(s.error, None, "the old error box is gone");
+    assert!(!s.epochs.is_empty(), "the earlier epochs stay");
+}
+
+#[test]
 fn worker_gone_without_final_event_is_a_failure() {
     let mut s = training_state();
     s.worker_gone();
