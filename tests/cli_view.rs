@@ -209,7 +209,7 @@ fn viewer_of_a_run_that_dies_says_interrupted_and_survives_resizing() {
     trainer.kill().expect("kill -9");
     let _ = trainer.wait();
     view.wait_text("interrupted");
-    view.wait_text("convscope resume");
+    view.wait_text(&format!("convscope resume {}`", run_dir.display()));
     // Rapid resizes down to 20x5 and back: a notice instead of garbage, then the screen again.
     for (w, h) in [(120, 40), (60, 20), (20, 5), (200, 60), (20, 5)] {
         view.resize(w, h);

@@ -125,7 +125,7 @@ fn render_tab_bar(state: &AppState, frame: &mut Frame, area: Rect) {
     // The run's phase always fits whole when anything does; the title only when it fits too
     // (cut from the left it showed half a path).
     let free = usize::from(area.width.saturating_sub(used));
-    let phase = phase_span(state);
+    let phase = phase_span(state, false);
     let title = Span::styled(format!("{} ", state.title), Style::new().fg(Color::Gray));
     let mut right = Vec::new();
     if title.width() + phase.width() + 2 <= free {
@@ -138,9 +138,19 @@ fn render_tab_bar(state: &AppState, frame: &mut Frame, area: Rect) {
     }
 }
 
-/// The run phase as a coloured word.
+/// The run phase as a coloured word; `full` adds what to do about it where there is room
+/// (an interrupted run's resume command, with its path to copy).
 #[must_use]
-pub fn phase_span(state: &AppState) -> Span<'static> {
+pub fn phase_span(state: &AppState, full: bool) -> Span<'static> {
+    if state.phase == Phase::Interrupted && full {
+        return Span::styled(
+            format!(
+                "● interrupted: resume with `convscope resume {}`",
+                state.run_dir.display()
+            ),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        );
+    }
     let (text, color) = match state.phase {
         Phase::Waiting => ("waiting", Color::Gray),
         Phase::Preparing => ("preparing", Color::Yellow),
@@ -152,7 +162,7 @@ pub fn phase_span(state: &AppState) -> Span<'static> {
         Phase::Finished(FinishReason::Stopped) => ("stopped", Color::Cyan),
         Phase::Failed => ("failed", Color::Red),
         Phase::Stalled => ("stalled: no event for a minute", Color::Yellow),
-        Phase::Interrupted => ("interrupted: resume with `convscope resume`", Color::Red),
+        Phase::Interrupted => ("interrupted", Color::Red),
     };
     Span::styled(
         format!("● {text}"),

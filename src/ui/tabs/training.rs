@@ -84,7 +84,7 @@ fn head_text_rows(lines: &[Line<'static>; 2], width: u16) -> usize {
 /// The header's two lines: the run's facts, then its progress figures.
 fn head_lines(state: &AppState) -> [Line<'static>; 2] {
     let dim = Style::new().fg(Color::DarkGray);
-    let mut l1 = vec![phase_span(state), Span::raw("  ")];
+    let mut l1 = vec![phase_span(state, true), Span::raw("  ")];
     let mut l2 = Vec::new();
     let last = state.batches.last();
     if let Some(s) = &state.start {
