@@ -249,6 +249,30 @@ pub struct SummaryRow {
     pub params: usize,
 }
 
+/// Format a channels-first shape the way Keras prints it: `(None, 150, 150, 16)`.
+#[must_use]
+pub fn keras_shape(shape: &[usize]) -> String {
+    let dims: Vec<String> = match shape {
+        [c, h, w] => vec![h.to_string(), w.to_string(), c.to_string()],
+        other => other.iter().map(ToString::to_string).collect(),
+    };
+    format!("(None, {})", dims.join(", "))
+}
+
+/// Group digits with commas: 10641441 -> "10,641,441".
+#[must_use]
+pub fn group_digits(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// Create the worker -> observer channel: small events queue (bounded), snapshots are latest-wins.
 #[must_use]
 pub fn channel(capacity: usize) -> (EventSender, EventReceiver) {
@@ -418,6 +442,16 @@ impl EventReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_and_shapes_read_as_keras_prints_them() {
+        assert_eq!(group_digits(10_641_441), "10,641,441");
+        assert_eq!(group_digits(448), "448");
+        assert_eq!(group_digits(0), "0");
+        assert_eq!(group_digits(1000), "1,000");
+        assert_eq!(keras_shape(&[16, 150, 150]), "(None, 150, 150, 16)");
+        assert_eq!(keras_shape(&[20736]), "(None, 20736)");
+    }
 
     fn batch(n: usize) -> Event {
         Event::Batch(BatchMetrics {

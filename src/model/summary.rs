@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::config::{Config, ConfigError, LayerSpec};
 use crate::events::SummaryRow;
+pub use crate::events::{group_digits, keras_shape};
 
 /// Summarise the configured network for `classes` classes, naming layers as Keras does.
 pub fn summarize(cfg: &Config, classes: usize) -> Result<Vec<SummaryRow>, ConfigError> {
@@ -47,30 +48,6 @@ pub fn summarize(cfg: &Config, classes: usize) -> Result<Vec<SummaryRow>, Config
 #[must_use]
 pub fn total_params(rows: &[SummaryRow]) -> usize {
     rows.iter().map(|r| r.params).sum()
-}
-
-/// Format a channels-first shape the way Keras prints it: `(None, 150, 150, 16)`.
-#[must_use]
-pub fn keras_shape(shape: &[usize]) -> String {
-    let dims: Vec<String> = match shape {
-        [c, h, w] => vec![h.to_string(), w.to_string(), c.to_string()],
-        other => other.iter().map(ToString::to_string).collect(),
-    };
-    format!("(None, {})", dims.join(", "))
-}
-
-/// Group digits with commas: 10641441 -> "10,641,441".
-#[must_use]
-pub fn group_digits(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// Render the summary as a Keras-style text table.

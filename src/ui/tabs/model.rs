@@ -6,21 +6,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 
+use crate::events::{group_digits, keras_shape};
 use crate::ui::state::AppState;
-
-/// Group digits in threes: `10641441` -> `10,641,441`.
-#[must_use]
-pub fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// A number column's cell: right-aligned, so magnitudes line up.
 fn right(s: String) -> Cell<'static> {
@@ -38,10 +25,6 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         );
         return;
     };
-    let shape = |v: &[usize]| {
-        let inner: Vec<String> = v.iter().map(ToString::to_string).collect();
-        format!("({})", inner.join(", "))
-    };
     let names: Vec<String> = start
         .summary
         .iter()
@@ -56,15 +39,27 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         .unwrap_or(0)
         .max("Total params".len())
         + 4;
+    let shapes: Vec<String> = start
+        .summary
+        .iter()
+        .map(|r| keras_shape(&r.output_shape))
+        .collect();
+    let shape_width = shapes
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("Output shape".len())
+        + 2;
     let rows: Vec<Row> = start
         .summary
         .iter()
-        .zip(names)
-        .map(|(r, name)| {
+        .zip(names.into_iter().zip(shapes))
+        .map(|(r, (name, shape))| {
             Row::new(vec![
                 Cell::from(name),
-                Cell::from(shape(&r.output_shape)),
-                right(thousands(r.params)),
+                Cell::from(shape),
+                right(group_digits(r.params)),
             ])
         })
         .collect();
@@ -72,7 +67,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let footer = Row::new(vec![
         Cell::from("Total params"),
         Cell::from(""),
-        right(thousands(if start.params > 0 {
+        right(group_digits(if start.params > 0 {
             start.params
         } else {
             total
@@ -84,8 +79,8 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         rows,
         [
             Constraint::Length(u16::try_from(name_width).unwrap_or(u16::MAX)),
-            Constraint::Length(20),
-            Constraint::Length(14),
+            Constraint::Length(u16::try_from(shape_width).unwrap_or(u16::MAX)),
+            Constraint::Length(12),
         ],
     )
     .flex(Flex::Start)
@@ -106,15 +101,4 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     );
     let mut ts = TableState::default().with_selected(Some(state.model_row));
     frame.render_stateful_widget(table, area, &mut ts);
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn thousands_groups_digits() {
-        assert_eq!(super::thousands(10_641_441), "10,641,441");
-        assert_eq!(super::thousands(448), "448");
-        assert_eq!(super::thousands(0), "0");
-        assert_eq!(super::thousands(1000), "1,000");
-    }
 }
