@@ -15,10 +15,16 @@ use super::state::Tab;
 #[must_use]
 pub fn hints(tab: Tab) -> &'static str {
     match tab {
-        Tab::Training => "Space pause/resume · s checkpoint · x stop · 1-5 tabs · ? help · q quit",
+        Tab::Training => {
+            "Space pause/resume · s checkpoint · x stop · e export · 1-5 tabs · ? help · q quit"
+        }
         Tab::Model => "↑↓ select · Enter filters/maps · m maps · ? help · q quit",
-        Tab::Filters => "←→ layer · ↑↓ filter · f norm · c colormap · r refresh · ? help",
-        Tab::Features => "←→ layer · ↑↓ channel · n/p probe · o open · c colormap · ? help",
+        Tab::Filters => {
+            "←→ layer · ↑↓ filter · [ ] epoch · f norm · c colormap · r refresh · e export · ? help"
+        }
+        Tab::Features => {
+            "←→ layer · ↑↓ channel · [ ] epoch · n/p probe · o open · c colormap · e export · ? help"
+        }
         Tab::Help => "↑↓ PgUp PgDn scroll · 1-5 tabs · Tab next · q quit",
     }
 }
