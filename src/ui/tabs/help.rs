@@ -22,6 +22,12 @@ const RIGHT: [(Context, &str); 2] = [
 ];
 const ALL: [(Context, &str); 5] = [LEFT[0], LEFT[1], RIGHT[0], RIGHT[1], LEFT[2]];
 
+/// What the mouse does, listed with the keys that work everywhere.
+const MOUSE: [(&str, &str); 2] = [
+    ("click", "a tab's name opens the tab"),
+    ("click", "a filter or map tile zooms it"),
+];
+
 /// From this width the sections go in two columns.
 const TWO_COLUMNS_FROM: u16 = 80;
 
@@ -51,11 +57,16 @@ fn rows(sections: &[(Context, &str)], width: u16) -> Vec<(Row<'static>, usize)> 
                 .style(Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)),
             1,
         ));
-        for b in BINDINGS.iter().filter(|b| b.context == ctx) {
-            let lines = wrap(b.help, room);
+        let keys = BINDINGS
+            .iter()
+            .filter(|b| b.context == ctx)
+            .map(|b| (b.label, b.help));
+        let mouse = MOUSE.iter().copied().filter(|_| ctx == Context::Global);
+        for (label, help) in keys.chain(mouse) {
+            let lines = wrap(help, room);
             let height = lines.len().max(1);
             rows.push((
-                Row::new(vec![format!("  {}", b.label), lines.join("\n")])
+                Row::new(vec![format!("  {label}"), lines.join("\n")])
                     .height(u16::try_from(height).unwrap_or(1)),
                 height,
             ));
