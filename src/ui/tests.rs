@@ -312,6 +312,27 @@ fn tab_completes_the_probe_path_and_lists_what_still_matches() {
 }
 
 #[test]
+fn with_more_than_two_classes_the_runners_up_are_shown() {
+    let mut s = training_state();
+    if let Some(start) = s.start.as_mut() {
+        start.classes = ["bag", "boot", "coat", "dress"].map(String::from).to_vec();
+    }
+    let mut maps = fixtures::small_features();
+    maps.probabilities = vec![0.1, 0.6, 0.25, 0.05];
+    maps.predicted = 1;
+    maps.probability = 0.6;
+    s.apply(Event::FeatureMaps(Box::new(maps)));
+    press(&mut s, "4");
+    let text = format!("{}", draw(&s, 200, 50).backend());
+    assert!(text.contains(" boot 60.0% coat 25.0% bag 10.0% "), "{text}");
+    // Two classes: the other one is 1 - p, not worth the room.
+    let mut s = training_state();
+    press(&mut s, "4");
+    let text = format!("{}", draw(&s, 200, 50).backend());
+    assert!(!text.contains("12.7%"), "{text}");
+}
+
+#[test]
 fn probes_step_and_open_by_path() {
     let mut s = training_state();
     press(&mut s, "4");

@@ -107,13 +107,37 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
         Some(_) => Color::Red,
         None => Color::White,
     };
+    let mut prediction = vec![Span::styled(
+        format!(" {class} {:.1}% ", snap.probability * 100.0),
+        Style::new().fg(verdict).add_modifier(Modifier::BOLD),
+    )];
+    // With more than two classes, the runners-up where they fit (with two, the other is 1 - p).
+    if snap.probabilities.len() > 2 {
+        let name = |i: usize| {
+            state
+                .start
+                .as_ref()
+                .and_then(|s| s.classes.get(i))
+                .map_or_else(|| format!("class {i}"), Clone::clone)
+        };
+        let p = &snap.probabilities;
+        let mut others: Vec<usize> = (0..p.len()).filter(|&i| i != snap.predicted).collect();
+        others.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        let room = usize::from(a.probe_block.width.saturating_sub(4));
+        let mut used = prediction[0].width();
+        for i in others.into_iter().take(2) {
+            let text = format!("{} {:.1}% ", name(i), p[i] * 100.0);
+            used += text.chars().count();
+            if used > room {
+                break;
+            }
+            prediction.push(Span::styled(text, dim));
+        }
+    }
     frame.render_widget(
         Block::bordered()
             .title(format!(" {file} "))
-            .title_bottom(Line::from(Span::styled(
-                format!(" {class} {:.1}% ", snap.probability * 100.0),
-                Style::new().fg(verdict).add_modifier(Modifier::BOLD),
-            ))),
+            .title_bottom(Line::from(prediction)),
         a.probe_block,
     );
     picture::draw(
