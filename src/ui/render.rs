@@ -105,15 +105,10 @@ pub fn tab_at(x: u16) -> Option<Tab> {
 fn render_tab_bar(state: &AppState, frame: &mut Frame, area: Rect) {
     let mut spans = Vec::new();
     for (i, &tab) in Tab::ALL.iter().enumerate() {
-        let style = if tab == state.tab {
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Cyan)
-                .add_modifier(Modifier::BOLD)
-        } else {
-            Style::new().fg(Color::Gray)
-        };
-        spans.push(Span::styled(tab_label(i, tab), style));
+        spans.push(Span::styled(
+            tab_label(i, tab),
+            super::tabs::chip_style(tab == state.tab),
+        ));
         spans.push(Span::styled("│", Style::new().fg(Color::DarkGray)));
     }
     frame.render_widget(Line::from(spans), area);

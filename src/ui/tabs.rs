@@ -29,6 +29,19 @@ pub fn hints(tab: Tab) -> &'static str {
     }
 }
 
+/// A tab's name in the tab bar, or a layer's in a layer bar: the selected one highlighted.
+#[must_use]
+pub fn chip_style(selected: bool) -> Style {
+    if selected {
+        Style::new()
+            .fg(Color::Black)
+            .bg(Color::Cyan)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::new().fg(Color::Gray)
+    }
+}
+
 /// The Filters and Feature maps tabs' header: the layer selector, then `info` (normalisation,
 /// colormap, epoch). When it does not fit in `width`, `info` stays whole and the selector shows
 /// the layers around the selected one, with ‹ › where layers are left out.
@@ -69,15 +82,7 @@ pub fn layer_bar(names: &[&str], selected: usize, info: String, width: u16) -> L
         spans.push(Span::styled("‹ ", dim));
     }
     for i in lo..=hi.min(names.len().saturating_sub(1)) {
-        let style = if i == selected {
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Cyan)
-                .add_modifier(Modifier::BOLD)
-        } else {
-            Style::new().fg(Color::Gray)
-        };
-        spans.push(Span::styled(chip(i), style));
+        spans.push(Span::styled(chip(i), chip_style(i == selected)));
         spans.push(Span::raw(" "));
     }
     if hi + 1 < names.len() {
