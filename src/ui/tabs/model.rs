@@ -30,27 +30,21 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         .iter()
         .map(|r| format!("{} ({})", r.name, r.kind))
         .collect();
-    // As wide as the longest name, like Keras's table: a column that fills a wide terminal
-    // puts the shapes and counts far from the names they belong to.
-    let name_width = names
-        .iter()
-        .map(|n| n.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("Total params".len())
-        + 4;
     let shapes: Vec<String> = start
         .summary
         .iter()
         .map(|r| keras_shape(&r.output_shape))
         .collect();
-    let shape_width = shapes
-        .iter()
-        .map(|s| s.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("Output shape".len())
-        + 2;
+    // Columns as wide as their entries, like Keras's table: a column that fills a wide
+    // terminal puts the shapes and counts far from the names they belong to.
+    let width = |items: &[String], header: &str, gap: usize| {
+        let w = items.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+        u16::try_from(w.max(header.len()) + gap).unwrap_or(u16::MAX)
+    };
+    let (name_width, shape_width) = (
+        width(&names, "Total params", 4),
+        width(&shapes, "Output shape", 2),
+    );
     let rows: Vec<Row> = start
         .summary
         .iter()
@@ -78,8 +72,8 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let table = Table::new(
         rows,
         [
-            Constraint::Length(u16::try_from(name_width).unwrap_or(u16::MAX)),
-            Constraint::Length(u16::try_from(shape_width).unwrap_or(u16::MAX)),
+            Constraint::Length(name_width),
+            Constraint::Length(shape_width),
             Constraint::Length(12),
         ],
     )
