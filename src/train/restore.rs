@@ -39,14 +39,42 @@ pub fn pick(
                 .ok_or_else(|| TrainError::Checkpoint {
                     path: dir.clone(),
                     message: format!(
-                        "no complete checkpoint for epoch {e}; available: {}",
-                        all.iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "no complete checkpoint for epoch {e}; epochs with one: {}",
+                        epoch_ranges(
+                            all.iter()
+                                .filter(|c| c.state.epoch_complete())
+                                .map(|c| c.state.epoch)
+                                .collect()
+                        )
                     ),
                 })
         }
+    }
+}
+
+/// Epoch numbers as ranges, `1-3, 5, 7-15` (`none` when there are none): fifty checkpoint
+/// names do not fit in an error message.
+fn epoch_ranges(mut epochs: Vec<usize>) -> String {
+    epochs.sort_unstable();
+    epochs.dedup();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < epochs.len() {
+        let mut j = i;
+        while j + 1 < epochs.len() && epochs[j + 1] == epochs[j] + 1 {
+            j += 1;
+        }
+        out.push(if j == i {
+            epochs[i].to_string()
+        } else {
+            format!("{}-{}", epochs[i], epochs[j])
+        });
+        i = j + 1;
+    }
+    if out.is_empty() {
+        "none".into()
+    } else {
+        out.join(", ")
     }
 }
 
@@ -128,4 +156,17 @@ pub(super) fn resume_from(
         });
     }
     Ok((net, optim, cp.state.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::epoch_ranges;
+
+    #[test]
+    fn epochs_read_as_ranges() {
+        assert_eq!(epoch_ranges((1..=15).rev().collect()), "1-15");
+        assert_eq!(epoch_ranges(vec![7, 1, 2, 3, 5, 8, 9]), "1-3, 5, 7-9");
+        assert_eq!(epoch_ranges(vec![4]), "4");
+        assert_eq!(epoch_ranges(Vec::new()), "none");
+    }
 }
