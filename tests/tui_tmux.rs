@@ -179,6 +179,24 @@ fn stopped_with_a_checkpoint(run_dir: &Path) {
     let _ = common::checkpoint_weights(run_dir, latest.trim());
 }
 
+/// A training whose screen has gone: its batches go on, its control socket is live and a stop
+/// through it ends the run with a checkpoint, and the process exits 0 (`status` holds `$?`).
+fn goes_on_then_stops_through_its_socket(run_dir: &Path, status: &Path) {
+    let batches = || batch_count(run_dir);
+    let before = batches();
+    wait_for("training to go on", Duration::from_mins(1), || {
+        batches() > before + 5
+    });
+    let sock = run_dir.join("control.sock");
+    assert!(convscope::run::control::is_live(&sock), "the socket stays");
+    convscope::run::control::send(&sock, &convscope::events::Command::Stop).expect("stop");
+    stopped_with_a_checkpoint(run_dir);
+    wait_for("convscope to exit", Duration::from_mins(1), || {
+        exit_status(status).is_some()
+    });
+    assert_eq!(exit_status(status), Some(0));
+}
+
 /// The SSH connection drops under a training in the TUI (not detached): SIGHUP, and a terminal
 /// that is gone. Leaving the screen fails then; that must not end the process before the
 /// training has written its stop checkpoint. It did: ratatui reports a failed cursor restore
@@ -220,18 +238,7 @@ fn training_in_the_tui_goes_on_when_its_terminal_vanishes_without_a_signal() {
         "trap '' HUP;",
         &format!("; echo $? > {}", status.display()),
     );
-    let batches = || batch_count(&run_dir);
-    let after_kill = batches();
-    wait_for("training to go on", Duration::from_mins(1), || {
-        batches() > after_kill + 5
-    });
-    let sock = run_dir.join("control.sock");
-    convscope::run::control::send(&sock, &convscope::events::Command::Stop).expect("stop");
-    stopped_with_a_checkpoint(&run_dir);
-    wait_for("convscope to exit", Duration::from_mins(1), || {
-        exit_status(&status).is_some()
-    });
-    assert_eq!(exit_status(&status), Some(0));
+    goes_on_then_stops_through_its_socket(&run_dir, &status);
 }
 
 /// `q`, then `d` (leave it running) in a training's own TUI: the screen closes, the training
@@ -258,19 +265,7 @@ fn leaving_a_training_s_screen_keeps_it_controllable() {
     term.wait_text("d: quit, leave it running");
     term.keys("d");
     term.wait_text("training goes on in this process");
-    let sock = run_dir.join("control.sock");
-    let batches = || batch_count(&run_dir);
-    let left = batches();
-    wait_for("training to go on", Duration::from_mins(1), || {
-        batches() > left + 5
-    });
-    assert!(convscope::run::control::is_live(&sock), "the socket stays");
-    convscope::run::control::send(&sock, &convscope::events::Command::Stop).expect("stop");
-    stopped_with_a_checkpoint(&run_dir);
-    wait_for("convscope to exit", Duration::from_mins(1), || {
-        exit_status(&status).is_some()
-    });
-    assert_eq!(exit_status(&status), Some(0));
+    goes_on_then_stops_through_its_socket(&run_dir, &status);
 }
 
 /// Epochs of a twentieth of a second (a small dataset, or any on a GPU) would redraw the
@@ -335,11 +330,10 @@ fn epoch_end_pictures_are_paced_to_the_link_and_the_last_ones_shown() {
             .iter()
             .any(|e| matches!(e, Event::Finished(_)))
     });
-    let screen = tmux.wait_text("● finished");
+    tmux.wait_text("● finished");
     wait_for("the last epoch's maps", Duration::from_secs(10), || {
         strip(&tmux.capture()).contains(&format!("epoch {epochs}"))
     });
-    drop(screen);
 }
 
 /// The epoch of the feature maps on screen (the Feature maps tab's header says it).
