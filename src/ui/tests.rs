@@ -567,14 +567,18 @@ fn help_wraps_and_scrolls_on_a_small_terminal() {
 #[test]
 fn eta_uses_this_session_s_pace_after_a_resume() {
     let mut s = new_state();
-    // Resumed at epoch 11 of 20 (10 batches an epoch), after 100 s of earlier training.
-    s.apply(Event::Started(Box::new(crate::events::StartInfo {
-        epochs: 20,
-        batches_per_epoch: 10,
-        start_epoch: 11,
-        start_batch: 0,
-        ..fixtures::start_info()
-    })));
+    // A session of 20 epochs of 10 batches, starting at `epoch`.
+    let started = |start_epoch| {
+        Event::Started(Box::new(crate::events::StartInfo {
+            epochs: 20,
+            batches_per_epoch: 10,
+            start_epoch,
+            start_batch: 0,
+            ..fixtures::start_info()
+        }))
+    };
+    // Resumed at epoch 11, after 100 s of earlier training.
+    s.apply(started(11));
     let batch = |epoch, batch, elapsed| {
         Event::Batch(crate::events::BatchMetrics {
             epoch,
@@ -593,13 +597,7 @@ fn eta_uses_this_session_s_pace_after_a_resume() {
     let eta = s.eta_seconds().expect("eta");
     assert!((eta - 44.5).abs() < 1e-9, "{eta}");
     // A second session in the same history starts its own pace.
-    s.apply(Event::Started(Box::new(crate::events::StartInfo {
-        epochs: 20,
-        batches_per_epoch: 10,
-        start_epoch: 13,
-        start_batch: 0,
-        ..fixtures::start_info()
-    })));
+    s.apply(started(13));
     s.apply(batch(13, 1, 200.0));
     s.apply(batch(13, 3, 201.0));
     let eta = s.eta_seconds().expect("eta");
