@@ -34,9 +34,8 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let lines = head_lines(state);
     // Two lines of facts above the gauge with a blank row over them; on a narrow terminal
     // they wrap, into that row and below it when they need more.
-    let head_h = u16::try_from(head_text_rows(&lines, area.width) + 1)
-        .unwrap_or(u16::MAX)
-        .max(4);
+    let text_rows = u16::try_from(head_text_rows(&lines, area.width)).unwrap_or(u16::MAX);
+    let head_h = text_rows.saturating_add(1).max(4);
     let [head, error, charts, table] = Layout::vertical([
         Constraint::Length(head_h),
         Constraint::Length(error_h),
@@ -44,7 +43,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         Constraint::Length(table_h),
     ])
     .areas(area);
-    render_head(state, &lines, frame, head);
+    render_head(state, lines, text_rows, frame, head);
     if let Some(e) = state.error.as_deref().filter(|_| error_h > 0) {
         frame.render_widget(
             Paragraph::new(e.to_string())
@@ -138,19 +137,24 @@ fn head_lines(state: &AppState) -> [Line<'static>; 2] {
     [Line::from(l1), Line::from(l2)]
 }
 
-/// The header: its lines wrapped into the rows above the gauge, then the gauge.
-fn render_head(state: &AppState, lines: &[Line<'static>; 2], frame: &mut Frame, area: Rect) {
+/// The header: its lines wrapped into the `rows` above the gauge, then the gauge.
+fn render_head(
+    state: &AppState,
+    lines: [Line<'static>; 2],
+    rows: u16,
+    frame: &mut Frame,
+    area: Rect,
+) {
     let gauge_row = area.y + area.height.saturating_sub(1);
     // Bottom-aligned above the gauge: rows the text does not need stay blank above it.
-    let rows = head_text_rows(lines, area.width).min(usize::from(area.height.saturating_sub(1)));
-    let rows = u16::try_from(rows).unwrap_or(0);
+    let rows = rows.min(area.height.saturating_sub(1));
     let text = Rect {
         y: gauge_row.saturating_sub(rows),
         height: rows,
         ..area
     };
     frame.render_widget(
-        Paragraph::new(lines.to_vec()).wrap(Wrap { trim: true }),
+        Paragraph::new(Vec::from(lines)).wrap(Wrap { trim: true }),
         text,
     );
     let gauge = Rect {
