@@ -95,11 +95,13 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
     );
 
     // Probe and prediction.
-    let class = state
-        .start
-        .as_ref()
-        .and_then(|s| s.classes.get(snap.predicted))
-        .map_or_else(|| format!("class {}", snap.predicted), Clone::clone);
+    let name = |i: usize| {
+        state
+            .start
+            .as_ref()
+            .and_then(|s| s.classes.get(i))
+            .map_or_else(|| format!("class {i}"), Clone::clone)
+    };
     let (file, label) = probe_title(snap, state.start.as_ref().map(|s| &s.classes[..]));
     // Green when the image's folder names the predicted class, red when it names another.
     let verdict = match label {
@@ -108,18 +110,15 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
         None => Color::White,
     };
     let mut prediction = vec![Span::styled(
-        format!(" {class} {:.1}% ", snap.probability * 100.0),
+        format!(
+            " {} {:.1}% ",
+            name(snap.predicted),
+            snap.probability * 100.0
+        ),
         Style::new().fg(verdict).add_modifier(Modifier::BOLD),
     )];
     // With more than two classes, the runners-up where they fit (with two, the other is 1 - p).
     if snap.probabilities.len() > 2 {
-        let name = |i: usize| {
-            state
-                .start
-                .as_ref()
-                .and_then(|s| s.classes.get(i))
-                .map_or_else(|| format!("class {i}"), Clone::clone)
-        };
         let p = &snap.probabilities;
         let mut others: Vec<usize> = (0..p.len()).filter(|&i| i != snap.predicted).collect();
         others.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
