@@ -81,7 +81,9 @@ pub fn layer_bar(names: &[&str], selected: usize, info: String, width: u16) -> L
     if lo > 0 {
         spans.push(Span::styled("‹ ", dim));
     }
-    for i in lo..=hi.min(names.len().saturating_sub(1)) {
+    // No layers (an empty snapshot): the label and the info alone.
+    let shown = if names.is_empty() { 0..0 } else { lo..hi + 1 };
+    for i in shown {
         spans.push(Span::styled(chip(i), chip_style(i == selected)));
         spans.push(Span::raw(" "));
     }
@@ -124,7 +126,11 @@ mod tests {
         }
         let last = text(&layer_bar(&names, 4, info.clone(), 60));
         assert!(last.contains("‹ ") && !last.contains('›'), "{last}");
-        let first = text(&layer_bar(&names, 0, info, 60));
+        let first = text(&layer_bar(&names, 0, info.clone(), 60));
         assert!(first.contains("› ") && !first.contains('‹'), "{first}");
+        assert_eq!(
+            text(&layer_bar(&[], 0, info, 60)),
+            " layer │ viridis │ epoch 40"
+        );
     }
 }
