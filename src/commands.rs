@@ -15,7 +15,7 @@ use crate::cli::{Commands, DemoArgs, ResumeArgs, SummaryArgs, TrainArgs, TrainFl
 use crate::config::{Config, Overrides};
 use crate::events::Command;
 use crate::headless::{self, Ending};
-use crate::run::{RunDir, checkpoint};
+use crate::run::{Found, RunDir, RunError, RunLock, checkpoint, shell_quote};
 use crate::signals::Signals;
 use crate::train::{self, Job, RunSource};
 
@@ -71,13 +71,9 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
     // Made before the run directory: a device that cannot be had leaves nothing behind.
     let device = train::device::create(&cfg.train.device).map_err(anyhow::Error::msg)?;
     if args.flags.detach {
-        return detach(
-            args.flags.run.clone().unwrap_or_else(demo_run_path),
-            args.flags.run.is_none(),
-        );
+        return detach(args.flags.run.as_deref(), DEMO_PREFIX);
     }
-    let run_path = args.flags.run.clone().unwrap_or_else(demo_run_path);
-    let run = RunDir::create(&run_path)?;
+    let (run, lock) = new_run(args.flags.run.as_deref(), DEMO_PREFIX)?;
     let data_dir = run.path.join(DEMO_DATA);
     let size = cfg.data.image_size[0].max(cfg.data.image_size[1]);
     crate::data::write_synthetic(&data_dir, args.per_class, size, cfg.train.seed)
@@ -88,6 +84,7 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
         data_dir,
         None,
         &run,
+        lock,
         None,
         args.flags.headless,
     )
@@ -96,23 +93,43 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
 /// The demo's synthetic dataset, inside its run directory.
 const DEMO_DATA: &str = "demo-data";
 
-fn demo_run_path() -> PathBuf {
-    let p = RunDir::default_path();
-    let stamp = p
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    p.with_file_name(format!("demo-{stamp}"))
+/// What the demo's default run names start with.
+const DEMO_PREFIX: &str = "demo-";
+
+/// Where a run goes when `--run` does not say: `runs/<prefix><UTC time>`.
+fn default_run_path(prefix: &str) -> PathBuf {
+    let (parent, stem) = RunDir::default_place();
+    parent.join(format!("{prefix}{stem}"))
+}
+
+/// Make and lock the run directory: `explicit`, or a new unique one under `runs/`.
+fn new_run(explicit: Option<&Path>, prefix: &str) -> Result<(RunDir, RunLock)> {
+    let (run, lock, found) = if let Some(path) = explicit {
+        RunDir::create(path)?
+    } else {
+        let (parent, stem) = RunDir::default_place();
+        RunDir::create_unique(&parent, &format!("{prefix}{stem}"))?
+    };
+    if found == Found::NoCheckpoint {
+        let _ = writeln!(
+            std::io::stderr(),
+            "convscope: {} holds a run that never wrote a complete checkpoint; starting it afresh (its earlier events stay in events.jsonl)",
+            run.path.display()
+        );
+    }
+    Ok((run, lock))
 }
 
 /// Start this same command again as a background process in its own session (no controlling
 /// terminal: closing the SSH connection does not reach it), its output in the run directory;
 /// then attach a viewer.
-fn detach(run_path: PathBuf, add_run_flag: bool) -> Result<ExitCode> {
-    if run_path.join("config.toml").exists() {
-        return Err(crate::run::RunError::Exists { path: run_path }.into());
-    }
-    std::fs::create_dir_all(&run_path)
-        .with_context(|| format!("creating {}", run_path.display()))?;
+fn detach(explicit: Option<&Path>, prefix: &str) -> Result<ExitCode> {
+    // The folder is made (a default name reserved) and checked here, then handed over: the
+    // background process takes the run's lock itself.
+    let (run, lock) = new_run(explicit, prefix)?;
+    drop(lock);
+    let run_path = run.path;
+    let add_run_flag = explicit.is_none();
     let out_path = run_path.join("convscope.out");
     let out = std::fs::File::create(&out_path)
         .with_context(|| format!("creating {}", out_path.display()))?;
@@ -156,7 +173,7 @@ fn detach(run_path: PathBuf, add_run_flag: bool) -> Result<ExitCode> {
         std::io::stderr(),
         "convscope: training in the background (pid {}), output in {}",
         child.id(),
-        out_path.display()
+        shell_quote(&out_path)
     );
     if !std::io::stdout().is_terminal() {
         return Ok(0);
@@ -177,6 +194,16 @@ fn train_cmd(args: &TrainArgs) -> Result<ExitCode> {
             args.data.display()
         );
     }
+    // The run's own files (sample photos, exports, ...) must not become training images.
+    let target = args
+        .flags
+        .run
+        .clone()
+        .unwrap_or_else(|| default_run_path(""));
+    crate::run::refuse_inside_data(&target, &args.data, "data")?;
+    if let Some(val) = &args.val {
+        crate::run::refuse_inside_data(&target, val, "validation")?;
+    }
     // Folder problems (one class, an empty class, ...) refuse to start before a run exists.
     crate::data::scan(&args.data)?;
     if let Some(val) = &args.val {
@@ -185,18 +212,16 @@ fn train_cmd(args: &TrainArgs) -> Result<ExitCode> {
     // Made before the run directory: a device that cannot be had leaves nothing behind.
     let device = train::device::create(&cfg.train.device).map_err(anyhow::Error::msg)?;
     if args.flags.detach {
-        return detach(
-            args.flags.run.clone().unwrap_or_else(RunDir::default_path),
-            args.flags.run.is_none(),
-        );
+        return detach(args.flags.run.as_deref(), "");
     }
-    let run = RunDir::create(&args.flags.run.clone().unwrap_or_else(RunDir::default_path))?;
+    let (run, lock) = new_run(args.flags.run.as_deref(), "")?;
     start(
         &cfg,
         device,
         args.data.clone(),
         args.val.clone(),
         &run,
+        lock,
         None,
         args.flags.headless,
     )
@@ -204,6 +229,9 @@ fn train_cmd(args: &TrainArgs) -> Result<ExitCode> {
 
 fn resume(args: &ResumeArgs) -> Result<ExitCode> {
     let run = RunDir::open(&args.run)?;
+    // Refused while anyone else writes to the run, before anything is written: a refused
+    // resume changes nothing (not even config.toml).
+    let lock = run.lock()?;
     let mut cfg = run.read_config()?;
     if let Some(e) = args.epochs {
         cfg.train.epochs = e;
@@ -237,7 +265,8 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
         );
         return Ok(0);
     }
-    // A resumed run with more epochs records the new total.
+    // A resumed run with more epochs (or another learning rate) records it, now that
+    // nothing can refuse it any more.
     run.write_config(&cfg)?;
     start(
         &cfg,
@@ -245,6 +274,7 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
         source.data_dir,
         source.val_dir,
         &run,
+        lock,
         Some(cp),
         args.headless,
     )
@@ -290,7 +320,7 @@ fn view(args: &ViewArgs) -> Result<ExitCode> {
         let _ = writeln!(
             std::io::stderr(),
             "convscope: detached; the training goes on. Re-attach with: convscope view {}",
-            run.path.display()
+            shell_quote(&run.path)
         );
     }
     Ok(0)
@@ -329,21 +359,29 @@ fn write_samples(run: &RunDir) -> Vec<PathBuf> {
     for (name, bytes) in crate::viz::SAMPLE_PHOTOS {
         let p = dir.join(name);
         if p.exists() || std::fs::write(&p, bytes).is_ok() {
-            out.push(p);
+            // Absolute: a viewer started in another folder finds them too.
+            out.push(std::path::absolute(&p).unwrap_or(p));
         }
     }
     out
 }
 
+#[allow(clippy::too_many_arguments)] // one call per subcommand, each argument a different thing
 fn start(
     cfg: &Config,
     device: burn::tensor::Device,
     data_dir: PathBuf,
     val_dir: Option<PathBuf>,
     run: &RunDir,
+    lock: RunLock,
     resume: Option<checkpoint::Checkpoint>,
     headless_flag: bool,
 ) -> Result<ExitCode> {
+    // Held until this process ends: nobody else writes to the run meanwhile.
+    let _lock = lock;
+    // Absolute, so that a viewer started in another folder finds the probe images.
+    let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
+    let val_dir = val_dir.map(|v| std::path::absolute(&v).unwrap_or(v));
     let tui = !headless_flag
         && std::io::stdout().is_terminal()
         && std::env::var("TERM").map_or(true, |t| t != "dumb");
@@ -362,8 +400,9 @@ fn start(
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<Command>();
     // The demo's images are synthetic: the photos make the better first probe. A real
     // dataset's own images come first (a cat photo means nothing to a clothing classifier).
-    let samples_first = data_dir == run.path.join(DEMO_DATA);
+    let samples_first = std::path::absolute(run.path.join(DEMO_DATA)).is_ok_and(|d| d == data_dir);
     let resuming = resume.is_some();
+    let resumed_from = resume.as_ref().map(|cp| cp.name.clone());
     let job = Job {
         cfg: cfg.clone(),
         device,
@@ -414,7 +453,7 @@ fn start(
                 let _ = writeln!(
                     std::io::stderr(),
                     "convscope: left the screen; training goes on in this process (Ctrl-C checkpoints and stops it). Watch it from another terminal with: convscope view {}",
-                    run.path.display()
+                    shell_quote(&run.path)
                 );
                 Ending::Vanished
             }
@@ -426,7 +465,7 @@ fn start(
                 let _ = writeln!(
                     std::io::stderr(),
                     "convscope: the screen failed ({e:#}); training goes on in this process (Ctrl-C checkpoints and stops it). Watch it with: convscope view {}",
-                    run.path.display()
+                    shell_quote(&run.path)
                 );
                 Ending::Vanished
             }
@@ -442,13 +481,29 @@ fn start(
         .recv()
         .unwrap_or_else(|_| Err(Box::new("the training thread vanished")));
     drop(control);
-    report(&run.path, &signals, &ending, result)
+    report(
+        &run.path,
+        &signals,
+        &ending,
+        resumed_from.as_deref(),
+        result,
+    )
+}
+
+/// A learning rate as a person types it: `0.0001`, `1e-8`, `100000000`.
+fn readable_rate(lr: f64) -> String {
+    if (1e-4..1e9).contains(&lr) {
+        format!("{lr}")
+    } else {
+        format!("{lr:e}")
+    }
 }
 
 fn report(
     run: &Path,
     signals: &Signals,
     ending: &Ending,
+    resumed_from: Option<&str>,
     result: std::thread::Result<Result<train::Outcome, train::TrainError>>,
 ) -> Result<ExitCode> {
     let mut err = std::io::stderr();
@@ -459,12 +514,28 @@ fn report(
         ),
         Ok(Err(e)) => {
             let _ = writeln!(err, "convscope: training failed: {e}");
-            if checkpoint::latest(&run.join("checkpoints")).is_ok() {
-                let _ = writeln!(
-                    err,
-                    "convscope: resume from the last good checkpoint with: convscope resume {}",
-                    run.display()
-                );
+            // Advice to resume only where resuming gets further than this very command did: a
+            // run whose folder vanished has nothing to resume; a diverged run needs a lower
+            // learning rate; and a resume that failed before writing a checkpoint of its own
+            // would fail the same way again.
+            let newest = checkpoint::latest(&run.join("checkpoints")).ok();
+            let advice = match (&e, newest) {
+                (train::TrainError::Run(RunError::Vanished { .. }), _) | (_, None) => None,
+                (train::TrainError::NonFinite { lr, .. }, Some((cp, _))) => Some(format!(
+                    "resume from the last good checkpoint, {}, with a lower learning rate: convscope resume {} --lr {}",
+                    cp.name,
+                    shell_quote(run),
+                    readable_rate(lr / 10.0)
+                )),
+                (_, Some((cp, _))) if Some(cp.name.as_str()) != resumed_from => Some(format!(
+                    "resume from the last good checkpoint, {}, with: convscope resume {}",
+                    cp.name,
+                    shell_quote(run)
+                )),
+                _ => None,
+            };
+            if let Some(advice) = advice {
+                let _ = writeln!(err, "convscope: {advice}");
             }
             Ok(1)
         }
@@ -472,7 +543,7 @@ fn report(
             let _ = writeln!(
                 err,
                 "convscope: stopped; checkpoint written. Resume with: convscope resume {}",
-                run.display()
+                shell_quote(run)
             );
             if signals.received() != 0 {
                 let _ = writeln!(err, "convscope: interrupted by {}", signals.name());

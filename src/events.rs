@@ -226,14 +226,23 @@ impl Command {
 
 /// `cmds` in order, without the picture requests (probe, epoch, filter refresh) that a later one
 /// of the same kind replaces. Holding `n` queues a probe per key repeat; computing every one of
-/// them kept the screen behind the keys. Run commands (pause, stop, ...) are all kept.
+/// them kept the screen behind the keys. Run commands (pause, stop, ...) are all kept, but for
+/// repeated checkpoint requests: queued together they would all write the same weights (300 of
+/// them stalled training for 16 s), so only the first stays.
 #[must_use]
 pub fn coalesce(cmds: Vec<Command>) -> Vec<Command> {
     let kinds: Vec<Option<u8>> = cmds.iter().map(Command::picture_kind).collect();
+    let mut checkpoint_seen = false;
     cmds.into_iter()
         .enumerate()
         .filter(|&(i, _)| kinds[i].is_none_or(|k| !kinds[i + 1..].contains(&Some(k))))
         .map(|(_, c)| c)
+        .filter(|c| {
+            if *c != Command::CheckpointNow {
+                return true;
+            }
+            !std::mem::replace(&mut checkpoint_seen, true)
+        })
         .collect()
 }
 
@@ -525,6 +534,10 @@ mod tests {
             ]
         );
         assert_eq!(coalesce(vec![probe("x")]), vec![probe("x")]);
+        // Checkpoint requests queued together write one checkpoint.
+        let mut many = vec![Command::CheckpointNow; 300];
+        many.insert(150, Command::Pause);
+        assert_eq!(coalesce(many), vec![Command::CheckpointNow, Command::Pause]);
         assert!(coalesce(Vec::new()).is_empty());
     }
 }

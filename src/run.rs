@@ -20,7 +20,8 @@ pub enum RunError {
         error: std::io::Error,
     },
     #[error(
-        "{path} is already a training run; continue it with `convscope resume {path}` or choose another --run directory"
+        "{path} is already a training run; continue it with `convscope resume {}` or choose another --run directory",
+        shell_quote(.path)
     )]
     Exists { path: PathBuf },
     #[error(
@@ -30,9 +31,32 @@ pub enum RunError {
     #[error("{path}: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error(
-        "{path} has no complete checkpoint yet; start the training again with `convscope train`"
+        "{path} has no complete checkpoint yet; start the training again with `convscope train DATA --run {}` (a run directory with no checkpoint is started afresh)",
+        shell_quote(.path.parent().unwrap_or(.path))
     )]
     NoCheckpoint { path: PathBuf },
+    #[error(
+        "another convscope process is writing to {path} right now; watch it with `convscope view {}`, or wait until it ends",
+        shell_quote(.path)
+    )]
+    Busy { path: PathBuf },
+    #[error(
+        "{path} is a folder that already holds other files ({example}) and is not a convscope run; choose a new or empty --run directory"
+    )]
+    NotEmpty { path: PathBuf, example: String },
+    #[error(
+        "the run directory {run} would be inside the {what} folder {data}: its files would be read as images of a class; choose a --run directory outside it, e.g. --run {suggestion}"
+    )]
+    InsideData {
+        run: PathBuf,
+        what: &'static str,
+        data: PathBuf,
+        suggestion: PathBuf,
+    },
+    #[error(
+        "the run directory {path} was deleted or replaced while training; stopped without writing anything more (this process has nowhere left to write its checkpoints)"
+    )]
+    Vanished { path: PathBuf },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -73,6 +97,119 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// The lock file inside a run directory: whoever holds an exclusive `flock` on it is the run's
+/// only writer (a trainer, from before it writes anything until it exits).
+const LOCK_FILE: &str = ".lock";
+
+/// Files a new run directory may already hold: the lock, the output of `--detach` (which makes
+/// the folder before its background process takes it) and what a start that failed before
+/// writing config.toml leaves.
+const NEW_RUN_LEFTOVERS: [&str; 4] = [LOCK_FILE, "convscope.out", "convscope.log", "checkpoints"];
+
+/// An exclusive hold on a run directory, released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// What [`RunDir::create`] found at the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Nothing, or an empty folder.
+    New,
+    /// A run that never wrote a complete checkpoint: it starts afresh (its earlier events stay
+    /// in events.jsonl).
+    NoCheckpoint,
+}
+
+/// Which device and inode a folder is, to notice that it was deleted or replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+}
+
+impl Identity {
+    /// The identity of the folder at `path` now.
+    pub fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path)?;
+        Ok(Self {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+}
+
+/// Quote `path` for a POSIX shell when it needs it, so a printed command can be pasted as is.
+#[must_use]
+pub fn shell_quote(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./+:,=@%".contains(c));
+    if plain {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// `path` made absolute with its symlinks resolved, also when its last components do not exist
+/// yet (they are appended to the nearest existing ancestor, `.` and `..` taken lexically).
+#[must_use]
+pub fn resolve(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut rest = Vec::new();
+    let mut base = abs.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(base) {
+            let mut out = real;
+            for c in rest.iter().rev() {
+                match c {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::CurDir => {}
+                    other => out.push(other.as_os_str()),
+                }
+            }
+            return out;
+        }
+        let Some(parent) = base.parent() else {
+            return abs;
+        };
+        if let Some(last) = base.components().next_back() {
+            rest.push(last);
+        }
+        base = parent;
+    }
+}
+
+/// Refuse a run directory inside the data folder `data` (`what`: "data" or "validation"): the
+/// scan would read the run's own files (sample photos, exports) as a class of images.
+pub fn refuse_inside_data(run: &Path, data: &Path, what: &'static str) -> Result<(), RunError> {
+    let (run_abs, data_abs) = (resolve(run), resolve(data));
+    if !run_abs.starts_with(&data_abs) {
+        return Ok(());
+    }
+    let name = run_abs
+        .file_name()
+        .map_or_else(|| PathBuf::from("run"), PathBuf::from);
+    let outside = data_abs
+        .parent()
+        .unwrap_or(&data_abs)
+        .join("runs")
+        .join(name);
+    Err(RunError::InsideData {
+        run: run.to_path_buf(),
+        what,
+        data: data.to_path_buf(),
+        suggestion: outside,
+    })
+}
+
 /// Write `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     use std::io::Write as _;
@@ -92,17 +229,99 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
 }
 
 impl RunDir {
-    /// Create a new run directory; refuses one that already holds a run.
-    pub fn create(path: &Path) -> Result<Self, RunError> {
-        if path.join("config.toml").exists() {
-            return Err(RunError::Exists {
+    /// Create a run directory at `path` and lock it, before anything is written into it.
+    /// Refuses a run that is in use or has a checkpoint, and a folder of other files; a run
+    /// with no complete checkpoint is taken over (see [`Found::NoCheckpoint`]).
+    pub fn create(path: &Path) -> Result<(Self, RunLock, Found), RunError> {
+        if path.exists() && !path.is_dir() {
+            return Err(RunError::NotEmpty {
                 path: path.to_path_buf(),
+                example: "it is a file, not a folder".into(),
             });
         }
-        std::fs::create_dir_all(path.join("checkpoints")).map_err(io_err(path))?;
-        Ok(Self {
+        let run = Self {
             path: path.to_path_buf(),
+        };
+        // A folder of other files is refused before anything (the lock file) is made in it.
+        if path.is_dir() && !run.config_path().exists() {
+            run.check_new()?;
+        }
+        std::fs::create_dir_all(path).map_err(io_err(path))?;
+        let lock = run.lock()?;
+        let found = run.check_new()?;
+        std::fs::create_dir_all(run.checkpoints_path()).map_err(io_err(path))?;
+        Ok((run, lock, found))
+    }
+
+    /// Create a new run directory under `parent` named `stem`, or `stem-2`, `stem-3`, ... when
+    /// that exists: two runs started in the same second get folders of their own.
+    pub fn create_unique(parent: &Path, stem: &str) -> Result<(Self, RunLock, Found), RunError> {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        for i in 1..10_000 {
+            let name = if i == 1 {
+                stem.to_string()
+            } else {
+                format!("{stem}-{i}")
+            };
+            let path = parent.join(name);
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Self::create(&path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+        }
+        Err(RunError::Io {
+            path: parent.join(stem),
+            error: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "ten thousand runs of that name exist already",
+            ),
         })
+    }
+
+    /// Take the run's writer lock; refuses while another process holds it.
+    pub fn lock(&self) -> Result<RunLock, RunError> {
+        let path = self.path.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(RunError::Busy {
+                path: self.path.clone(),
+            }),
+            Err(e) => Err(io_err(&path)(e.into())),
+        }
+    }
+
+    /// Whether a new run may start in this folder, and what it found there.
+    fn check_new(&self) -> Result<Found, RunError> {
+        if self.config_path().exists() {
+            return match checkpoint::latest(&self.checkpoints_path()) {
+                Err(RunError::NoCheckpoint { .. }) => Ok(Found::NoCheckpoint),
+                _ => Err(RunError::Exists {
+                    path: self.path.clone(),
+                }),
+            };
+        }
+        let entries = std::fs::read_dir(&self.path).map_err(io_err(&self.path))?;
+        for entry in entries {
+            let entry = entry.map_err(io_err(&self.path))?;
+            let name = entry.file_name();
+            let leftover = NEW_RUN_LEFTOVERS.iter().any(|n| name == *n);
+            let empty_dir =
+                || std::fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none());
+            if !leftover || (name == "checkpoints" && !empty_dir()) {
+                return Err(RunError::NotEmpty {
+                    path: self.path.clone(),
+                    example: name.to_string_lossy().into_owned(),
+                });
+            }
+        }
+        Ok(Found::New)
     }
 
     /// Open an existing run directory.
@@ -117,14 +336,18 @@ impl RunDir {
         })
     }
 
-    /// A fresh default location: `runs/<UTC timestamp>`.
+    /// Where default runs go, `runs/`, and the name a run started now gets: its UTC time,
+    /// `20261128-014942` (with `-2`, `-3`, ... added by [`RunDir::create_unique`] when taken).
     #[must_use]
-    pub fn default_path() -> PathBuf {
+    pub fn default_place() -> (PathBuf, String) {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let (y, mo, d, h, mi, s) = civil_from_unix(secs);
-        PathBuf::from("runs").join(format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}"))
+        (
+            PathBuf::from("runs"),
+            format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}"),
+        )
     }
 
     #[must_use]
@@ -231,7 +454,7 @@ mod tests {
     fn classes_json_survives_a_non_utf8_skipped_name() {
         use std::os::unix::ffi::OsStrExt as _;
         let dir = tempfile::tempdir().expect("tempdir");
-        let run = RunDir::create(&dir.path().join("r")).expect("create");
+        let (run, _lock, _) = RunDir::create(&dir.path().join("r")).expect("create");
         let name = std::ffi::OsStr::from_bytes(b"caf\xe9.jpg");
         let info = ClassesInfo {
             classes: vec!["a".into(), "b".into()],
@@ -251,8 +474,32 @@ mod tests {
     #[test]
     fn create_refuses_existing_run_and_open_refuses_non_run() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let run = RunDir::create(&dir.path().join("r")).expect("create");
+        let (run, lock, found) = RunDir::create(&dir.path().join("r")).expect("create");
+        assert_eq!(found, Found::New);
         run.write_config(&Config::default()).expect("write");
+        // While the first holds the lock, nobody else gets in (flock is per open file, so
+        // this holds within one process too).
+        assert!(matches!(
+            RunDir::create(&run.path),
+            Err(RunError::Busy { .. })
+        ));
+        assert!(matches!(run.lock(), Err(RunError::Busy { .. })));
+        drop(lock);
+        // A run with no complete checkpoint is taken over; one with a checkpoint is refused.
+        let (_, lock, found) = RunDir::create(&run.path).expect("no checkpoint: reused");
+        assert_eq!(found, Found::NoCheckpoint);
+        drop(lock);
+        let state = checkpoint::TrainState {
+            epoch: 1,
+            batch: 2,
+            batches_per_epoch: 2,
+            ..Default::default()
+        };
+        checkpoint::save(&run.checkpoints_path(), &state, |tmp| {
+            std::fs::write(tmp.join(checkpoint::MODEL_FILE), b"m").map_err(|e| e.to_string())?;
+            std::fs::write(tmp.join(checkpoint::OPTIM_FILE), b"o").map_err(|e| e.to_string())
+        })
+        .expect("checkpoint");
         assert!(matches!(
             RunDir::create(&run.path),
             Err(RunError::Exists { .. })
@@ -262,5 +509,79 @@ mod tests {
             RunDir::open(dir.path()),
             Err(RunError::NotARun { .. })
         ));
+    }
+
+    #[test]
+    fn a_folder_of_other_files_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let folder = dir.path().join("mine");
+        std::fs::create_dir_all(folder.join("checkpoints/epoch-0001")).expect("mkdir");
+        std::fs::write(folder.join("control.sock"), b"my notes").expect("write");
+        let err = RunDir::create(&folder).expect_err("refused");
+        assert!(matches!(err, RunError::NotEmpty { .. }), "{err}");
+        assert!(err.to_string().contains("not a convscope run"), "{err}");
+        assert_eq!(
+            std::fs::read(folder.join("control.sock")).expect("kept"),
+            b"my notes"
+        );
+        assert!(folder.join("checkpoints/epoch-0001").is_dir());
+        // A file where the folder should be.
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").expect("write");
+        assert!(matches!(
+            RunDir::create(&file),
+            Err(RunError::NotEmpty { .. })
+        ));
+        // What --detach leaves before its background process starts is fine.
+        let detached = dir.path().join("detached");
+        std::fs::create_dir(&detached).expect("mkdir");
+        std::fs::write(detached.join("convscope.out"), b"").expect("write");
+        assert!(RunDir::create(&detached).is_ok());
+    }
+
+    #[test]
+    fn runs_started_in_the_same_second_get_folders_of_their_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, _la, _) = RunDir::create_unique(dir.path(), "20261202-200000").expect("a");
+        let (b, _lb, _) = RunDir::create_unique(dir.path(), "20261202-200000").expect("b");
+        let (c, _lc, _) = RunDir::create_unique(dir.path(), "20261202-200000").expect("c");
+        assert_eq!(a.path, dir.path().join("20261202-200000"));
+        assert_eq!(b.path, dir.path().join("20261202-200000-2"));
+        assert_eq!(c.path, dir.path().join("20261202-200000-3"));
+    }
+
+    #[test]
+    fn printed_paths_are_quoted_for_the_shell_when_needed() {
+        assert_eq!(shell_quote(Path::new("runs/2026-x_1")), "runs/2026-x_1");
+        assert_eq!(shell_quote(Path::new("my runs/a")), "'my runs/a'");
+        assert_eq!(shell_quote(Path::new("it's")), "'it'\\''s'");
+        assert_eq!(shell_quote(Path::new("")), "''");
+    }
+
+    #[test]
+    fn a_run_inside_the_data_folder_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("bag")).expect("mkdir");
+        for run in [
+            data.join("runs/x"),
+            data.clone(),
+            data.join("bag/x"),
+            data.join("new/../runs/y"),
+        ] {
+            let err = refuse_inside_data(&run, &data, "data").expect_err("inside");
+            let text = err.to_string();
+            assert!(text.contains("would be inside the data folder"), "{text}");
+            assert!(
+                text.contains(&dir.path().join("runs").display().to_string()),
+                "suggests a folder beside the data: {text}"
+            );
+        }
+        refuse_inside_data(&dir.path().join("runs/x"), &data, "data").expect("outside");
+        refuse_inside_data(&dir.path().join("data2/x"), &data, "data").expect("a sibling");
+        // Through a symlink to the data folder.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&data, &link).expect("symlink");
+        assert!(refuse_inside_data(&link.join("runs/z"), &data, "data").is_err());
     }
 }

@@ -25,7 +25,7 @@ use crate::events::{
 use crate::model::{self, Net};
 use crate::run::checkpoint::{self, Checkpoint, TrainState};
 use crate::run::event_log::EventLog;
-use crate::run::{ClassesInfo, RunDir, RunError, SkippedFile};
+use crate::run::{ClassesInfo, Identity, RunDir, RunError, SkippedFile};
 
 /// Why training could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,7 @@ pub fn spawn(
                 interrupt,
                 log: None,
                 events_open: true,
+                run_identity: None,
             };
             let result = worker.run(job);
             match &result {
@@ -116,6 +117,8 @@ struct Worker {
     interrupt: Arc<AtomicBool>,
     log: Option<EventLog>,
     events_open: bool,
+    /// The run directory's identity at the start, to notice that it was deleted or replaced.
+    run_identity: Option<Identity>,
 }
 
 /// Running sums over an epoch.
@@ -199,6 +202,19 @@ impl Worker {
         }
     }
 
+    /// Stop when the run directory was deleted or replaced (a new run made in its place): a
+    /// checkpoint written now would land among another run's.
+    fn check_run_dir(&self, run: &RunDir) -> Result<(), TrainError> {
+        match self.run_identity {
+            Some(id) if Identity::of(&run.path).ok() != Some(id) => {
+                Err(TrainError::Run(RunError::Vanished {
+                    path: run.path.clone(),
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn run(&mut self, job: Job) -> Result<Outcome, TrainError> {
         let Job {
             cfg,
@@ -210,6 +226,10 @@ impl Worker {
             samples,
             samples_first,
         } = job;
+        self.run_identity = Some(Identity::of(&run.path).map_err(|error| RunError::Io {
+            path: run.path.clone(),
+            error,
+        })?);
         self.log = Some(EventLog::append(&run.events_path())?);
         self.emit(Event::Status(StatusChange {
             state: RunState::Preparing,
@@ -382,6 +402,7 @@ impl Worker {
                     last_event = now;
                     images_since_event = 0;
                 }
+                self.check_run_dir(&run)?;
                 if b + 1 < batches {
                     match self.handle_commands(&net, &optim, &state, &run, &mut inspector)? {
                         Control::Continue => {}
@@ -470,6 +491,7 @@ impl Worker {
         run: &RunDir,
         keep: Keep,
     ) -> Result<(), TrainError> {
+        self.check_run_dir(run)?;
         let dir = run.checkpoints_path();
         let cp = checkpoint::save(&dir, state, |tmp| {
             net.clone()

@@ -855,7 +855,10 @@ fn no_usable_checkpoint_says_to_train_again() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("has no complete checkpoint yet"), "{err}");
     assert!(
-        err.contains("start the training again with `convscope train`"),
+        err.contains(&format!(
+            "start the training again with `convscope train DATA --run {}`",
+            run.display()
+        )),
         "{err}"
     );
 }

@@ -444,7 +444,7 @@ fn divergence_after_a_checkpoint_keeps_it_and_says_so() {
     assert!(err.contains("Try a lower learning rate"), "{err}");
     assert!(
         err.contains(&format!(
-            "resume from the last good checkpoint with: convscope resume {}",
+            "resume from the last good checkpoint, epoch-0001, with a lower learning rate: convscope resume {} --lr 100000000",
             run.display()
         )),
         "{err}"

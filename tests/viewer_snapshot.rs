@@ -12,7 +12,7 @@ use ratatui::{Terminal, backend::TestBackend};
 
 /// A finished run written from the fixture's events (no checkpoint).
 fn finished_fixture(dir: &std::path::Path) -> RunDir {
-    let run = RunDir::create(&dir.join("run")).expect("run dir");
+    let (run, _lock, _) = RunDir::create(&dir.join("run")).expect("run dir");
     run.write_config(&Config::default()).expect("config");
     run.write_classes(&ClassesInfo {
         classes: vec!["cats".into(), "dogs".into()],

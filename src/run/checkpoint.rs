@@ -122,10 +122,14 @@ pub fn save(
         Err(e) => {
             // A half-written folder only takes space (a full disk is the usual cause).
             let _ = std::fs::remove_dir_all(&tmp);
+            let kept = match latest(dir) {
+                Ok((c, _)) => format!("the previous checkpoint is kept ({})", c.name),
+                Err(_) => "there is no earlier checkpoint".to_string(),
+            };
             return Err(RunError::Corrupt {
                 path: final_path,
                 message: format!(
-                    "writing the checkpoint failed: {e}; the previous checkpoint is kept. Check that the disk has space and the folder is writable"
+                    "writing the checkpoint failed: {e}; {kept}. Check that the disk has space and the folder is writable"
                 ),
             });
         }
@@ -531,6 +535,16 @@ mod tests {
             .collect();
         assert_eq!(left.len(), 2, "no temporary folder left behind: {left:?}");
         assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0001");
+    }
+
+    #[test]
+    fn failed_first_write_does_not_claim_a_kept_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = save(dir.path(), &state(1, 3), |_| Err("disk full".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("there is no earlier checkpoint"), "{err}");
+        assert!(!err.contains("is kept"), "{err}");
     }
 
     #[test]

@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn only_epoch_end_snapshots_are_marked_as_sent_on_their_own() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let run = RunDir::create(&dir.path().join("r")).expect("create");
+        let (run, _lock, _) = RunDir::create(&dir.path().join("r")).expect("create");
         let image = dir.path().join("probe.png");
         image::RgbImage::from_pixel(20, 20, image::Rgb([200, 40, 40]))
             .save(&image)
