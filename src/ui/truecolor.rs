@@ -188,7 +188,7 @@ fn ask_terminal() -> std::io::Result<Vec<u8>> {
     read_answer(fd, FIRST_BYTE, WHOLE_ANSWER)
 }
 
-/// Read what arrives on `fd` until the device attributes end the answer, nothing has come
+/// Read what arrives on `fd` until the device attributes end the answer, no answer has begun
 /// within `first`, or `whole` has passed.
 fn read_answer(
     fd: std::os::fd::BorrowedFd<'_>,
@@ -199,7 +199,7 @@ fn read_answer(
     let start = Instant::now();
     let mut answer = Vec::new();
     while !parse_answer(&answer).complete {
-        let limit = if answer.is_empty() { first } else { whole };
+        let limit = wait_limit(&answer, first, whole);
         let Some(left) = limit.checked_sub(start.elapsed()) else {
             break;
         };
@@ -219,6 +219,13 @@ fn read_answer(
         answer.extend_from_slice(&buf[..n]);
     }
     Ok(answer)
+}
+
+/// How long to wait in all for the answer, given what has come so far: `first` until an answer
+/// has begun (an ESC), then `whole`. Keys typed meanwhile, or a pty's stray bytes, do not
+/// extend the wait.
+fn wait_limit(so_far: &[u8], first: Duration, whole: Duration) -> Duration {
+    if so_far.contains(&0x1b) { whole } else { first }
 }
 
 /// What the terminal's answer says.
@@ -512,6 +519,15 @@ mod tests {
     }
 
     #[test]
+    fn only_the_start_of_an_answer_extends_the_wait() {
+        let (first, whole) = (FIRST_BYTE, WHOLE_ANSWER);
+        assert_eq!(wait_limit(b"", first, whole), first);
+        // A key typed, or a stray byte from a pty nobody answers on.
+        assert_eq!(wait_limit(b"j\x04", first, whole), first);
+        assert_eq!(wait_limit(b"\x1bP1$r0;38", first, whole), whole);
+    }
+
+    #[test]
     fn colorterm_says_truecolor_only_for_its_two_values() {
         assert_eq!(colorterm_says(Some("truecolor")), Some(true));
         assert_eq!(colorterm_says(Some("24bit")), Some(true));
@@ -542,6 +558,15 @@ mod tests {
         let mut a = Answer::default();
         dcs(&answers[0], &mut a);
         assert_eq!(from_answer(&a).depth, ColorDepth::TrueColor);
+        // BEL ends a DCS string too (crossterm: Ctrl-G).
+        let mut bel = Vec::new();
+        for k in [alt('P'), plain('1'), plain('+'), plain('r')] {
+            assert_eq!(late.filter(k, |_| {}), None);
+        }
+        let ctrl_g = KeyEvent::new(KeyCode::Char('g'), KeyModifiers::CONTROL);
+        assert_eq!(late.filter(ctrl_g, |b| bel.push(b.to_string())), None);
+        assert_eq!(bel, ["1+r"]);
+        assert_eq!(late.filter(plain('q'), |_| {}), Some(plain('q')));
         // Alt-P followed by an arrow key was keys after all.
         let up = KeyEvent::new(KeyCode::Up, KeyModifiers::NONE);
         assert_eq!(late.filter(alt('P'), |_| {}), None);
