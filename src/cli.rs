@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{ConvImpl, Graphics, Overrides};
+use crate::config::{ColorSetting, ConvImpl, Graphics, Overrides};
 
 /// Train a convolutional network on a folder of images and watch it learn, in the terminal.
 #[derive(Debug, Parser)]
@@ -113,6 +113,9 @@ pub struct TrainFlags {
     /// Terminal graphics [ui.graphics].
     #[arg(long, env = "CONVSCOPE_GRAPHICS", value_enum)]
     pub graphics: Option<GraphicsArg>,
+    /// Colour depth: auto (COLORTERM, tmux, or ask the terminal), truecolor or 256 [ui.color].
+    #[arg(long, env = "CONVSCOPE_COLOR", value_enum)]
+    pub color: Option<ColorArg>,
 }
 
 /// `convscope demo`.
@@ -154,6 +157,9 @@ pub struct ResumeArgs {
     /// Continue with this Adam learning rate (e.g. after the loss diverged).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Colour depth: auto (COLORTERM, tmux, or ask the terminal), truecolor or 256 [ui.color].
+    #[arg(long, env = "CONVSCOPE_COLOR", value_enum)]
+    pub color: Option<ColorArg>,
 }
 
 /// `convscope view`.
@@ -164,6 +170,9 @@ pub struct ViewArgs {
     /// Terminal graphics [ui.graphics].
     #[arg(long, env = "CONVSCOPE_GRAPHICS", value_enum)]
     pub graphics: Option<GraphicsArg>,
+    /// Colour depth: auto (COLORTERM, tmux, or ask the terminal), truecolor or 256 [ui.color].
+    #[arg(long, env = "CONVSCOPE_COLOR", value_enum)]
+    pub color: Option<ColorArg>,
     /// Most kilobytes one sixel picture may take, for slow links; 0: no limit [ui.sixel_max_kb].
     #[arg(long, env = "CONVSCOPE_SIXEL_MAX_KB")]
     pub sixel_max_kb: Option<u32>,
@@ -264,6 +273,25 @@ impl From<GraphicsArg> for Graphics {
     }
 }
 
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Truecolor,
+    #[value(name = "256")]
+    Palette256,
+}
+
+impl From<ColorArg> for ColorSetting {
+    fn from(v: ColorArg) -> Self {
+        match v {
+            ColorArg::Auto => Self::Auto,
+            ColorArg::Truecolor => Self::Truecolor,
+            ColorArg::Palette256 => Self::Palette256,
+        }
+    }
+}
+
 fn parse_size(s: &str) -> Result<[u32; 2], String> {
     let bad = || format!("{s:?} is not an image size: use N (square) or HxW, e.g. 150 or 120x160");
     let parse = |t: &str| t.trim().parse::<u32>().map_err(|_| bad());
@@ -291,6 +319,7 @@ impl TrainFlags {
             grayscale: self.grayscale,
             conv_impl: self.conv_impl.map(Into::into),
             graphics: self.graphics.map(Into::into),
+            color: self.color.map(Into::into),
         }
     }
 }

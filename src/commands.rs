@@ -181,6 +181,7 @@ fn detach(explicit: Option<&Path>, prefix: &str) -> Result<ExitCode> {
     view(&ViewArgs {
         run: run_path,
         graphics: None,
+        color: None,
         sixel_max_kb: None,
         refresh_kb_per_sec: None,
     })
@@ -239,6 +240,9 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
     if let Some(lr) = args.lr {
         cfg.optimizer.lr = lr;
     }
+    if let Some(c) = args.color {
+        cfg.ui.color = c.into();
+    }
     cfg.validate()?;
     // Made before the run directory: a device that cannot be had leaves nothing behind.
     let device = train::device::create(&cfg.train.device).map_err(anyhow::Error::msg)?;
@@ -285,6 +289,9 @@ fn view(args: &ViewArgs) -> Result<ExitCode> {
     let mut cfg = run.read_config()?;
     if let Some(g) = args.graphics {
         cfg.ui.graphics = g.into();
+    }
+    if let Some(c) = args.color {
+        cfg.ui.color = c.into();
     }
     if let Some(kb) = args.sixel_max_kb {
         cfg.ui.sixel_max_kb = kb;

@@ -315,6 +315,20 @@ pub enum Graphics {
     Iterm2,
 }
 
+/// Colour depth of the screen: found out, or set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColorSetting {
+    /// `COLORTERM`, else tmux's knowledge of its client terminal, else the terminal's answer.
+    #[serde(rename = "auto")]
+    Auto,
+    /// 24-bit colour.
+    #[serde(rename = "truecolor")]
+    Truecolor,
+    /// The 256-colour palette.
+    #[serde(rename = "256")]
+    Palette256,
+}
+
 /// Colormap for heatmaps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -338,6 +352,8 @@ pub enum FilterNorm {
 #[serde(deny_unknown_fields, default)]
 pub struct UiConfig {
     pub graphics: Graphics,
+    /// Colour depth: `auto`, `truecolor` or `256`.
+    pub color: ColorSetting,
     pub colormap: ColormapName,
     pub filter_norm: FilterNorm,
     pub fps: u32,
@@ -354,6 +370,7 @@ impl Default for UiConfig {
     fn default() -> Self {
         Self {
             graphics: Graphics::Auto,
+            color: ColorSetting::Auto,
             colormap: ColormapName::Viridis,
             filter_norm: FilterNorm::Layer,
             fps: 30,
@@ -377,6 +394,7 @@ pub struct Overrides {
     pub grayscale: bool,
     pub conv_impl: Option<ConvImpl>,
     pub graphics: Option<Graphics>,
+    pub color: Option<ColorSetting>,
 }
 
 impl Config {
@@ -436,6 +454,9 @@ impl Config {
         }
         if let Some(v) = o.graphics {
             self.ui.graphics = v;
+        }
+        if let Some(v) = o.color {
+            self.ui.color = v;
         }
     }
 

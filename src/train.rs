@@ -388,7 +388,12 @@ impl Worker {
                     }));
                 }
                 let now = Instant::now();
-                if now.duration_since(last_event) >= min_interval || b + 1 == batches {
+                // A command waiting (pause, stop, checkpoint) gets this batch's event whatever
+                // the rate: what the screen shows then is where the run is.
+                if now.duration_since(last_event) >= min_interval
+                    || b + 1 == batches
+                    || self.command_waiting()
+                {
                     let secs = now.duration_since(last_event).as_secs_f32().max(1e-6);
                     self.emit(Event::Batch(BatchMetrics {
                         epoch,
@@ -532,6 +537,17 @@ impl Worker {
         queued.extend(self.commands.try_iter());
         self.pending = crate::events::coalesce(queued).into();
         self.pending.pop_front().ok_or(RecvTimeoutError::Timeout)
+    }
+
+    /// Whether a command (or a signal's stop) is waiting to be handled; a command that has
+    /// arrived is moved to `pending`, where [`Self::next_command`] takes it first.
+    fn command_waiting(&mut self) -> bool {
+        if self.pending.is_empty()
+            && let Ok(c) = self.commands.try_recv()
+        {
+            self.pending.push_back(c);
+        }
+        !self.pending.is_empty() || self.interrupt.load(Ordering::SeqCst)
     }
 
     /// Handle pending commands; blocks while paused.

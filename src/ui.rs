@@ -15,6 +15,7 @@ pub mod render;
 pub mod sixel;
 pub mod state;
 pub mod tabs;
+pub mod truecolor;
 
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@ pub mod norm;
 pub mod pictures;
 pub mod plot;
 pub mod raster;
+pub mod sheets;
 pub mod text;
 
 pub use colormap::Rgb;

@@ -8,15 +8,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use common::{checkpoint_weights, run, synthetic};
-use convscope::commands::export::{
-    BLOCK, CSV_HEADER, CURVE_PANEL, FEATURE_COLUMNS, FEATURE_GAP, FILTER_GAP, RGB_FIT,
-    feature_scale,
-};
+use convscope::commands::export::{BLOCK, CSV_HEADER, CURVE_PANEL, FEATURE_COLUMNS, feature_scale};
 use convscope::config::ColormapName;
 use convscope::viz::colormap::{self, VIRIDIS};
 use convscope::viz::norm;
-use convscope::viz::raster::columns_for;
-use convscope::viz::text::{PAD, header_height};
+use convscope::viz::sheets::{self, CHANNEL_GAP, GAP, LABEL_H, RING, SCALE_H};
+use convscope::viz::text::{self, PAD, header_height};
 
 /// Lines of text under each picture's heading.
 const LINES: usize = 2;
@@ -109,25 +106,51 @@ fn export_writes_every_picture_with_the_grid_geometry_and_the_metrics() {
     let weights = checkpoint_weights(&run_dir, "epoch-0002");
     let viridis: HashSet<[u8; 3]> = VIRIDIS.iter().copied().collect();
 
-    // Filters: a row per filter, a column per input channel, each weight a BLOCK² square.
+    // Filters: a grid of numbered filters, each its input channels side by side, each weight a
+    // BLOCK² square, and a colour scale under the grid.
     let mut in_channels = 3;
     for (i, (name, _, [out_ch, _, _])) in convs.iter().enumerate() {
         let (k, top) = (3, header_height(LINES));
-        let cell = k * BLOCK;
-        let grid_w = FILTER_GAP + in_channels * (cell + FILTER_GAP);
-        let grid_h = FILTER_GAP + out_ch * (cell + FILTER_GAP);
+        let kernel = k * BLOCK;
+        let strip_w = in_channels * (kernel + CHANNEL_GAP) - CHANNEL_GAP;
+        let (cell_w, cell_h) = (strip_w.max(16), LABEL_H + kernel);
+        let cols = sheets::columns(*out_ch, cell_w);
+        let rows = out_ch.div_ceil(cols);
+        let grid_w = GAP + cols * (cell_w + GAP);
+        let grid_h = GAP + rows * (cell_h + GAP);
         let img = rgb(&out_dir.join(format!("filters_{name}.png")));
-        assert_eq!(img.height() as usize, top + grid_h + PAD, "{name}");
+        assert_eq!(
+            img.height() as usize,
+            top + grid_h + GAP + SCALE_H + PAD,
+            "{name}"
+        );
         assert!(img.width() as usize >= grid_w + 2 * PAD, "{name}");
+        if i == 0 {
+            // The first layer's 16 filters of 3 channels: two rows of 8, not one column.
+            assert_eq!((cols, rows), (8, 2), "{name}");
+            assert!(
+                (img.width() as usize) < grid_w + 2 * PAD + 200,
+                "no wide empty canvas: {} for a {grid_w}-px grid",
+                img.width()
+            );
+        }
         // The TUI's normalisation: min-max over the layer's weights, viridis.
         let w = &weights[2 * i];
         assert_eq!(w.len(), out_ch * in_channels * k * k);
         let values = norm::min_max(w);
         let mut colours = HashSet::new();
         for f in 0..*out_ch {
+            let (cx, cy) = (
+                PAD + GAP + (f % cols) * (cell_w + GAP),
+                top + GAP + (f / cols) * (cell_h + GAP),
+            );
+            // The filter's number is written above it.
+            let label = (cx..cx + 8)
+                .any(|x| (cy..cy + 8).any(|y| img.get_pixel(x as u32, y as u32).0 == text::DIM));
+            assert!(label, "{name} filter {f} is numbered");
             for c in 0..in_channels {
-                let x0 = PAD + FILTER_GAP + c * (cell + FILTER_GAP);
-                let y0 = top + FILTER_GAP + f * (cell + FILTER_GAP);
+                let x0 = cx + c * (kernel + CHANNEL_GAP);
+                let y0 = cy + LABEL_H;
                 for ky in 0..k {
                     for kx in 0..k {
                         let v = values[((f * in_channels + c) * k + ky) * k + kx];
@@ -150,16 +173,21 @@ fn export_writes_every_picture_with_the_grid_geometry_and_the_metrics() {
         }
         assert!(colours.len() > 60, "{name}: {} colours", colours.len());
         assert!(colours.contains(&VIRIDIS[0]) && colours.contains(&VIRIDIS[255]));
+        // The title: heading and text in the rows above the grid.
+        let titled =
+            (0..top as u32).any(|y| (0..img.width()).any(|x| img.get_pixel(x, y).0 == text::INK));
+        assert!(titled, "{name} has a title");
         in_channels = *out_ch;
     }
 
-    // The first layer reads RGB, so it is also drawn as colour patches.
+    // The first layer reads RGB, so it is also drawn as numbered colour patches.
     let first = &convs[0].0;
     let (n, k) = (convs[0].2[0], 3);
-    let cols = columns_for(n, k, k, 1, RGB_FIT);
+    let cell_w = (k * BLOCK).max(16);
+    let cols = sheets::columns(n, cell_w);
     let rgb_img = rgb(&out_dir.join(format!("filters_{first}_rgb.png")));
-    let patches_w = (1 + cols * (k + 1)) * BLOCK;
-    let patches_h = (1 + n.div_ceil(cols) * (k + 1)) * BLOCK;
+    let patches_w = GAP + cols * (cell_w + GAP);
+    let patches_h = GAP + n.div_ceil(cols) * (LABEL_H + k * BLOCK + GAP);
     assert_eq!(
         rgb_img.height() as usize,
         header_height(LINES) + patches_h + PAD
@@ -167,23 +195,48 @@ fn export_writes_every_picture_with_the_grid_geometry_and_the_metrics() {
     assert!(rgb_img.width() as usize >= patches_w + 2 * PAD);
     assert!(!out_dir.join("filters_conv2d_1_rgb.png").exists());
 
-    // Feature maps: both sample photos, every conv and pool layer, 8 channels a row.
-    for stem in ["cat", "dog"] {
+    // Feature maps: for a run on its own data, one validation image of each class (not the
+    // bundled cat and dog), every conv and pool layer, 8 channels a row.
+    let stems: HashSet<String> = present
+        .iter()
+        .filter_map(|p| {
+            let f = p.file_name()?.to_str()?;
+            Some(
+                f.strip_prefix("features_")?
+                    .strip_suffix("_conv2d.png")?
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(stems.len(), 2, "{stems:?}");
+    for class in ["blobs", "stripes"] {
+        assert!(
+            stems.iter().any(|s| s.starts_with(class)),
+            "an image of {class}: {stems:?}"
+        );
+    }
+    for stem in &stems {
         for (name, is_conv, [c, h, w]) in &layers {
             let img = rgb(&out_dir.join(format!("features_{stem}_{name}.png")));
             let s = feature_scale(*h, *w);
             assert!(h * s >= 64 && w * s >= 64);
             let cols = FEATURE_COLUMNS.min(*c);
-            let grid_w = FEATURE_GAP + cols * (w * s + FEATURE_GAP);
-            let grid_h = FEATURE_GAP + c.div_ceil(cols) * (h * s + FEATURE_GAP);
+            let (cell_w, cell_h) = (w * s + 2 * RING, LABEL_H + h * s + 2 * RING);
+            let cell_w = cell_w.max(text::width(&c.to_string(), 1));
+            let grid_w = GAP + cols * (cell_w + GAP);
+            let grid_h = GAP + c.div_ceil(cols) * (cell_h + GAP);
             let top = header_height(LINES);
-            assert_eq!(img.height() as usize, top + grid_h + PAD, "{stem} {name}");
+            assert_eq!(
+                img.height() as usize,
+                top + grid_h + GAP + SCALE_H + PAD,
+                "{stem} {name}"
+            );
             assert!(img.width() as usize >= grid_w + 2 * PAD, "{stem} {name}");
             // Every heatmap pixel is a viridis colour; the first conv layer shows structure.
             let mut colours = HashSet::new();
             for ch in 0..*c {
-                let x0 = PAD + FEATURE_GAP + (ch % cols) * (w * s + FEATURE_GAP);
-                let y0 = top + FEATURE_GAP + (ch / cols) * (h * s + FEATURE_GAP);
+                let x0 = PAD + GAP + (ch % cols) * (cell_w + GAP) + RING;
+                let y0 = top + GAP + (ch / cols) * (cell_h + GAP) + LABEL_H + RING;
                 for y in y0..y0 + h * s {
                     for x in x0..x0 + w * s {
                         let p = img.get_pixel(x as u32, y as u32).0;
@@ -262,7 +315,7 @@ fn export_picks_the_epoch_and_explicit_images_and_names_what_is_missing() {
     let img = rgb(&out1.join("filters_conv2d.png"));
     let values = norm::min_max(&checkpoint_weights(&run_dir, "epoch-0001")[0]);
     let at = |x: usize, y: usize| img.get_pixel(x as u32, y as u32).0;
-    let (x0, y0) = (PAD + FILTER_GAP, header_height(LINES) + FILTER_GAP);
+    let (x0, y0) = (PAD + GAP, header_height(LINES) + GAP + LABEL_H);
     assert_eq!(
         at(x0, y0),
         colormap::color(ColormapName::Viridis, values[0])

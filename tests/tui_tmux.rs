@@ -381,3 +381,207 @@ fn a_resumed_run_s_screen_starts_at_epoch_one() {
         .collect();
     assert_eq!(rows, ["1", "2", "3", "4", "5"], "{rows:?} in {text}");
 }
+
+/// `[` / `]` typed faster than the pictures come back (key repeat, or typing over SSH: the
+/// presses arrive in one read) move one epoch per press; they moved one epoch in all.
+#[test]
+fn brackets_typed_in_one_burst_move_one_epoch_each() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = common::demo_run(tmp.path(), 8, 16, 8);
+    let view = Tmux::start(
+        "convscope-brackets",
+        &format!(
+            "{} view {}; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+    );
+    view.wait_text("● finished");
+    view.keys("4");
+    wait_for("the maps of epoch 8", Duration::from_mins(1), || {
+        shown_epoch(&view.capture()) == Some(8)
+    });
+    // One send-keys call: the five presses reach the viewer in one write.
+    view.keys("[[[[[");
+    wait_for("the maps of epoch 3", Duration::from_mins(1), || {
+        shown_epoch(&view.capture()) == Some(3)
+    });
+    view.keys("]]");
+    wait_for("the maps of epoch 5", Duration::from_mins(1), || {
+        shown_epoch(&view.capture()) == Some(5)
+    });
+}
+
+/// The TUI asks for mouse clicks only: press/release reports (1000) in SGR form (1006), never
+/// any-motion tracking (1003), which sends every mouse move up the link and makes selecting
+/// text need Shift. The bytes it writes from the start are recorded with `pipe-pane`.
+#[test]
+fn the_tui_asks_for_clicks_only_not_every_mouse_move() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = common::demo_run(tmp.path(), 1, 16, 8);
+    let go = tmp.path().join("go");
+    let view = Tmux::start(
+        "convscope-mouse-mode",
+        &format!(
+            "while [ ! -e {} ]; do sleep 0.05; done; {} view {}; sleep 30",
+            go.display(),
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+    );
+    let log = tmp.path().join("pipe.log");
+    view.pipe_to(&log);
+    std::fs::write(&go, b"").expect("go");
+    view.wait_text("● finished");
+    // A click (as the terminal reports it in SGR form) on the Model tab's name opens it.
+    view.send_bytes(b"\x1b[<0;15;1M\x1b[<0;15;1m");
+    view.wait_text("Param");
+    let bytes = std::fs::read(&log).expect("pipe log");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("\x1b[?1000h"), "clicks are asked for");
+    assert!(text.contains("\x1b[?1006h"), "in SGR coordinates");
+    for mode in ["1003", "1002", "1015"] {
+        assert!(
+            !text.contains(&format!("\x1b[?{mode}h")),
+            "mode {mode} must not be turned on"
+        );
+    }
+}
+
+/// Over SSH `COLORTERM` is missing. Inside tmux the TUI asks tmux what its client terminal can
+/// do: with `terminal-features` giving it RGB (or a `Tc` terminal override), the heatmaps are
+/// drawn in 24-bit colour; without, in the 256-colour palette. Help says which and why.
+/// Returns the Help tab's text and the Feature maps screen (with its colours).
+fn colours_in_tmux_without_colorterm(session: &str, options: &[[&str; 2]]) -> (String, String) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = common::demo_run(tmp.path(), 1, 16, 8);
+    let go = tmp.path().join("go");
+    let view = Tmux::start_over_ssh(
+        session,
+        &format!(
+            "while [ ! -e {} ]; do sleep 0.05; done; {} view {}; sleep 30",
+            go.display(),
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+        options,
+    );
+    let mut client = view.attach("xterm-256color");
+    std::fs::write(&go, b"").expect("go");
+    view.wait_text("● finished");
+    view.keys("4");
+    view.wait_text("(x-mean)/std");
+    // The maps are drawn in many colours, of one kind or the other.
+    wait_for(
+        "the feature maps in colour",
+        Duration::from_secs(30),
+        || {
+            let screen = view.capture();
+            truecolors(&screen).len() + common::palette_colors(&screen).len() > 40
+        },
+    );
+    let screen = view.capture();
+    view.keys("5");
+    let help = strip(&view.wait_text("Colours:"));
+    view.kill();
+    let _ = client.kill();
+    let _ = client.wait();
+    (help, screen)
+}
+
+#[test]
+fn tmux_with_the_rgb_feature_gets_24_bit_maps_without_colorterm() {
+    for (session, option) in [
+        (
+            "convscope-rgb-features",
+            ["terminal-features", ",xterm*:RGB"],
+        ),
+        ("convscope-rgb-tc", ["terminal-overrides", ",xterm*:Tc"]),
+    ] {
+        let (help, screen) = colours_in_tmux_without_colorterm(session, &[option]);
+        assert!(
+            truecolors(&screen).len() > 40,
+            "{session}: 24-bit colours in the maps"
+        );
+        assert!(
+            help.contains("Colours: truecolor (tmux: the client terminal has the RGB feature)"),
+            "{session}: {help}"
+        );
+    }
+}
+
+#[test]
+fn tmux_without_the_rgb_feature_gets_the_256_colour_palette() {
+    let (help, screen) = colours_in_tmux_without_colorterm("convscope-no-rgb", &[]);
+    assert!(truecolors(&screen).is_empty(), "no 24-bit colour at all");
+    assert!(common::palette_colors(&screen).len() > 40);
+    assert!(
+        help.contains("Colours: 256 colours (tmux: the client terminal lacks the RGB feature"),
+        "{help}"
+    );
+}
+
+/// Batch events come a few times a second; paused, or after `s`, the header must say where the
+/// run really is (it showed an older batch than the checkpoint just written), and the message
+/// must say that a mid-epoch checkpoint is temporary (the next one replaces it).
+#[test]
+fn the_header_is_current_when_paused_and_a_mid_epoch_checkpoint_says_it_is_temporary() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // 400 batches of 20 ms an epoch: the pause comes mid-epoch.
+    let data = common::synthetic(tmp.path(), 1000, 16);
+    let run_dir = tmp.path().join("run");
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        convscope::config::DEFAULT_TOML
+            .replace("batch_events_per_sec = 10", "batch_events_per_sec = 1"),
+    )
+    .expect("config");
+    let term = Tmux::start(
+        "convscope-stale-header",
+        &format!(
+            "CONVSCOPE_SLOW_BATCH_MS=20 {} train {} --config {} --run {} --image-size 16 --batch-size 4 --epochs 200; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            data.display(),
+            config.display(),
+            run_dir.display()
+        ),
+    );
+    term.wait_text("● running");
+    wait_for("a few batch events", Duration::from_mins(1), || {
+        batch_count(&run_dir) >= 3
+    });
+    term.keys(" ");
+    term.wait_text("● paused");
+    term.keys("s");
+    let screen = strip(&term.wait_text("is temporary"));
+    let evs = events(&run_dir);
+    let Some(Event::Checkpoint(cp)) = evs.iter().rev().find(|e| matches!(e, Event::Checkpoint(_)))
+    else {
+        panic!("a checkpoint event")
+    };
+    assert!(
+        screen.contains(&format!("epoch {}/200  batch {}/", cp.epoch, cp.batch)),
+        "the header shows the checkpoint's batch {}: {screen}",
+        cp.batch
+    );
+    assert!(
+        screen.contains(&format!(
+            "checkpoint {} written; a mid-epoch checkpoint is temporary",
+            cp.name
+        )),
+        "{screen}"
+    );
+    // The batch event before the pause is the batch the run paused after.
+    let paused_at = evs
+        .iter()
+        .take_while(
+            |e| !matches!(e, Event::Status(s) if s.state == convscope::events::RunState::Paused),
+        )
+        .filter_map(|e| match e {
+            Event::Batch(b) => Some((b.epoch, b.batch)),
+            _ => None,
+        })
+        .last();
+    assert_eq!(paused_at, Some((cp.epoch, cp.batch)));
+}

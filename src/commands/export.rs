@@ -9,30 +9,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 
 use crate::cli::ExportArgs;
-use crate::config::{ColormapName, FilterNorm, UiConfig};
-use crate::events::{EpochMetrics, Event, FeatureSnapshot, LayerFilters, LayerMaps};
+use crate::config::ColormapName;
+use crate::events::{EpochMetrics, Event, FeatureSnapshot, LayerMaps};
 use crate::run::checkpoint::Checkpoint;
 use crate::run::{RunDir, event_log};
 use crate::train::probe::{self, Probe};
 use crate::train::restore;
-use crate::viz::colormap::{self, Rgb};
-use crate::viz::pictures::{self, BACKGROUND, DEAD};
+use crate::viz::colormap::Rgb;
+use crate::viz::pictures;
 use crate::viz::plot::{self, Plot, Series};
-use crate::viz::raster::{self, Raster};
-use crate::viz::text;
+use crate::viz::raster::Raster;
+use crate::viz::sheets;
 
-/// Pixels per weight in the filter pictures (one weight is one `BLOCK`² square).
-pub const BLOCK: usize = 8;
-/// Pixels between the cells of the filter pictures.
-pub const FILTER_GAP: usize = 2;
-/// The RGB filter patches are tiled to fill this box before the `BLOCK` upscale.
-pub const RGB_FIT: (usize, usize) = (800, 400);
-/// Pixels between the channels of the feature-map pictures.
-pub const FEATURE_GAP: usize = 2;
-/// Channels per row in the feature-map pictures (the tutorial's 8 × 8 square).
-pub const FEATURE_COLUMNS: usize = 8;
-/// Feature maps are upscaled by a whole factor to at least this many pixels a side.
-pub const FEATURE_MIN_SIDE: usize = 64;
+pub use crate::viz::sheets::{BLOCK, FEATURE_COLUMNS, feature_scale};
 /// Size of each of the two panels (loss, accuracy) of `curves.png`.
 pub const CURVE_PANEL: (usize, usize) = (480, 320);
 /// Header of `metrics.csv`.
@@ -43,12 +32,6 @@ pub const CSV_HEADER: &str =
 /// the TUI's charts (cyan and yellow).
 const TRAIN: Rgb = [31, 119, 180];
 const VAL: Rgb = [255, 127, 14];
-
-/// Whole-number upscale of an `h` × `w` feature map in the feature-map pictures.
-#[must_use]
-pub fn feature_scale(h: usize, w: usize) -> usize {
-    FEATURE_MIN_SIDE.div_ceil(h.max(w).max(1)).max(1)
-}
 
 /// Run the command.
 pub fn run(args: &ExportArgs) -> Result<i32> {
@@ -79,14 +62,17 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
     let epochs = epoch_metrics(&events);
     let bundled = TempSamples::new();
     let images = if args.images.is_empty() {
-        default_images(&run, &bundled)?
+        default_images(&run, &events, &bundled)?
     } else {
         args.images.clone()
     };
 
     let cp = &restored.checkpoint;
     let epoch = cp.state.epoch;
-    let label = checkpoint_label(cp);
+    let source = sheets::Source {
+        run: run_name(&run.path),
+        epoch: checkpoint_label(cp),
+    };
     let ui = &restored.cfg.ui;
 
     let prober = Probe::new(&restored.cfg, &restored.classes);
@@ -116,10 +102,25 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
             let path = args
                 .out
                 .join(format!("filters_{}.png", file_part(&layer.name)));
-            save(&filter_picture(layer, ui, &label), &path)?;
+            let shape = [
+                layer.out_channels,
+                layer.in_channels,
+                layer.kernel[0],
+                layer.kernel[1],
+            ];
+            let pic = sheets::filters(
+                &layer.weights,
+                shape,
+                ui.colormap,
+                ui.filter_norm,
+                &layer.name,
+                &source,
+            );
+            save(&pic, &path)?;
             written.push(path);
             if i == 0
-                && let Some(pic) = filter_rgb_picture(layer, ui, &label)
+                && let Some(pic) =
+                    sheets::filters_rgb(&layer.weights, shape, ui.filter_norm, &layer.name, &source)
             {
                 let path = args
                     .out
@@ -140,7 +141,7 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
                 .out
                 .join(format!("features_{stem}_{}.png", file_part(&layer.name)));
             save(
-                &feature_picture(layer, snap, class, ui.colormap, &label),
+                &feature_sheet(layer, snap, class, ui.colormap, &source),
                 &path,
             )?;
             written.push(path);
@@ -186,104 +187,42 @@ fn checkpoint_label(cp: &Checkpoint) -> String {
     }
 }
 
-/// The filters of one conv layer: a row per filter, a column per input channel, each weight a
-/// `BLOCK`² square, normalised and coloured as in the TUI.
-fn filter_picture(layer: &LayerFilters, ui: &UiConfig, label: &str) -> Raster {
-    let shape = [
-        layer.out_channels,
-        layer.in_channels,
-        layer.kernel[0],
-        layer.kernel[1],
-    ];
-    let signed = ui.colormap == ColormapName::Diverging;
-    let values = pictures::filter_values(&layer.weights, shape, ui.filter_norm, signed);
-    let tiles: Vec<Raster> = (0..shape[0])
-        .flat_map(|f| (0..shape[1]).map(move |c| (f, c)))
-        .map(|(f, c)| pictures::kernel(&values, shape, f, c, ui.colormap).upscale(BLOCK))
-        .collect();
-    let grid = raster::tile(&tiles, shape[1], FILTER_GAP, BACKGROUND, |_| None);
-    let norm = match (ui.filter_norm, signed) {
-        (FilterNorm::Layer, false) => "min-max over layer",
-        (FilterNorm::Filter, false) => "min-max per filter",
-        (FilterNorm::Layer, true) => "symmetric about 0 over layer",
-        (FilterNorm::Filter, true) => "symmetric about 0 per filter",
-    };
-    let title = format!(
-        "{} · {label} · {} filters × {} channels · {norm}",
-        layer.name, shape[0], shape[1]
-    );
-    let (lo, hi) = finite_range(&layer.weights);
-    let detail = format!(
-        "rows: filters, columns: input channels · {}×{} kernels · {} · weights {lo:.3} to {hi:.3}",
-        shape[2],
-        shape[3],
-        colormap::name(ui.colormap)
-    );
-    text::titled(&grid, &layer.name, &[&title, &detail], BACKGROUND)
-}
-
-/// A first layer reading RGB: each filter as a colour patch (channel 0/1/2 -> red/green/blue).
-fn filter_rgb_picture(layer: &LayerFilters, ui: &UiConfig, label: &str) -> Option<Raster> {
-    let shape = [
-        layer.out_channels,
-        layer.in_channels,
-        layer.kernel[0],
-        layer.kernel[1],
-    ];
-    let patches = pictures::filter_rgb(&layer.weights, shape, ui.filter_norm, None, RGB_FIT)?;
-    let scope = match ui.filter_norm {
-        FilterNorm::Layer => "over layer",
-        FilterNorm::Filter => "per filter",
-    };
-    let title = format!(
-        "{} · {label} · {} filters as RGB patches · min-max {scope}",
-        layer.name, shape[0]
-    );
-    let detail = "input channel 0/1/2 -> red/green/blue";
-    Some(text::titled(
-        &patches.upscale(BLOCK),
-        &format!("{} RGB", layer.name),
-        &[&title, detail],
-        BACKGROUND,
-    ))
-}
-
 /// Every channel of one layer for one image, standardised the tutorial's way.
-fn feature_picture(
+fn feature_sheet(
     layer: &LayerMaps,
     snap: &FeatureSnapshot,
     class: &str,
     map: ColormapName,
-    label: &str,
+    source: &sheets::Source,
 ) -> Raster {
     let (c, h, w) = (layer.channels, layer.height, layer.width);
     let levels = pictures::feature_levels(&layer.data, c, h, w);
-    let s = feature_scale(h, w);
-    let tiles: Vec<Raster> = levels
-        .iter()
-        .map(|l| pictures::channel(l, h, w, map).upscale(s))
-        .collect();
-    let grid = raster::tile(
-        &tiles,
-        FEATURE_COLUMNS.min(c).max(1),
-        FEATURE_GAP,
-        BACKGROUND,
-        |i| levels[i].dead.then_some(DEAD),
-    );
-    let image = snap.image.file_name().map_or_else(
-        || snap.image.display().to_string(),
+    sheets::feature_maps(
+        &levels,
+        h,
+        w,
+        map,
+        &layer.name,
+        &image_name(&snap.image),
+        &format!("{class} ({:.3})", snap.probability),
+        source,
+    )
+}
+
+/// An image's file name, for titles.
+pub(crate) fn image_name(image: &Path) -> String {
+    image.file_name().map_or_else(
+        || image.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
-    );
-    let title = format!(
-        "{} · {image} · predicted {class} ({:.3}) · {label}",
-        layer.name, snap.probability
-    );
-    let dead = levels.iter().filter(|l| l.dead).count();
-    let detail = format!(
-        "{c} channels of {h}×{w}, shown ×{s} · per channel (x-mean)/std·64+128 clipped 0..255 · {} · {dead} constant (red frame)",
-        colormap::name(map)
-    );
-    text::titled(&grid, &layer.name, &[&title, &detail], BACKGROUND)
+    )
+}
+
+/// A run's name in titles: its folder's name.
+pub(crate) fn run_name(run: &Path) -> String {
+    run.file_name().map_or_else(
+        || run.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// The newest record of each epoch, in epoch order (a resumed run may repeat one).
@@ -375,16 +314,6 @@ fn save(r: &Raster, path: &Path) -> Result<()> {
     })
 }
 
-fn finite_range(values: &[f32]) -> (f32, f32) {
-    let (lo, hi) = values
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    if lo > hi { (0.0, 0.0) } else { (lo, hi) }
-}
-
 /// A name safe in a file name: letters, digits, `-`, `_` and `.` kept, the rest `_`.
 fn file_part(name: &str) -> String {
     name.chars()
@@ -414,9 +343,43 @@ fn unique_stem(image: &Path, seen: &mut HashSet<String>) -> String {
     stem
 }
 
-/// The run's `samples/*.jpg`, else the bundled sample photos written to a temporary folder.
-fn default_images(run: &RunDir, bundled: &TempSamples) -> Result<Vec<PathBuf>> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(run.samples_path())
+/// Most images the feature-map pictures are made for when none is named.
+pub const DEFAULT_IMAGES: usize = 4;
+
+/// The images to probe when none is named: a run on its own data gets its own images, one of
+/// each class (up to [`DEFAULT_IMAGES`]), validation images first (the TUI probes them first),
+/// else training images; the demo, which starts on the bundled photos, gets those (the run's
+/// `samples/*.jpg`, else the bundled ones written to a temporary folder).
+fn default_images(run: &RunDir, events: &[Event], bundled: &TempSamples) -> Result<Vec<PathBuf>> {
+    let samples = run.samples_path();
+    let started = events.iter().rev().find_map(|e| match e {
+        Event::Started(s) => Some(s),
+        _ => None,
+    });
+    let demo = started
+        .and_then(|s| s.probe_images.first())
+        .is_some_and(|p| p.starts_with(&samples));
+    if !demo {
+        let validation: Vec<PathBuf> = started
+            .map(|s| {
+                s.probe_images
+                    .iter()
+                    .filter(|p| !p.starts_with(&samples) && p.is_file())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let own = if validation.is_empty() {
+            training_images(run)
+        } else {
+            validation
+        };
+        let picked = one_per_class(&own);
+        if !picked.is_empty() {
+            return Ok(picked);
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&samples)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -429,6 +392,26 @@ fn default_images(run: &RunDir, bundled: &TempSamples) -> Result<Vec<PathBuf>> {
         return Ok(found);
     }
     bundled.write()
+}
+
+/// The run's training images (from the data folder it was trained on), in class order.
+fn training_images(run: &RunDir) -> Vec<PathBuf> {
+    crate::train::RunSource::read(run)
+        .ok()
+        .and_then(|src| crate::data::scan(&src.data_dir).ok())
+        .map(|scan| scan.samples.into_iter().map(|s| s.path).collect())
+        .unwrap_or_default()
+}
+
+/// The first image of each folder (a class), in order, at most [`DEFAULT_IMAGES`].
+fn one_per_class(images: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = HashSet::new();
+    images
+        .iter()
+        .filter(|p| seen.insert(p.parent().map(Path::to_path_buf)))
+        .take(DEFAULT_IMAGES)
+        .cloned()
+        .collect()
 }
 
 /// A temporary folder for the bundled sample photos, removed on drop.

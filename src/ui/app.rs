@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::compact::Compact;
 use anyhow::Context as _;
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::event::DisableMouseCapture;
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -18,9 +18,26 @@ use ratatui::layout::Rect;
 
 use super::graphics::{Graphics, Slot};
 use super::pacing::Pacer;
-use super::state::{AppState, ColorDepth, Tab};
+use super::state::{AppState, Tab};
+use super::truecolor::LateAnswer;
 use super::{UiExit, UiOptions, render};
 use crate::events::{Command, EventReceiver};
+
+/// Ask the terminal for mouse clicks only: press and release (1000) in SGR coordinates (1006).
+///
+/// crossterm's `EnableMouseCapture` also turns on any-motion tracking (1003): every move of the
+/// mouse over the window is then sent up the link, and selecting text needs Shift. The TUI uses
+/// clicks alone. (`DisableMouseCapture` turns every mode off, these included.)
+struct EnableClicks;
+
+/// The bytes that [`EnableClicks`] writes.
+pub const ENABLE_CLICKS: &str = "\x1b[?1000h\x1b[?1006h";
+
+impl crossterm::Command for EnableClicks {
+    fn write_ansi(&self, f: &mut impl std::fmt::Write) -> std::fmt::Result {
+        f.write_str(ENABLE_CLICKS)
+    }
+}
 
 /// Leave raw mode and the alternate screen; safe to call more than once.
 fn restore_terminal() {
@@ -151,9 +168,11 @@ pub async fn run(
     enable_raw_mode().context("cannot put the terminal in raw mode")?;
     let _guard = TerminalGuard;
     let mut out: Stdout = stdout();
-    execute!(out, EnterAlternateScreen, EnableMouseCapture)
+    execute!(out, EnterAlternateScreen, EnableClicks)
         .context("cannot enter the alternate screen")?;
-    // The query writes to and reads from the terminal once, before the event stream starts.
+    // The queries write to and read from the terminal once, before the event stream starts:
+    // the colour depth first (it reads only until the terminal's answer ends), then graphics.
+    let colors = super::truecolor::detect(options.config.color);
     let (encoded_tx, mut encoded) = tokio::sync::mpsc::unbounded_channel();
     let mut gfx = Graphics::detect(options.config.graphics, encoded_tx)
         .with_sixel_max_kb(options.config.sixel_max_kb);
@@ -168,7 +187,8 @@ pub async fn run(
         options.title.clone(),
         options.run_dir.clone(),
     );
-    state.color_depth = ColorDepth::from_env();
+    tracing::info!("colours: {}", colors.describe());
+    state.set_colors(&colors);
     for ev in options.history {
         state.apply(ev);
     }
@@ -179,6 +199,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut input = Input::spawn()?;
+    let mut late = LateAnswer::default();
     let mut worker_open = true;
     let mut dirty = true;
     let mut pacer = Pacer::new(options.config.refresh_kb_per_sec, Instant::now());
@@ -190,12 +211,13 @@ pub async fn run(
         tokio::select! {
             ev = input.events.recv() => match ev {
                 Some(Ok(ev)) => {
-                    let cmds = state.handle_terminal(&ev);
+                    state.set_now(Instant::now());
+                    let cmds = take_input(&mut state, &mut late, &ev);
                     send(&commands, cmds);
                     // A paste or a held key: take in what has arrived, then draw once.
                     while let Ok(ev) = input.events.try_recv() {
                         let ev = ev.context("reading terminal input")?;
-                        let cmds = state.handle_terminal(&ev);
+                        let cmds = take_input(&mut state, &mut late, &ev);
                         send(&commands, cmds);
                     }
                     dirty = true;
@@ -208,6 +230,7 @@ pub async fn run(
                 }
             },
             ev = events.recv(), if worker_open => {
+                state.set_now(Instant::now());
                 if let Some(ev) = ev {
                     // Drain what is already queued before the next draw.
                     for ev in std::iter::once(ev).chain(std::iter::from_fn(|| events.try_recv())) {
@@ -231,6 +254,7 @@ pub async fn run(
                     return Ok(UiExit::QuitStopped);
                 }
                 dirty |= gfx.poll_late();
+                state.set_now(Instant::now());
                 if pacer.holds() {
                     let at_once = !pictures_on_screen(&state) || !worker_open;
                     for ev in pacer.due(Instant::now(), at_once) {
@@ -263,6 +287,25 @@ pub async fn run(
     })
 }
 
+/// Take in one terminal event, keeping a late answer to the colour query out of the keys.
+fn take_input(
+    state: &mut AppState,
+    late: &mut LateAnswer,
+    ev: &crossterm::event::Event,
+) -> Vec<crate::events::Command> {
+    let crossterm::event::Event::Key(key) = ev else {
+        return state.handle_terminal(ev);
+    };
+    let mut answer = None;
+    let key = late.filter(*key, |body| answer = Some(body.to_string()));
+    if let Some(body) = answer {
+        state.late_color_answer(&body);
+    }
+    key.map_or_else(Vec::new, |k| {
+        state.handle_terminal(&crossterm::event::Event::Key(k))
+    })
+}
+
 /// Draw the whole screen at the terminal's current size, telling `pacer` the bytes it took;
 /// returns that size.
 fn draw(
@@ -273,6 +316,7 @@ fn draw(
 ) -> anyhow::Result<ratatui::layout::Size> {
     let s = terminal.size()?;
     state.resize(s.width, s.height);
+    state.set_cell_pixels(gfx.cell_pixels());
     let screen = Rect::new(0, 0, s.width, s.height);
     gfx.prepare(state, screen);
     let before = terminal.backend().written();

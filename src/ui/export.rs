@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::state::{AppState, Tab};
 use crate::viz::raster::Raster;
+use crate::viz::sheets;
 
 /// Smallest side of an exported picture; smaller rasters are upscaled by whole factors.
 const MIN_SIDE: usize = 512;
@@ -46,55 +47,106 @@ fn clean(name: &str) -> String {
 pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
     let dir = state.run_dir.join("export");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let p = &state.pictures;
     let mut out = Vec::new();
     match state.tab {
         Tab::Filters => {
-            let Some(snap) = &state.filters else {
+            let (Some(snap), Some(layer)) = (&state.filters, state.filter_layer()) else {
                 return Err("no filters to export yet".into());
             };
-            let layer = state
-                .filter_layer()
-                .map_or_else(|| "filters".to_string(), |l| clean(&l.name));
-            let stem = format!("filters-{layer}-epoch-{:04}", snap.epoch);
+            let source = sheets::Source {
+                run: crate::commands::export::run_name(&state.run_dir),
+                epoch: format!("epoch {}", snap.epoch),
+            };
+            let shape = [
+                layer.out_channels,
+                layer.in_channels,
+                layer.kernel[0],
+                layer.kernel[1],
+            ];
+            let stem = format!("filters-{}-epoch-{:04}", clean(&layer.name), snap.epoch);
+            let (map, norm) = (state.colormap, state.filter_norm);
             save(
-                &p.filter_grid.raster,
+                &sheets::filters(&layer.weights, shape, map, norm, &layer.name, &source),
                 dir.join(format!("{stem}.png")),
                 &mut out,
             )?;
             save(
-                &p.filter_zoom.raster,
+                &sheets::filter(
+                    &layer.weights,
+                    shape,
+                    state.filter,
+                    map,
+                    norm,
+                    &layer.name,
+                    &source,
+                ),
                 dir.join(format!("{stem}-filter-{}.png", state.filter + 1)),
                 &mut out,
             )?;
-            if let Some(rgb) = &p.filter_rgb {
-                save(&rgb.raster, dir.join(format!("{stem}-rgb.png")), &mut out)?;
+            if let Some(rgb) =
+                sheets::filters_rgb(&layer.weights, shape, norm, &layer.name, &source)
+            {
+                save(&rgb, dir.join(format!("{stem}-rgb.png")), &mut out)?;
             }
         }
         Tab::Features => {
-            let Some(snap) = &state.features else {
+            let (Some(snap), Some(layer)) = (&state.features, state.feature_layer()) else {
                 return Err("no feature maps to export yet".into());
+            };
+            let source = sheets::Source {
+                run: crate::commands::export::run_name(&state.run_dir),
+                epoch: format!("epoch {}", snap.epoch),
             };
             let image = snap
                 .image
                 .file_stem()
                 .map_or_else(|| "probe".into(), |s| clean(&s.to_string_lossy()));
-            let layer = state
-                .feature_layer()
-                .map_or_else(|| "layer".into(), |l| clean(&l.name));
-            let stem = format!("features-{image}-{layer}-epoch-{:04}", snap.epoch);
+            let name = crate::commands::export::image_name(&snap.image);
+            let class = state
+                .start
+                .as_ref()
+                .and_then(|s| s.classes.get(snap.predicted))
+                .map_or_else(|| format!("class {}", snap.predicted), Clone::clone);
+            let prediction = format!("{class} ({:.3})", snap.probability);
+            let stem = format!(
+                "features-{image}-{}-epoch-{:04}",
+                clean(&layer.name),
+                snap.epoch
+            );
+            let (h, w) = (layer.height, layer.width);
+            let levels = &state.pictures.levels;
             save(
-                &p.feature_grid.raster,
+                &sheets::feature_maps(
+                    levels,
+                    h,
+                    w,
+                    state.colormap,
+                    &layer.name,
+                    &name,
+                    &prediction,
+                    &source,
+                ),
                 dir.join(format!("{stem}.png")),
                 &mut out,
             )?;
+            if let Some(level) = levels.get(state.channel) {
+                save(
+                    &sheets::feature_map(
+                        level,
+                        h,
+                        w,
+                        state.colormap,
+                        (state.channel, levels.len()),
+                        &layer.name,
+                        &name,
+                        &source,
+                    ),
+                    dir.join(format!("{stem}-channel-{}.png", state.channel + 1)),
+                    &mut out,
+                )?;
+            }
             save(
-                &p.channel_zoom.raster,
-                dir.join(format!("{stem}-channel-{}.png", state.channel + 1)),
-                &mut out,
-            )?;
-            save(
-                &p.probe.raster,
+                &sheets::probe(&snap.input, snap.input_shape, &name, &prediction, &source),
                 dir.join(format!("{stem}-input.png")),
                 &mut out,
             )?;

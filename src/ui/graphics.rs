@@ -203,6 +203,16 @@ impl Graphics {
         !self.pending.is_empty()
     }
 
+    /// Pixels a cell holds in the pictures drawn: the font's size for a graphics protocol,
+    /// one column by two rows for half blocks.
+    #[must_use]
+    pub fn cell_pixels(&self) -> (usize, usize) {
+        self.encoder.as_ref().map_or((1, 2), |e| {
+            let f = e.font();
+            (usize::from(f.width).max(1), usize::from(f.height).max(1))
+        })
+    }
+
     /// The protocol in use, `None` for half blocks.
     #[must_use]
     pub fn protocol(&self) -> Option<ProtocolType> {

@@ -42,8 +42,14 @@ pub enum Action {
     NextEpoch,
     /// Write what the current tab shows into the run's export folder.
     Export,
-    /// Help tab: scroll by `n` lines (negative: up).
+    /// Help tab, Training tab's epoch table: scroll by `n` lines (negative: up).
     Scroll(i16),
+    /// Training tab: the epoch table's first rows.
+    ScrollHome,
+    /// Training tab: the epoch table's newest rows, following new epochs.
+    ScrollEnd,
+    /// Training tab: scroll the epoch table to the best epoch (★).
+    ShowBest,
 }
 
 /// Where a binding applies.
@@ -179,7 +185,7 @@ pub const BINDINGS: &[Binding] = &[
         &[key('s')],
         "s",
         Action::CheckpointNow,
-        "checkpoint now",
+        "checkpoint now (mid-epoch: kept until the epoch's own)",
     ),
     bind(
         Global,
@@ -208,6 +214,55 @@ pub const BINDINGS: &[Binding] = &[
         "Ctrl-C",
         Action::Interrupt,
         "quit; twice: leave now",
+    ),
+    bind(
+        On(Tab::Training),
+        &[code(KeyCode::Up), key('k')],
+        "↑ k",
+        Action::Scroll(-1),
+        "epoch table: scroll up",
+    ),
+    bind(
+        On(Tab::Training),
+        &[code(KeyCode::Down), key('j')],
+        "↓ j",
+        Action::Scroll(1),
+        "epoch table: scroll down",
+    ),
+    bind(
+        On(Tab::Training),
+        &[code(KeyCode::PageUp), key('K')],
+        "PgUp K",
+        Action::Scroll(-10),
+        "epoch table: 10 up",
+    ),
+    bind(
+        On(Tab::Training),
+        &[code(KeyCode::PageDown), key('J')],
+        "PgDn J",
+        Action::Scroll(10),
+        "epoch table: 10 down",
+    ),
+    bind(
+        On(Tab::Training),
+        &[code(KeyCode::Home), key('g')],
+        "Home g",
+        Action::ScrollHome,
+        "epoch table: first epochs",
+    ),
+    bind(
+        On(Tab::Training),
+        &[code(KeyCode::End), key('G')],
+        "End G",
+        Action::ScrollEnd,
+        "epoch table: newest (follows)",
+    ),
+    bind(
+        On(Tab::Training),
+        &[key('b')],
+        "b",
+        Action::ShowBest,
+        "epoch table: the best epoch ★",
     ),
     bind(
         On(Tab::Help),

@@ -38,10 +38,14 @@ pub struct Pictures {
     levels_key: Option<usize>,
 }
 
-/// A cell area's size in half-block pixels (about square): one per column, two per row.
+/// A cell area's size in the pixels pictures are drawn with: `cell` pixels a cell (half
+/// blocks: one per column, two per row; a graphics protocol: the font's size).
 #[must_use]
-pub fn pixels(r: Rect) -> (usize, usize) {
-    (usize::from(r.width), 2 * usize::from(r.height))
+pub fn pixels(r: Rect, cell: (usize, usize)) -> (usize, usize) {
+    (
+        usize::from(r.width) * cell.0,
+        usize::from(r.height) * cell.1,
+    )
 }
 
 impl Pictures {
@@ -76,29 +80,29 @@ impl Pictures {
         let signed = state.colormap == ColormapName::Diverging;
         let values = vp::filter_values(&layer.weights, shape, state.filter_norm, signed);
         let areas = tabs::filters::areas(state, state.body());
+        let px = |r: Rect| pixels(r, state.cell_pixels);
         let grid = vp::filter_grid(
             &values,
             shape,
             state.colormap,
             Some(state.filter),
-            pixels(areas.grid),
+            px(areas.grid),
         );
         self.filter_grid = self.pic(grid);
-        self.filter_geom = Some(vp::filter_grid_geometry(shape, pixels(areas.grid)));
-        let zoom = vp::filter_channels(
-            &values,
+        self.filter_geom = Some(vp::filter_grid_geometry(
             shape,
+            px(areas.grid),
             state.filter,
-            state.colormap,
-            pixels(areas.zoom),
-        );
+        ));
+        let zoom =
+            vp::filter_channels(&values, shape, state.filter, state.colormap, px(areas.zoom));
         self.filter_zoom = self.pic(zoom);
         self.filter_rgb = vp::filter_rgb(
             &layer.weights,
             shape,
             state.filter_norm,
             Some(state.filter),
-            areas.rgb.map_or((1, 1), pixels),
+            areas.rgb.map_or((1, 1), px),
         )
         .map(|r| self.pic(r));
     }
@@ -132,20 +136,22 @@ impl Pictures {
             return;
         };
         let areas = tabs::features::areas(state, state.body());
+        let fit = pixels(areas.grid, state.cell_pixels);
         let grid = vp::feature_grid(
             &self.levels,
             layer.height,
             layer.width,
             state.colormap,
             Some(state.channel),
-            pixels(areas.grid),
+            fit,
         );
         self.feature_grid = self.pic(grid);
         self.feature_geom = Some(vp::feature_grid_geometry(
             self.levels.len(),
             layer.height,
             layer.width,
-            pixels(areas.grid),
+            fit,
+            state.channel,
         ));
         let zoom = self
             .levels

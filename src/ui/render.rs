@@ -175,7 +175,12 @@ fn render_status(state: &AppState, frame: &mut Frame, area: Rect) {
             Span::raw(format!(" {input}▏")),
             Span::styled(
                 if state.input_matches.is_empty() {
-                    "   Tab: complete  Enter: probe  Esc: cancel".to_string()
+                    let fresh = if state.input_prefilled {
+                        "  / or ~: start from the root or home"
+                    } else {
+                        ""
+                    };
+                    format!("   Tab: complete  Enter: probe  Esc: cancel{fresh}")
                 } else {
                     format!(
                         "   {} matches: {}",
@@ -211,7 +216,7 @@ fn render_status(state: &AppState, frame: &mut Frame, area: Rect) {
         Line::from(Span::styled(format!(" {m}"), Style::new().fg(Color::Cyan)))
     } else {
         Line::from(Span::styled(
-            format!(" {}", tabs::hints(state.tab)),
+            format!(" {}", tabs::hints(state.tab, state.phase.is_active())),
             Style::new().fg(Color::DarkGray),
         ))
     };

@@ -2,6 +2,7 @@
 //! [`AppState::update`] for user actions.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use ratatui::layout::Rect;
 
@@ -99,6 +100,17 @@ pub enum Prompt {
     ConfirmQuit,
 }
 
+/// Epoch pictures asked for with `[` / `]` that have not arrived yet: further presses count
+/// from here, not from the epoch on screen (several presses in one read, as key repeat or
+/// typing over SSH sends them, moved one epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochRequest {
+    /// A past epoch's checkpoint.
+    At(usize),
+    /// Follow training again; the newest epoch was this one when asked.
+    Newest(usize),
+}
+
 /// How colours reach the terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColorDepth {
@@ -106,16 +118,9 @@ pub enum ColorDepth {
     Palette256,
 }
 
-impl ColorDepth {
-    /// Truecolor when `COLORTERM` says so, else the 256-colour palette.
-    #[must_use]
-    pub fn from_env() -> Self {
-        match std::env::var("COLORTERM").as_deref() {
-            Ok("truecolor" | "24bit") => ColorDepth::TrueColor,
-            _ => ColorDepth::Palette256,
-        }
-    }
-}
+/// How long a confirmation (an export's files) or an error stays on the status line before a
+/// routine message (a checkpoint at an epoch's end) may take its place.
+pub const MESSAGE_HOLD: Duration = Duration::from_secs(5);
 
 /// How many batch points the loss chart keeps.
 const BATCH_HISTORY: usize = 4000;
@@ -128,6 +133,13 @@ pub struct AppState {
     pub tab: Tab,
     pub size: (u16, u16),
     pub color_depth: ColorDepth,
+    /// Pixels a cell holds in the pictures drawn (half blocks: 1 × 2; graphics: the font's).
+    pub cell_pixels: (usize, usize),
+    /// Which colour depth is in use and why (the Help tab says it).
+    pub color_note: String,
+    /// Where the depth came from: asking the terminal, which can answer late (a late answer
+    /// that shows 24-bit colour still counts), or something final.
+    pub color_origin: crate::ui::truecolor::Origin,
     pub start: Option<StartInfo>,
     pub phase: Phase,
     pub error: Option<String>,
@@ -140,6 +152,8 @@ pub struct AppState {
     /// Batches done and training seconds at this session's first batch event: the pace for the
     /// ETA is this session's (a resumed run's seconds include earlier sessions).
     session_base: Option<(usize, f64)>,
+    /// Training tab: the first epoch row shown; `None` follows the newest epochs.
+    pub epoch_scroll: Option<usize>,
     /// Help tab: lines scrolled past.
     pub help_scroll: usize,
     pub filter_layer: usize,
@@ -147,17 +161,28 @@ pub struct AppState {
     pub feature_layer: usize,
     pub channel: usize,
     pub probe: usize,
+    /// The epoch asked for with `[` / `]` whose pictures are still on their way.
+    pub epoch_request: Option<EpochRequest>,
     pub colormap: ColormapName,
     pub filter_norm: FilterNorm,
     pub prompt: Prompt,
     /// The `o` path line while it is open.
     pub input: Option<String>,
+    /// The path line still holds only the folder it was opened with: a path typed from the
+    /// root (`/`) or the home folder (`~`) replaces it.
+    pub input_prefilled: bool,
     /// What Tab found when several names match the path line.
     pub input_matches: Vec<String>,
+    /// The user asked for a checkpoint (`s`): its note is a confirmation, held a while.
+    pub checkpoint_asked: bool,
     /// The user chose to stop and quit; waiting for the worker's last event.
     pub quitting: bool,
     pub exit: Option<UiExit>,
     pub message: Option<String>,
+    /// Until when `message` is held against routine messages (a confirmation or an error).
+    message_held_until: Option<Instant>,
+    /// The time as the event loop last saw it (tests set it).
+    now: Instant,
     /// Rasters derived from the snapshots and selections.
     pub pictures: Pictures,
     /// Where graphics images (sixel, kitty, iTerm2) were last drawn, by slot: their size follows
@@ -175,6 +200,9 @@ impl AppState {
             tab: Tab::Training,
             size: (80, 24),
             color_depth: ColorDepth::TrueColor,
+            cell_pixels: (1, 2),
+            color_note: String::new(),
+            color_origin: crate::ui::truecolor::Origin::Decided,
             start: None,
             phase: Phase::Waiting,
             error: None,
@@ -185,20 +213,26 @@ impl AppState {
             features: None,
             model_row: 0,
             session_base: None,
+            epoch_scroll: None,
             help_scroll: 0,
             filter_layer: 0,
             filter: 0,
             feature_layer: 0,
             channel: 0,
             probe: 0,
+            epoch_request: None,
             colormap: config.colormap,
             filter_norm: config.filter_norm,
             prompt: Prompt::None,
             input: None,
+            input_prefilled: false,
             input_matches: Vec::new(),
+            checkpoint_asked: false,
             quitting: false,
             exit: None,
             message: None,
+            message_held_until: None,
+            now: Instant::now(),
             pictures: Pictures::default(),
             shown: Vec::new(),
         };
@@ -244,7 +278,26 @@ impl AppState {
                 self.epochs.push(e);
             }
             Event::Checkpoint(c) => {
-                self.message = Some(format!("checkpoint {} written", c.name));
+                // A mid-epoch checkpoint (`s`, a stop) goes when the next one is written: say so
+                // rather than let it vanish.
+                let mid_epoch = self
+                    .start
+                    .as_ref()
+                    .is_some_and(|s| c.batch < s.batches_per_epoch);
+                let text = if mid_epoch {
+                    format!(
+                        "checkpoint {} written; a mid-epoch checkpoint is temporary: the next \
+                         one (at the end of epoch {}) replaces it",
+                        c.name, c.epoch
+                    )
+                } else {
+                    format!("checkpoint {} written", c.name)
+                };
+                if std::mem::take(&mut self.checkpoint_asked) {
+                    self.confirm(text);
+                } else {
+                    self.say(text);
+                }
                 self.checkpoint = Some(c);
             }
             Event::Status(s) => {
@@ -271,7 +324,10 @@ impl AppState {
                 self.finish_quit();
             }
             Event::Warning(w) => {
-                self.message = Some(w.message);
+                // A picture request that failed (an epoch whose checkpoint is gone) says so in
+                // a warning: the next `[` / `]` counts from what is on screen again.
+                self.epoch_request = None;
+                self.confirm(w.message);
             }
             Event::Filters(f) => {
                 self.settle_epoch_message(f.epoch);
@@ -308,39 +364,130 @@ impl AppState {
     }
 
     /// Ask for the previous or next epoch's pictures; past the newest, follow training again.
+    /// Counts from the epoch already asked for when its pictures have not arrived yet.
     fn step_epoch(&mut self, forward: bool) -> Vec<Command> {
-        let (Some(shown), newest) = self.shown_and_newest_epoch() else {
-            self.message = Some("no pictures yet".into());
-            return Vec::new();
+        let (shown, newest) = self.shown_and_newest_epoch();
+        let from = match self.epoch_request {
+            Some(EpochRequest::At(e)) => e,
+            Some(EpochRequest::Newest(n)) => n.max(newest),
+            None => {
+                let Some(shown) = shown else {
+                    self.tell("no pictures yet");
+                    return Vec::new();
+                };
+                shown
+            }
         };
         let target = if forward {
-            shown + 1
+            from + 1
         } else {
-            shown.saturating_sub(1)
+            from.saturating_sub(1)
         };
         if target == 0 {
-            self.message = Some("epoch 1 is the first checkpoint".into());
+            self.tell("epoch 1 is the first checkpoint");
             return Vec::new();
         }
         if target >= newest {
-            self.message = Some("following the newest epoch".into());
+            self.tell("following the newest epoch");
+            self.epoch_request = Some(EpochRequest::Newest(newest));
             return vec![Command::SelectEpoch { epoch: None }];
         }
-        self.message = Some(format!(
+        self.tell(format!(
             "loading epoch {target} ( ] steps forward, past {newest} follows training)"
         ));
+        self.epoch_request = Some(EpochRequest::At(target));
         vec![Command::SelectEpoch {
             epoch: Some(target),
         }]
     }
 
+    /// Pictures of `epoch` have arrived: the request they answer is done.
+    fn settle_epoch_request(&mut self, epoch: usize) {
+        let done = match self.epoch_request {
+            Some(EpochRequest::At(e)) => e == epoch,
+            Some(EpochRequest::Newest(n)) => epoch >= n,
+            None => false,
+        };
+        if done {
+            self.epoch_request = None;
+        }
+    }
+
     /// The pictures of the epoch being loaded have arrived: say it is shown now.
     fn settle_epoch_message(&mut self, epoch: usize) {
+        self.settle_epoch_request(epoch);
         let loading = format!("loading epoch {epoch} ");
         if let Some(m) = &self.message
             && m.starts_with(&loading)
         {
             self.message = Some(m.replacen("loading", "showing", 1));
+        }
+    }
+
+    /// Tell the state the time (the event loop does, before each event it takes in).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// Whether the message on the status line is a confirmation or an error still held.
+    #[must_use]
+    pub fn message_held(&self) -> bool {
+        self.message_held_until.is_some_and(|t| self.now < t)
+    }
+
+    /// A routine message: shown unless a confirmation or an error is held.
+    fn say(&mut self, text: String) {
+        if !self.message_held() {
+            self.message = Some(text);
+            self.message_held_until = None;
+        }
+    }
+
+    /// The answer to what the user just did: it replaces any message.
+    fn tell(&mut self, text: impl Into<String>) {
+        self.message = Some(text.into());
+        self.message_held_until = None;
+    }
+
+    /// A confirmation or an error: it replaces any message and stays for [`MESSAGE_HOLD`]
+    /// whatever routine messages come meanwhile.
+    fn confirm(&mut self, text: String) {
+        self.message = Some(text);
+        self.message_held_until = Some(self.now + MESSAGE_HOLD);
+    }
+
+    /// Draw pictures for cells of `cell` pixels (the graphics protocol in use); re-tiles the
+    /// grids when it changes.
+    pub fn set_cell_pixels(&mut self, cell: (usize, usize)) {
+        if self.cell_pixels != cell {
+            self.cell_pixels = cell;
+            self.rebuild_all();
+        }
+    }
+
+    /// Use the colour depth `choice` (see [`crate::ui::truecolor::detect`]).
+    pub fn set_colors(&mut self, choice: &crate::ui::truecolor::Choice) {
+        self.color_depth = choice.depth;
+        self.color_note = choice.describe();
+        self.color_origin = choice.origin;
+    }
+
+    /// The terminal's answer to the colour query came after start-up (a slow link): take it
+    /// in if it shows 24-bit colour.
+    pub fn late_color_answer(&mut self, dcs: &str) {
+        use crate::ui::truecolor::{Answer, dcs as read_dcs, from_answer};
+        if self.color_origin != crate::ui::truecolor::Origin::Asked
+            || self.color_depth == ColorDepth::TrueColor
+        {
+            return;
+        }
+        let mut answer = Answer::default();
+        read_dcs(dcs, &mut answer);
+        let choice = from_answer(&answer);
+        if choice.depth == ColorDepth::TrueColor {
+            tracing::info!("late answer to the colour query: {}", choice.describe());
+            self.color_depth = choice.depth;
+            self.color_note = format!("{} (answered late)", choice.describe());
         }
     }
 
@@ -406,15 +553,29 @@ impl AppState {
         self.pictures = p;
     }
 
-    /// Batches done in the whole run and in total, from the newest batch event.
+    /// Where the run is: (epoch, batches done in it), from the newest batch event or
+    /// checkpoint, else from where the session started.
+    #[must_use]
+    pub fn position(&self) -> Option<(usize, usize)> {
+        let s = self.start.as_ref()?;
+        let batch = self.batches.last().map(|b| (b.epoch, b.batch));
+        // Batch events come at most `train.batch_events_per_sec`; a checkpoint (on pause, on
+        // `s`) can be at a later batch than the last of them.
+        let checkpoint = self.checkpoint.as_ref().map(|c| (c.epoch, c.batch));
+        Some(
+            batch
+                .max(checkpoint)
+                .unwrap_or((s.start_epoch, s.start_batch)),
+        )
+    }
+
+    /// Batches done in the whole run and in total.
     #[must_use]
     pub fn progress(&self) -> Option<(usize, usize)> {
         let s = self.start.as_ref()?;
         let total = s.epochs * s.batches_per_epoch;
-        let done = match self.batches.last() {
-            Some(b) => (b.epoch.saturating_sub(1)) * s.batches_per_epoch + b.batch,
-            None => s.start_epoch.saturating_sub(1) * s.batches_per_epoch + s.start_batch,
-        };
+        let (epoch, batch) = self.position()?;
+        let done = epoch.saturating_sub(1) * s.batches_per_epoch + batch;
         Some((done.min(total), total))
     }
 

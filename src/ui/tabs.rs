@@ -11,13 +11,15 @@ use ratatui::text::{Line, Span};
 
 use super::state::Tab;
 
-/// The short key hint shown on the status line for a tab.
+/// The short key hint shown on the status line for a tab; the run's keys (pause, checkpoint,
+/// stop) only while there is a run to steer.
 #[must_use]
-pub fn hints(tab: Tab) -> &'static str {
+pub fn hints(tab: Tab, run_active: bool) -> &'static str {
     match tab {
-        Tab::Training => {
-            "Space pause/resume · s checkpoint · x stop · e export · 1-5 tabs · ? help · q quit"
+        Tab::Training if run_active => {
+            "Space pause/resume · s checkpoint · x stop · ↑↓ b epochs · e export · ? help · q quit"
         }
+        Tab::Training => "↑↓ b epochs · e export · 1-5 tabs · ? help · q quit",
         Tab::Model => "↑↓ select · Enter filters/maps · m maps · ? help · q quit",
         Tab::Filters => {
             "←→ layer · ↑↓ filter · [ ] epoch · f norm · c colormap · r refresh · e export · ? help"
@@ -26,6 +28,20 @@ pub fn hints(tab: Tab) -> &'static str {
             "←→ layer · ↑↓ channel · [ ] epoch · n/p probe · o open · c colormap · e export · ? help"
         }
         Tab::Help => "↑↓ PgUp PgDn scroll · 1-5 tabs · Tab next · q quit",
+    }
+}
+
+/// What a grid title adds when the grid shows a page of its tiles: which, and how to see the
+/// others (`what`: "filters", "channels").
+#[must_use]
+pub fn page_note(geom: Option<&crate::viz::raster::Grid>, what: &str) -> String {
+    match geom {
+        Some(g) if g.paged() => format!(
+            " · {what} {}–{} shown, PgUp/PgDn for the rest",
+            g.first + 1,
+            g.first + g.count
+        ),
+        _ => String::new(),
     }
 }
 

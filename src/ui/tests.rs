@@ -16,7 +16,7 @@ use super::fixtures;
 use super::graphics::Graphics;
 use super::picture::to_color;
 use super::render::render;
-use super::state::{AppState, ColorDepth, Phase, Prompt, Tab};
+use super::state::{AppState, ColorDepth, EpochRequest, Phase, Prompt, Tab};
 use crate::config::{ColormapName, FilterNorm, UiConfig};
 use crate::events::{Command, Event, FilterSnapshot, FinishInfo, FinishReason, LayerFilters};
 use crate::viz::colormap;
@@ -254,6 +254,64 @@ fn q_after_the_run_ended_quits_at_once() {
 }
 
 #[test]
+fn run_keys_on_an_ended_run_are_not_offered_and_say_why() {
+    let mut s = training_state();
+    let footer = |s: &AppState| {
+        let t = draw(s, 120, 30);
+        let buf = t.backend().buffer().clone();
+        (0..buf.area.width)
+            .map(|x| buf[(x, buf.area.height - 1)].symbol().to_string())
+            .collect::<String>()
+    };
+    s.message = None;
+    assert!(footer(&s).contains("Space pause/resume · s checkpoint · x stop"));
+    s.apply(Event::Finished(FinishInfo {
+        reason: FinishReason::Completed,
+        epoch: 2,
+        batch: 32,
+    }));
+    s.message = None;
+    let f = footer(&s);
+    assert!(
+        !f.contains("Space") && !f.contains("checkpoint") && !f.contains("stop"),
+        "{f}"
+    );
+    assert!(f.contains("e export"), "{f}");
+    for (k, what) in [(" ", "pause"), ("s", "checkpoint"), ("x", "stop")] {
+        assert!(press(&mut s, k).is_empty());
+        assert_eq!(s.prompt, Prompt::None, "no question about stopping");
+        assert_eq!(
+            s.message.as_deref(),
+            Some(
+                format!(
+                    "nothing to {what}: the run has finished; continue it with \
+                     `convscope resume runs/fixture --epochs N`"
+                )
+                .as_str()
+            )
+        );
+        // The message is what the footer shows now.
+        assert!(footer(&s).contains(&format!("nothing to {what}")));
+    }
+    let mut s = training_state();
+    s.apply(fixtures::failed());
+    press(&mut s, " ");
+    assert!(
+        s.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("nothing to pause: the run failed")),
+        "{:?}",
+        s.message
+    );
+    // Stopping already: said, not asked again.
+    let mut s = training_state();
+    press(&mut s, "xy");
+    assert!(press(&mut s, "x").is_empty());
+    assert_eq!(s.prompt, Prompt::None);
+    assert_eq!(s.message.as_deref(), Some("the run is stopping already"));
+}
+
+#[test]
 fn a_new_session_after_a_failure_starts_afresh() {
     // A resumed run's screen replays the log: the earlier session failed, the new one starts.
     let mut s = training_state();
@@ -346,6 +404,43 @@ fn probes_step_and_open_by_path() {
     // The maps arrive: the message has done its work.
     s.apply(Event::FeatureMaps(Box::new(fixtures::small_features())));
     assert_eq!(s.message, None);
+}
+
+#[test]
+fn a_path_typed_from_the_root_or_home_replaces_the_prefilled_folder() {
+    let mut s = training_state();
+    press(&mut s, "4o");
+    assert_eq!(s.input.as_deref(), Some("runs/fixture/probes/"));
+    let text = format!("{}", draw(&s, 200, 40).backend());
+    assert!(
+        text.contains("/ or ~: start from the root or home"),
+        "{text}"
+    );
+    // An absolute path replaces the folder instead of being appended to it.
+    press(&mut s, "/tmp/a.png");
+    assert_eq!(s.input.as_deref(), Some("/tmp/a.png"));
+    s.handle_key(code(KeyCode::Esc));
+    // So does one from the home folder.
+    press(&mut s, "o~/b.png");
+    assert_eq!(s.input.as_deref(), Some("~/b.png"));
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let cmds = s.handle_key(code(KeyCode::Enter));
+    if let Some(home) = home {
+        assert_eq!(
+            cmds,
+            vec![Command::Probe {
+                image: home.join("b.png")
+            }]
+        );
+    }
+    // Once the line was edited, `/` and `~` are plain characters of the path.
+    press(&mut s, "osub/dir~");
+    assert_eq!(s.input.as_deref(), Some("runs/fixture/probes/sub/dir~"));
+    s.handle_key(code(KeyCode::Esc));
+    press(&mut s, "o");
+    s.handle_key(code(KeyCode::Backspace));
+    press(&mut s, "/x");
+    assert_eq!(s.input.as_deref(), Some("runs/fixture/probes/x"));
 }
 
 #[test]
@@ -493,6 +588,258 @@ fn brackets_step_through_epochs_and_follow_training_past_the_newest() {
     );
     press(&mut s, "4");
     assert!(!press(&mut s, "[").is_empty(), "feature maps step too");
+}
+
+/// A state with epochs 1..=`n` done and the feature maps of epoch `n` on the Feature maps tab.
+fn state_with_epochs(n: usize) -> AppState {
+    let mut s = training_state();
+    for epoch in 3..=n {
+        s.apply(Event::Epoch(crate::events::EpochMetrics {
+            epoch,
+            train_loss: 0.5,
+            train_accuracy: 0.7,
+            val_loss: Some(0.5),
+            val_accuracy: Some(0.7),
+            seconds: 12.0,
+            images_per_sec: 170.0,
+        }));
+    }
+    s.apply(maps_of(n));
+    press(&mut s, "4");
+    s
+}
+
+fn maps_of(epoch: usize) -> Event {
+    Event::FeatureMaps(Box::new(crate::events::FeatureSnapshot {
+        epoch,
+        ..fixtures::small_features()
+    }))
+}
+
+fn epochs_asked(cmds: &[Command]) -> Vec<Option<usize>> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::SelectEpoch { epoch } => Some(*epoch),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn brackets_pressed_faster_than_the_pictures_come_count_every_press() {
+    let mut s = state_with_epochs(8);
+    // Five presses in one read, before any picture comes back: five epochs back.
+    let cmds = press(&mut s, "[[[[[");
+    assert_eq!(
+        epochs_asked(&cmds),
+        [Some(7), Some(6), Some(5), Some(4), Some(3)]
+    );
+    // The maps of an earlier request (or of an epoch end) arriving in between change nothing.
+    s.apply(maps_of(6));
+    assert_eq!(epochs_asked(&press(&mut s, "]")), [Some(4)]);
+    // The asked-for maps arrive: the next press counts from them.
+    s.apply(maps_of(4));
+    assert_eq!(s.epoch_request, None);
+    assert_eq!(epochs_asked(&press(&mut s, "[[")), [Some(3), Some(2)]);
+    // Forward past the newest follows training, however many presses there are.
+    assert_eq!(
+        epochs_asked(&press(&mut s, "]]]]]]]]")),
+        [
+            Some(3),
+            Some(4),
+            Some(5),
+            Some(6),
+            Some(7),
+            None,
+            None,
+            None
+        ]
+    );
+    // While following is on its way, `[` steps back from the newest epoch.
+    assert_eq!(epochs_asked(&press(&mut s, "[")), [Some(7)]);
+    // A request that fails (its checkpoint is gone) says so; the next press counts from
+    // what is on screen.
+    s.apply(maps_of(8));
+    assert_eq!(s.epoch_request, Some(EpochRequest::At(7)));
+    s.apply(Event::Warning(crate::events::WarningInfo {
+        message: "epoch 7: no such checkpoint".into(),
+    }));
+    assert_eq!(epochs_asked(&press(&mut s, "[")), [Some(7)]);
+}
+
+#[test]
+fn an_export_s_message_outlasts_routine_messages_for_a_few_seconds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = training_state();
+    s.run_dir = dir.path().to_path_buf();
+    let t0 = std::time::Instant::now();
+    s.set_now(t0);
+    press(&mut s, "3e");
+    let exported = s.message.clone().expect("message");
+    assert!(exported.starts_with("exported 3 files"), "{exported}");
+    let checkpoint = |epoch: usize| {
+        Event::Checkpoint(crate::events::CheckpointInfo {
+            epoch,
+            batch: 32,
+            name: format!("epoch-{epoch:04}"),
+        })
+    };
+    // An epoch ends a second later: its checkpoint note waits.
+    s.set_now(t0 + std::time::Duration::from_secs(1));
+    s.apply(checkpoint(3));
+    assert_eq!(s.message.as_deref(), Some(exported.as_str()));
+    // A key that has nothing to say leaves it too.
+    press(&mut s, "j");
+    assert_eq!(s.message.as_deref(), Some(exported.as_str()));
+    // Past the hold, routine messages show again.
+    s.set_now(t0 + super::state::MESSAGE_HOLD + std::time::Duration::from_millis(1));
+    s.apply(checkpoint(4));
+    assert_eq!(s.message.as_deref(), Some("checkpoint epoch-0004 written"));
+    // An error is held the same way; a key with an answer of its own replaces it at once.
+    s.apply(Event::Warning(crate::events::WarningInfo {
+        message: "cannot read /x.png".into(),
+    }));
+    s.apply(checkpoint(5));
+    assert_eq!(s.message.as_deref(), Some("cannot read /x.png"));
+    press(&mut s, "r");
+    assert_eq!(s.message.as_deref(), Some("filters requested"));
+    s.apply(checkpoint(6));
+    assert_eq!(s.message.as_deref(), Some("checkpoint epoch-0006 written"));
+}
+
+/// The epoch table's rows as drawn: the epoch number of each (a `★` after the best).
+fn table_epochs(s: &AppState, w: u16, h: u16) -> Vec<String> {
+    let t = draw(s, w, h);
+    let buf = t.backend().buffer().clone();
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .filter_map(|l| {
+            let l = l.trim_start().strip_prefix('│')?.to_string();
+            let mut words = l.split_whitespace();
+            let epoch = words.next()?;
+            let next = words.next()?;
+            let star = next == "★";
+            let loss = if star { words.next()? } else { next };
+            (epoch.chars().all(|c| c.is_ascii_digit()) && loss.parse::<f64>().is_ok())
+                .then(|| format!("{epoch}{}", if star { "★" } else { "" }))
+        })
+        .collect()
+}
+
+#[test]
+fn the_epoch_table_scrolls_and_the_best_epoch_can_be_reached() {
+    let mut s = state_with_epochs(30);
+    // Epoch 5 is the best; the others stay below it.
+    for e in &mut s.epochs {
+        e.val_accuracy = Some(if e.epoch == 5 { 0.95 } else { 0.5 });
+    }
+    press(&mut s, "1");
+    let rows = table_epochs(&s, 100, 30);
+    let visible = rows.len();
+    assert!(visible >= 3, "{rows:?}");
+    assert_eq!(
+        rows.last().map(String::as_str),
+        Some("30"),
+        "the newest rows"
+    );
+    let text = format!("{}", draw(&s, 100, 30).backend());
+    assert!(
+        text.contains(&format!("Epochs {}–30 of 30 ↑", 31 - visible)),
+        "{text}"
+    );
+    assert!(
+        text.contains("best val accuracy: epoch 5 (0.950), b shows it"),
+        "{text}"
+    );
+    // Up a row at a time.
+    press(&mut s, "kk");
+    assert_eq!(
+        table_epochs(&s, 100, 30).last().map(String::as_str),
+        Some("28")
+    );
+    // New epochs do not move a scrolled table.
+    s.apply(Event::Epoch(crate::events::EpochMetrics {
+        epoch: 31,
+        train_loss: 0.5,
+        train_accuracy: 0.7,
+        val_loss: Some(0.5),
+        val_accuracy: Some(0.5),
+        seconds: 12.0,
+        images_per_sec: 170.0,
+    }));
+    assert_eq!(
+        table_epochs(&s, 100, 30).last().map(String::as_str),
+        Some("28")
+    );
+    // The best epoch: in view, marked.
+    press(&mut s, "b");
+    let rows = table_epochs(&s, 100, 30);
+    assert!(rows.contains(&"5★".to_string()), "{rows:?}");
+    assert_eq!(
+        s.message.as_deref(),
+        Some("best val accuracy: epoch 5 (0.950)")
+    );
+    // Home: the first epochs; End: the newest, following again.
+    press(&mut s, "g");
+    assert_eq!(
+        table_epochs(&s, 100, 30).first().map(String::as_str),
+        Some("1")
+    );
+    s.handle_key(code(KeyCode::End));
+    assert_eq!(s.epoch_scroll, None);
+    assert_eq!(
+        table_epochs(&s, 100, 30).last().map(String::as_str),
+        Some("31")
+    );
+    // Scrolling down to the end follows too.
+    press(&mut s, "gJJJJ");
+    assert_eq!(s.epoch_scroll, None);
+}
+
+#[test]
+fn the_header_shows_the_checkpoint_s_batch_when_it_is_newer_than_the_last_batch_event() {
+    let mut s = training_state();
+    s.apply(Event::Batch(crate::events::BatchMetrics {
+        epoch: 3,
+        batch: 8,
+        batches: 32,
+        loss: 0.5,
+        accuracy: 0.5,
+        images_per_sec: 100.0,
+        elapsed: 40.0,
+    }));
+    press(&mut s, "s");
+    s.apply(Event::Checkpoint(crate::events::CheckpointInfo {
+        epoch: 3,
+        batch: 9,
+        name: "epoch-0003-batch-000009".into(),
+    }));
+    let text = format!("{}", draw(&s, 160, 30).backend());
+    assert!(text.contains("epoch 3/50  batch 9/32"), "{text}");
+    assert_eq!(s.progress(), Some((2 * 32 + 9, 50 * 32)));
+    // The checkpoint asked for is a confirmation that says it is temporary.
+    let m = s.message.clone().expect("message");
+    assert!(
+        m.starts_with(
+            "checkpoint epoch-0003-batch-000009 written; a mid-epoch checkpoint is temporary"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("the end of epoch 3"), "{m}");
+    assert!(s.message_held());
+    // An epoch-end checkpoint is plain.
+    s.set_now(std::time::Instant::now() + super::state::MESSAGE_HOLD * 2);
+    s.apply(Event::Checkpoint(crate::events::CheckpointInfo {
+        epoch: 3,
+        batch: 32,
+        name: "epoch-0003".into(),
+    }));
+    assert_eq!(s.message.as_deref(), Some("checkpoint epoch-0003 written"));
+    assert!(!s.message_held());
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use super::colormap::{self, Rgb};
 use super::norm::{self, Standardised};
-use super::raster::{Grid, Raster, columns_for, tile};
+use super::raster::{Grid, Raster, columns_for, layout, tile};
 use crate::config::{ColormapName, FilterNorm};
 
 /// Colour of the gaps between tiles.
@@ -86,23 +86,19 @@ pub fn filter_channels(
     crop_border(&tile(&tiles, cols, 1, BACKGROUND, |_| None))
 }
 
-/// Where each filter's strip sits in [`filter_grid`] for `shape` and `fit`.
+/// Where each filter's strip sits in [`filter_grid`] for `shape` and `fit`: every filter when
+/// they fit with one pixel per weight, else the page of them that holds `selected` (a weight
+/// is never shrunk into its neighbours).
 #[must_use]
-pub fn filter_grid_geometry(shape: KernelShape, fit: (usize, usize)) -> Grid {
+pub fn filter_grid_geometry(shape: KernelShape, fit: (usize, usize), selected: usize) -> Grid {
     let [out, inp, kh, kw] = shape;
     let tile_w = (inp * (kw + 1)).saturating_sub(1).max(1);
     let tile_h = kh.max(1);
-    Grid {
-        columns: columns_for(out, tile_w, tile_h, 2, fit).clamp(1, out.max(1)),
-        tile_w,
-        tile_h,
-        gap: 2,
-        count: out,
-    }
+    layout(out, tile_w, tile_h, 2, fit, selected, None)
 }
 
-/// Every filter of a layer, each a strip of its input channels, tiled to fill a `fit` pixel
-/// box, with the selected filter framed.
+/// The filters of a layer (a page of them where they do not all fit), each a strip of its input
+/// channels, tiled to fill a `fit` pixel box, with the selected filter framed.
 #[must_use]
 pub fn filter_grid(
     values: &[f32],
@@ -111,12 +107,12 @@ pub fn filter_grid(
     selected: Option<usize>,
     fit: (usize, usize),
 ) -> Raster {
-    let strips: Vec<Raster> = (0..shape[0])
+    let g = filter_grid_geometry(shape, fit, selected.unwrap_or(0));
+    let strips: Vec<Raster> = (g.first..g.first + g.count)
         .map(|f| filter_strip(values, shape, f, map))
         .collect();
-    let g = filter_grid_geometry(shape, fit);
     tile(&strips, g.columns, g.gap, BACKGROUND, |i| {
-        (Some(i) == selected).then_some(SELECTED)
+        (Some(g.first + i) == selected).then_some(SELECTED)
     })
 }
 
@@ -178,20 +174,27 @@ pub fn channel(levels: &Standardised, h: usize, w: usize, map: ColormapName) -> 
     })
 }
 
-/// Where each channel sits in [`feature_grid`].
+/// Smallest side, in pixels, a feature map is shrunk to in a grid; where they would be smaller,
+/// fewer maps are shown (a page).
+pub const MIN_MAP_SIDE: usize = 8;
+
+/// Where each channel sits in [`feature_grid`]: all channels at their own size when they fit
+/// (drawing enlarges them by a whole factor), else shrunk into the box with their one-pixel gaps
+/// kept, and where they would shrink below [`MIN_MAP_SIDE`], the page of them that holds
+/// `selected`.
 #[must_use]
-pub fn feature_grid_geometry(channels: usize, h: usize, w: usize, fit: (usize, usize)) -> Grid {
-    Grid {
-        columns: columns_for(channels, w, h, 1, fit).clamp(1, channels.max(1)),
-        tile_w: w.max(1),
-        tile_h: h.max(1),
-        gap: 1,
-        count: channels,
-    }
+pub fn feature_grid_geometry(
+    channels: usize,
+    h: usize,
+    w: usize,
+    fit: (usize, usize),
+    selected: usize,
+) -> Grid {
+    layout(channels, w, h, 1, fit, selected, Some(MIN_MAP_SIDE))
 }
 
-/// Every channel as a grid filling a `fit` pixel box, dead channels framed red, the selected
-/// one white.
+/// The channels (a page of them where they do not all fit) as a grid filling a `fit` pixel box,
+/// dead channels framed red, the selected one white.
 #[must_use]
 pub fn feature_grid(
     levels: &[Standardised],
@@ -201,9 +204,20 @@ pub fn feature_grid(
     selected: Option<usize>,
     fit: (usize, usize),
 ) -> Raster {
-    let tiles: Vec<Raster> = levels.iter().map(|l| channel(l, h, w, map)).collect();
-    let g = feature_grid_geometry(levels.len(), h, w, fit);
+    let g = feature_grid_geometry(levels.len(), h, w, fit, selected.unwrap_or(0));
+    let tiles: Vec<Raster> = levels[g.first..g.first + g.count]
+        .iter()
+        .map(|l| {
+            let t = channel(l, h, w, map);
+            if (g.tile_w, g.tile_h) == (t.width(), t.height()) {
+                t
+            } else {
+                t.shrunk(g.tile_w, g.tile_h)
+            }
+        })
+        .collect();
     tile(&tiles, g.columns, g.gap, BACKGROUND, |i| {
+        let i = g.first + i;
         if Some(i) == selected {
             Some(SELECTED)
         } else if levels[i].dead {
@@ -302,14 +316,14 @@ mod tests {
     fn grid_geometry_matches_the_rasters() {
         let shape = [16, 3, 3, 3];
         let v = filter_values(&ramp(16 * 27), shape, FilterNorm::Layer, false);
-        let g = filter_grid_geometry(shape, (200, 100));
+        let g = filter_grid_geometry(shape, (200, 100), 0);
         let r = filter_grid(&v, shape, ColormapName::Viridis, None, (200, 100));
         let rows = 16_usize.div_ceil(g.columns);
         assert_eq!(r.width(), g.gap + g.columns * (g.tile_w + g.gap));
         assert_eq!(r.height(), g.gap + rows * (g.tile_h + g.gap));
         assert_eq!(g.tile_at(2, 2), Some(0));
         assert_eq!(g.tile_at(2 + g.tile_w + g.gap, 2), Some(1));
-        let fg = feature_grid_geometry(8, 4, 6, (60, 60));
+        let fg = feature_grid_geometry(8, 4, 6, (60, 60), 0);
         let levels = feature_levels(&ramp(8 * 24), 8, 4, 6);
         let fr = feature_grid(&levels, 4, 6, ColormapName::Viridis, None, (60, 60));
         assert_eq!(fr.width(), fg.gap + fg.columns * (fg.tile_w + fg.gap));

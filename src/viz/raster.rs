@@ -149,6 +149,41 @@ impl Raster {
         Raster::from_fn(w, h, |x, y| self.sample(x, y, w, h))
     }
 
+    /// Shrink to `w` × `h` (each at most the raster's size), every new pixel the mean of the
+    /// pixels it covers: a map made smaller stays readable, where picking one pixel of each
+    /// block would turn it to noise.
+    #[must_use]
+    pub fn shrunk(&self, w: usize, h: usize) -> Raster {
+        let (w, h) = (
+            w.clamp(1, self.width.max(1)),
+            h.clamp(1, self.height.max(1)),
+        );
+        if self.is_empty() || (w, h) == (self.width, self.height) {
+            return self.resized(w, h);
+        }
+        Raster::from_fn(w, h, |x, y| {
+            let (x0, x1) = (
+                x * self.width / w,
+                ((x + 1) * self.width / w).max(x * self.width / w + 1),
+            );
+            let (y0, y1) = (
+                y * self.height / h,
+                ((y + 1) * self.height / h).max(y * self.height / h + 1),
+            );
+            let mut sum = [0_u32; 3];
+            for sy in y0..y1 {
+                for sx in x0..x1 {
+                    let p = self.pixel(sx, sy);
+                    for k in 0..3 {
+                        sum[k] += u32::from(p[k]);
+                    }
+                }
+            }
+            let n = ((x1 - x0) * (y1 - y0)) as u32;
+            sum.map(|v| ((v + n / 2) / n) as u8)
+        })
+    }
+
     /// Convert to an `image` buffer (for the graphics protocols and PNG export).
     #[must_use]
     pub fn to_rgb_image(&self) -> image::RgbImage {
@@ -161,14 +196,18 @@ impl Raster {
     }
 }
 
-/// The geometry of a grid built by [`tile`], to map a pixel back to its tile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The geometry of a grid built by [`tile`], to map a pixel back to its tile: `count` tiles
+/// from tile `first` on (a page of a larger set), each drawn `tile_w` × `tile_h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Grid {
     pub columns: usize,
     pub tile_w: usize,
     pub tile_h: usize,
     pub gap: usize,
     pub count: usize,
+    pub first: usize,
+    /// All the tiles there are (`first..first + count` are shown).
+    pub total: usize,
 }
 
 impl Grid {
@@ -178,7 +217,104 @@ impl Grid {
         let col = x.checked_sub(self.gap)? / (self.tile_w + self.gap);
         let row = y.checked_sub(self.gap)? / (self.tile_h + self.gap);
         let i = row * self.columns + col;
-        (col < self.columns && i < self.count).then_some(i)
+        (col < self.columns && i < self.count).then_some(self.first + i)
+    }
+
+    /// Whether only some of the tiles are shown.
+    #[must_use]
+    pub fn paged(&self) -> bool {
+        self.count < self.total
+    }
+
+    /// The grid's size in pixels.
+    #[must_use]
+    pub fn size(&self) -> (usize, usize) {
+        let columns = self.columns.max(1);
+        let rows = self.count.div_ceil(columns).max(1);
+        (
+            self.gap + columns * (self.tile_w + self.gap),
+            self.gap + rows * (self.tile_h + self.gap),
+        )
+    }
+}
+
+/// Lay out `n` tiles of `tile_w` × `tile_h` pixels with `gap` pixels around each in a `fit`
+/// pixel box, keeping tile `selected` in view.
+///
+/// When the whole grid fits at the tiles' own size, that is the layout (drawing enlarges it by
+/// a whole factor). Otherwise the picture is made for the box itself, so that no gap or frame
+/// is lost to scaling: each tile is shrunk (`shrink` gives the smallest side a shrunk tile may
+/// have; `None`: tiles are never shrunk, as for filter weights, where a pixel is a weight),
+/// and where that is not enough, fewer tiles are shown: the page of them that holds
+/// `selected`.
+#[must_use]
+pub fn layout(
+    n: usize,
+    tile_w: usize,
+    tile_h: usize,
+    gap: usize,
+    fit: (usize, usize),
+    selected: usize,
+    shrink: Option<usize>,
+) -> Grid {
+    let (tw, th) = (tile_w.max(1), tile_h.max(1));
+    let whole = |p: usize, columns: usize, w: usize, h: usize| Grid {
+        columns,
+        tile_w: w,
+        tile_h: h,
+        gap,
+        count: p,
+        first: 0,
+        total: n,
+    };
+    if n == 0 {
+        return whole(0, 1, tw, th);
+    }
+    let fits = |g: &Grid| {
+        let (w, h) = g.size();
+        w <= fit.0 && h <= fit.1
+    };
+    let columns = columns_for(n, tw, th, gap, fit).clamp(1, n);
+    let all = whole(n, columns, tw, th);
+    if fits(&all) {
+        return all;
+    }
+    // The biggest tiles `p` tiles can have in the box, over every column count.
+    let best = |p: usize| -> Option<Grid> {
+        (1..=p)
+            .filter_map(|c| {
+                let rows = p.div_ceil(c);
+                let room_w = fit.0.checked_sub(gap * (c + 1))? as f64 / (c * tw) as f64;
+                let room_h = fit.1.checked_sub(gap * (rows + 1))? as f64 / (rows * th) as f64;
+                let s = room_w.min(room_h).min(1.0);
+                let (w, h) = match shrink {
+                    _ if s >= 1.0 => (tw, th),
+                    None => return None,
+                    Some(_) => (
+                        ((tw as f64 * s).floor() as usize).max(1),
+                        ((th as f64 * s).floor() as usize).max(1),
+                    ),
+                };
+                Some(whole(p, c, w, h))
+            })
+            .max_by_key(|g| (g.tile_w * g.tile_h, std::cmp::Reverse(g.columns)))
+    };
+    let readable = |g: &Grid| match shrink {
+        None => true,
+        // A tile smaller than `min` to begin with is fine at its own size.
+        Some(min) => g.tile_w.min(g.tile_h) >= min.min(tw.min(th)),
+    };
+    let page = (1..=n)
+        .rev()
+        .find_map(|p| best(p).filter(|g| readable(g)))
+        .or_else(|| best(1))
+        .unwrap_or_else(|| whole(1, 1, tw, th));
+    let p = page.count.max(1);
+    let first = selected.min(n - 1) / p * p;
+    Grid {
+        count: p.min(n - first),
+        first,
+        ..page
     }
 }
 
@@ -348,6 +484,8 @@ mod tests {
             tile_h: 2,
             gap: 1,
             count: 3,
+            first: 0,
+            total: 3,
         };
         assert_eq!(g.tile_at(1, 1), Some(0));
         assert_eq!(g.tile_at(4, 2), Some(1));

@@ -160,6 +160,79 @@ impl Tmux {
         }
     }
 
+    /// Like [`Self::start`], but as over SSH: no `COLORTERM` in the tmux server's (and so the
+    /// program's) environment, and no tmux.conf; `options` are tmux server options set before
+    /// the command may go on (e.g. `["terminal-features", ",xterm*:RGB"]` appended). The
+    /// command should wait for a file the test creates once a client is attached
+    /// ([`Self::attach`]).
+    pub fn start_over_ssh(session: &str, command: &str, options: &[[&str; 2]]) -> Self {
+        let _ = Command::new("tmux")
+            .args(["-L", session, "kill-server"])
+            .status();
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                session,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                "200",
+                "-y",
+                "60",
+                command,
+            ])
+            .env_remove("COLORTERM")
+            .status()
+            .expect("tmux is installed (apt-get install -y tmux)");
+        assert!(ok.success());
+        let t = Self {
+            session: session.to_string(),
+        };
+        for [name, value] in options {
+            let ok = Command::new("tmux")
+                .args(["-L", session, "set", "-as", name, value])
+                .status()
+                .expect("tmux set");
+            assert!(ok.success());
+        }
+        t
+    }
+
+    /// Attach a tmux client in a terminal of its own (a pty made by `script`) whose `TERM` is
+    /// `term`, as a user's terminal attaches; the session keeps 200×60. The client goes with
+    /// the session.
+    pub fn attach(&self, term: &str) -> std::process::Child {
+        let child = Command::new("script")
+            .args([
+                "-q",
+                "-c",
+                &format!(
+                    "stty cols 200 rows 60; exec tmux -L {0} attach -t {0}",
+                    self.session
+                ),
+                "/dev/null",
+            ])
+            .env("TERM", term)
+            .env_remove("COLORTERM")
+            .env_remove("TMUX")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("script is installed (util-linux)");
+        wait_for("the tmux client to attach", Duration::from_secs(30), || {
+            Command::new("tmux")
+                .args(["-L", &self.session, "list-clients"])
+                .output()
+                .is_ok_and(|o| !o.stdout.is_empty())
+        });
+        child
+    }
+
     pub fn keys(&self, keys: &str) {
         let ok = Command::new("tmux")
             .args(["-L", &self.session, "send-keys", "-t", &self.session, keys])
@@ -296,6 +369,30 @@ pub fn strip(s: &str) -> String {
         }
     }
     out
+}
+
+/// Distinct 256-colour palette indices (foreground or background) on the screen.
+pub fn palette_colors(s: &str) -> HashSet<String> {
+    let mut set = HashSet::new();
+    for part in s.split('\u{1b}').skip(1) {
+        let Some(body) = part.strip_prefix('[') else {
+            continue;
+        };
+        let Some(end) = body.find('m') else { continue };
+        let params: Vec<&str> = body[..end].split(';').collect();
+        let mut i = 0;
+        while i < params.len() {
+            if (params[i] == "38" || params[i] == "48") && params.get(i + 1) == Some(&"5") {
+                if let Some(v) = params.get(i + 2) {
+                    set.insert((*v).to_string());
+                }
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    set
 }
 
 /// Distinct 24-bit colours (foreground or background) on the screen.

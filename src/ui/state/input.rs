@@ -92,7 +92,7 @@ impl AppState {
                     let path = line.trim().to_string();
                     self.input = None;
                     if !path.is_empty() {
-                        self.message = Some(format!("probing {path}"));
+                        self.tell(format!("probing {path}"));
                         return vec![Command::Probe {
                             image: expand_home(&path, std::env::var_os("HOME")),
                         }];
@@ -104,15 +104,22 @@ impl AppState {
                 KeyCode::Tab => {
                     let done = complete(line, std::env::var_os("HOME"));
                     *line = done.line;
+                    self.input_prefilled = false;
                     self.input_matches = done.matches;
                     return Vec::new();
                 }
                 KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
                     line.clear();
                 }
-                KeyCode::Char(c) => line.push(c),
+                KeyCode::Char(c) => {
+                    if self.input_prefilled && matches!(c, '/' | '~') {
+                        line.clear();
+                    }
+                    line.push(c);
+                }
                 _ => {}
             }
+            self.input_prefilled = false;
             self.input_matches.clear();
             return Vec::new();
         }
@@ -144,7 +151,7 @@ impl AppState {
             }
             _ if ctrl_c => self.update(Action::Interrupt),
             _ => {
-                self.message = Some("cancelled".into());
+                self.tell("cancelled");
                 Vec::new()
             }
         }
@@ -155,7 +162,7 @@ impl AppState {
             return Vec::new();
         }
         self.phase = Phase::Stopping;
-        self.message = Some("stopping, writing checkpoint…".into());
+        self.tell("stopping, writing checkpoint…");
         vec![Command::Stop]
     }
 
@@ -169,7 +176,9 @@ impl AppState {
 
     /// Apply one user action; returns the commands for the worker.
     pub fn update(&mut self, action: Action) -> Vec<Command> {
-        self.message = None;
+        if !self.message_held() {
+            self.message = None;
+        }
         match action {
             Action::ShowTab(t) => self.tab = t,
             Action::NextTab => self.tab = self.tab.offset(1),
@@ -187,33 +196,60 @@ impl AppState {
             }
             Action::TogglePause => match self.phase {
                 Phase::Paused => {
-                    self.message = Some("resuming…".into());
+                    self.tell("resuming…");
                     return vec![Command::Resume];
                 }
                 Phase::Running | Phase::Preparing | Phase::Tuning => {
-                    self.message = Some("pausing after this batch…".into());
+                    self.tell("pausing after this batch…");
                     return vec![Command::Pause];
                 }
-                _ => {}
+                Phase::Waiting => {
+                    self.tell("nothing to pause yet: the run has not started");
+                }
+                Phase::Stalled => {
+                    self.tell("the run has sent nothing for a while; pausing waits for it");
+                    return vec![Command::Pause];
+                }
+                Phase::Stopping => self.tell("the run is stopping already"),
+                Phase::Finished(_) | Phase::Failed | Phase::Interrupted => {
+                    self.tell(self.not_running("pause"));
+                }
             },
             Action::CheckpointNow => {
                 if self.phase.is_active() {
-                    self.message = Some("checkpoint requested".into());
+                    self.tell("checkpoint requested");
+                    self.checkpoint_asked = true;
                     return vec![Command::CheckpointNow];
                 }
+                self.tell(self.not_running("checkpoint"));
             }
             Action::Stop => {
-                if self.phase.is_active() && self.phase != Phase::Stopping {
+                if self.phase == Phase::Stopping {
+                    self.tell("the run is stopping already");
+                } else if self.phase.is_active() {
                     self.prompt = Prompt::ConfirmStop;
+                } else {
+                    self.tell(self.not_running("stop"));
                 }
             }
+            Action::Scroll(n) if self.tab == Tab::Training => {
+                let visible = crate::ui::tabs::training::table_rows(self, self.body());
+                let first = crate::ui::tabs::training::first_row(self, visible);
+                self.scroll_epochs_to(first.saturating_add_signed(isize::from(n)), visible);
+            }
             Action::Scroll(n) => {
-                let max = crate::ui::tabs::help::max_scroll(self.body());
+                let max = crate::ui::tabs::help::max_scroll(self, self.body());
                 self.help_scroll = self
                     .help_scroll
                     .saturating_add_signed(isize::from(n))
                     .min(max);
             }
+            Action::ScrollHome => {
+                let visible = crate::ui::tabs::training::table_rows(self, self.body());
+                self.scroll_epochs_to(0, visible);
+            }
+            Action::ScrollEnd => self.epoch_scroll = None,
+            Action::ShowBest => self.show_best_epoch(),
             Action::RowUp => self.model_row = self.model_row.saturating_sub(1),
             Action::RowDown => {
                 let n = self.start.as_ref().map_or(0, |s| s.summary.len());
@@ -236,7 +272,7 @@ impl AppState {
                 self.rebuild_filters();
             }
             Action::Export => {
-                self.message = Some(match crate::ui::export::export_tab(self) {
+                let said = match crate::ui::export::export_tab(self) {
                     Ok(files) => format!(
                         "exported {} file{} to {}: {}",
                         files.len(),
@@ -250,13 +286,14 @@ impl AppState {
                             .join(", ")
                     ),
                     Err(e) => e,
-                });
+                };
+                self.confirm(said);
             }
             Action::PrevEpoch | Action::NextEpoch => {
                 return self.step_epoch(action == Action::NextEpoch);
             }
             Action::RefreshFilters => {
-                self.message = Some("filters requested".into());
+                self.tell("filters requested");
                 return vec![Command::RefreshFilters];
             }
             Action::CycleColormap => {
@@ -268,7 +305,7 @@ impl AppState {
                     return Vec::new();
                 };
                 if images.is_empty() {
-                    self.message = Some("no probe images: press o to open one".into());
+                    self.tell("no probe images: press o to open one");
                     return Vec::new();
                 }
                 let n = images.len();
@@ -278,7 +315,7 @@ impl AppState {
                     (self.probe + n - 1) % n
                 };
                 let image = images[self.probe].clone();
-                self.message = Some(format!("probing {}", image.display()));
+                self.tell(format!("probing {}", image.display()));
                 return vec![Command::Probe { image }];
             }
             Action::OpenProbe => {
@@ -288,11 +325,56 @@ impl AppState {
                     .as_ref()
                     .and_then(|f| f.image.parent().map(|p| p.display().to_string()))
                     .filter(|p| !p.is_empty());
+                self.input_prefilled = folder.is_some();
                 self.input = Some(folder.map_or_else(String::new, |p| format!("{p}/")));
                 self.input_matches.clear();
             }
         }
         Vec::new()
+    }
+
+    /// Show the epoch table from row `first`; at the newest rows it follows new epochs again.
+    fn scroll_epochs_to(&mut self, first: usize, visible: usize) {
+        let last_start = self.epochs.len().saturating_sub(visible);
+        self.epoch_scroll = (first < last_start).then_some(first);
+    }
+
+    /// Scroll the epoch table so that the best epoch's row is in view (in the middle where
+    /// it can be).
+    fn show_best_epoch(&mut self) {
+        let Some(best) = self.best_epoch() else {
+            self.tell("no best epoch yet: it needs validation accuracy");
+            return;
+        };
+        let Some(row) = self.epochs.iter().position(|e| e.epoch == best) else {
+            return;
+        };
+        let visible = crate::ui::tabs::training::table_rows(self, self.body()).max(1);
+        let first = crate::ui::tabs::training::first_row(self, visible);
+        if !(first..first + visible).contains(&row) {
+            self.scroll_epochs_to(row.saturating_sub(visible / 2), visible);
+        }
+        let acc = self.epochs[row].val_accuracy.unwrap_or(0.0);
+        self.tell(format!("best val accuracy: epoch {best} ({acc:.3})"));
+    }
+
+    /// Why `what` (pause, checkpoint, stop) does nothing on a run that has ended, and how to
+    /// go on with it.
+    fn not_running(&self, what: &str) -> String {
+        let why = match self.phase {
+            Phase::Finished(crate::events::FinishReason::Completed) => "the run has finished",
+            Phase::Finished(crate::events::FinishReason::Stopped) => "the run was stopped",
+            Phase::Failed => "the run failed",
+            _ => "the run is not running",
+        };
+        let more = match self.phase {
+            Phase::Finished(crate::events::FinishReason::Completed) => " --epochs N",
+            _ => "",
+        };
+        format!(
+            "nothing to {what}: {why}; continue it with `convscope resume {}{more}`",
+            self.run_dir.display()
+        )
     }
 
     fn open_layer(&mut self, maps: bool) {
@@ -331,7 +413,7 @@ impl AppState {
             return;
         }
         let pictured = is_conv || row.kind.contains("Pool");
-        self.message = Some(if pictured {
+        self.tell(if pictured {
             format!("no pictures of {name} yet: they come with the next snapshot")
         } else {
             format!("{name} has no pictures: only conv and pooling layers do")

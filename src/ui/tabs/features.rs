@@ -168,8 +168,12 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
     frame.render_widget(
         Block::bordered().title(Line::from(vec![
             Span::raw(format!(
-                " {} · {} channels · {}×{}",
-                layer.name, layer.channels, layer.height, layer.width
+                " {} · {} channels · {}×{}{}",
+                layer.name,
+                layer.channels,
+                layer.height,
+                layer.width,
+                super::page_note(state.pictures.feature_geom.as_ref(), "channels")
             )),
             Span::styled(dead_text, Style::new().fg(Color::Red)),
             Span::raw(" "),

@@ -130,8 +130,9 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
     ];
     frame.render_widget(
         Block::bordered().title(format!(
-            " {} · {out} filters × {inp} input channels · {kh}×{kw} ",
-            layer.name
+            " {} · {out} filters × {inp} input channels · {kh}×{kw}{} ",
+            layer.name,
+            super::page_note(state.pictures.filter_geom.as_ref(), "filters")
         )),
         a.grid_block,
     );

@@ -5,7 +5,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::widgets::{Block, Row, Table};
+use ratatui::widgets::{Block, Paragraph, Row, Table};
 
 use crate::ui::keys::{BINDINGS, Context};
 use crate::ui::state::{AppState, Tab};
@@ -16,11 +16,12 @@ const LEFT: [(Context, &str); 3] = [
     (Context::On(Tab::Model), "Model"),
     (Context::On(Tab::Help), "Help"),
 ];
-const RIGHT: [(Context, &str); 2] = [
+const RIGHT: [(Context, &str); 3] = [
+    (Context::On(Tab::Training), "Training"),
     (Context::On(Tab::Filters), "Filters"),
     (Context::On(Tab::Features), "Feature maps"),
 ];
-const ALL: [(Context, &str); 5] = [LEFT[0], LEFT[1], RIGHT[0], RIGHT[1], LEFT[2]];
+const ALL: [(Context, &str); 6] = [LEFT[0], RIGHT[0], LEFT[1], RIGHT[1], RIGHT[2], LEFT[2]];
 
 /// What the mouse does, listed with the keys that work everywhere.
 const MOUSE: [(&str, &str); 2] = [
@@ -129,14 +130,38 @@ fn visible(r: Rect) -> usize {
     usize::from(r.height.saturating_sub(2))
 }
 
+/// The line about the screen above the keys: the colour depth in use and why.
+fn screen_line(state: &AppState) -> Option<String> {
+    (!state.color_note.is_empty()).then(|| format!(" Colours: {}", state.color_note))
+}
+
+/// The body `area` split into the screen line's rows (wrapped, at most 3) and the keys.
+fn split(state: &AppState, area: Rect) -> (Rect, Rect) {
+    let rows = screen_line(state).map_or(0, |l| {
+        let width = usize::from(area.width.max(1));
+        u16::try_from(wrap(&l, width).len().min(3)).unwrap_or(3)
+    });
+    let [info, keys] = Layout::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(area);
+    (info, keys)
+}
+
 /// How far the help can scroll in a body `area`, in rows (0 when it fits).
 #[must_use]
-pub fn max_scroll(area: Rect) -> usize {
-    laid_out(area).iter().map(|c| c.last).max().unwrap_or(0)
+pub fn max_scroll(state: &AppState, area: Rect) -> usize {
+    let (_, keys) = split(state, area);
+    laid_out(keys).iter().map(|c| c.last).max().unwrap_or(0)
 }
 
 /// Draw the Help tab.
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
+    let (info, area) = split(state, area);
+    if let Some(line) = screen_line(state) {
+        frame.render_widget(
+            Paragraph::new(wrap(&line, usize::from(info.width.max(1))).join("\n"))
+                .style(Style::new().fg(Color::DarkGray)),
+            info,
+        );
+    }
     let columns = laid_out(area);
     // The columns scroll together; a resize can leave the scroll past the end.
     let scroll = state

@@ -1,5 +1,7 @@
 //! Training tab: progress, curves, per-epoch table.
 
+use std::fmt::Write as _;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -27,15 +29,33 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-/// Draw the Training tab.
-pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
-    let table_h = (state.epochs.len() as u16 + 3).clamp(4, 10);
+/// Rows the charts keep before the epoch table grows past its smallest (it scrolls): at 80×24
+/// that leaves the plots 6 rows, not 3.
+const CHARTS_MIN: u16 = 10;
+
+/// The Training tab's parts: header, error box, charts, epoch table; and the header's lines
+/// with the rows their text takes.
+struct Parts {
+    head: Rect,
+    error: Rect,
+    charts: Rect,
+    table: Rect,
+    lines: [Line<'static>; 2],
+    text_rows: u16,
+}
+
+fn parts(state: &AppState, area: Rect) -> Parts {
     let error_h = if state.phase == Phase::Failed { 4 } else { 0 };
     let lines = head_lines(state);
     // Two lines of facts above the gauge with a blank row over them; on a narrow terminal
     // they wrap, into that row and below it when they need more.
     let text_rows = u16::try_from(head_text_rows(&lines, area.width)).unwrap_or(u16::MAX);
     let head_h = text_rows.saturating_add(1).max(4);
+    let rest = area.height.saturating_sub(head_h + error_h);
+    let table_h = (state.epochs.len() as u16 + 3)
+        .min(10)
+        .min(rest.saturating_sub(CHARTS_MIN))
+        .max(4);
     let [head, error, charts, table] = Layout::vertical([
         Constraint::Length(head_h),
         Constraint::Length(error_h),
@@ -43,6 +63,40 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         Constraint::Length(table_h),
     ])
     .areas(area);
+    Parts {
+        head,
+        error,
+        charts,
+        table,
+        lines,
+        text_rows,
+    }
+}
+
+/// How many epochs the table shows at once in a body `area`.
+#[must_use]
+pub fn table_rows(state: &AppState, area: Rect) -> usize {
+    usize::from(parts(state, area).table.height.saturating_sub(3))
+}
+
+/// The first epoch row the table shows: where it was scrolled to, else the newest rows.
+#[must_use]
+pub fn first_row(state: &AppState, visible: usize) -> usize {
+    let last_start = state.epochs.len().saturating_sub(visible);
+    state.epoch_scroll.map_or(last_start, |f| f.min(last_start))
+}
+
+/// Draw the Training tab.
+pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
+    let Parts {
+        head,
+        error,
+        charts,
+        table,
+        lines,
+        text_rows,
+    } = parts(state, area);
+    let error_h = error.height;
     render_head(state, lines, text_rows, frame, head);
     if let Some(e) = state.error.as_deref().filter(|_| error_h > 0) {
         frame.render_widget(
@@ -87,8 +141,7 @@ fn head_lines(state: &AppState) -> [Line<'static>; 2] {
     let mut l2 = Vec::new();
     let last = state.batches.last();
     if let Some(s) = &state.start {
-        let epoch = last.map_or(s.start_epoch, |b| b.epoch);
-        let batch = last.map_or(s.start_batch, |b| b.batch);
+        let (epoch, batch) = state.position().unwrap_or((s.start_epoch, s.start_batch));
         l1.push(Span::raw(format!(
             "epoch {epoch}/{}  batch {batch}/{}",
             s.epochs, s.batches_per_epoch
@@ -315,8 +368,8 @@ fn render_table(state: &AppState, frame: &mut Frame, area: Rect) {
     let best = state.best_epoch();
     let opt = |v: Option<f32>, p: usize| v.map_or_else(|| "–".into(), |v| format!("{v:.p$}"));
     let visible = usize::from(area.height.saturating_sub(3));
-    let skip = state.epochs.len().saturating_sub(visible);
-    let rows = state.epochs.iter().skip(skip).map(|e| {
+    let skip = first_row(state, visible);
+    let rows = state.epochs.iter().skip(skip).take(visible).map(|e| {
         let is_best = Some(e.epoch) == best;
         let style = if is_best {
             Style::new().fg(Color::Green).add_modifier(Modifier::BOLD)
@@ -339,10 +392,31 @@ fn render_table(state: &AppState, frame: &mut Frame, area: Rect) {
     ])
     .style(Style::new().add_modifier(Modifier::BOLD));
     let widths = [Constraint::Length(8); 7];
+    let n = state.epochs.len();
+    let mut title = String::from(" Epochs");
+    if n > visible {
+        // Which rows are shown, and how to see the others.
+        let last = (skip + visible).min(n);
+        let above = if skip > 0 { "↑" } else { "" };
+        let below = if last < n { "↓" } else { "" };
+        let _ = write!(title, " {}–{last} of {n} {above}{below}", skip + 1);
+    }
+    match best.and_then(|b| state.epochs.iter().find(|e| e.epoch == b)) {
+        Some(b) => {
+            let _ = write!(
+                title,
+                " · ★ best val accuracy: epoch {} ({:.3}){} ",
+                b.epoch,
+                b.val_accuracy.unwrap_or(0.0),
+                if n > visible { ", b shows it" } else { "" }
+            );
+        }
+        None => title.push_str(" (★ best val accuracy) "),
+    }
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)
-            .block(Block::bordered().title(" Epochs (★ best val accuracy) ")),
+            .block(Block::bordered().title(title)),
         area,
     );
 }

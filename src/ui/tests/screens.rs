@@ -122,8 +122,8 @@ fn help_wraps_and_scrolls_on_a_small_terminal() {
     assert!(top.contains("Keys · ↓ more"), "{top}");
     assert!(!top.contains("probe an image by path"), "{top}");
     // A description longer than its column wraps onto a second line instead of being cut.
-    assert!(top.contains("next epoch (past the  "), "{top}");
-    assert!(top.contains("  newest: follow training)"), "{top}");
+    assert!(top.contains("quit (asks if training   "), "{top}");
+    assert!(top.contains("             runs)  "), "{top}");
     // Scroll to the end, and past it: the last key shows, and one line up moves at once.
     for _ in 0..10 {
         s.handle_key(code(KeyCode::PageDown));
@@ -292,4 +292,179 @@ fn gpu_kernel_tuning_is_said_until_the_first_batch() {
     }));
     let screen = format!("{:?}", draw(&s, 100, 30).backend().buffer());
     assert!(!screen.contains("tuning GPU kernels"));
+}
+
+/// A state with the tutorial network's filters and maps (16 first-layer maps of 150×150).
+fn tutorial_state(w: u16, h: u16) -> AppState {
+    let mut s = training_state();
+    s.apply(Event::Filters(Box::new(fixtures::tutorial_filters())));
+    s.apply(Event::FeatureMaps(Box::new(fixtures::tutorial_features())));
+    s.color_depth = ColorDepth::TrueColor;
+    s.resize(w, h);
+    s
+}
+
+/// Each cell of `area` as its two half-block pixels (upper, lower), row by row.
+fn pixels_of(t: &Terminal<TestBackend>, area: Rect) -> Vec<Vec<Color>> {
+    let buf = t.backend().buffer();
+    let mut rows = Vec::new();
+    for y in area.top()..area.bottom() {
+        let (mut up, mut down) = (Vec::new(), Vec::new());
+        for x in area.left()..area.right() {
+            let c = &buf[(x, y)];
+            let drawn = c.symbol() == "▀";
+            up.push(if drawn { c.fg } else { Color::Reset });
+            down.push(if drawn { c.bg } else { Color::Reset });
+        }
+        rows.push(up);
+        rows.push(down);
+    }
+    rows
+}
+
+/// On the drawn feature grid, every tile stands apart: the pixel rows and columns between
+/// tiles are the gap colour (or a frame), and the selected and dead frames are drawn.
+fn maps_stay_apart(w: u16, h: u16, selected: usize) {
+    let mut s = tutorial_state(w, h);
+    press(&mut s, "4");
+    s.channel = selected;
+    s.resize(w + 1, h);
+    s.resize(w, h);
+    let t = draw(&s, w, h);
+    let body = crate::ui::render::body_area(Rect::new(0, 0, w, h));
+    let area = crate::ui::tabs::features::areas(&s, body).grid;
+    let raster = &s.pictures.feature_grid.raster;
+    let g = s.pictures.feature_geom.expect("geometry");
+    // The grid is made for the box: drawn at a whole factor, nothing is lost to scaling.
+    let (fw, fh) = crate::ui::pictures::pixels(area, (1, 2));
+    assert!(
+        raster.width() <= fw && raster.height() <= fh,
+        "{}×{} in {fw}×{fh}",
+        raster.width(),
+        raster.height()
+    );
+    assert!(g.tile_w >= 8 && g.tile_h >= 8, "{g:?}");
+    let (cells, pw, _) = crate::ui::picture::placement(raster, area);
+    let k = pw / raster.width();
+    let px = pixels_of(&t, cells);
+    let gap = to_color(crate::viz::pictures::BACKGROUND, ColorDepth::TrueColor);
+    let frames = [
+        to_color(crate::viz::pictures::SELECTED, ColorDepth::TrueColor),
+        to_color(crate::viz::pictures::DEAD, ColorDepth::TrueColor),
+    ];
+    let is_gap = |c: &Color| *c == gap || frames.contains(c);
+    let rows = g.count.div_ceil(g.columns);
+    for col in 0..=g.columns {
+        let x = col * (g.tile_w + g.gap) * k;
+        for (y, row) in px.iter().enumerate().take(raster.height() * k) {
+            assert!(
+                is_gap(&row[x]),
+                "{w}×{h}: gap column {col} at pixel row {y}: {:?}",
+                row[x]
+            );
+        }
+    }
+    for r in 0..=rows {
+        let y = r * (g.tile_h + g.gap) * k;
+        assert!(
+            px[y].iter().take(raster.width() * k).all(is_gap),
+            "{w}×{h}: gap row {r}"
+        );
+    }
+    let drawn: HashSet<Color> = px.iter().flatten().copied().collect();
+    assert!(
+        drawn.contains(&frames[0]),
+        "{w}×{h}: the selected frame is drawn"
+    );
+    assert!(
+        drawn.contains(&frames[1]),
+        "{w}×{h}: the dead channel's frame is drawn"
+    );
+}
+
+#[test]
+fn feature_maps_keep_their_gaps_and_frames_at_every_size() {
+    // The tutorial fixture's channel 6 of the first layer is dead; select another.
+    for (w, h) in [(80, 24), (100, 30), (200, 60), (120, 40)] {
+        maps_stay_apart(w, h, 2);
+    }
+}
+
+#[test]
+fn many_small_maps_are_paged_and_the_page_follows_the_selection() {
+    let mut s = tutorial_state(80, 24);
+    press(&mut s, "4ll"); // conv2d_1: 32 maps of 75×75
+    let g = s.pictures.feature_geom.expect("geometry");
+    assert!(g.paged(), "{g:?}");
+    assert_eq!(g.first, 0);
+    assert!(g.tile_w >= crate::viz::pictures::MIN_MAP_SIDE, "{g:?}");
+    let text = format!("{}", draw(&s, 80, 24).backend());
+    assert!(
+        text.contains(&format!("channels 1–{} shown", g.count)),
+        "{text}"
+    );
+    // Stepping past the page shows the next one, with the selected map on it.
+    for _ in 0..g.count {
+        press(&mut s, "j");
+    }
+    let g2 = s.pictures.feature_geom.expect("geometry");
+    assert_eq!(g2.first, g.count);
+    assert!((g2.first..g2.first + g2.count).contains(&s.channel));
+    // A click maps to the tile of the page shown.
+    let body = crate::ui::render::body_area(Rect::new(0, 0, 80, 24));
+    let area = crate::ui::tabs::features::areas(&s, body).grid;
+    let raster = s.pictures.feature_grid.raster.clone();
+    let (col, row) = (area.left()..area.right())
+        .flat_map(|x| (area.top()..area.bottom()).map(move |y| (x, y)))
+        .find(|&(x, y)| {
+            crate::ui::picture::pixel_at(&raster, area, x, y)
+                .and_then(|(px, py)| g2.tile_at(px, py))
+                == Some(g2.first + 1)
+        })
+        .expect("the page's second tile on screen");
+    s.handle_terminal(&TermEvent::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: col,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(s.channel, g2.first + 1);
+}
+
+#[test]
+fn snapshots_small_and_large_terminals() {
+    // 80×24: the charts keep readable plots (the epoch table scrolls instead); the maps keep
+    // their gaps. 200×60: every tab at a large size.
+    for (w, h) in [(80, 24), (200, 60)] {
+        let mut s = tutorial_state(w, h);
+        for tab in [Tab::Training, Tab::Filters, Tab::Features] {
+            s.tab = tab;
+            let t = draw(&s, w, h);
+            insta::assert_snapshot!(
+                format!(
+                    "size_{w}x{h}_{}",
+                    tab.title().replace(' ', "_").to_lowercase()
+                ),
+                t.backend()
+            );
+        }
+    }
+}
+
+#[test]
+fn charts_keep_readable_plots_at_80_by_24() {
+    let mut s = state_with_epochs(20);
+    press(&mut s, "1");
+    s.resize(80, 24);
+    let t = draw(&s, 80, 24);
+    let buf = t.backend().buffer();
+    // The loss chart's border: its top and bottom corners in the left column.
+    let corners: Vec<u16> = (0..24)
+        .filter(|&y| matches!(buf[(0, y)].symbol(), "┌" | "└"))
+        .collect();
+    // Chart box, then the epoch table's box.
+    assert!(corners.len() >= 2, "{corners:?}");
+    let chart_rows = corners[1] - corners[0] - 1;
+    // Inside the border the x axis takes two rows; the plot needs at least 6.
+    assert!(chart_rows >= 8, "chart {chart_rows} rows: {}", t.backend());
 }
