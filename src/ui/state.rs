@@ -12,7 +12,7 @@ use super::pictures::Pictures;
 use crate::config::{ColormapName, FilterNorm, UiConfig};
 use crate::events::{
     BatchMetrics, CheckpointInfo, Command, EpochMetrics, Event, FeatureSnapshot, FilterSnapshot,
-    FinishReason, RunState, StartInfo,
+    FinishReason, RunState, StartInfo, StopCause,
 };
 use crate::viz::colormap;
 use crate::viz::raster::Grid;
@@ -158,6 +158,8 @@ pub struct AppState {
     pub quitting: bool,
     pub exit: Option<UiExit>,
     pub message: Option<String>,
+    /// Why the run was stopped, when it was and the log says.
+    pub stop_cause: Option<StopCause>,
     /// Rasters derived from the snapshots and selections.
     pub pictures: Pictures,
     /// Where graphics images (sixel, kitty, iTerm2) were last drawn, by slot: their size follows
@@ -199,6 +201,7 @@ impl AppState {
             quitting: false,
             exit: None,
             message: None,
+            stop_cause: None,
             pictures: Pictures::default(),
             shown: Vec::new(),
         };
@@ -263,6 +266,7 @@ impl AppState {
             }
             Event::Finished(f) => {
                 self.phase = Phase::Finished(f.reason);
+                self.stop_cause = f.cause;
                 self.finish_quit();
             }
             Event::Failed(f) => {

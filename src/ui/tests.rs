@@ -225,6 +225,7 @@ fn q_while_running_asks_then_stops_and_waits_for_finished() {
         reason: FinishReason::Stopped,
         epoch: 3,
         batch: 7,
+        cause: None,
     }));
     assert_eq!(s.exit, Some(UiExit::QuitStopped));
 }
