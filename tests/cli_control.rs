@@ -188,9 +188,11 @@ fn paused_time_is_not_training_time() {
     for attempt in 1.. {
         assert!(attempt <= 5, "no pause landed inside an epoch");
         // Sent once the last thing logged is a batch in the middle of an epoch.
-        wait_for("the middle of an epoch", Duration::from_secs(30), || {
-            matches!(events(&run_dir).last(), Some(Event::Batch(b)) if b.batch < b.batches)
-        });
+        wait_for(
+            "the middle of an epoch",
+            Duration::from_secs(30),
+            || matches!(events(&run_dir).last(), Some(Event::Batch(b)) if b.batch < b.batches),
+        );
         let before = events(&run_dir).len();
         control::send(&sock, &Command::Pause).expect("pause");
         wait_for("the paused status", Duration::from_secs(30), || {
