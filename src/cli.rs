@@ -4,11 +4,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{ColorSetting, ConvImpl, Graphics, Overrides};
+use crate::config::{ColorSetting, ColormapName, ConvImpl, Graphics, Overrides};
 
 /// Train a convolutional network on a folder of images and watch it learn, in the terminal.
 #[derive(Debug, Parser)]
-#[command(name = "convscope", version, about, propagate_version = true)]
+#[command(
+    name = "convscope",
+    version = env!("CONVSCOPE_LONG_VERSION"),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Commands,
@@ -33,6 +38,18 @@ pub enum Commands {
     Predict(PredictArgs),
     /// Write PNG pictures of filters, feature maps and training curves, and a metrics CSV.
     Export(ExportArgs),
+    /// Print a shell completion script, e.g. `convscope completions bash > ~/.local/share/bash-completion/completions/convscope`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `convscope manpage > ~/.local/share/man/man1/convscope.1`.
+    Manpage,
+}
+
+/// `convscope completions`.
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `convscope export`.
@@ -77,8 +94,8 @@ pub struct TrainFlags {
     /// Run directory (default: runs/<timestamp>).
     #[arg(long, env = "CONVSCOPE_RUN")]
     pub run: Option<PathBuf>,
-    /// Plain progress on stderr instead of the TUI.
-    #[arg(long, env = "CONVSCOPE_HEADLESS")]
+    /// Plain progress on stdout instead of the TUI (warnings and errors on stderr).
+    #[arg(long, env = "CONVSCOPE_HEADLESS", value_parser = parse_bool)]
     pub headless: bool,
     /// Train in a background process of its own (survives the terminal closing) and attach a viewer.
     #[arg(long, conflicts_with = "headless")]
@@ -102,10 +119,10 @@ pub struct TrainFlags {
     #[arg(long, env = "CONVSCOPE_SEED")]
     pub seed: Option<u64>,
     /// Turn augmentation off [augment.enabled = false].
-    #[arg(long, env = "CONVSCOPE_NO_AUGMENT")]
+    #[arg(long, env = "CONVSCOPE_NO_AUGMENT", value_parser = parse_bool)]
     pub no_augment: bool,
     /// One grey channel instead of RGB [data.color_mode = "grayscale"].
-    #[arg(long, env = "CONVSCOPE_GRAYSCALE")]
+    #[arg(long, env = "CONVSCOPE_GRAYSCALE", value_parser = parse_bool)]
     pub grayscale: bool,
     /// CPU convolution kernels [model.conv_impl].
     #[arg(long, env = "CONVSCOPE_CONV_IMPL", value_enum)]
@@ -148,9 +165,18 @@ pub struct TrainArgs {
 pub struct ResumeArgs {
     /// The run directory to continue.
     pub run: PathBuf,
-    /// Plain progress on stderr instead of the TUI.
-    #[arg(long, env = "CONVSCOPE_HEADLESS")]
+    /// Plain progress on stdout instead of the TUI (warnings and errors on stderr).
+    #[arg(long, env = "CONVSCOPE_HEADLESS", value_parser = parse_bool)]
     pub headless: bool,
+    /// Train in a background process of its own (survives the terminal closing) and attach a viewer.
+    #[arg(long, conflicts_with = "headless")]
+    pub detach: bool,
+    /// Continue on this compute device: cpu, wgpu, cuda or cuda:N (default: the run's own).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Continue with this many images per batch, from the next epoch on (default: the run's own).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Train until this many epochs in total (default: the run's own setting).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -165,14 +191,20 @@ pub struct ResumeArgs {
 /// `convscope view`.
 #[derive(Debug, Args, Clone)]
 pub struct ViewArgs {
-    /// The run directory.
+    /// The run directory (or a folder of runs, to list them).
     pub run: PathBuf,
+    /// Config file whose [ui] preferences apply over the run's own.
+    #[arg(long, env = "CONVSCOPE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Terminal graphics [ui.graphics].
     #[arg(long, env = "CONVSCOPE_GRAPHICS", value_enum)]
     pub graphics: Option<GraphicsArg>,
     /// Colour depth: auto (COLORTERM, tmux, or ask the terminal), truecolor or 256 [ui.color].
     #[arg(long, env = "CONVSCOPE_COLOR", value_enum)]
     pub color: Option<ColorArg>,
+    /// Colormap of filters and feature maps [ui.colormap].
+    #[arg(long, env = "CONVSCOPE_COLORMAP", value_enum)]
+    pub colormap: Option<ColormapArg>,
     /// Most kilobytes one sixel picture may take, for slow links; 0: no limit [ui.sixel_max_kb].
     #[arg(long, env = "CONVSCOPE_SIXEL_MAX_KB")]
     pub sixel_max_kb: Option<u32>,
@@ -185,12 +217,14 @@ pub struct ViewArgs {
 /// `convscope summary`.
 #[derive(Debug, Args, Clone)]
 pub struct SummaryArgs {
-    /// Config file (TOML).
+    /// A run directory: its own config and classes (default: the built-in config, 2 classes).
+    pub run: Option<PathBuf>,
+    /// Config file (TOML); a run's `RUN/config.toml` brings the run's classes too.
     #[arg(long, env = "CONVSCOPE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Number of classes (2 gives one logit, as in the tutorial).
-    #[arg(long, default_value_t = 2)]
-    pub classes: usize,
+    /// Number of classes (2 gives one logit, as in the tutorial) [default: the run's, else 2].
+    #[arg(long)]
+    pub classes: Option<usize>,
     /// Input size, `N` or `HxW`.
     #[arg(long, value_parser = parse_size)]
     pub image_size: Option<[u32; 2]>,
@@ -251,6 +285,26 @@ impl From<ConvImplArg> for ConvImpl {
     }
 }
 
+/// `--colormap`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColormapArg {
+    Viridis,
+    Magma,
+    Gray,
+    Diverging,
+}
+
+impl From<ColormapArg> for ColormapName {
+    fn from(v: ColormapArg) -> Self {
+        match v {
+            ColormapArg::Viridis => Self::Viridis,
+            ColormapArg::Magma => Self::Magma,
+            ColormapArg::Gray => Self::Gray,
+            ColormapArg::Diverging => Self::Diverging,
+        }
+    }
+}
+
 /// `--graphics`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GraphicsArg {
@@ -290,6 +344,58 @@ impl From<ColorArg> for ColorSetting {
             ColorArg::Palette256 => Self::Palette256,
         }
     }
+}
+
+/// Parse a yes/no value as environment variables carry it: 1/0, yes/no, true/false, on/off
+/// (any case).
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "y" | "true" | "on" => Ok(true),
+        "0" | "no" | "n" | "false" | "off" => Ok(false),
+        _ => Err(format!(
+            "{s:?} is not a yes/no value: use 1 or 0, yes or no, true or false, on or off"
+        )),
+    }
+}
+
+/// The environment variable that gave `value` to the flag `arg` (clap's `--epochs <EPOCHS>`),
+/// if one did.
+fn env_source(arg: &str, value: &str) -> Option<String> {
+    fn search(cmd: &clap::Command, long: &str, value: &str) -> Option<String> {
+        let here = cmd.get_arguments().find_map(|a| {
+            let env = a.get_env()?;
+            (a.get_long() == Some(long) && std::env::var_os(env).is_some_and(|v| v == value))
+                .then(|| env.to_string_lossy().into_owned())
+        });
+        here.or_else(|| cmd.get_subcommands().find_map(|c| search(c, long, value)))
+    }
+    use clap::CommandFactory as _;
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    search(&Cli::command(), long, value)
+}
+
+/// Print a command-line error (or the help or version clap answers with) and return the exit
+/// status; a bad value that came from an environment variable names the variable.
+pub fn report_parse_error(e: &clap::Error) -> i32 {
+    use clap::error::{ContextKind, ContextValue};
+    use std::io::Write as _;
+    if !e.use_stderr() {
+        let _ = e.print();
+        return e.exit_code();
+    }
+    let mut text = e.render().to_string();
+    if let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) && let Some(var) = env_source(arg, value)
+    {
+        text = format!(
+            "{}\n\nThe value {value:?} comes from the environment variable {var}: correct it, or unset it (unset {var}).\n",
+            text.trim_end()
+        );
+    }
+    let _ = write!(std::io::stderr(), "{text}");
+    e.exit_code()
 }
 
 fn parse_size(s: &str) -> Result<[u32; 2], String> {
@@ -333,6 +439,19 @@ mod tests {
         assert_eq!(parse_size("150").expect("ok"), [150, 150]);
         assert_eq!(parse_size("120x160").expect("ok"), [120, 160]);
         assert!(parse_size("big").unwrap_err().contains("HxW"));
+    }
+
+    #[test]
+    fn yes_no_values_parse_in_any_case() {
+        for v in ["1", "yes", "Y", "TRUE", "true", "On"] {
+            assert_eq!(parse_bool(v), Ok(true), "{v}");
+        }
+        for v in ["0", "no", "N", "False", "OFF"] {
+            assert_eq!(parse_bool(v), Ok(false), "{v}");
+        }
+        for v in ["", "maybe", "2", "yess"] {
+            assert!(parse_bool(v).unwrap_err().contains("yes/no"), "{v}");
+        }
     }
 
     #[test]

@@ -33,6 +33,31 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
         Commands::Export(args) => export::run(&args),
+        Commands::Completions(args) => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_complete::generate(
+                args.shell,
+                &mut crate::cli::Cli::command(),
+                "convscope",
+                &mut out,
+            );
+            std::io::stdout()
+                .write_all(&out)
+                .context("writing the completion script")?;
+            Ok(0)
+        }
+        Commands::Manpage => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(crate::cli::Cli::command())
+                .render(&mut out)
+                .context("rendering the manual page")?;
+            std::io::stdout()
+                .write_all(&out)
+                .context("writing the manual page")?;
+            Ok(0)
+        }
     }
 }
 
@@ -46,6 +71,8 @@ fn resolve_config(
         (None, Some(c)) => c,
         (None, None) => Config::load(None)?,
     };
+    // The user's [ui] preferences, under what the config file sets.
+    cfg.ui = crate::config::user_ui()?.overlaid(&cfg.ui);
     cfg.apply(overrides);
     cfg.validate()?;
     Ok(cfg)
@@ -128,12 +155,12 @@ fn detach(explicit: Option<&Path>, prefix: &str) -> Result<ExitCode> {
     // background process takes the run's lock itself.
     let (run, lock) = new_run(explicit, prefix)?;
     drop(lock);
-    let run_path = run.path;
-    let add_run_flag = explicit.is_none();
-    let out_path = run_path.join("convscope.out");
-    let out = std::fs::File::create(&out_path)
-        .with_context(|| format!("creating {}", out_path.display()))?;
-    let exe = std::env::current_exe().context("finding the convscope binary")?;
+    spawn_detached(run.path, explicit.is_none(), false)
+}
+
+/// Start the background process (see [`detach`]) for a run directory that exists; `append`
+/// keeps the output of the run's earlier sessions in `convscope.out` (a resumed run).
+fn spawn_detached(run_path: PathBuf, add_run_flag: bool, append: bool) -> Result<ExitCode> {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os()
         .skip(1)
         .filter(|a| a != "--detach")
@@ -143,9 +170,41 @@ fn detach(explicit: Option<&Path>, prefix: &str) -> Result<ExitCode> {
         args.push(run_path.clone().into_os_string());
     }
     args.push("--headless".into());
+    let pid = start_background(&run_path, &args, append)?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "convscope: training in the background (pid {pid}), output in {}",
+        shell_quote(&run_path.join("convscope.out"))
+    );
+    if !std::io::stdout().is_terminal() {
+        return Ok(0);
+    }
+    view(&ViewArgs {
+        run: run_path,
+        config: None,
+        graphics: None,
+        color: None,
+        colormap: None,
+        sixel_max_kb: None,
+        refresh_kb_per_sec: None,
+    })
+}
+
+/// Run `convscope ARGS` in a session of its own (no controlling terminal), its output in
+/// `RUN/convscope.out`, and wait until it serves the run's control socket; returns its pid.
+fn start_background(run_path: &Path, args: &[std::ffi::OsString], append: bool) -> Result<u32> {
+    let out_path = run_path.join("convscope.out");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(&out_path)
+        .with_context(|| format!("creating {}", out_path.display()))?;
+    let exe = std::env::current_exe().context("finding the convscope binary")?;
     let mut child = std::process::Command::new("setsid")
         .arg(&exe)
-        .args(&args)
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
@@ -169,22 +228,7 @@ fn detach(explicit: Option<&Path>, prefix: &str) -> Result<ExitCode> {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "convscope: training in the background (pid {}), output in {}",
-        child.id(),
-        shell_quote(&out_path)
-    );
-    if !std::io::stdout().is_terminal() {
-        return Ok(0);
-    }
-    view(&ViewArgs {
-        run: run_path,
-        graphics: None,
-        color: None,
-        sixel_max_kb: None,
-        refresh_kb_per_sec: None,
-    })
+    Ok(child.id())
 }
 
 fn train_cmd(args: &TrainArgs) -> Result<ExitCode> {
@@ -234,6 +278,8 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
     // resume changes nothing (not even config.toml).
     let lock = run.lock()?;
     let mut cfg = run.read_config()?;
+    cfg.ui = crate::config::user_ui()?.overlaid(&cfg.ui);
+    let run_batch_size = cfg.train.batch_size;
     if let Some(e) = args.epochs {
         cfg.train.epochs = e;
     }
@@ -242,6 +288,12 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
     }
     if let Some(c) = args.color {
         cfg.ui.color = c.into();
+    }
+    if let Some(d) = &args.device {
+        cfg.train.device.clone_from(d);
+    }
+    if let Some(b) = args.batch_size {
+        cfg.train.batch_size = b;
     }
     cfg.validate()?;
     // Made before the run directory: a device that cannot be had leaves nothing behind.
@@ -259,6 +311,21 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
         );
     }
     let (epoch, _) = cp.state.resume_point();
+    if cfg.train.batch_size != run_batch_size && !cp.state.epoch_complete() {
+        bail!(
+            "checkpoint {} was taken in the middle of epoch {} (batch {} of {}, {} images a batch): the batch size can change only where an epoch ends. Finish that epoch first with `convscope resume {} --epochs {}`, then `convscope resume {} --epochs {} --batch-size {}`",
+            cp.name,
+            cp.state.epoch,
+            cp.state.batch,
+            cp.state.batches_per_epoch,
+            run_batch_size,
+            run.path.display(),
+            cp.state.epoch,
+            run.path.display(),
+            cfg.train.epochs,
+            cfg.train.batch_size
+        );
+    }
     if epoch > cfg.train.epochs {
         let _ = writeln!(
             std::io::stderr(),
@@ -268,6 +335,11 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
             cp.name
         );
         return Ok(0);
+    }
+    if args.detach {
+        // The background process takes the lock itself.
+        drop(lock);
+        return spawn_detached(run.path.clone(), false, true);
     }
     // A resumed run with more epochs (or another learning rate) records it, now that
     // nothing can refuse it any more.
@@ -284,14 +356,131 @@ fn resume(args: &ResumeArgs) -> Result<ExitCode> {
     )
 }
 
+/// One line about a run for a listing: epochs done of the total, its state, best accuracy.
+fn run_line(run: &RunDir) -> String {
+    use crate::events::{Event, FinishReason, RunState};
+    let events = crate::run::event_log::read_all(&run.events_path())
+        .map(|(e, _)| e)
+        .unwrap_or_default();
+    let total = run.read_config().map(|c| c.train.epochs).ok();
+    let done = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Epoch(m) => Some(m.epoch),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let best = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Epoch(m) => m.val_accuracy,
+            _ => None,
+        })
+        .fold(None, |b: Option<f32>, a| Some(b.map_or(a, |b| b.max(a))));
+    // What the newest session said last, or what a viewer would see of it.
+    let session = events
+        .iter()
+        .rposition(|e| matches!(e, Event::Started(_)))
+        .map_or(&events[..], |i| &events[i..]);
+    let ended = session.iter().rev().find_map(|e| match e {
+        Event::Finished(f) => Some(match f.reason {
+            FinishReason::Completed => "finished".to_string(),
+            FinishReason::Stopped => f.cause.map_or_else(
+                || "stopped".to_string(),
+                |c| format!("stopped by {}", c.describe()),
+            ),
+        }),
+        Event::Failed(_) => Some("failed".to_string()),
+        _ => None,
+    });
+    let state = ended.unwrap_or_else(|| {
+        if crate::run::control::is_live(&run.socket_path()) {
+            let said = session.iter().rev().find_map(|e| match e {
+                Event::Status(s) => Some(s.state),
+                _ => None,
+            });
+            match said {
+                Some(RunState::Paused) => "paused",
+                Some(RunState::Preparing) | None => "preparing",
+                _ => "running",
+            }
+            .to_string()
+        } else if events.is_empty() {
+            "not started".to_string()
+        } else {
+            "interrupted".to_string()
+        }
+    });
+    let epochs = total.map_or_else(|| done.to_string(), |t| format!("{done}/{t}"));
+    let best = best.map_or_else(String::new, |a| format!("  best val_acc {a:.3}"));
+    format!("{epochs:>9} epochs  {state}{best}")
+}
+
+/// The runs inside `dir` (a folder of run directories), newest first, or `None` when it holds none.
+fn list_runs(dir: &Path) -> Option<String> {
+    use std::fmt::Write as _;
+    let mut runs: Vec<(std::time::SystemTime, RunDir)> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| RunDir::open(&e.path()).ok())
+        .map(|r| {
+            let modified = std::fs::metadata(r.events_path())
+                .or_else(|_| std::fs::metadata(&r.path))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (modified, r)
+        })
+        .collect();
+    if runs.is_empty() {
+        return None;
+    }
+    runs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.path.cmp(&b.1.path)));
+    let width = runs
+        .iter()
+        .map(|(_, r)| r.path.display().to_string().chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut text = format!(
+        "{} is not a run but holds {} run{} (newest first):\n",
+        dir.display(),
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" }
+    );
+    for (_, r) in &runs {
+        let name = r.path.display().to_string();
+        let _ = writeln!(text, "  {name:<width$}  {}", run_line(r));
+    }
+    let _ = writeln!(
+        text,
+        "Open one with: convscope view {}",
+        runs[0].1.path.display()
+    );
+    Some(text)
+}
+
 fn view(args: &ViewArgs) -> Result<ExitCode> {
+    if !args.run.join("config.toml").exists()
+        && let Some(listing) = list_runs(&args.run)
+    {
+        let _ = write!(std::io::stdout(), "{listing}");
+        return Ok(0);
+    }
     let run = RunDir::open(&args.run)?;
     let mut cfg = run.read_config()?;
+    // [ui]: flag > environment > --config / CONVSCOPE_CONFIG > the run's > the user's file.
+    cfg.ui = crate::config::user_ui()?.overlaid(&cfg.ui);
+    if let Some(path) = &args.config {
+        cfg.ui = cfg.ui.overlaid(&Config::load(Some(path))?.ui);
+    }
     if let Some(g) = args.graphics {
         cfg.ui.graphics = g.into();
     }
     if let Some(c) = args.color {
         cfg.ui.color = c.into();
+    }
+    if let Some(c) = args.colormap {
+        cfg.ui.colormap = c.into();
     }
     if let Some(kb) = args.sixel_max_kb {
         cfg.ui.sixel_max_kb = kb;
@@ -334,20 +523,42 @@ fn view(args: &ViewArgs) -> Result<ExitCode> {
 }
 
 fn summary(args: &SummaryArgs) -> Result<ExitCode> {
-    let mut cfg = Config::load(args.config.as_deref())?;
+    // A run directory, or a run's own config.toml, brings the run's classes.
+    let run = match (&args.run, &args.config) {
+        (Some(path), _) => Some(RunDir::open(path)?),
+        (None, Some(file)) if file.file_name().is_some_and(|n| n == "config.toml") => file
+            .parent()
+            .and_then(|dir| RunDir::open(dir).ok())
+            .filter(|r| r.classes_path().is_file()),
+        (None, _) => None,
+    };
+    let mut cfg = match (&args.run, &run) {
+        (Some(_), Some(r)) => r.read_config()?,
+        _ => Config::load(args.config.as_deref())?,
+    };
     cfg.apply(&Overrides {
         image_size: args.image_size,
         grayscale: args.grayscale,
         ..Overrides::default()
     });
     cfg.validate()?;
-    if args.classes < 2 {
-        bail!(
-            "--classes {}: a classifier needs at least two classes",
-            args.classes
-        );
+    let classes = match (args.classes, &run) {
+        (Some(n), _) => n,
+        (None, Some(r)) => r
+            .read_classes()
+            .map(|c| c.classes.len())
+            .with_context(|| {
+                format!(
+                    "{} has no class list yet (the training writes it once it has read the data); pass --classes N",
+                    r.path.display()
+                )
+            })?,
+        (None, None) => 2,
+    };
+    if classes < 2 {
+        bail!("--classes {classes}: a classifier needs at least two classes");
     }
-    let rows = crate::model::summary::summarize(&cfg, args.classes)?;
+    let rows = crate::model::summary::summarize(&cfg, classes)?;
     let _ = write!(
         std::io::stdout(),
         "{}",
@@ -385,7 +596,7 @@ fn start(
     headless_flag: bool,
 ) -> Result<ExitCode> {
     // Held until this process ends: nobody else writes to the run meanwhile.
-    let _lock = lock;
+    let run_lock = lock;
     // Absolute, so that a viewer started in another folder finds the probe images.
     let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
     let val_dir = val_dir.map(|v| std::path::absolute(&v).unwrap_or(v));
@@ -410,6 +621,7 @@ fn start(
     let samples_first = std::path::absolute(run.path.join(DEMO_DATA)).is_ok_and(|d| d == data_dir);
     let resuming = resume.is_some();
     let resumed_from = resume.as_ref().map(|cp| cp.name.clone());
+    let stop_by = train::StopBy::default();
     let job = Job {
         cfg: cfg.clone(),
         device,
@@ -419,6 +631,7 @@ fn start(
         resume,
         samples: write_samples(run),
         samples_first,
+        stop_by: stop_by.clone(),
     };
     // A resumed run's screen shows its earlier sessions too: read them before the trainer
     // appends to the log.
@@ -433,8 +646,8 @@ fn start(
     } else {
         Vec::new()
     };
-    let control = crate::run::control::serve(&run.socket_path(), cmd_tx.clone())?;
-    let handle = train::spawn(job, events_tx, cmd_rx, signals.stop.clone())
+    let control = serve_control(run, cmd_tx.clone(), stop_by.clone())?;
+    let handle = train::spawn(job, events_tx, cmd_rx, signals.clone())
         .context("starting the training thread")?;
     // Joined on a thread of its own, so the hangup watcher knows when the checkpoint is written.
     let worker_done = Arc::new(AtomicBool::new(false));
@@ -453,14 +666,20 @@ fn start(
     if tui {
         crate::hangup::watch(signals.clone(), worker_done);
     }
+    let mut hand_off = false;
     let ending = if tui {
+        let stop_tx = cmd_tx.clone();
         match crate::tui_bridge::run(cfg, run, history, events_rx, cmd_tx, signals.stop.clone()) {
             Ok(crate::ui::UiExit::Finished | crate::ui::UiExit::QuitStopped) => Ending::Completed,
             Ok(crate::ui::UiExit::QuitWhileRunning) => {
+                // "Leave it running" must outlive this terminal (an SSH session ends it, and the
+                // shell waits for a process in the foreground): the training stops at a
+                // checkpoint and a background process of its own session resumes it exactly.
+                stop_by.set(crate::events::StopCause::HandOff);
+                hand_off = stop_tx.send(Command::Stop).is_ok();
                 let _ = writeln!(
                     std::io::stderr(),
-                    "convscope: left the screen; training goes on in this process (Ctrl-C checkpoints and stops it). Watch it from another terminal with: convscope view {}",
-                    shell_quote(&run.path)
+                    "convscope: handing the training over to a background process (writing a checkpoint first)…"
                 );
                 Ending::Vanished
             }
@@ -488,6 +707,11 @@ fn start(
         .recv()
         .unwrap_or_else(|_| Err(Box::new("the training thread vanished")));
     drop(control);
+    if hand_off && signals.received() == 0 && matches!(result, Ok(Ok(train::Outcome::Stopped))) {
+        // The background process takes the lock itself.
+        drop(run_lock);
+        return hand_over(&run.path);
+    }
     report(
         &run.path,
         &signals,
@@ -504,6 +728,54 @@ fn readable_rate(lr: f64) -> String {
     } else {
         format!("{lr:e}")
     }
+}
+
+/// Resume a run that was just stopped for the purpose in a background process of its own
+/// session (as `--detach` starts one), and say how to watch it.
+fn hand_over(run: &Path) -> Result<ExitCode> {
+    let args: Vec<std::ffi::OsString> = vec![
+        "resume".into(),
+        run.as_os_str().to_owned(),
+        "--headless".into(),
+    ];
+    let pid = start_background(run, &args, true).with_context(|| {
+        format!(
+            "the training stopped with a checkpoint but did not restart in the background; continue it with: convscope resume {}",
+            shell_quote(run)
+        )
+    })?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "convscope: the training goes on in the background (pid {pid}), output in {}; it survives this terminal closing. Watch it with: convscope view {}",
+        run.join("convscope.out").display(),
+        run.display()
+    );
+    Ok(0)
+}
+
+/// Serve the run's control socket, passing its commands on to `commands`; a stop that came
+/// through it is marked as a viewer's first, so that the run records who stopped it.
+fn serve_control(
+    run: &RunDir,
+    commands: std::sync::mpsc::Sender<Command>,
+    stop_by: train::StopBy,
+) -> Result<crate::run::control::ControlServer> {
+    let (socket_tx, socket_rx) = std::sync::mpsc::channel::<Command>();
+    let server = crate::run::control::serve(&run.socket_path(), socket_tx)?;
+    std::thread::Builder::new()
+        .name("control-forward".into())
+        .spawn(move || {
+            for cmd in socket_rx {
+                if cmd == Command::Stop {
+                    stop_by.set(crate::events::StopCause::Viewer);
+                }
+                if commands.send(cmd).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("starting the control socket's thread")?;
+    Ok(server)
 }
 
 fn report(
@@ -562,7 +834,12 @@ fn report(
             if matches!(ending, Ending::Failed(_)) {
                 return Ok(1);
             }
-            let _ = writeln!(err, "convscope: finished; run directory {}", run.display());
+            // The last line of the progress, on stdout with it.
+            let _ = writeln!(
+                std::io::stdout(),
+                "convscope: finished; run directory {}",
+                run.display()
+            );
             Ok(0)
         }
     }

@@ -13,10 +13,11 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// A configuration problem, naming the file or key and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    // Not a `source` field: the error is already in the text, and an error chain printed it twice.
+    #[error("cannot read config file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
@@ -380,6 +381,86 @@ impl Default for UiConfig {
     }
 }
 
+impl UiConfig {
+    /// These preferences with the keys of `over` that differ from the defaults put on top: a
+    /// config file's `[ui]` over the user's preferences file.
+    #[must_use]
+    pub fn overlaid(mut self, over: &UiConfig) -> Self {
+        let d = UiConfig::default();
+        if over.graphics != d.graphics {
+            self.graphics = over.graphics;
+        }
+        if over.colormap != d.colormap {
+            self.colormap = over.colormap;
+        }
+        if over.filter_norm != d.filter_norm {
+            self.filter_norm = over.filter_norm;
+        }
+        if over.fps != d.fps {
+            self.fps = over.fps;
+        }
+        if over.sixel_max_kb != d.sixel_max_kb {
+            self.sixel_max_kb = over.sixel_max_kb;
+        }
+        if over.refresh_kb_per_sec != d.refresh_kb_per_sec {
+            self.refresh_kb_per_sec = over.refresh_kb_per_sec;
+        }
+        self
+    }
+}
+
+/// The user's preferences file: `$XDG_CONFIG_HOME/convscope/config.toml`, else
+/// `~/.config/convscope/config.toml` (`None` without either variable).
+#[must_use]
+pub fn user_config_path() -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_CONFIG_HOME")
+        .and_then(absolute)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".config"))
+        })
+        .map(|dir| dir.join("convscope").join("config.toml"))
+}
+
+/// The user's preferences file: only `[ui]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFile {
+    #[serde(default)]
+    ui: UiConfig,
+}
+
+/// The `[ui]` preferences of the user's file ([`user_config_path`]); the defaults when there is
+/// no such file.
+pub fn user_ui() -> Result<UiConfig, ConfigError> {
+    let Some(path) = user_config_path() else {
+        return Ok(UiConfig::default());
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UiConfig::default()),
+        Err(error) => return Err(ConfigError::Read { path, error }),
+    };
+    let file: UserFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: format!(
+            "{}\n(the user config file holds only [ui] preferences; training settings go in a --config file)",
+            e.to_string().trim_end()
+        ),
+    })?;
+    let check = Config {
+        ui: file.ui.clone(),
+        ..Config::default()
+    };
+    check.validate().map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(file.ui)
+}
+
 /// Overrides from command-line flags and environment variables (each `None` when not given).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -411,9 +492,9 @@ impl Config {
         match path {
             None => Self::from_toml(DEFAULT_TOML, "config/default.toml (built in)"),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
                     path: p.to_path_buf(),
-                    source,
+                    error,
                 })?;
                 Self::from_toml(&text, &p.display().to_string())
             }
@@ -672,6 +753,28 @@ mod tests {
         assert_eq!(c.data.image_size, [32, 48]);
         assert!(!c.augment.enabled);
         assert_eq!(c.input_shape(), [1, 32, 48]);
+    }
+
+    #[test]
+    fn a_file_s_ui_keys_override_the_user_s_where_they_say_something() {
+        let user = UiConfig {
+            colormap: ColormapName::Magma,
+            fps: 20,
+            ..UiConfig::default()
+        };
+        let file = UiConfig {
+            graphics: Graphics::Halfblocks,
+            ..UiConfig::default()
+        };
+        let ui = user.clone().overlaid(&file);
+        assert_eq!(ui.colormap, ColormapName::Magma);
+        assert_eq!(ui.fps, 20);
+        assert_eq!(ui.graphics, Graphics::Halfblocks);
+        let file = UiConfig {
+            colormap: ColormapName::Gray,
+            ..UiConfig::default()
+        };
+        assert_eq!(user.overlaid(&file).colormap, ColormapName::Gray);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use augment::{Transform, warp_into};
 pub use bench::{BenchReport, bench_pipeline, write_bench_jpegs};
 pub use dataset::{Batch, Batches, Dataset, Split};
 pub use decode::{Decoded, decode_resized, load_image, luma, resize_nearest};
-pub use scan::{IMAGE_EXTENSIONS, Scan, has_image_extension, scan};
+pub use scan::{IMAGE_EXTENSIONS, Scan, has_image_extension, scan, split_folders_warning};
 pub use synthetic::{SYNTHETIC_CLASSES, write_synthetic};
 
 /// One image file and its class index.

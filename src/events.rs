@@ -123,12 +123,61 @@ pub enum FinishReason {
     Stopped,
 }
 
+/// What stopped a run before its last epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopCause {
+    /// SIGHUP: the terminal hung up (an SSH connection dropped, the terminal closed).
+    Hangup,
+    /// SIGTERM.
+    Terminate,
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// `x` (or quit and stop) on the training's own screen.
+    Screen,
+    /// A stop through the run's control socket (a viewer's `x`, or a script).
+    Viewer,
+    /// `q` then `d` on its screen: the training goes on in a background process of its own.
+    HandOff,
+}
+
+impl StopCause {
+    /// The cause for a signal number, if it is one of the three that stop a run.
+    #[must_use]
+    pub fn from_signal(signal: i32) -> Option<Self> {
+        match signal {
+            signal_hook::consts::SIGHUP => Some(Self::Hangup),
+            signal_hook::consts::SIGTERM => Some(Self::Terminate),
+            signal_hook::consts::SIGINT => Some(Self::Interrupt),
+            _ => None,
+        }
+    }
+
+    /// Who or what stopped it, to follow "stopped by" on the screen and in the log.
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Hangup => {
+                "SIGHUP (its terminal hung up: SSH connection dropped or terminal closed)"
+            }
+            Self::Terminate => "SIGTERM",
+            Self::Interrupt => "Ctrl-C (SIGINT)",
+            Self::Screen => "x on its own screen",
+            Self::Viewer => "a viewer (stop through control.sock)",
+            Self::HandOff => "q then d on its screen, to go on in a background process",
+        }
+    }
+}
+
 /// The run ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinishInfo {
     pub reason: FinishReason,
     pub epoch: usize,
     pub batch: usize,
+    /// Why a stopped run stopped (absent in logs written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<StopCause>,
 }
 
 /// The run failed.

@@ -1,9 +1,11 @@
-//! Headless progress on stderr: an indicatif bar on a terminal, plain lines otherwise.
+//! Headless progress on stdout, as Keras and PyTorch scripts print it (so `| tee log` and
+//! `> log` capture it): an indicatif bar on a terminal, plain lines otherwise. Warnings and
+//! errors go to stderr.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::events::{Event, EventReceiver, FinishReason, RunState};
 
@@ -20,7 +22,7 @@ pub enum Ending {
 /// Print events until the worker finishes.
 pub fn print_events(mut events: EventReceiver) -> Ending {
     let tty =
-        std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
+        std::io::stdout().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
     let mut printer = Printer::new(tty);
     while let Some(event) = events.blocking_recv() {
         if let Some(end) = printer.handle(&event) {
@@ -39,8 +41,11 @@ struct Printer {
     last_line: Instant,
 }
 
+/// One progress line on stdout, flushed at once (a pipe's buffer would hold it back).
 fn line(text: &str) {
-    let _ = writeln!(std::io::stderr(), "{text}");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 impl Printer {
@@ -57,6 +62,17 @@ impl Printer {
         match &self.bar {
             Some(bar) => bar.println(text),
             None => line(text),
+        }
+    }
+
+    /// A warning on stderr, above the bar if there is one.
+    fn warn(&self, text: &str) {
+        let print = || {
+            let _ = writeln!(std::io::stderr(), "{text}");
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
         }
     }
 
@@ -91,7 +107,10 @@ impl Printer {
                 }
                 if self.tty {
                     let total = (s.epochs + 1 - s.start_epoch.min(s.epochs)) * s.batches_per_epoch;
-                    let bar = ProgressBar::new(total as u64);
+                    let bar = ProgressBar::with_draw_target(
+                        Some(total as u64),
+                        ProgressDrawTarget::stdout(),
+                    );
                     bar.set_style(
                         ProgressStyle::with_template(
                             "{prefix} [{bar:30}] {pos}/{len} batches, {elapsed_precise} elapsed, ETA {eta_precise} {msg}",
@@ -165,8 +184,11 @@ impl Printer {
                 | RunState::Stalled
                 | RunState::Interrupted => {}
             },
-            Event::Warning(w) => self.say(&format!("warning: {}", w.message)),
+            Event::Warning(w) => self.warn(&format!("warning: {}", w.message)),
             Event::Finished(f) => {
+                if let Some(c) = f.cause {
+                    self.warn(&format!("convscope: stopped by {}", c.describe()));
+                }
                 return Some(match f.reason {
                     FinishReason::Completed => Ending::Completed,
                     FinishReason::Stopped => Ending::Stopped,

@@ -21,7 +21,10 @@ pub mod viz;
 pub fn main_entry() -> i32 {
     use clap::Parser as _;
     allocator::tune();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli::report_parse_error(&e),
+    };
     match commands::dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {

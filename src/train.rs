@@ -8,7 +8,7 @@ pub mod viewer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::data::{Dataset, Split};
 use crate::events::{
     BatchMetrics, CheckpointInfo, Command, EpochMetrics, Event, EventSender, FailInfo, FinishInfo,
-    FinishReason, RunState, StartInfo, StatusChange,
+    FinishReason, RunState, StartInfo, StatusChange, StopCause,
 };
 use crate::model::{self, Net};
 use crate::run::checkpoint::{self, Checkpoint, TrainState};
@@ -66,6 +66,28 @@ pub struct Job {
     /// Offer the samples first (the demo, whose own images are synthetic); a real dataset's
     /// validation images come first otherwise.
     pub samples_first: bool,
+    /// Who asks for the next `Command::Stop`, set before it is sent (a viewer through the
+    /// control socket, a hand-off to the background); unset, the training's own screen.
+    pub stop_by: StopBy,
+}
+
+/// Who asks for a stop, shared between the worker and those who send it `Command::Stop`.
+#[derive(Debug, Clone, Default)]
+pub struct StopBy(Arc<std::sync::Mutex<Option<StopCause>>>);
+
+impl StopBy {
+    /// Say who asks, before sending the stop.
+    pub fn set(&self, cause: StopCause) {
+        if let Ok(mut c) = self.0.lock() {
+            *c = Some(cause);
+        }
+    }
+
+    /// Who asked, if anyone said.
+    #[must_use]
+    pub fn get(&self) -> Option<StopCause> {
+        self.0.lock().ok().and_then(|c| *c)
+    }
 }
 
 /// How a run ended without error.
@@ -75,13 +97,13 @@ pub enum Outcome {
     Stopped,
 }
 
-/// Start the worker thread `trainer`; it reads `commands` between batches and treats a set
-/// `interrupt` flag (signals) like `Command::Stop`.
+/// Start the worker thread `trainer`; it reads `commands` between batches and treats a signal
+/// (`interrupt`) like `Command::Stop`.
 pub fn spawn(
     job: Job,
     events: EventSender,
     commands: Receiver<Command>,
-    interrupt: Arc<AtomicBool>,
+    interrupt: crate::signals::Signals,
 ) -> std::io::Result<std::thread::JoinHandle<Result<Outcome, TrainError>>> {
     std::thread::Builder::new()
         .name("trainer".into())
@@ -90,10 +112,12 @@ pub fn spawn(
                 events,
                 commands,
                 pending: std::collections::VecDeque::new(),
+                stop_by: job.stop_by.clone(),
                 interrupt,
                 log: None,
                 events_open: true,
                 run_identity: None,
+                paused: Duration::ZERO,
             };
             let result = worker.run(job);
             match &result {
@@ -114,11 +138,14 @@ struct Worker {
     commands: Receiver<Command>,
     /// Commands taken from `commands` and coalesced, not handled yet.
     pending: std::collections::VecDeque<Command>,
-    interrupt: Arc<AtomicBool>,
+    interrupt: crate::signals::Signals,
+    stop_by: StopBy,
     log: Option<EventLog>,
     events_open: bool,
     /// The run directory's identity at the start, to notice that it was deleted or replaced.
     run_identity: Option<Identity>,
+    /// Time spent paused so far: not training time (epoch seconds, throughput, ETA leave it out).
+    paused: Duration,
 }
 
 /// Running sums over an epoch.
@@ -155,7 +182,7 @@ pub fn mix_seed(seed: u64, a: u64, b: u64) -> u64 {
 
 enum Control {
     Continue,
-    Stop,
+    Stop(Option<StopCause>),
 }
 
 /// What a checkpoint leaves of the older ones (`train.keep_checkpoints`, `train.keep_optimizer`;
@@ -225,6 +252,7 @@ impl Worker {
             resume,
             samples,
             samples_first,
+            stop_by: _,
         } = job;
         self.run_identity = Some(Identity::of(&run.path).map_err(|error| RunError::Io {
             path: run.path.clone(),
@@ -281,6 +309,14 @@ impl Worker {
             probe_images: probes,
             time: started,
         })));
+        if start_epoch == 1
+            && start_batch == 0
+            && let Some(message) = crate::data::split_folders_warning(&data_dir, &classes)
+        {
+            // On the screen, on stderr when headless, in events.jsonl; and in the log.
+            tracing::info!("warning: {message}");
+            self.emit(Event::Warning(crate::events::WarningInfo { message }));
+        }
         tracing::info!(
             "training {} classes, {} train / {} val images, {} batches per epoch on {}",
             classes.len(),
@@ -327,10 +363,12 @@ impl Worker {
                 Accum::default()
             };
             let epoch_start = Instant::now();
+            let paused_before_epoch = self.paused;
             let mut epoch_images = 0usize;
             // The rate in batch events is the training's: the last epoch's validation,
             // checkpoint and snapshots are not in its first window.
             let mut last_event = epoch_start;
+            let mut paused_at_last_event = self.paused;
             let mut images_since_event = 0usize;
             for (offset, batch) in dataset
                 .batches(Split::Train, epoch, first_batch, batch_size)
@@ -380,7 +418,7 @@ impl Worker {
                 state.loss_sum = acc.loss_sum;
                 state.correct = acc.correct;
                 state.seen = acc.seen;
-                state.train_seconds = base_seconds + t0.elapsed().as_secs_f64();
+                state.train_seconds = base_seconds + self.training_time(t0).as_secs_f64();
                 if !tuned {
                     tuned = true;
                     self.emit(Event::Status(StatusChange {
@@ -394,7 +432,11 @@ impl Worker {
                     || b + 1 == batches
                     || self.command_waiting()
                 {
-                    let secs = now.duration_since(last_event).as_secs_f32().max(1e-6);
+                    let secs = now
+                        .duration_since(last_event)
+                        .saturating_sub(self.paused.saturating_sub(paused_at_last_event))
+                        .as_secs_f32()
+                        .max(1e-6);
                     self.emit(Event::Batch(BatchMetrics {
                         epoch,
                         batch: b + 1,
@@ -405,18 +447,20 @@ impl Worker {
                         elapsed: state.train_seconds,
                     }));
                     last_event = now;
+                    paused_at_last_event = self.paused;
                     images_since_event = 0;
                 }
                 self.check_run_dir(&run)?;
                 if b + 1 < batches {
                     match self.handle_commands(&net, &optim, &state, &run, &mut inspector)? {
                         Control::Continue => {}
-                        Control::Stop => {
+                        Control::Stop(cause) => {
                             self.checkpoint(&net, &optim, &state, &run, Keep::from(&cfg.train))?;
                             self.emit(Event::Finished(FinishInfo {
                                 reason: FinishReason::Stopped,
                                 epoch,
                                 batch: b + 1,
+                                cause,
                             }));
                             self.serve_finished(&net, state.epoch, &mut inspector);
                             return Ok(Outcome::Stopped);
@@ -426,7 +470,10 @@ impl Worker {
             }
             // Validation with the epoch's final weights.
             let val = validate(&net, &dataset, epoch, batch_size, &device, [c, h, w]);
-            let seconds = epoch_start.elapsed().as_secs_f64();
+            let seconds = epoch_start
+                .elapsed()
+                .saturating_sub(self.paused.saturating_sub(paused_before_epoch))
+                .as_secs_f64();
             self.emit(Event::Epoch(EpochMetrics {
                 epoch,
                 train_loss: acc.loss(),
@@ -438,18 +485,19 @@ impl Worker {
             }));
             state.epoch = epoch;
             state.batch = batches;
-            state.train_seconds = base_seconds + t0.elapsed().as_secs_f64();
+            state.train_seconds = base_seconds + self.training_time(t0).as_secs_f64();
             record_late_skips(&run, &dataset)?;
             self.checkpoint(&net, &optim, &state, &run, Keep::from(&cfg.train))?;
             self.emit_all(inspector.on_epoch_end(&net, epoch));
             if epoch < cfg.train.epochs
-                && let Control::Stop =
+                && let Control::Stop(cause) =
                     self.handle_commands(&net, &optim, &state, &run, &mut inspector)?
             {
                 self.emit(Event::Finished(FinishInfo {
                     reason: FinishReason::Stopped,
                     epoch,
                     batch: batches,
+                    cause,
                 }));
                 self.serve_finished(&net, state.epoch, &mut inspector);
                 return Ok(Outcome::Stopped);
@@ -459,6 +507,7 @@ impl Worker {
             reason: FinishReason::Completed,
             epoch: cfg.train.epochs,
             batch: batches,
+            cause: None,
         }));
         self.serve_finished(&net, state.epoch, &mut inspector);
         Ok(Outcome::Completed)
@@ -547,10 +596,28 @@ impl Worker {
         {
             self.pending.push_back(c);
         }
-        !self.pending.is_empty() || self.interrupt.load(Ordering::SeqCst)
+        !self.pending.is_empty() || self.interrupt.stop.load(Ordering::SeqCst)
     }
 
-    /// Handle pending commands; blocks while paused.
+    /// Say that the run stops, and why (in the log too), before its checkpoint is written.
+    fn stopping(&mut self, cause: Option<StopCause>) -> Control {
+        if let Some(c) = cause {
+            tracing::warn!("stopped by {}; writing a checkpoint", c.describe());
+        } else {
+            tracing::warn!("stopping; writing a checkpoint");
+        }
+        self.emit(Event::Status(StatusChange {
+            state: RunState::Stopping,
+        }));
+        Control::Stop(cause)
+    }
+
+    /// Time since `t0` not spent paused.
+    fn training_time(&self, t0: Instant) -> Duration {
+        t0.elapsed().saturating_sub(self.paused)
+    }
+
+    /// Handle pending commands; blocks while paused, and counts the time paused.
     fn handle_commands(
         &mut self,
         net: &Net,
@@ -559,13 +626,29 @@ impl Worker {
         run: &RunDir,
         inspector: &mut inspect::Inspector,
     ) -> Result<Control, TrainError> {
+        let mut pause_began = None;
+        let control =
+            self.handle_commands_pausing(net, optim, state, run, inspector, &mut pause_began);
+        if let Some(began) = pause_began {
+            self.paused += began.elapsed();
+        }
+        control
+    }
+
+    /// [`Self::handle_commands`]; `pause_began` is set when a pause starts.
+    fn handle_commands_pausing(
+        &mut self,
+        net: &Net,
+        optim: &burn::optim::ModuleOptimizer,
+        state: &TrainState,
+        run: &RunDir,
+        inspector: &mut inspect::Inspector,
+        pause_began: &mut Option<Instant>,
+    ) -> Result<Control, TrainError> {
         let mut paused = false;
         loop {
-            if self.interrupt.load(Ordering::SeqCst) {
-                self.emit(Event::Status(StatusChange {
-                    state: RunState::Stopping,
-                }));
-                return Ok(Control::Stop);
+            if self.interrupt.stop.load(Ordering::SeqCst) {
+                return Ok(self.stopping(StopCause::from_signal(self.interrupt.received())));
             }
             let cmd = if paused {
                 match self.next_command(Some(Duration::from_millis(100))) {
@@ -589,6 +672,7 @@ impl Worker {
                 Command::Pause => {
                     if !paused {
                         paused = true;
+                        *pause_began = Some(Instant::now());
                         self.emit(Event::Status(StatusChange {
                             state: RunState::Paused,
                         }));
@@ -603,10 +687,8 @@ impl Worker {
                     }
                 }
                 Command::Stop => {
-                    self.emit(Event::Status(StatusChange {
-                        state: RunState::Stopping,
-                    }));
-                    return Ok(Control::Stop);
+                    let cause = self.stop_by.get().unwrap_or(StopCause::Screen);
+                    return Ok(self.stopping(Some(cause)));
                 }
                 Command::CheckpointNow => {
                     self.checkpoint(net, optim, state, run, Keep::ALL)?;

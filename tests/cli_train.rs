@@ -195,6 +195,7 @@ fn sigint_mid_epoch_checkpoints_and_resume_continues_exactly() {
         .args(train_args(data, interrupted.to_str().expect("utf8"), "2"))
         .env("CONVSCOPE_SLOW_BATCH_MS", "40")
         .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
     wait_for("the first batch event", Duration::from_mins(2), || {
@@ -348,6 +349,7 @@ fn kill_9_at_any_moment_leaves_a_resumable_run() {
         }
         let mut child = cmd
             .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
             .spawn()
             .expect("spawn");
         let seen = if run_dir.join("events.jsonl").exists() {
@@ -370,5 +372,360 @@ fn kill_9_at_any_moment_leaves_a_resumable_run() {
         let (cp, _) = convscope::run::checkpoint::latest(&run_dir.join("checkpoints"))
             .expect("a complete checkpoint");
         let _ = checkpoint_weights(&run_dir, &cp.name);
+    }
+}
+
+/// `resume` continues a run as a moved run needs it: on another device, detached, with another
+/// batch size from the next epoch on.
+#[test]
+fn resume_takes_detach_device_and_batch_size() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 16, 32);
+    let run_dir = tmp.path().join("run");
+    let run_str = run_dir.to_str().expect("utf8");
+    let out = run(&train_args(data.to_str().expect("utf8"), run_str, "1"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A device this build lacks is refused before anything runs.
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let out = run(&[
+            "resume",
+            run_str,
+            "--headless",
+            "--device",
+            "wgpu",
+            "--epochs",
+            "2",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("built without GPU support for --device wgpu"),
+            "{err}"
+        );
+    }
+    let out = run(&[
+        "resume",
+        run_str,
+        "--detach",
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("training in the background"), "{err}");
+    // The background process finishes the run on its own, its output in convscope.out.
+    let out_file = run_dir.join("convscope.out");
+    wait_for(
+        "the background resume to finish",
+        Duration::from_mins(2),
+        || std::fs::read_to_string(&out_file).is_ok_and(|o| o.contains("convscope: finished")),
+    );
+    let output = std::fs::read_to_string(&out_file).expect("convscope.out");
+    assert!(output.contains("resuming at epoch 2, batch 1"), "{output}");
+    let starts: Vec<(usize, usize, String)> = events(&run_dir)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Started(s) => Some((s.start_epoch, s.batch_size, s.device)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert_eq!((starts[0].0, starts[0].1), (1, 16));
+    assert_eq!((starts[1].0, starts[1].1), (2, 8));
+    let _ = checkpoint_weights(&run_dir, "epoch-0002");
+}
+
+/// `--headless | tee log` captures the progress, as a Keras or PyTorch script's would; warnings
+/// and errors stay on stderr.
+#[test]
+fn headless_progress_goes_through_a_pipe_and_problems_to_stderr() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 8, 16);
+    // One broken image: a warning, which is not progress.
+    std::fs::write(data.join("blobs").join("broken.png"), b"").expect("write");
+    let run_dir = tmp.path().join("run");
+    let log = tmp.path().join("log");
+    let err = tmp.path().join("err");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' train '{}' --run '{}' --headless --image-size 16 --epochs 2 2>'{}' | tee '{}' >/dev/null",
+            env!("CARGO_BIN_EXE_convscope"),
+            data.display(),
+            run_dir.display(),
+            err.display(),
+            log.display()
+        ))
+        .env("TERM", "xterm-256color")
+        .status()
+        .expect("sh runs");
+    assert!(status.success());
+    let progress = std::fs::read_to_string(&log).expect("log");
+    let problems = std::fs::read_to_string(&err).expect("err");
+    for want in [
+        "convscope: training 2 classes",
+        "epoch 1/2 loss",
+        "epoch 2/2 loss",
+        "checkpoint epoch-0002",
+        "convscope: finished; run directory",
+    ] {
+        assert!(progress.contains(want), "{want:?} in the pipe:\n{progress}");
+    }
+    assert!(
+        !progress.contains('\u{1b}'),
+        "no escape codes: {progress:?}"
+    );
+    assert!(!progress.contains("broken.png"), "{progress}");
+    assert!(problems.contains("broken.png"), "{problems}");
+    assert!(!problems.contains("epoch 1/2"), "{problems}");
+    // A refusal prints nothing on stdout.
+    let out = run(&["train", "/nonexistent/images", "--headless"]);
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/images"));
+}
+
+/// Yes/no environment variables read as people write them; a bad value names its variable.
+#[test]
+fn boolean_environment_variables_take_yes_no_and_errors_name_the_variable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 6, 16);
+    for (i, (value, augment)) in [("yes", false), ("0", true)].into_iter().enumerate() {
+        let run_dir = tmp.path().join(format!("run{i}"));
+        let out = common::bin()
+            .arg("train")
+            .arg(&data)
+            .arg("--run")
+            .arg(&run_dir)
+            .args(["--image-size", "16", "--epochs", "1"])
+            .env("CONVSCOPE_HEADLESS", "1")
+            .env("CONVSCOPE_NO_AUGMENT", value)
+            .env("CONVSCOPE_GRAYSCALE", "TRUE")
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cfg = convscope::run::RunDir::open(&run_dir)
+            .expect("run")
+            .read_config()
+            .expect("config");
+        assert_eq!(cfg.augment.enabled, augment, "CONVSCOPE_NO_AUGMENT={value}");
+        assert_eq!(cfg.data.color_mode, convscope::config::ColorMode::Grayscale);
+    }
+    for (var, value) in [("CONVSCOPE_HEADLESS", "maybe"), ("CONVSCOPE_EPOCHS", "abc")] {
+        let out = common::bin()
+            .args(["train", "/nonexistent/images"])
+            .env(var, value)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{value:?} comes from the environment variable {var}"
+            )),
+            "{err}"
+        );
+    }
+    // The same bad value on the command line is the flag's, not a variable's.
+    let out = run(&["train", "/nonexistent/images", "--epochs", "abc"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--epochs") && !err.contains("environment"),
+        "{err}"
+    );
+}
+
+/// `summary RUN` (or the run's config.toml) counts the run's own network: its config and its
+/// number of classes.
+#[test]
+fn summary_of_a_run_counts_its_own_classes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 6, 16);
+    // A third class: three outputs instead of the binary one logit.
+    let third = data.join("zigzags");
+    std::fs::create_dir(&third).expect("mkdir");
+    for entry in std::fs::read_dir(data.join("blobs")).expect("ls") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, third.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let run_dir = tmp.path().join("run");
+    let out = run(&train_args(
+        data.to_str().expect("utf8"),
+        run_dir.to_str().expect("utf8"),
+        "1",
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = convscope::run::RunDir::open(&run_dir)
+        .expect("run")
+        .read_config()
+        .expect("config");
+    let total = |classes| {
+        convscope::model::summary::summarize(&cfg, classes)
+            .expect("summary")
+            .iter()
+            .map(|r| r.params)
+            .sum::<usize>()
+    };
+    let want = format!(
+        "Total params: {}",
+        convscope::events::group_digits(total(3))
+    );
+    assert_ne!(total(3), total(2));
+    let config = run_dir.join("config.toml");
+    for args in [
+        vec!["summary", run_dir.to_str().expect("utf8")],
+        vec!["summary", "--config", config.to_str().expect("utf8")],
+    ] {
+        let out = run(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(&want), "{args:?}: {want} in\n{text}");
+    }
+}
+
+/// The epoch metrics and the weights of a demo run (64 px, 400 images, 4 epochs; smaller runs
+/// happened to come out the same before the fix too).
+fn seeded_run(run_dir: &std::path::Path, threads: &str) -> (Vec<[u32; 4]>, Vec<Vec<f32>>) {
+    let out = common::bin()
+        .args(["demo", "--headless", "--epochs", "4", "--image-size", "64"])
+        .args(["--per-class", "200", "--seed", "42", "--run"])
+        .arg(run_dir)
+        .env("RAYON_NUM_THREADS", threads)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics = events(run_dir)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Epoch(m) => Some([
+                m.train_loss.to_bits(),
+                m.train_accuracy.to_bits(),
+                m.val_loss.unwrap_or(f32::NAN).to_bits(),
+                m.val_accuracy.unwrap_or(f32::NAN).to_bits(),
+            ]),
+            _ => None,
+        })
+        .collect();
+    (metrics, checkpoint_weights(run_dir, "epoch-0004"))
+}
+
+/// Fresh CPU runs with one seed give the same numbers bit for bit, at any thread count (the
+/// weight gradients of a batch were summed in the order rayon's work-stealing fell into: the
+/// fourth epoch's training loss came out 0.68041867, 0.6804198 and 0.68041945).
+#[test]
+fn fresh_runs_with_one_seed_give_the_same_numbers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (m1, w1) = seeded_run(&tmp.path().join("a"), "2");
+    let bits = |w: &[Vec<f32>]| -> Vec<u32> { w.iter().flatten().map(|v| v.to_bits()).collect() };
+    for (name, threads) in [("b", "2"), ("c", "1")] {
+        let (m, w) = seeded_run(&tmp.path().join(name), threads);
+        assert_eq!(m, m1, "epoch metrics of run {name} ({threads} threads)");
+        assert!(
+            bits(&w) == bits(&w1),
+            "weights of run {name} ({threads} threads) differ by up to {}",
+            max_diff(&w, &w1)
+        );
+    }
+}
+
+/// `--version` names the commit and the device features of the build.
+#[test]
+fn version_names_the_commit_and_the_features() {
+    let out = run(&["--version"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.starts_with(&format!("convscope {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    let features = if cfg!(feature = "cuda") {
+        "features: cpu, wgpu, cuda"
+    } else if cfg!(feature = "wgpu") {
+        "features: cpu, wgpu"
+    } else {
+        "features: cpu)"
+    };
+    assert!(text.contains(features), "{text}");
+    // Built from this checkout: its commit (tests are built from the tree they run in).
+    let head = std::process::Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short=12",
+            "HEAD",
+        ])
+        .output();
+    if let Ok(head) = head
+        && head.status.success()
+    {
+        let commit = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert!(
+            text.contains(&format!("(commit {commit};")),
+            "{commit}: {text}"
+        );
+    }
+}
+
+/// Completion scripts for bash, zsh and fish, and a manual page; bash's really completes.
+#[test]
+fn completions_and_manual_page() {
+    for (shell, marker) in [
+        ("bash", "_convscope()"),
+        ("zsh", "#compdef convscope"),
+        ("fish", "complete -c convscope"),
+    ] {
+        let out = run(&["completions", shell]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}");
+        assert!(text.contains(marker), "{shell}: {text}");
+        assert!(text.contains("resume"), "{shell}");
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let script = tmp.path().join("convscope.bash");
+    std::fs::write(&script, run(&["completions", "bash"]).stdout).expect("write");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source '{}'; COMP_WORDS=(convscope res); COMP_CWORD=1; _convscope convscope res convscope; echo \"${{COMPREPLY[@]}}\"; COMP_WORDS=(convscope resume x --det); COMP_CWORD=3; _convscope convscope --det x; echo \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .expect("bash runs");
+    let replies = String::from_utf8_lossy(&out.stdout);
+    let mut lines = replies.lines();
+    assert_eq!(lines.next(), Some("resume"), "{replies}");
+    assert_eq!(lines.next(), Some("--detach"), "{replies}");
+    let out = run(&["manpage"]);
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(man.contains(".TH convscope 1"), "{man}");
+    for sub in ["resume", "view", "completions", "manpage"] {
+        assert!(man.contains(sub), "{sub} in the manual page");
     }
 }

@@ -219,3 +219,251 @@ fn viewer_of_a_run_that_dies_says_interrupted_and_survives_resizing() {
     view.wait_text("● interrupted");
     view.keys("q");
 }
+
+/// Every event the viewer worker has sent so far; fails the test on a `failed` event (the
+/// viewer must never call a run failed that the trainer did not).
+fn drain_viewer(rx: &mut convscope::events::EventReceiver, seen: &mut Vec<Event>) {
+    while let Some(e) = rx.try_recv() {
+        assert!(
+            !matches!(e, Event::Failed(_)),
+            "the viewer called the run failed: {e:?}"
+        );
+        seen.push(e);
+    }
+}
+
+#[test]
+fn viewer_worker_waits_for_files_the_trainer_writes_late() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = common::demo_run(tmp.path(), 1, 16, 8);
+    // The run as it looks a moment after `train --detach` started: config.toml, the samples
+    // and a live control socket, but no classes.json, events.jsonl or checkpoint yet (the
+    // trainer writes them after scanning the data).
+    let later = tmp.path().join("later");
+    std::fs::create_dir(&later).expect("mkdir");
+    let files = ["checkpoints", "classes.json", "events.jsonl"];
+    for name in files {
+        std::fs::rename(run_dir.join(name), later.join(name)).expect("move away");
+    }
+    let (control_tx, _control_rx) = std::sync::mpsc::channel();
+    let _control = control::serve(&run_dir.join("control.sock"), control_tx).expect("socket");
+    let (events_tx, mut rx) = convscope::events::channel(1024);
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let run = convscope::run::RunDir::open(&run_dir).expect("run");
+    let worker = convscope::train::viewer::spawn(run, events_tx, cmd_rx).expect("viewer");
+    // Asked for feature maps, it says the run is still reading its data: it is waiting.
+    let sample = run_dir.join("samples").join("cat.jpg");
+    cmd_tx
+        .send(Command::Probe { image: sample })
+        .expect("viewer alive");
+    let mut seen = Vec::new();
+    wait_for("the viewer's answer", Duration::from_mins(1), || {
+        drain_viewer(&mut rx, &mut seen);
+        seen.iter()
+            .any(|e| matches!(e, Event::Warning(w) if w.message.contains("still reading its data")))
+    });
+    // The trainer writes them (the checkpoint before the event that names it).
+    for name in files {
+        std::fs::rename(later.join(name), run_dir.join(name)).expect("move back");
+    }
+    // The run's events follow, and the pictures of its checkpoint.
+    wait_for(
+        "the run's events and pictures",
+        Duration::from_mins(1),
+        || {
+            drain_viewer(&mut rx, &mut seen);
+            seen.iter().any(|e| matches!(e, Event::Epoch(_)))
+                && seen.iter().any(|e| matches!(e, Event::Filters(_)))
+                && seen.iter().any(|e| matches!(e, Event::FeatureMaps(_)))
+        },
+    );
+    drop(cmd_tx);
+    worker.join().expect("the viewer thread ends");
+}
+
+#[test]
+fn detached_run_that_takes_a_while_to_read_its_data_is_never_shown_failed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Decoding 2,400 images takes the trainer a moment before it writes classes.json.
+    let data = synthetic(tmp.path(), 1200, 48);
+    let run_dir = tmp.path().join("run");
+    let term = Tmux::start(
+        "convscope-detach-slow",
+        &format!(
+            "CONVSCOPE_SLOW_BATCH_MS=20 {} train {} --run {} --detach --image-size 16 --batch-size 4 --epochs 200; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            data.display(),
+            run_dir.display()
+        ),
+    );
+    wait_for(
+        "the viewer to show the run running",
+        Duration::from_mins(2),
+        || {
+            let screen = common::strip(&term.capture());
+            assert!(
+                !screen.contains("failed") && !screen.contains("classes.json"),
+                "a healthy run shown as failed:\n{screen}"
+            );
+            screen.contains("● running")
+        },
+    );
+    control::send(&run_dir.join("control.sock"), &Command::Stop).expect("stop");
+    wait_for("the stop", Duration::from_mins(1), || {
+        events(&run_dir)
+            .iter()
+            .any(|e| matches!(e, Event::Finished(_)))
+    });
+}
+
+/// `train DATA` on a folder of splits (train/, val/) warns and says how to use them; `view` on
+/// a folder of runs lists them and says how to open one.
+#[test]
+fn split_folders_are_warned_about_and_a_folder_of_runs_is_listed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let synth = synthetic(tmp.path(), 6, 16);
+    let data = tmp.path().join("dataset");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::rename(synth.join("blobs"), data.join("train")).expect("mv");
+    std::fs::rename(synth.join("stripes"), data.join("val")).expect("mv");
+    let runs = tmp.path().join("runs");
+    let trained = runs.join("a");
+    let out = common::run(&[
+        "train",
+        data.to_str().expect("utf8"),
+        "--run",
+        trained.to_str().expect("utf8"),
+        "--headless",
+        "--image-size",
+        "16",
+        "--epochs",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "warning: the class folders of {} include train, val",
+            data.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "convscope train {} --val {}",
+            data.join("train").display(),
+            data.join("val").display()
+        )),
+        "{err}"
+    );
+    // A second run that never started: a config and nothing else.
+    let fresh = runs.join("b");
+    std::fs::create_dir(&fresh).expect("mkdir");
+    std::fs::copy(trained.join("config.toml"), fresh.join("config.toml")).expect("cp");
+    let out = common::run(&["view", runs.to_str().expect("utf8")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("holds 2 runs"), "{text}");
+    let line = |run: &std::path::Path| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&run.display().to_string()))
+            .unwrap_or_else(|| panic!("{} listed:\n{text}", run.display()))
+            .to_string()
+    };
+    assert!(line(&trained).contains("1/1 epochs  finished"), "{text}");
+    assert!(line(&fresh).contains("0/1 epochs  not started"), "{text}");
+    assert!(text.contains("Open one with: convscope view"), "{text}");
+    // A folder with no run inside is refused as before.
+    let out = common::run(&["view", data.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a convscope run directory"));
+}
+
+/// The user's `~/.config/convscope/config.toml` (under `$XDG_CONFIG_HOME`) sets ui preferences;
+/// `view` takes `CONVSCOPE_CONFIG` over it and `--colormap` over both.
+#[test]
+fn user_config_file_sets_ui_preferences_under_config_files_and_flags() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let xdg = tmp.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("convscope")).expect("mkdir");
+    let user_file = xdg.join("convscope/config.toml");
+    std::fs::write(&user_file, "[ui]\ncolormap = \"magma\"\n").expect("write");
+    let explicit = tmp.path().join("diverging.toml");
+    std::fs::write(&explicit, "[ui]\ncolormap = \"diverging\"\n").expect("write");
+    // A training records the user's preference in its run.
+    let data = synthetic(tmp.path(), 6, 16);
+    let run_dir = tmp.path().join("run");
+    let out = common::bin()
+        .arg("train")
+        .arg(&data)
+        .arg("--run")
+        .arg(&run_dir)
+        .args(["--headless", "--image-size", "16", "--epochs", "1"])
+        .env("XDG_CONFIG_HOME", &xdg)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = convscope::run::RunDir::open(&run_dir)
+        .expect("run")
+        .read_config()
+        .expect("config");
+    assert_eq!(cfg.ui.colormap, convscope::config::ColormapName::Magma);
+    // The run's own file says nothing but defaults: the user's file decides in `view`.
+    std::fs::write(
+        run_dir.join("config.toml"),
+        convscope::config::Config {
+            ui: convscope::config::UiConfig::default(),
+            ..cfg
+        }
+        .to_toml(),
+    )
+    .expect("write");
+    let exe = env!("CARGO_BIN_EXE_convscope");
+    for (session, env, flag, shown) in [
+        ("convscope-user-cfg", String::new(), "", "magma"),
+        (
+            "convscope-user-cfg-env",
+            format!("CONVSCOPE_CONFIG={}", explicit.display()),
+            "",
+            "diverging",
+        ),
+        (
+            "convscope-user-cfg-flag",
+            format!("CONVSCOPE_CONFIG={}", explicit.display()),
+            "--colormap gray",
+            "gray",
+        ),
+    ] {
+        let view = Tmux::start(
+            session,
+            &format!(
+                "XDG_CONFIG_HOME={} {env} {exe} view {} {flag}; sleep 30",
+                xdg.display(),
+                run_dir.display()
+            ),
+        );
+        view.wait_text("● finished");
+        view.keys("3");
+        view.wait_text(&format!("│ {shown} │"));
+    }
+    // Only [ui] belongs in the user's file: anything else is refused, naming the file.
+    std::fs::write(&user_file, "[train]\nepochs = 3\n").expect("write");
+    let out = common::bin()
+        .arg("view")
+        .arg(&run_dir)
+        .env("XDG_CONFIG_HOME", &xdg)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&user_file.display().to_string()), "{err}");
+    assert!(err.contains("only [ui] preferences"), "{err}");
+}

@@ -87,7 +87,8 @@ fn bad_file_is_skipped(name: &[u8], bytes: &[u8], reason: &str) -> (String, serd
         "names the file: {err}"
     );
     assert!(err.contains("fix or remove the file"), "{err}");
-    assert!(err.contains("12 train / 0 val images, 1 skipped") || err.contains(", 1 skipped"));
+    let progress = String::from_utf8_lossy(&out.stdout);
+    assert!(progress.contains(", 1 skipped"), "{progress}");
     let info = classes_json(&run);
     let skipped = info["skipped"].as_array().expect("skipped list");
     assert_eq!(skipped.len(), 1, "{info}");
@@ -510,7 +511,8 @@ fn hidden_and_stray_files_are_ignored_quietly() {
         !err.contains("WARN") && !err.contains("skipping"),
         "quiet: {err}"
     );
-    assert!(err.contains("0 skipped"), "{err}");
+    let progress = String::from_utf8_lossy(&out.stdout);
+    assert!(progress.contains("0 skipped"), "{progress}");
     let info = classes_json(&run);
     assert_eq!(info["classes"], serde_json::json!(["blobs", "stripes"]));
     assert_eq!(info["skipped"], serde_json::json!([]));
@@ -533,7 +535,8 @@ fn several_bad_files_are_all_counted_and_listed() {
     let out = train(&data, &run, &[]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("4 skipped"), "{err}");
+    let progress = String::from_utf8_lossy(&out.stdout);
+    assert!(progress.contains("4 skipped"), "{progress}");
     let info = classes_json(&run);
     let listed: Vec<&str> = info["skipped"]
         .as_array()
@@ -710,6 +713,42 @@ fn missing_config_file_is_named() {
     assert!(
         err.contains(&format!("cannot read config file {}", missing.display())),
         "{err}"
+    );
+    // The same through CONVSCOPE_CONFIG, and the OS error said once.
+    let out = bin()
+        .arg("train")
+        .arg(&data)
+        .arg("--headless")
+        .env("CONVSCOPE_CONFIG", &missing)
+        .output()
+        .expect("runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("cannot read config file {}", missing.display())),
+        "{err}"
+    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
+/// A GPU bench on a build without GPU support refuses before it prints what it would run.
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn bench_on_a_device_this_build_lacks_refuses_before_its_banner() {
+    let out = bin()
+        .args(["bench", "--device", "wgpu"])
+        .output()
+        .expect("runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("built without GPU support for --device wgpu"),
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no banner: {}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }
 

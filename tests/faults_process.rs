@@ -36,6 +36,11 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Headless progress (stdout).
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn latest(run: &Path) -> String {
     fs::read_to_string(run.join("checkpoints/latest"))
         .expect("checkpoints/latest")
@@ -70,6 +75,7 @@ fn spawn_slow(data: &Path, run: &Path) -> Child {
     train_cmd(data, run, "2")
         .env("CONVSCOPE_SLOW_BATCH_MS", "40")
         .stderr(Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn")
 }
@@ -112,9 +118,9 @@ fn signal_checkpoints_and_resume_continues(signal: &str, name: &str, code: i32) 
     let out = resume(&run, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("resuming at epoch 1, batch"),
+        stdout(&out).contains("resuming at epoch 1, batch"),
         "{}",
-        stderr(&out)
+        stdout(&out)
     );
     let d = max_diff(
         &checkpoint_weights(&straight, "epoch-0002"),
@@ -153,7 +159,11 @@ fn kill_9_keeps_the_previous_checkpoint_usable_and_resume_works() {
     let out = resume(&run, &[]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("resuming at epoch 2, batch 1"), "{err}");
+    assert!(
+        stdout(&out).contains("resuming at epoch 2, batch 1"),
+        "{}",
+        stdout(&out)
+    );
     let d = max_diff(
         &checkpoint_weights(&straight, "epoch-0002"),
         &checkpoint_weights(&run, "epoch-0002"),
@@ -180,7 +190,11 @@ fn leftovers_of_a_kill_during_a_checkpoint_write_are_ignored() {
     let out = resume(&run, &["--epochs", "2"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("resuming at epoch 2, batch 1"), "{err}");
+    assert!(
+        stdout(&out).contains("resuming at epoch 2, batch 1"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(latest(&run), "epoch-0002");
     let _ = checkpoint_weights(&run, "epoch-0002");
 }
@@ -207,15 +221,16 @@ fn without_a_terminal_output_is_plain_lines() {
             None => c.env_remove("TERM"),
         };
         let out = c.output().expect("runs");
-        let err = stderr(&out);
+        let (err, progress) = (stderr(&out), stdout(&out));
         assert!(out.status.success(), "{term:?}: {err}");
-        assert!(out.stdout.is_empty(), "nothing on stdout");
+        // Progress on stdout (to capture with `| tee` or `>`), nothing but warnings on stderr.
+        assert!(err.is_empty(), "nothing on stderr: {err}");
         assert!(
-            !err.contains('\u{1b}'),
-            "no escape codes with TERM={term:?}: {err:?}"
+            !progress.contains('\u{1b}'),
+            "no escape codes with TERM={term:?}: {progress:?}"
         );
-        assert!(err.contains("epoch 1/1 loss"), "{err}");
-        assert!(err.contains("convscope: finished"), "{err}");
+        assert!(progress.contains("epoch 1/1 loss"), "{progress}");
+        assert!(progress.contains("convscope: finished"), "{progress}");
     }
 }
 
@@ -339,6 +354,7 @@ fn file_deleted_mid_run(tmp: &Path) -> (PathBuf, PathBuf, Output) {
         .arg(&cfg)
         .env("CONVSCOPE_SLOW_BATCH_MS", "40")
         .stderr(Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
     wait_for("the epoch 1 checkpoint", Duration::from_mins(2), || {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use convscope::events::{
     BatchMetrics, CheckpointInfo, EpochMetrics, Event, FailInfo, FinishInfo, FinishReason,
-    RunState, StatusChange, WarningInfo,
+    RunState, StatusChange, StopCause, WarningInfo,
 };
 use convscope::run::event_log::{EventLog, Tail, read_all};
 use proptest::prelude::*;
@@ -70,7 +70,7 @@ fn event() -> impl Strategy<Value = Event> {
             Just(RunState::Stopping)
         ]
         .prop_map(|state| Event::Status(StatusChange { state })),
-        any::<bool>().prop_map(|done| Event::Finished(FinishInfo {
+        (any::<bool>(), 0..6usize).prop_map(|(done, cause)| Event::Finished(FinishInfo {
             reason: if done {
                 FinishReason::Completed
             } else {
@@ -78,6 +78,15 @@ fn event() -> impl Strategy<Value = Event> {
             },
             epoch: 2,
             batch: 7,
+            cause: [
+                StopCause::Hangup,
+                StopCause::Terminate,
+                StopCause::Interrupt,
+                StopCause::Screen,
+                StopCause::Viewer,
+            ]
+            .get(cause)
+            .copied(),
         })),
         text().prop_map(|error| Event::Failed(FailInfo { error })),
         text().prop_map(|message| Event::Warning(WarningInfo { message })),
@@ -197,6 +206,37 @@ fn non_finite_validation_loss_reads_back_as_missing_not_as_a_bad_line() {
         events.as_slice(),
         [Event::Epoch(EpochMetrics { val_loss: None, .. })]
     ));
+}
+
+/// Logs written before a stop recorded its cause still read; new ones carry it.
+#[test]
+fn finished_events_with_and_without_a_stop_cause_read_back() {
+    let old = r#"{"event":"finished","reason":"stopped","epoch":2,"batch":7}"#;
+    let new = r#"{"event":"finished","reason":"stopped","epoch":2,"batch":7,"cause":"hangup"}"#;
+    let read = |line: &str| serde_json::from_str::<Event>(line).expect("parses");
+    assert!(matches!(
+        read(old),
+        Event::Finished(FinishInfo { cause: None, .. })
+    ));
+    assert!(matches!(
+        read(new),
+        Event::Finished(FinishInfo {
+            cause: Some(StopCause::Hangup),
+            ..
+        })
+    ));
+    // A completed run's line has no cause field at all, as before.
+    let done = serde_json::to_string(&Event::Finished(FinishInfo {
+        reason: FinishReason::Completed,
+        epoch: 2,
+        batch: 7,
+        cause: None,
+    }))
+    .expect("serialises");
+    assert_eq!(
+        done,
+        r#"{"event":"finished","reason":"completed","epoch":2,"batch":7}"#
+    );
 }
 
 /// Found by `tail_of_a_growing_log_sees_every_event_once`: a poll that landed inside the two

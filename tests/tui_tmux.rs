@@ -241,11 +241,12 @@ fn training_in_the_tui_goes_on_when_its_terminal_vanishes_without_a_signal() {
     goes_on_then_stops_through_its_socket(&run_dir, &status);
 }
 
-/// `q`, then `d` (leave it running) in a training's own TUI: the screen closes, the training
-/// goes on in the process, and viewers can still reach it through its control socket (it was
-/// removed with the screen, so they showed the run as interrupted).
+/// `q`, then `d` (leave it running) in a training's own TUI: the training must outlive the
+/// terminal (it stopped with the SSH session, at epoch 38 of 40) and the shell gets its prompt
+/// back. The training stops at a checkpoint, a background process of its own session resumes
+/// it, and it goes on after the terminal is killed, controllable through its socket.
 #[test]
-fn leaving_a_training_s_screen_keeps_it_controllable() {
+fn leaving_a_training_s_screen_hands_it_to_the_background() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = common::synthetic(tmp.path(), 40, 16);
     let run_dir = tmp.path().join("run");
@@ -253,7 +254,7 @@ fn leaving_a_training_s_screen_keeps_it_controllable() {
     let term = Tmux::start(
         "convscope-tui-leave",
         &format!(
-            "CONVSCOPE_SLOW_BATCH_MS=20 {} train {} --run {} --image-size 16 --batch-size 4 --epochs 200; echo $? > {}; sleep 30",
+            "CONVSCOPE_SLOW_BATCH_MS=20 {} train {} --run {} --image-size 16 --batch-size 4 --epochs 200; echo $? > {}; sleep 60",
             env!("CARGO_BIN_EXE_convscope"),
             data.display(),
             run_dir.display(),
@@ -264,8 +265,46 @@ fn leaving_a_training_s_screen_keeps_it_controllable() {
     term.keys("q");
     term.wait_text("d: quit, leave it running");
     term.keys("d");
-    term.wait_text("training goes on in this process");
-    goes_on_then_stops_through_its_socket(&run_dir, &status);
+    // The command ends (the shell's prompt comes back) while the training goes on.
+    wait_for(
+        "convscope to return to the shell",
+        Duration::from_mins(1),
+        || exit_status(&status).is_some(),
+    );
+    assert_eq!(exit_status(&status), Some(0));
+    term.wait_text("the training goes on in the background");
+    let evs = events(&run_dir);
+    let handed = evs
+        .iter()
+        .position(|e| {
+            matches!(e, Event::Finished(f)
+                if f.cause == Some(convscope::events::StopCause::HandOff))
+        })
+        .expect("stopped for the hand-off");
+    assert!(
+        evs[handed..].iter().any(|e| matches!(e, Event::Started(_))),
+        "resumed in the background: {:?}",
+        &evs[handed..]
+    );
+    // The SSH connection drops: the training is not in this terminal's session any more.
+    term.kill();
+    let before = batch_count(&run_dir);
+    wait_for("training to go on", Duration::from_mins(1), || {
+        batch_count(&run_dir) > before + 5
+    });
+    let sock = run_dir.join("control.sock");
+    assert!(convscope::run::control::is_live(&sock));
+    convscope::run::control::send(&sock, &convscope::events::Command::Stop).expect("stop");
+    wait_for(
+        "the background process's last words",
+        Duration::from_mins(1),
+        || {
+            std::fs::read_to_string(run_dir.join("convscope.out"))
+                .is_ok_and(|o| o.contains("Resume with: convscope resume"))
+        },
+    );
+    let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("latest");
+    let _ = common::checkpoint_weights(&run_dir, latest.trim());
 }
 
 /// Epochs of a twentieth of a second (a small dataset, or any on a GPU) would redraw the

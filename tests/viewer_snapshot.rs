@@ -27,6 +27,7 @@ fn finished_fixture(dir: &std::path::Path) -> RunDir {
         reason: FinishReason::Completed,
         epoch: 2,
         batch: 32,
+        cause: None,
     }));
     for e in &history {
         log.write(e).expect("write");

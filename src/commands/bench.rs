@@ -24,6 +24,12 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     cfg.train.device.clone_from(&args.device);
     cfg.model.conv_impl = args.conv_impl.into();
     cfg.validate()?;
+    // A device this build or machine lacks is refused before the banner says what would run.
+    let device = if args.ui_only {
+        None
+    } else {
+        Some(crate::train::device::create(&cfg.train.device).map_err(anyhow::Error::msg)?)
+    };
     let threads = rayon::current_num_threads();
     out(&format!(
         "convscope bench: tutorial network, {}x{} RGB, batch {}, device {}, conv {:?}, {} threads",
@@ -44,11 +50,11 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
                 t.samples
             ));
         }
-        if args.ui_only {
-            return Ok(0);
-        }
     }
-    train_step(&cfg, args.steps, args.warmup)?;
+    let Some(device) = device else {
+        return Ok(0);
+    };
+    train_step(&cfg, &device, args.steps, args.warmup)?;
     if args.breakdown {
         use crate::model::ops::bench::{OpsPath, bench_step};
         let side = args.image_size[0].min(args.image_size[1]) as usize;
@@ -122,8 +128,7 @@ impl Stepper {
     }
 }
 
-fn train_step(cfg: &Config, steps: usize, warmup: usize) -> Result<()> {
-    let device = crate::train::device::create(&cfg.train.device).map_err(anyhow::Error::msg)?;
+fn train_step(cfg: &Config, device: &Device, steps: usize, warmup: usize) -> Result<()> {
     let ad = device.clone().autodiff();
     let [c, h, w] = cfg.input_shape();
     let n = cfg.train.batch_size;

@@ -34,6 +34,50 @@ pub fn has_image_extension(path: &Path) -> bool {
     })
 }
 
+/// Folder names that mean a split of a dataset, not a class.
+const SPLIT_NAMES: &[&str] = &[
+    "train",
+    "training",
+    "val",
+    "valid",
+    "validation",
+    "test",
+    "testing",
+];
+
+/// A warning when the class folders of `root` look like a dataset's splits (`train/`, `val/`,
+/// `test/`): training would learn "train vs val", which is rarely what anyone means.
+#[must_use]
+pub fn split_folders_warning(root: &Path, classes: &[String]) -> Option<String> {
+    let split = |c: &String| SPLIT_NAMES.contains(&c.to_ascii_lowercase().as_str());
+    let splits: Vec<&String> = classes.iter().filter(|c| split(c)).collect();
+    if splits.len() < 2 {
+        return None;
+    }
+    let named = |want: &[&str]| {
+        classes
+            .iter()
+            .find(|c| want.contains(&c.to_ascii_lowercase().as_str()))
+            .map(|c| root.join(c))
+    };
+    let train = named(&["train", "training"]);
+    let val = named(&["val", "valid", "validation"]).or_else(|| named(&["test", "testing"]));
+    let hint = match (train, val) {
+        (Some(t), Some(v)) => format!(
+            "; if they are its splits, train on one with the other for validation: convscope train {} --val {}",
+            t.display(),
+            v.display()
+        ),
+        _ => String::new(),
+    };
+    let names: Vec<&str> = splits.iter().map(|c| c.as_str()).collect();
+    Some(format!(
+        "the class folders of {} include {}: they are trained as classes, which is rarely meant{hint}",
+        root.display(),
+        names.join(", ")
+    ))
+}
+
 /// Scan a Keras `flow_from_directory` folder: one sub-folder per class, class index = sorted name order.
 pub fn scan(root: &Path) -> Result<Scan, DataError> {
     let folder_err = |source| DataError::Folder {
@@ -119,6 +163,26 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, ignored: &mut usize) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_folders_as_classes_are_warned_about_with_the_val_command() {
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        let root = Path::new("data");
+        let w = split_folders_warning(root, &names(&["test", "train", "val"])).expect("warned");
+        assert!(w.contains("include test, train, val"), "{w}");
+        assert!(
+            w.contains("convscope train data/train --val data/val"),
+            "{w}"
+        );
+        let w = split_folders_warning(root, &names(&["Testing", "Training"])).expect("warned");
+        assert!(
+            w.contains("convscope train data/Training --val data/Testing"),
+            "{w}"
+        );
+        assert!(split_folders_warning(root, &names(&["cats", "dogs"])).is_none());
+        // One split-like name among real classes ("test" tubes, say) is left alone.
+        assert!(split_folders_warning(root, &names(&["cats", "dogs", "test"])).is_none());
+    }
 
     #[test]
     fn extensions_are_case_insensitive() {

@@ -26,7 +26,8 @@ fn wgpu() -> Result<Device, String> {
         Kind::Other(0),
     ]
     .map(burn::cubecl::Device::wgpu);
-    let forced = std::env::var_os("CONVSCOPE_WGPU_ANY_ADAPTER").is_some_and(|v| v == "1");
+    let forced = std::env::var("CONVSCOPE_WGPU_ANY_ADAPTER")
+        .is_ok_and(|v| crate::cli::parse_bool(&v) == Ok(true));
     if !forced && let [Err(first), Err(_), Err(_), Err(_)] = &probes {
         return Err(format!(
             "--device wgpu: no GPU found ({first}; a software renderer such as llvmpipe does \

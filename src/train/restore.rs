@@ -114,7 +114,7 @@ pub fn load_weights(
 }
 
 /// Load the network, the optimizer state and the training state of `cp` for resuming, and
-/// check that the data still gives the same number of batches.
+/// check that the data still gives the same number of batches when it resumes mid-epoch.
 pub(super) fn resume_from(
     cp: &Checkpoint,
     net: Net,
@@ -146,7 +146,12 @@ pub(super) fn resume_from(
                 message: e.to_string(),
             })?
     };
-    if cp.state.batches_per_epoch != batches {
+    let mut state = cp.state.clone();
+    if state.epoch_complete() {
+        // The next epoch starts afresh: it may have another batch size (`resume --batch-size`).
+        state.batch = batches;
+        state.batches_per_epoch = batches;
+    } else if cp.state.batches_per_epoch != batches {
         return Err(TrainError::Checkpoint {
             path: cp.path.clone(),
             message: format!(
@@ -155,7 +160,7 @@ pub(super) fn resume_from(
             ),
         });
     }
-    Ok((net, optim, cp.state.clone()))
+    Ok((net, optim, state))
 }
 
 #[cfg(test)]

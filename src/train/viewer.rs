@@ -49,9 +49,12 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("viewer".into())
         .spawn(move || {
+            // The viewer's own trouble says nothing about the run: a warning, never `failed`.
             if let Err(e) = follow(&run, &events, &commands) {
                 tracing::error!("viewer: {e}");
-                events.send(Event::Failed(crate::events::FailInfo { error: e }));
+                events.send(Event::Warning(WarningInfo {
+                    message: format!("the viewer stopped following the run: {e}"),
+                }));
             }
         })
 }
@@ -83,39 +86,77 @@ fn load(cfg: &crate::config::Config, classes: usize, cp: &Checkpoint) -> Result<
     })
 }
 
-/// The image the trainer probes first (its first `started` event says), else a bundled sample.
-fn first_probe(run: &RunDir) -> Option<PathBuf> {
-    let chosen = std::fs::File::open(run.events_path()).ok().and_then(|f| {
-        std::io::BufRead::lines(std::io::BufReader::new(f))
-            .take(8)
-            .map_while(Result::ok)
-            .filter_map(|line| serde_json::from_str::<Event>(&line).ok())
-            .find_map(|e| match e {
-                Event::Started(s) => s.probe_images.first().cloned(),
-                _ => None,
-            })
-    });
-    chosen.or_else(|| {
-        std::fs::read_dir(run.samples_path())
-            .ok()
-            .and_then(|d| d.flatten().map(|e| e.path()).min())
-    })
+/// A bundled sample photo, the probe of a run whose log has no `started` event.
+fn sample_probe(run: &RunDir) -> Option<PathBuf> {
+    std::fs::read_dir(run.samples_path())
+        .ok()
+        .and_then(|d| d.flatten().map(|e| e.path()).min())
+}
+
+/// What the viewer needs to draw the network, made once the trainer has read its data.
+struct Network {
+    classes: usize,
+    inspector: inspect::Inspector,
+    loaded: Option<Loaded>,
+}
+
+impl Network {
+    /// The network of `run` with these classes; a checkpoint that does not load is a warning.
+    fn new(
+        run: &RunDir,
+        cfg: &crate::config::Config,
+        classes: &[String],
+        probe: Option<PathBuf>,
+        events: &EventSender,
+    ) -> Self {
+        let loaded = load_newest(run, cfg, classes.len()).unwrap_or_else(|e| {
+            events.send(Event::Warning(WarningInfo { message: e }));
+            None
+        });
+        Self {
+            classes: classes.len(),
+            inspector: inspect::Inspector::new(cfg, classes, run, probe),
+            loaded,
+        }
+    }
+}
+
+/// Open `events.jsonl` once it exists (a trainer just started creates it a moment later).
+fn open_tail(run: &RunDir) -> Result<Option<Tail>, String> {
+    match Tail::open(&run.events_path()) {
+        Ok(t) => Ok(Some(t)),
+        Err(crate::run::RunError::Io { error, .. })
+            if error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> Result<(), String> {
     let cfg = run.read_config().map_err(|e| e.to_string())?;
-    let classes = run.read_classes().map_err(|e| e.to_string())?.classes;
     let socket = run.socket_path();
-    let mut tail = Tail::open(&run.events_path()).map_err(|e| e.to_string())?;
-    let mut loaded = load_newest(run, &cfg, classes.len())?;
-    let mut inspector = inspect::Inspector::new(&cfg, &classes, run, first_probe(run));
+    // A live run may not have written events.jsonl and classes.json yet (the trainer writes
+    // them after scanning the data, which takes a while for a large folder): both are waited
+    // for, never taken as a failure.
+    let mut tail = open_tail(run)?;
+    let mut network: Option<Network> = None;
+    // Classes and first probe of the run's first `started` event.
+    let mut started: Option<(Vec<String>, Option<PathBuf>)> = None;
+    let mut classes_problem_shown = false;
     let mut ended = false;
     let mut last_event = Instant::now();
     let mut shown_state: Option<RunState> = None;
     let mut trainer_state: Option<RunState> = None;
-    let mut first = true;
     loop {
-        let batch = tail.poll().map_err(|e| e.to_string())?;
+        if tail.is_none() {
+            tail = open_tail(run)?;
+        }
+        let batch = match &mut tail {
+            Some(t) => t.poll().map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
         if !batch.is_empty() {
             last_event = Instant::now();
         }
@@ -125,41 +166,68 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
                 Event::Checkpoint(_) => new_checkpoint = true,
                 Event::Finished(_) | Event::Failed(_) => ended = true,
                 Event::Status(s) => trainer_state = Some(s.state),
+                Event::Started(s) if started.is_none() => {
+                    started = Some((s.classes.clone(), s.probe_images.first().cloned()));
+                }
                 _ => {}
             }
             if !events.send(e) {
                 return Ok(());
             }
         }
-        if new_checkpoint {
-            match load_newest(run, &cfg, classes.len()) {
-                Ok(l) => loaded = l,
-                Err(e) => {
-                    events.send(Event::Warning(WarningInfo { message: e }));
+        let live = control::is_live(&socket);
+        let mut first = false;
+        if network.is_none() {
+            // The trainer's `started` event names the classes and the image it probes first; a
+            // run that ended without one (an older log) has at least its classes.json.
+            let ready = match &started {
+                Some((classes, probe)) => Some((classes.clone(), probe.clone())),
+                None if !live || ended => match run.read_classes() {
+                    Ok(c) => Some((c.classes, sample_probe(run))),
+                    Err(e) => {
+                        if !classes_problem_shown {
+                            classes_problem_shown = true;
+                            events.send(Event::Warning(WarningInfo {
+                                message: format!(
+                                    "no filters or feature maps: the run stopped before it had read its data ({e})"
+                                ),
+                            }));
+                        }
+                        None
+                    }
+                },
+                None => None,
+            };
+            if let Some((classes, probe)) = ready {
+                network = Some(Network::new(run, &cfg, &classes, probe, events));
+                first = true;
+            }
+        }
+        if let Some(n) = &mut network {
+            if new_checkpoint && !first {
+                match load_newest(run, &cfg, n.classes) {
+                    Ok(l) => n.loaded = l,
+                    Err(e) => {
+                        events.send(Event::Warning(WarningInfo { message: e }));
+                    }
+                }
+            }
+            if (new_checkpoint || first)
+                && let Some(l) = &n.loaded
+            {
+                // The first pictures are what the user came for: not held back like a new epoch's.
+                let pictures = if first {
+                    n.inspector.snapshots(&l.net, l.epoch)
+                } else {
+                    n.inspector.on_epoch_end(&l.net, l.epoch)
+                };
+                for e in pictures {
+                    events.send(e);
                 }
             }
         }
-        if (new_checkpoint || first)
-            && let Some(l) = &loaded
-        {
-            // The first pictures are what the user came for: not held back like a new epoch's.
-            let pictures = if first {
-                inspector.snapshots(&l.net, l.epoch)
-            } else {
-                inspector.on_epoch_end(&l.net, l.epoch)
-            };
-            for e in pictures {
-                events.send(e);
-            }
-        }
-        first = false;
         // The run's state as only a viewer can see it.
-        let state = seen_state(
-            ended,
-            control::is_live(&socket),
-            last_event.elapsed(),
-            trainer_state,
-        );
+        let state = seen_state(ended, live, last_event.elapsed(), trainer_state);
         if state != shown_state {
             if let Some(s) = state {
                 events.send(Event::Status(StatusChange { state: s }));
@@ -183,7 +251,7 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
                 let mut queued = vec![cmd];
                 queued.extend(commands.try_iter());
                 for cmd in crate::events::coalesce(queued) {
-                    for e in handle(cmd, &socket, loaded.as_ref(), &mut inspector) {
+                    for e in handle(cmd, &socket, network.as_mut()) {
                         events.send(e);
                     }
                 }
@@ -194,13 +262,23 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
     }
 }
 
-fn handle(
-    cmd: Command,
-    socket: &std::path::Path,
-    loaded: Option<&Loaded>,
-    inspector: &mut inspect::Inspector,
-) -> Vec<Event> {
+fn handle(cmd: Command, socket: &std::path::Path, network: Option<&mut Network>) -> Vec<Event> {
     let warn = |message: String| vec![Event::Warning(WarningInfo { message })];
+    let Some(network) = network else {
+        return match cmd {
+            Command::Pause | Command::Resume | Command::Stop | Command::CheckpointNow => {
+                match control::send(socket, &cmd) {
+                    Ok(()) => Vec::new(),
+                    Err(e) => warn(e.to_string()),
+                }
+            }
+            Command::Probe { .. } | Command::RefreshFilters | Command::SelectEpoch { .. } => warn(
+                "the run is still reading its data: filters and feature maps come after it".into(),
+            ),
+        };
+    };
+    let loaded = network.loaded.as_ref();
+    let inspector = &mut network.inspector;
     match cmd {
         Command::Pause | Command::Resume | Command::Stop | Command::CheckpointNow => {
             match control::send(socket, &cmd) {

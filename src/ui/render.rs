@@ -146,6 +146,18 @@ pub fn phase_span(state: &AppState, full: bool) -> Span<'static> {
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         );
     }
+    if state.phase == Phase::Finished(FinishReason::Stopped) && full {
+        let why = state
+            .stop_cause
+            .map_or_else(String::new, |c| format!(" by {}", c.describe()));
+        return Span::styled(
+            format!(
+                "● stopped{why}: resume with `convscope resume {}`",
+                state.run_dir.display()
+            ),
+            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        );
+    }
     let (text, color) = match state.phase {
         Phase::Waiting => ("waiting", Color::Gray),
         Phase::Preparing => ("preparing", Color::Yellow),

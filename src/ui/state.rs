@@ -13,7 +13,7 @@ use super::pictures::Pictures;
 use crate::config::{ColormapName, FilterNorm, UiConfig};
 use crate::events::{
     BatchMetrics, CheckpointInfo, Command, EpochMetrics, Event, FeatureSnapshot, FilterSnapshot,
-    FinishReason, RunState, StartInfo,
+    FinishReason, RunState, StartInfo, StopCause,
 };
 use crate::viz::colormap;
 use crate::viz::raster::Grid;
@@ -183,6 +183,8 @@ pub struct AppState {
     message_held_until: Option<Instant>,
     /// The time as the event loop last saw it (tests set it).
     now: Instant,
+    /// Why the run was stopped, when it was and the log says.
+    pub stop_cause: Option<StopCause>,
     /// Rasters derived from the snapshots and selections.
     pub pictures: Pictures,
     /// Where graphics images (sixel, kitty, iTerm2) were last drawn, by slot: their size follows
@@ -233,6 +235,7 @@ impl AppState {
             message: None,
             message_held_until: None,
             now: Instant::now(),
+            stop_cause: None,
             pictures: Pictures::default(),
             shown: Vec::new(),
         };
@@ -316,6 +319,7 @@ impl AppState {
             }
             Event::Finished(f) => {
                 self.phase = Phase::Finished(f.reason);
+                self.stop_cause = f.cause;
                 self.finish_quit();
             }
             Event::Failed(f) => {

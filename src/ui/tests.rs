@@ -225,6 +225,7 @@ fn q_while_running_asks_then_stops_and_waits_for_finished() {
         reason: FinishReason::Stopped,
         epoch: 3,
         batch: 7,
+        cause: None,
     }));
     assert_eq!(s.exit, Some(UiExit::QuitStopped));
 }
@@ -269,6 +270,7 @@ fn run_keys_on_an_ended_run_are_not_offered_and_say_why() {
         reason: FinishReason::Completed,
         epoch: 2,
         batch: 32,
+        cause: None,
     }));
     s.message = None;
     let f = footer(&s);

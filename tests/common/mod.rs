@@ -34,6 +34,7 @@ pub fn live_trainer(data: &Path, run: &Path, stderr: std::process::Stdio) -> std
         ])
         .env("CONVSCOPE_SLOW_BATCH_MS", "20")
         .stderr(stderr)
+        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("convscope starts")
 }

@@ -68,7 +68,12 @@ pub struct Grads {
     pub bias: Option<Vec<f32>>,
 }
 
-/// Weight and bias gradient partial sums of one rayon fold.
+/// Samples whose weight and bias gradients are summed together before the groups are added up
+/// in order (a fixed grouping makes training reproducible; small enough to keep 16 threads busy
+/// on a batch of 32).
+const SUM_GROUP: usize = 2;
+
+/// Weight and bias gradient partial sums of one group of samples.
 struct Partial {
     w: Vec<f32>,
     bias: Vec<f32>,
@@ -318,19 +323,36 @@ pub fn backward_into(
             dx.fill(0.0);
         }
         Partial::zeros(g, needs)
-    } else if let Some(dx) = dx {
-        assert_eq!(dx.len(), x.len(), "conv2d backward: input gradient length");
-        dx.par_chunks_mut(xl)
-            .enumerate()
-            .map(|(i, d)| (i, Some(d)))
-            .fold(|| Partial::zeros(g, needs), body)
-            .reduce(|| Partial::zeros(g, needs), Partial::add)
     } else {
-        (0..g.batch)
-            .into_par_iter()
-            .map(|i| (i, None))
-            .fold(|| Partial::zeros(g, needs), body)
-            .reduce(|| Partial::zeros(g, needs), Partial::add)
+        // Fixed groups of samples, each summed in order, then the groups in order: the sums
+        // round the same in every run and at any thread count. (A rayon fold/reduce groups
+        // the samples as work-stealing happens to split them, so runs with one seed differed.)
+        let partials: Vec<Partial> = if let Some(dx) = dx {
+            assert_eq!(dx.len(), x.len(), "conv2d backward: input gradient length");
+            dx.par_chunks_mut(xl * SUM_GROUP)
+                .enumerate()
+                .map(|(c, group)| {
+                    group
+                        .chunks_mut(xl)
+                        .enumerate()
+                        .map(|(j, d)| (c * SUM_GROUP + j, Some(d)))
+                        .fold(Partial::zeros(g, needs), body)
+                })
+                .collect()
+        } else {
+            (0..g.batch.div_ceil(SUM_GROUP))
+                .into_par_iter()
+                .map(|c| {
+                    (c * SUM_GROUP..((c + 1) * SUM_GROUP).min(g.batch))
+                        .map(|i| (i, None))
+                        .fold(Partial::zeros(g, needs), body)
+                })
+                .collect()
+        };
+        partials
+            .into_iter()
+            .reduce(Partial::add)
+            .unwrap_or_else(|| Partial::zeros(g, needs))
     };
     (
         needs.w.then_some(partial.w),
