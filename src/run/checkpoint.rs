@@ -287,11 +287,37 @@ pub fn list(dir: &Path) -> Result<Vec<Checkpoint>, RunError> {
 
 /// The checkpoint `latest` names, if it is complete and undamaged; otherwise the newest one
 /// that is. The second value says why `latest` was not used, when it was not.
+///
+/// A live training writes, renames and prunes checkpoints meanwhile: when `latest` changes
+/// during the listing, or a listed checkpoint is gone by the time its files are checked, the
+/// folder is listed again (a few times) instead of calling it damaged.
 pub fn latest(dir: &Path) -> Result<(Checkpoint, Option<String>), RunError> {
-    let mut all = list(dir)?;
-    let named = std::fs::read_to_string(dir.join("latest"))
+    for _ in 0..LIST_TRIES {
+        if let Some(found) = latest_once(dir)? {
+            return Ok(found);
+        }
+    }
+    Err(RunError::NoCheckpoint {
+        path: dir.to_path_buf(),
+    })
+}
+
+/// How many times [`latest`] lists a folder that keeps changing under it.
+const LIST_TRIES: usize = 5;
+
+fn read_latest(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join("latest"))
         .ok()
-        .map(|s| s.trim().to_string());
+        .map(|s| s.trim().to_string())
+}
+
+/// One listing for [`latest`]: `None` when the folder changed meanwhile (look again).
+fn latest_once(dir: &Path) -> Result<Option<(Checkpoint, Option<String>)>, RunError> {
+    let named = read_latest(dir);
+    let mut all = list(dir)?;
+    if read_latest(dir) != named {
+        return Ok(None);
+    }
     let mut skipped = Vec::new();
     if let Some(n) = &named {
         if let Some(i) = all.iter().position(|c| &c.name == n) {
@@ -319,8 +345,10 @@ pub fn latest(dir: &Path) -> Result<(Checkpoint, Option<String>), RunError> {
                         c.name
                     )
                 });
-                return Ok((c, note));
+                return Ok(Some((c, note)));
             }
+            // Pruned or rewritten since it was listed: not damaged.
+            Err(_) if !c.path.join(STATE_FILE).is_file() => return Ok(None),
             Err(why) => {
                 tracing::warn!("checkpoint {} is damaged: {why}", c.path.display());
                 skipped.push(format!("checkpoint {} is damaged ({why})", c.name));

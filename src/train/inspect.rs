@@ -101,11 +101,15 @@ impl Inspector {
             None => self.pinned = None,
             Some(e) if e >= live_epoch => self.pinned = None,
             Some(e) => {
-                let loaded = restore::pick(&self.run, Some(e)).and_then(|(cp, _)| {
-                    restore::load_weights(&self.cfg, self.classes, &cp, &Device::flex())
-                });
+                let loaded = restore::pick_and_load(
+                    &self.run,
+                    Some(e),
+                    &self.cfg,
+                    self.classes,
+                    &Device::flex(),
+                );
                 match loaded {
-                    Ok(net) => self.pinned = Some((e, net)),
+                    Ok((_, _, net)) => self.pinned = Some((e, net)),
                     Err(err) => return vec![warning(format!("epoch {e}: {err}"))],
                 }
             }

@@ -13,7 +13,6 @@ use burn::tensor::Device;
 use super::{inspect, restore};
 use crate::events::{Command, Event, EventSender, RunState, StatusChange, WarningInfo};
 use crate::model::Net;
-use crate::run::checkpoint::Checkpoint;
 use crate::run::{RunDir, control, event_log::Tail};
 
 /// No event for this long from a live process: the run is shown as stalled.
@@ -67,20 +66,16 @@ fn load_newest(
     cfg: &crate::config::Config,
     classes: usize,
 ) -> Result<Option<Loaded>, String> {
-    let Ok((cp, _)) = crate::run::checkpoint::latest(&run.checkpoints_path()) else {
-        return Ok(None);
-    };
-    load(cfg, classes, &cp).map(Some)
-}
-
-fn load(cfg: &crate::config::Config, classes: usize, cp: &Checkpoint) -> Result<Loaded, String> {
-    let net =
-        restore::load_weights(cfg, classes, cp, &Device::flex()).map_err(|e| e.to_string())?;
-    Ok(Loaded {
-        net,
-        epoch: cp.state.epoch,
-        name: cp.name.clone(),
-    })
+    // Picked again when the live trainer prunes or rewrites the one picked meanwhile.
+    match restore::pick_and_load(run, None, cfg, classes, &Device::flex()) {
+        Ok((cp, _, net)) => Ok(Some(Loaded {
+            net,
+            epoch: cp.state.epoch,
+            name: cp.name,
+        })),
+        Err(super::TrainError::Run(crate::run::RunError::NoCheckpoint { .. })) => Ok(None),
+        Err(e) => Err(format!("the viewer cannot load the newest checkpoint: {e}")),
+    }
 }
 
 /// The image the trainer probes first (its first `started` event says), else a bundled sample.
@@ -107,7 +102,11 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
     let classes = run.read_classes().map_err(|e| e.to_string())?.classes;
     let socket = run.socket_path();
     let mut tail = Tail::open(&run.events_path()).map_err(|e| e.to_string())?;
-    let mut loaded = load_newest(run, &cfg, classes.len())?;
+    // The viewer's own trouble with a checkpoint is a warning, not the run's failure.
+    let mut loaded = load_newest(run, &cfg, classes.len()).unwrap_or_else(|message| {
+        events.send(Event::Warning(WarningInfo { message }));
+        None
+    });
     let mut inspector = inspect::Inspector::new(&cfg, &classes, run, first_probe(run));
     let mut ended = false;
     let mut last_event = Instant::now();
