@@ -118,3 +118,139 @@ fn loads_and_predict_never_fail_while_the_trainer_prunes_every_epoch() {
     assert!(status.success(), "{status}");
     eprintln!("{loads} loads over epochs {first}..{newest}");
 }
+
+/// The `Warning` events of a run so far.
+fn warnings(run: &Path) -> Vec<String> {
+    common::events(run)
+        .into_iter()
+        .filter_map(|e| match e {
+            convscope::events::Event::Warning(w) => Some(w.message),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Peak resident memory of a process, in KiB (`VmHWM` in /proc/PID/status).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[test]
+fn probes_of_a_fifo_or_a_huge_file_never_hold_up_training() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 12, 16);
+    let run = tmp.path().join("run");
+    let mut child = trainer(tmp.path(), &data, &run, "", 20);
+    let sock = run.join("control.sock");
+    wait_for("a batch event", Duration::from_mins(2), || {
+        run.join("events.jsonl").exists()
+            && common::events(&run)
+                .iter()
+                .any(|e| matches!(e, convscope::events::Event::Batch(_)))
+    });
+    // A FIFO nobody writes to: reading it waits forever (before: on the training thread).
+    let fifo = tmp.path().join("pipe.png");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("mkfifo");
+    control::send(
+        &sock,
+        &Command::Probe {
+            image: fifo.clone(),
+        },
+    )
+    .expect("probe");
+    wait_for("the FIFO's warning", Duration::from_mins(1), || {
+        warnings(&run).iter().any(|w| w.contains("pipe.png"))
+    });
+    let w = warnings(&run);
+    let fifo_warning = w.iter().find(|w| w.contains("pipe.png")).expect("warning");
+    assert!(
+        fifo_warning.contains("a FIFO (named pipe), not an image file"),
+        "{fifo_warning}"
+    );
+    // A 2 GB file named .png (sparse: no disk taken), read whole before this change.
+    let huge = tmp.path().join("x.png");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(2 << 30))
+        .expect("sparse file");
+    control::send(
+        &sock,
+        &Command::Probe {
+            image: huge.clone(),
+        },
+    )
+    .expect("probe");
+    wait_for("the huge file's warning", Duration::from_mins(1), || {
+        warnings(&run).iter().any(|w| w.contains("x.png"))
+    });
+    let w = warnings(&run);
+    let huge_warning = w.iter().find(|w| w.contains("x.png")).expect("warning");
+    assert!(
+        huge_warning.contains("the file is 2147483648 bytes, more than any image"),
+        "{huge_warning}"
+    );
+    let peak = peak_rss_kib(child.0.id());
+    assert!(peak < 1 << 20, "peak RSS {peak} KiB");
+    // The training goes on and stops when asked: wait on its exit (bounded, in case it hangs).
+    control::send(&sock, &Command::Stop).expect("stop");
+    let pid = child.0.id();
+    let mut waited = std::mem::replace(
+        &mut child.0,
+        std::process::Command::new("true").spawn().expect("true"),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(waited.wait());
+    });
+    let status = rx
+        .recv_timeout(Duration::from_mins(1))
+        .unwrap_or_else(|_| {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("the trainer did not stop within a minute of `stop`")
+        })
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    eprintln!("peak RSS of the trainer: {peak} KiB");
+}
+
+#[test]
+fn latest_pointing_at_an_endless_device_is_named_and_not_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = common::demo_run(tmp.path(), 1, 16, 8);
+    let latest = run.join("checkpoints/latest");
+    std::fs::remove_file(&latest).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", &latest).expect("symlink");
+    let image = run.join("samples");
+    let image = std::fs::read_dir(&image)
+        .expect("samples")
+        .flatten()
+        .map(|e| e.path())
+        .min()
+        .expect("a sample");
+    let out = bin()
+        .arg("predict")
+        .arg(&run)
+        .arg(&image)
+        .output()
+        .expect("predict runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} is a character device, not a regular file",
+            latest.display()
+        )) && stderr.contains("using the newest complete one, epoch-0001, instead"),
+        "{stderr}"
+    );
+}

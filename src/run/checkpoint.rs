@@ -237,7 +237,7 @@ fn verify(c: &Checkpoint) -> Result<(), String> {
 
 /// Read a checkpoint folder's state and check its files; the error says what is wrong.
 fn read_state(path: &Path) -> Result<TrainState, String> {
-    let text = std::fs::read_to_string(path.join(STATE_FILE))
+    let text = super::small_file::read_string(&path.join(STATE_FILE))
         .map_err(|e| format!("cannot read {STATE_FILE}: {e}"))?;
     let state: TrainState = serde_json::from_str(&text)
         .map_err(|e| format!("{STATE_FILE} is not valid checkpoint state: {e}"))?;
@@ -305,10 +305,21 @@ pub fn latest(dir: &Path) -> Result<(Checkpoint, Option<String>), RunError> {
 /// How many times [`latest`] lists a folder that keeps changing under it.
 const LIST_TRIES: usize = 5;
 
-fn read_latest(dir: &Path) -> Option<String> {
-    std::fs::read_to_string(dir.join("latest"))
-        .ok()
-        .map(|s| s.trim().to_string())
+/// What `latest` names (`None`: there is no `latest`), or why it cannot be read.
+fn read_latest(dir: &Path) -> Result<Option<String>, String> {
+    let path = dir.join("latest");
+    match super::small_file::read_string(&path) {
+        Ok(s) => Ok(Some(s.trim().to_string())),
+        Err(super::small_file::SmallFileError::Io(e))
+            if e.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(super::small_file::SmallFileError::Io(e)) => {
+            Err(format!("{} cannot be read: {e}", path.display()))
+        }
+        Err(e) => Err(format!("{} {e}", path.display())),
+    }
 }
 
 /// One listing for [`latest`]: `None` when the folder changed meanwhile (look again).
@@ -319,6 +330,10 @@ fn latest_once(dir: &Path) -> Result<Option<(Checkpoint, Option<String>)>, RunEr
         return Ok(None);
     }
     let mut skipped = Vec::new();
+    let named = named.unwrap_or_else(|why| {
+        skipped.push(why);
+        None
+    });
     if let Some(n) = &named {
         if let Some(i) = all.iter().position(|c| &c.name == n) {
             // Try the named one first.
@@ -347,8 +362,17 @@ fn latest_once(dir: &Path) -> Result<Option<(Checkpoint, Option<String>)>, RunEr
                 });
                 return Ok(Some((c, note)));
             }
-            // Pruned or rewritten since it was listed: not damaged.
-            Err(_) if !c.path.join(STATE_FILE).is_file() => return Ok(None),
+            // Pruned or rewritten since it was listed (a listed checkpoint had all its files):
+            // not damaged; list again.
+            Err(_)
+                if c.state
+                    .files()
+                    .iter()
+                    .chain([&STATE_FILE])
+                    .any(|f| !c.path.join(f).is_file()) =>
+            {
+                return Ok(None);
+            }
             Err(why) => {
                 tracing::warn!("checkpoint {} is damaged: {why}", c.path.display());
                 skipped.push(format!("checkpoint {} is damaged ({why})", c.name));

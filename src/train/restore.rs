@@ -155,18 +155,33 @@ fn retrying<T>(
 /// readable whatever happens to its name. `written` is its size as recorded in state.json (0:
 /// not recorded): another size means it was replaced since the checkpoint was listed.
 fn read_whole(path: &Path, written: u64) -> Result<Bytes, LoadFail> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    use crate::run::small_file::{self, SmallFileError};
+    use std::io::Read as _;
+    let cap = if written > 0 { written } else { u64::MAX / 2 };
+    let failed = |message: String| {
+        LoadFail::Failed(TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        })
+    };
+    // Only a regular file (a FIFO or a link to /dev/zero in its place would hang or fill
+    // the memory), and no more than was written.
+    let (file, len) = match small_file::open_regular(path, cap) {
+        Ok(f) => f,
+        Err(SmallFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(LoadFail::Vanished(e.to_string()));
         }
-        Err(e) => {
-            return Err(LoadFail::Failed(TrainError::Checkpoint {
-                path: path.to_path_buf(),
-                message: format!("cannot read it: {e}"),
-            }));
+        Err(SmallFileError::TooLarge { len, .. }) => {
+            return Err(LoadFail::Vanished(format!(
+                "{len} bytes where {written} were written"
+            )));
         }
+        Err(e) => return Err(failed(format!("cannot read it: {e}"))),
     };
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| failed(format!("cannot read it: {e}")))?;
     if written > 0 && bytes.len() as u64 != written {
         return Err(LoadFail::Vanished(format!(
             "{} bytes where {written} were written",

@@ -152,6 +152,11 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
             }
         }
         first = false;
+        if let Some(l) = &loaded {
+            for e in inspector.poll(&l.net, l.epoch, Duration::ZERO) {
+                events.send(e);
+            }
+        }
         // The run's state as only a viewer can see it.
         let state = seen_state(
             ended,
@@ -208,7 +213,11 @@ fn handle(
             }
         }
         Command::Probe { image } => match loaded {
-            Some(l) => inspector.probe(&l.net, l.epoch, image),
+            Some(_) => {
+                // Read off this thread; the maps come from the next poll.
+                inspector.probe(image);
+                Vec::new()
+            }
             None => warn("no checkpoint yet: feature maps appear after the first epoch".into()),
         },
         Command::RefreshFilters => loaded.map_or_else(Vec::new, |l| {
