@@ -254,3 +254,28 @@ fn latest_pointing_at_an_endless_device_is_named_and_not_read() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_hand_edited_state_json_epoch_is_refused_naming_file_and_field() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = common::demo_run(tmp.path(), 2, 16, 8);
+    let state = run.join("checkpoints/epoch-0002/state.json");
+    let text = std::fs::read_to_string(&state).expect("state.json");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    v["epoch"] = serde_json::json!(u64::MAX);
+    std::fs::write(&state, v.to_string()).expect("write");
+    let out = bin()
+        .args(["resume", "--headless", "--epochs", "3"])
+        .arg(&run)
+        .output()
+        .expect("resume runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "checkpoint epoch-0002 is incomplete or damaged (state.json field `epoch` = 18446744073709551615: must be between 1 and 100000000); using the newest complete one, epoch-0001, instead"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("resuming at epoch 2"), "{stderr}");
+}
