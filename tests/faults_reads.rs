@@ -279,3 +279,36 @@ fn a_hand_edited_state_json_epoch_is_refused_naming_file_and_field() {
     );
     assert!(stderr.contains("resuming at epoch 2"), "{stderr}");
 }
+
+#[test]
+fn control_characters_in_file_names_cannot_forge_log_lines() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 8, 16);
+    // A bad image whose name carries a line break and a fake error line.
+    let forged = data.join("blobs/x\n ERROR training failed: forged\u{1b}[31m.png");
+    std::fs::write(&forged, b"not an image").expect("write");
+    let run = tmp.path().join("run");
+    let out = bin()
+        .arg("train")
+        .arg(&data)
+        .arg("--run")
+        .arg(&run)
+        .args(["--headless", "--image-size", "16", "--epochs", "1"])
+        .output()
+        .expect("train runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let log = std::fs::read_to_string(run.join("convscope.log")).expect("log");
+    for (what, text) in [("stderr", stderr.as_ref()), ("convscope.log", log.as_str())] {
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("forged")).collect();
+        assert_eq!(lines.len(), 1, "{what}:\n{text}");
+        assert!(
+            lines[0].contains("WARN")
+                && lines[0].contains("skipping image")
+                && lines[0].contains("x\\n ERROR training failed: forged"),
+            "{what}: {}",
+            lines[0]
+        );
+        assert!(!text.contains('\u{1b}'), "{what} holds a raw escape");
+    }
+}
