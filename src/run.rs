@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod control;
 pub mod event_log;
+pub mod small_file;
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +67,21 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '
         path: path.to_path_buf(),
         error,
     }
+}
+
+/// Read one of the run's small files (see [`small_file`]): a FIFO, a device or a huge file in
+/// its place is refused, naming the file, instead of hanging or filling the memory.
+pub(crate) fn read_small(path: &Path) -> Result<String, RunError> {
+    small_file::read_string(path).map_err(|e| match e {
+        small_file::SmallFileError::Io(error) => RunError::Io {
+            path: path.to_path_buf(),
+            error,
+        },
+        other => RunError::Corrupt {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
+    })
 }
 
 /// `classes.json`: class names in index order, dataset sizes and skipped files.
@@ -391,7 +407,7 @@ impl RunDir {
     /// Read the resolved config back.
     pub fn read_config(&self) -> Result<Config, RunError> {
         let path = self.config_path();
-        let cfg = Config::load(Some(&path))?;
+        let cfg = Config::from_toml(&read_small(&path)?, &path.display().to_string())?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -409,7 +425,7 @@ impl RunDir {
     /// Read `classes.json`.
     pub fn read_classes(&self) -> Result<ClassesInfo, RunError> {
         let path = self.classes_path();
-        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        let text = read_small(&path)?;
         serde_json::from_str(&text).map_err(|e| RunError::Corrupt {
             path,
             message: format!("not valid classes JSON: {e}"),

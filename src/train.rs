@@ -489,6 +489,7 @@ impl Worker {
             record_late_skips(&run, &dataset)?;
             self.checkpoint(&net, &optim, &state, &run, Keep::from(&cfg.train))?;
             self.emit_all(inspector.on_epoch_end(&net, epoch));
+            self.emit_all(inspector.poll(&net, epoch, Duration::ZERO));
             if epoch < cfg.train.epochs
                 && let Control::Stop(cause) =
                     self.handle_commands(&net, &optim, &state, &run, &mut inspector)?
@@ -517,6 +518,8 @@ impl Worker {
     /// epochs) until it goes away. Training commands have nothing left to act on.
     fn serve_finished(&mut self, net: &Net, epoch: usize, inspector: &mut inspect::Inspector) {
         while self.events_open {
+            let read = inspector.poll(net, epoch, Duration::ZERO);
+            self.emit_all(read);
             // The observer may go without a word (the screen closed, or headless output ended):
             // look again every 100 ms.
             let cmd = match self.next_command(Some(Duration::from_millis(100))) {
@@ -526,7 +529,10 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             let events = match cmd {
-                Command::Probe { image } => inspector.probe(net, epoch, image),
+                Command::Probe { image } => {
+                    inspector.probe(image);
+                    Vec::new()
+                }
                 Command::RefreshFilters => inspector.snapshots(net, epoch),
                 Command::SelectEpoch { epoch: e } => inspector.select_epoch(net, epoch, e),
                 Command::Pause | Command::Resume | Command::Stop | Command::CheckpointNow => {
@@ -647,6 +653,8 @@ impl Worker {
     ) -> Result<Control, TrainError> {
         let mut paused = false;
         loop {
+            // A probe image read meanwhile (reading it never holds up the training).
+            self.emit_all(inspector.poll(net, state.epoch, Duration::ZERO));
             if self.interrupt.stop.load(Ordering::SeqCst) {
                 return Ok(self.stopping(StopCause::from_signal(self.interrupt.received())));
             }
@@ -693,9 +701,7 @@ impl Worker {
                 Command::CheckpointNow => {
                     self.checkpoint(net, optim, state, run, Keep::ALL)?;
                 }
-                Command::Probe { image } => {
-                    self.emit_all(inspector.probe(net, state.epoch, image));
-                }
+                Command::Probe { image } => inspector.probe(image),
                 Command::RefreshFilters => {
                     self.emit_all(inspector.snapshots(net, state.epoch));
                 }
@@ -814,7 +820,7 @@ impl RunSource {
     /// Read `run.json`.
     pub fn read(run: &RunDir) -> Result<Self, RunError> {
         let path = run.path.join("run.json");
-        let text = std::fs::read_to_string(&path).map_err(crate::run::io_err(&path))?;
+        let text = crate::run::read_small(&path)?;
         serde_json::from_str(&text).map_err(|e| RunError::Corrupt {
             path,
             message: format!("not valid run JSON: {e}"),

@@ -1,7 +1,7 @@
 //! Decode like PIL + Keras `load_img`: any supported file to 8-bit RGB or L, NEAREST resize.
 
-use std::fs;
-use std::io::Cursor;
+use std::fs::{self, File};
+use std::io::{BufReader, Cursor, Read, Seek as _, SeekFrom};
 use std::path::Path;
 
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
@@ -18,45 +18,146 @@ pub struct Decoded {
     pub channels: usize,
 }
 
+/// Open an image file for reading: only a regular file, at most `cap` bytes. The open does not
+/// wait (`O_NONBLOCK`: a FIFO with no writer would block it, and with it the training thread
+/// that asked for a probe), and the checks are made on the open file.
+fn open_image(path: &Path, cap: u64, max_pixels: u64) -> Result<(File, u64), String> {
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if !meta.is_file() {
+        let t = meta.file_type();
+        let what = if t.is_dir() {
+            "a folder"
+        } else if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!(
+            "{what}, not an image file; only regular files are read"
+        ));
+    }
+    if meta.len() > cap {
+        return Err(format!(
+            "the file is {} bytes, more than any image within data.max_pixels = {max_pixels} takes ({cap} bytes at most); shrink the image or raise data.max_pixels",
+            meta.len()
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
+/// The largest image file read for `max_pixels`: 16-bit RGBA stored uncompressed is 8 bytes a
+/// pixel, plus room for metadata and other frames.
+fn max_file_bytes(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(8).saturating_add(64 << 20)
+}
+
 /// Decode a file to an image, refusing anything above `max_pixels` before allocating it.
 ///
-/// The error is a short reason (the caller adds the file name).
+/// The file is read as a stream: its header gives the size, which is checked before any pixel
+/// is decoded, and a file that is not what its header says fails where it stops making sense,
+/// not after being read whole. The error is a short reason (the caller adds the file name).
 pub(crate) fn decode_file(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
-    let bytes = fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
-    if bytes.is_empty() {
+    let (file, len) = open_image(path, max_file_bytes(max_pixels), max_pixels)?;
+    if len == 0 {
         return Err("empty file (0 bytes)".into());
     }
-    let reader = |limits: Limits| -> Result<ImageReader<Cursor<&[u8]>>, String> {
-        let mut r = ImageReader::new(Cursor::new(bytes.as_slice()))
-            .with_guessed_format()
-            .map_err(|e| format!("cannot read the file: {e}"))?;
-        if r.format().is_none() {
-            match ImageFormat::from_path(path) {
-                Ok(f) => r.set_format(f),
-                Err(_) => return Err("not a recognised image format".into()),
-            }
-        }
-        r.limits(limits);
-        Ok(r)
+    let read_err = |e: std::io::Error| format!("cannot read the file: {e}");
+    let stream = || -> Result<BufReader<&File>, String> {
+        let mut f = &file;
+        f.seek(SeekFrom::Start(0)).map_err(read_err)?;
+        Ok(BufReader::with_capacity(64 << 10, f))
     };
-    let format = reader(Limits::no_limits())?.format();
-    let what = format.map_or_else(|| "image".to_string(), |f| format!("{f:?}"));
-    if format == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
-        // zune-jpeg pads a cut-off file with grey; PIL refuses it ("image file is truncated").
-        return Err("truncated Jpeg file (no end-of-image marker after the last scan)".into());
+    let format = match ImageReader::new(stream()?)
+        .with_guessed_format()
+        .map_err(read_err)?
+        .format()
+    {
+        Some(f) => f,
+        None => ImageFormat::from_path(path).map_err(|_| "not a recognised image format")?,
+    };
+    if format == ImageFormat::Jpeg {
+        // Its decoder takes the file whole: hand it no more than the frame it declares can
+        // take, and only a prefix when it declares none (garbage: the decoder says what is
+        // wrong from its first bytes).
+        let bound = match jpeg_frame_size(stream()?) {
+            Some((w, h)) => {
+                let pixels = u64::from(w) * u64::from(h);
+                check_pixels(w, h, max_pixels)?;
+                let bound = pixels.saturating_mul(8).saturating_add(16 << 20);
+                if len > bound {
+                    return Err(format!(
+                        "the file is {len} bytes, far more than a {w}x{h} Jpeg takes; it is not a plain image file"
+                    ));
+                }
+                bound
+            }
+            None => 1 << 20,
+        };
+        let mut bytes = Vec::with_capacity(len.min(bound) as usize);
+        stream()?
+            .take(bound)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        decode_with(
+            || Ok(Cursor::new(bytes.as_slice())),
+            format,
+            max_pixels,
+            Some(&bytes),
+        )
+    } else {
+        decode_with(stream, format, max_pixels, None)
     }
-    // The header alone: cheap, and it lets a decompression bomb be refused by its claimed size.
-    let (w, h) = reader(Limits::no_limits())?
-        .into_dimensions()
-        .map_err(|e| format!("not a valid {what} file: {e}"))?;
+}
+
+/// Refuse an image above `max_pixels` (or of no pixels) by the size its header gives.
+fn check_pixels(w: u32, h: u32, max_pixels: u64) -> Result<(), String> {
     let pixels = u64::from(w) * u64::from(h);
     if pixels > max_pixels {
         return Err(format!(
             "{w}x{h} pixels is above data.max_pixels = {max_pixels}; shrink the image or raise data.max_pixels"
         ));
     }
+    Ok(())
+}
+
+/// Decode what `open` reads (from its start each time it is called) as `format`; `jpeg` is the
+/// whole file when it is a Jpeg, to check that it is complete.
+fn decode_with<R: std::io::BufRead + std::io::Seek>(
+    open: impl Fn() -> Result<R, String>,
+    format: ImageFormat,
+    max_pixels: u64,
+    jpeg: Option<&[u8]>,
+) -> Result<DynamicImage, String> {
+    let what = format!("{format:?}");
+    let reader = |limits: Limits| -> Result<ImageReader<R>, String> {
+        let mut r = ImageReader::with_format(open()?, format);
+        r.limits(limits);
+        Ok(r)
+    };
+    // The header alone: cheap, and it lets a decompression bomb be refused by its claimed size.
+    let (w, h) = reader(Limits::no_limits())?
+        .into_dimensions()
+        .map_err(|e| format!("not a valid {what} file: {e}"))?;
+    check_pixels(w, h, max_pixels)?;
+    let pixels = u64::from(w) * u64::from(h);
     if pixels == 0 {
         return Err(format!("{what} header says {w}x{h} pixels"));
+    }
+    if jpeg.is_some_and(|bytes| !jpeg_is_complete(bytes)) {
+        // zune-jpeg pads a cut-off file with grey; PIL refuses it ("image file is truncated").
+        return Err("truncated Jpeg file (no end-of-image marker after the last scan)".into());
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(w);
@@ -67,6 +168,47 @@ pub(crate) fn decode_file(path: &Path, max_pixels: u64) -> Result<DynamicImage, 
         .into_decoder()
         .map_err(|e| format!("not a valid {what} file: {e}"))?;
     DynamicImage::from_decoder(decoder).map_err(|e| format!("corrupt {what} data: {e}"))
+}
+
+/// The width and height a Jpeg's frame header (SOFn) declares, read from its first segments;
+/// `None` when the file does not start like a Jpeg or has no frame header before its scan.
+fn jpeg_frame_size(r: impl Read) -> Option<(u32, u32)> {
+    let mut r = r;
+    let mut byte = || -> Option<u8> {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b).ok().map(|()| b[0])
+    };
+    if (byte()?, byte()?) != (0xFF, 0xD8) {
+        return None;
+    }
+    loop {
+        if byte()? != 0xFF {
+            return None;
+        }
+        let mut marker = byte()?;
+        while marker == 0xFF {
+            marker = byte()?; // fill bytes
+        }
+        match marker {
+            0x01 | 0xD0..=0xD8 => {}    // no length
+            0xD9 | 0xDA => return None, // end, or a scan before any frame header
+            _ => {
+                let len = u16::from_be_bytes([byte()?, byte()?]);
+                if len < 2 {
+                    return None;
+                }
+                if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+                    let _precision = byte()?;
+                    let h = u16::from_be_bytes([byte()?, byte()?]);
+                    let w = u16::from_be_bytes([byte()?, byte()?]);
+                    return Some((u32::from(w), u32::from(h)));
+                }
+                for _ in 2..len {
+                    byte()?;
+                }
+            }
+        }
+    }
 }
 
 // The entropy-coded data of a scan never contains a marker, so a complete file has an EOI

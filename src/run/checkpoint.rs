@@ -6,6 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{RunError, io_err, write_atomic};
 
+/// The most epochs a checkpoint may claim (config's `train.epochs` has no such bound, but no
+/// training gets near it; a larger number is a hand-edited file).
+const MAX_EPOCH: usize = 100_000_000;
+/// The most batches an epoch may have.
+const MAX_BATCHES: usize = 1 << 40;
+
 /// File name of the model weights inside a checkpoint folder.
 pub const MODEL_FILE: &str = "model.bpk";
 /// File name of the optimizer state inside a checkpoint folder.
@@ -56,6 +62,60 @@ impl TrainState {
         } else {
             &[MODEL_FILE, OPTIM_FILE]
         }
+    }
+
+    /// Check that the fields are in range (a hand-edited file must not make an epoch counter
+    /// wrap around); the error names the field and its value.
+    pub fn check(&self) -> Result<(), String> {
+        let bad = |field: &str, value: String, want: &str| {
+            Err(format!("field `{field}` = {value}: {want}"))
+        };
+        if !(1..=MAX_EPOCH).contains(&self.epoch) {
+            return bad(
+                "epoch",
+                self.epoch.to_string(),
+                &format!("must be between 1 and {MAX_EPOCH}"),
+            );
+        }
+        if !(1..=MAX_BATCHES).contains(&self.batches_per_epoch) {
+            return bad(
+                "batches_per_epoch",
+                self.batches_per_epoch.to_string(),
+                &format!("must be between 1 and {MAX_BATCHES}"),
+            );
+        }
+        if self.batch > self.batches_per_epoch {
+            return bad(
+                "batch",
+                self.batch.to_string(),
+                &format!(
+                    "must be at most batches_per_epoch = {}",
+                    self.batches_per_epoch
+                ),
+            );
+        }
+        if self.correct > self.seen {
+            return bad(
+                "correct",
+                self.correct.to_string(),
+                &format!("must be at most seen = {}", self.seen),
+            );
+        }
+        if !self.loss_sum.is_finite() || self.loss_sum < 0.0 {
+            return bad(
+                "loss_sum",
+                self.loss_sum.to_string(),
+                "must be a finite number, 0 or more",
+            );
+        }
+        if !self.train_seconds.is_finite() || self.train_seconds < 0.0 {
+            return bad(
+                "train_seconds",
+                self.train_seconds.to_string(),
+                "must be a finite number, 0 or more",
+            );
+        }
+        Ok(())
     }
 
     /// Whether the checkpointed epoch was finished.
@@ -241,10 +301,11 @@ fn verify(c: &Checkpoint) -> Result<(), String> {
 
 /// Read a checkpoint folder's state and check its files; the error says what is wrong.
 fn read_state(path: &Path) -> Result<TrainState, String> {
-    let text = std::fs::read_to_string(path.join(STATE_FILE))
+    let text = super::small_file::read_string(&path.join(STATE_FILE))
         .map_err(|e| format!("cannot read {STATE_FILE}: {e}"))?;
     let state: TrainState = serde_json::from_str(&text)
         .map_err(|e| format!("{STATE_FILE} is not valid checkpoint state: {e}"))?;
+    state.check().map_err(|e| format!("{STATE_FILE} {e}"))?;
     for (file, want) in [
         (MODEL_FILE, state.model_bytes),
         (OPTIM_FILE, state.optim_bytes),
@@ -291,12 +352,53 @@ pub fn list(dir: &Path) -> Result<Vec<Checkpoint>, RunError> {
 
 /// The checkpoint `latest` names, if it is complete and undamaged; otherwise the newest one
 /// that is. The second value says why `latest` was not used, when it was not.
+///
+/// A live training writes, renames and prunes checkpoints meanwhile: when `latest` changes
+/// during the listing, or a listed checkpoint is gone by the time its files are checked, the
+/// folder is listed again (a few times) instead of calling it damaged.
 pub fn latest(dir: &Path) -> Result<(Checkpoint, Option<String>), RunError> {
+    for _ in 0..LIST_TRIES {
+        if let Some(found) = latest_once(dir)? {
+            return Ok(found);
+        }
+    }
+    Err(RunError::NoCheckpoint {
+        path: dir.to_path_buf(),
+    })
+}
+
+/// How many times [`latest`] lists a folder that keeps changing under it.
+const LIST_TRIES: usize = 5;
+
+/// What `latest` names (`None`: there is no `latest`), or why it cannot be read.
+fn read_latest(dir: &Path) -> Result<Option<String>, String> {
+    let path = dir.join("latest");
+    match super::small_file::read_string(&path) {
+        Ok(s) => Ok(Some(s.trim().to_string())),
+        Err(super::small_file::SmallFileError::Io(e))
+            if e.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(super::small_file::SmallFileError::Io(e)) => {
+            Err(format!("{} cannot be read: {e}", path.display()))
+        }
+        Err(e) => Err(format!("{} {e}", path.display())),
+    }
+}
+
+/// One listing for [`latest`]: `None` when the folder changed meanwhile (look again).
+fn latest_once(dir: &Path) -> Result<Option<(Checkpoint, Option<String>)>, RunError> {
+    let named = read_latest(dir);
     let mut all = list(dir)?;
-    let named = std::fs::read_to_string(dir.join("latest"))
-        .ok()
-        .map(|s| s.trim().to_string());
+    if read_latest(dir) != named {
+        return Ok(None);
+    }
     let mut skipped = Vec::new();
+    let named = named.unwrap_or_else(|why| {
+        skipped.push(why);
+        None
+    });
     if let Some(n) = &named {
         if let Some(i) = all.iter().position(|c| &c.name == n) {
             // Try the named one first.
@@ -323,7 +425,18 @@ pub fn latest(dir: &Path) -> Result<(Checkpoint, Option<String>), RunError> {
                         c.name
                     )
                 });
-                return Ok((c, note));
+                return Ok(Some((c, note)));
+            }
+            // Pruned or rewritten since it was listed (a listed checkpoint had all its files):
+            // not damaged; list again.
+            Err(_)
+                if c.state
+                    .files()
+                    .iter()
+                    .chain([&STATE_FILE])
+                    .any(|f| !c.path.join(f).is_file()) =>
+            {
+                return Ok(None);
             }
             Err(why) => {
                 tracing::warn!("checkpoint {} is damaged: {why}", c.path.display());
@@ -545,6 +658,46 @@ mod tests {
             .to_string();
         assert!(err.contains("there is no earlier checkpoint"), "{err}");
         assert!(!err.contains("is kept"), "{err}");
+    }
+
+    #[test]
+    fn hand_edited_state_out_of_range_is_refused_naming_the_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        save(dir.path(), &state(1, 10), fake_files).expect("save");
+        let c2 = save(dir.path(), &state(2, 10), fake_files).expect("save");
+        let path = c2.path.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).expect("read");
+        for (field, value, says) in [
+            (
+                "epoch",
+                "18446744073709551615",
+                "field `epoch` = 18446744073709551615: must be between 1 and 100000000",
+            ),
+            ("epoch", "0", "field `epoch` = 0: must be between 1"),
+            (
+                "batch",
+                "11",
+                "field `batch` = 11: must be at most batches_per_epoch = 10",
+            ),
+            (
+                "batches_per_epoch",
+                "0",
+                "field `batches_per_epoch` = 0: must be between 1",
+            ),
+            (
+                "correct",
+                "5",
+                "field `correct` = 5: must be at most seen = 0",
+            ),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+            v[field] = serde_json::from_str(value).expect("number");
+            std::fs::write(&path, v.to_string()).expect("write");
+            let (cp, note) = latest(dir.path()).expect("latest");
+            assert_eq!(cp.name, "epoch-0001", "{field}");
+            let note = note.expect("note");
+            assert!(note.contains(&format!("{STATE_FILE} {says}")), "{note}");
+        }
     }
 
     #[test]

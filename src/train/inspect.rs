@@ -17,8 +17,10 @@ pub struct Inspector {
     cfg: Config,
     classes: usize,
     run: RunDir,
-    /// The image whose feature maps are shown.
+    /// The image whose feature maps are shown, with its pixels (read once, off this thread).
     pub image: Option<PathBuf>,
+    input: Option<Vec<f32>>,
+    loader: probe::Loader,
     /// An earlier epoch the user picked, with its network.
     pinned: Option<(usize, Net)>,
 }
@@ -28,16 +30,43 @@ fn warning(message: String) -> Event {
 }
 
 impl Inspector {
-    /// Start with `image` as the probe.
+    /// Start with `image` as the probe (its feature maps come from [`Self::poll`] once read).
     #[must_use]
     pub fn new(cfg: &Config, classes: &[String], run: &RunDir, image: Option<PathBuf>) -> Self {
+        let mut loader = probe::Loader::new(cfg);
+        if let Some(image) = image {
+            loader.request(image);
+        }
         Self {
             probe: probe::Probe::new(cfg, classes),
             cfg: cfg.clone(),
             classes: classes.len(),
             run: run.clone(),
-            image,
+            image: None,
+            input: None,
+            loader,
             pinned: None,
+        }
+    }
+
+    /// The feature maps of a probe image read since the last call, or the warning saying why
+    /// it could not be read; waits up to `wait` for the image asked for last.
+    pub fn poll(&mut self, live: &Net, live_epoch: usize, wait: std::time::Duration) -> Vec<Event> {
+        let Some((image, read)) = self.loader.take(wait) else {
+            return Vec::new();
+        };
+        match read {
+            Ok(input) => {
+                let (net, epoch) = match &self.pinned {
+                    Some((e, n)) => (n, *e),
+                    None => (live, live_epoch),
+                };
+                let event = self.probe.feature_maps_of(net, &image, &input, epoch);
+                self.image = Some(image);
+                self.input = Some(input);
+                vec![event]
+            }
+            Err(message) => vec![warning(message)],
         }
     }
 
@@ -54,8 +83,8 @@ impl Inspector {
             None => (live, live_epoch),
         };
         let mut out = vec![probe::filters(net, epoch)];
-        if let Some(image) = &self.image {
-            out.push(self.probe.feature_maps(net, image, epoch));
+        if let (Some(image), Some(input)) = (&self.image, &self.input) {
+            out.push(self.probe.feature_maps_of(net, image, input, epoch));
         }
         out
     }
@@ -77,17 +106,10 @@ impl Inspector {
         out
     }
 
-    /// Look at another image.
-    pub fn probe(&mut self, live: &Net, live_epoch: usize, image: PathBuf) -> Vec<Event> {
-        let (net, epoch) = match &self.pinned {
-            Some((e, n)) => (n, *e),
-            None => (live, live_epoch),
-        };
-        let event = self.probe.feature_maps(net, &image, epoch);
-        if !matches!(event, Event::Warning(_)) {
-            self.image = Some(image);
-        }
-        vec![event]
+    /// Look at another image: it is read on a thread of its own, and its feature maps come
+    /// from [`Self::poll`] (a FIFO, a huge or slow file never holds up the training).
+    pub fn probe(&mut self, image: PathBuf) {
+        self.loader.request(image);
     }
 
     /// Look at `epoch`'s checkpoint, or follow the live weights again with `None`.
@@ -101,11 +123,15 @@ impl Inspector {
             None => self.pinned = None,
             Some(e) if e >= live_epoch => self.pinned = None,
             Some(e) => {
-                let loaded = restore::pick(&self.run, Some(e)).and_then(|(cp, _)| {
-                    restore::load_weights(&self.cfg, self.classes, &cp, &Device::flex())
-                });
+                let loaded = restore::pick_and_load(
+                    &self.run,
+                    Some(e),
+                    &self.cfg,
+                    self.classes,
+                    &Device::flex(),
+                );
                 match loaded {
-                    Ok(net) => self.pinned = Some((e, net)),
+                    Ok((_, _, net)) => self.pinned = Some((e, net)),
                     Err(err) => return vec![warning(format!("epoch {e}: {err}"))],
                 }
             }
@@ -141,6 +167,11 @@ mod tests {
                 })
                 .collect()
         };
+        // The first image is read off this thread; its maps come with the first poll.
+        assert_eq!(
+            marks(&inspector.poll(&net, 1, std::time::Duration::from_mins(1))),
+            [("maps", false)]
+        );
         assert_eq!(
             marks(&inspector.on_epoch_end(&net, 1)),
             [("filters", true), ("maps", true)]
@@ -149,7 +180,11 @@ mod tests {
             marks(&inspector.snapshots(&net, 1)),
             [("filters", false), ("maps", false)]
         );
-        assert_eq!(marks(&inspector.probe(&net, 1, image)), [("maps", false)]);
+        inspector.probe(image);
+        assert_eq!(
+            marks(&inspector.poll(&net, 1, std::time::Duration::from_mins(1))),
+            [("maps", false)]
+        );
         assert_eq!(
             marks(&inspector.select_epoch(&net, 1, None)),
             [("filters", false), ("maps", false)]

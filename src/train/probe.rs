@@ -1,6 +1,8 @@
 //! Turn weights and activations into plain snapshots for observers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::Duration;
 
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
@@ -56,16 +58,14 @@ impl Probe {
 
     /// Run `image` through the current weights; an unreadable image gives `Event::Warning`.
     pub fn feature_maps(&self, net: &Net, image: &Path, epoch: usize) -> Event {
-        let input = match crate::data::load_image(image, &self.cfg) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!("probe {}: {e}", image.display());
-                return Event::Warning(WarningInfo {
-                    // The error names the image already.
-                    message: format!("probe {e}"),
-                });
-            }
-        };
+        match read(image, &self.cfg) {
+            Ok(input) => self.feature_maps_of(net, image, &input, epoch),
+            Err(message) => Event::Warning(WarningInfo { message }),
+        }
+    }
+
+    /// Run `input`, the pixels of `image` as [`read`] gives them, through the current weights.
+    pub fn feature_maps_of(&self, net: &Net, image: &Path, input: &[f32], epoch: usize) -> Event {
         let shape = self.cfg.input_shape();
         let eval = net.valid();
         let device = eval
@@ -73,7 +73,7 @@ impl Probe {
             .first()
             .map_or_else(burn::tensor::Device::flex, |p| p.weight.val().device());
         let x = Tensor::<4>::from_data(
-            TensorData::new(input.clone(), [1, shape[0], shape[1], shape[2]]),
+            TensorData::new(input.to_vec(), [1, shape[0], shape[1], shape[2]]),
             &device,
         );
         let out = eval.forward(x, false, true);
@@ -117,6 +117,89 @@ impl Probe {
             probabilities,
             layers,
         }))
+    }
+}
+
+/// Read and decode a probe image as the network sees it; the error is the warning to show
+/// (it names the image).
+pub fn read(image: &Path, cfg: &Config) -> Result<Vec<f32>, String> {
+    crate::data::load_image(image, cfg).map_err(|e| {
+        tracing::warn!("probe {}: {e}", image.display());
+        format!("probe {e}")
+    })
+}
+
+/// What a [`Loader`] hands back: the request's number, the image and its pixels or the warning.
+type Loaded = (u64, PathBuf, Result<Vec<f32>, String>);
+
+/// Reads probe images on threads of their own, so that the thread asking (the training) never
+/// waits on a file: a slow disk, a network mount, a huge file. Only the newest request's result
+/// is handed back; an older one still being read is dropped when it ends.
+pub struct Loader {
+    cfg: Config,
+    done_tx: Sender<Loaded>,
+    done: Receiver<Loaded>,
+    asked: u64,
+    answered: u64,
+}
+
+impl Loader {
+    /// A loader decoding for the configured input.
+    #[must_use]
+    pub fn new(cfg: &Config) -> Self {
+        let (done_tx, done) = std::sync::mpsc::channel();
+        Self {
+            cfg: cfg.clone(),
+            done_tx,
+            done,
+            asked: 0,
+            answered: 0,
+        }
+    }
+
+    /// Start reading `image`; what an earlier request reads is no longer wanted.
+    pub fn request(&mut self, image: PathBuf) {
+        self.asked += 1;
+        let (id, tx, cfg) = (self.asked, self.done_tx.clone(), self.cfg.clone());
+        let shown = image.display().to_string();
+        let spawned = std::thread::Builder::new()
+            .name("probe-reader".into())
+            .spawn(move || {
+                let read = read(&image, &cfg);
+                // The asker may be gone (the run ended): nothing to hand back then.
+                let _ = tx.send((id, image, read));
+            });
+        if let Err(e) = spawned {
+            let _ = self.done_tx.send((
+                id,
+                PathBuf::from(&shown),
+                Err(format!(
+                    "probe image {shown}: cannot start a thread to read it: {e}"
+                )),
+            ));
+        }
+    }
+
+    /// Whether the newest request is still being read.
+    #[must_use]
+    pub fn pending(&self) -> bool {
+        self.answered < self.asked
+    }
+
+    /// The newest request's image and pixels once read, waiting up to `wait` for it.
+    pub fn take(&mut self, wait: Duration) -> Option<(PathBuf, Result<Vec<f32>, String>)> {
+        let deadline = std::time::Instant::now() + wait;
+        while self.pending() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok((id, image, read)) = self.done.recv_timeout(left) else {
+                return None;
+            };
+            if id == self.asked {
+                self.answered = id;
+                return Some((image, read));
+            }
+        }
+        None
     }
 }
 

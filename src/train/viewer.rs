@@ -13,7 +13,6 @@ use burn::tensor::Device;
 use super::{inspect, restore};
 use crate::events::{Command, Event, EventSender, RunState, StatusChange, WarningInfo};
 use crate::model::Net;
-use crate::run::checkpoint::Checkpoint;
 use crate::run::{RunDir, control, event_log::Tail};
 
 /// No event for this long from a live process: the run is shown as stalled.
@@ -70,20 +69,16 @@ fn load_newest(
     cfg: &crate::config::Config,
     classes: usize,
 ) -> Result<Option<Loaded>, String> {
-    let Ok((cp, _)) = crate::run::checkpoint::latest(&run.checkpoints_path()) else {
-        return Ok(None);
-    };
-    load(cfg, classes, &cp).map(Some)
-}
-
-fn load(cfg: &crate::config::Config, classes: usize, cp: &Checkpoint) -> Result<Loaded, String> {
-    let net =
-        restore::load_weights(cfg, classes, cp, &Device::flex()).map_err(|e| e.to_string())?;
-    Ok(Loaded {
-        net,
-        epoch: cp.state.epoch,
-        name: cp.name.clone(),
-    })
+    // Picked again when the live trainer prunes or rewrites the one picked meanwhile.
+    match restore::pick_and_load(run, None, cfg, classes, &Device::flex()) {
+        Ok((cp, _, net)) => Ok(Some(Loaded {
+            net,
+            epoch: cp.state.epoch,
+            name: cp.name,
+        })),
+        Err(super::TrainError::Run(crate::run::RunError::NoCheckpoint { .. })) => Ok(None),
+        Err(e) => Err(format!("the viewer cannot load the newest checkpoint: {e}")),
+    }
 }
 
 /// A bundled sample photo, the probe of a run whose log has no `started` event.
@@ -225,6 +220,12 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
                     events.send(e);
                 }
             }
+            // A probe image read meanwhile (reading it never holds up the viewer).
+            if let Some(l) = &n.loaded {
+                for e in n.inspector.poll(&l.net, l.epoch, Duration::ZERO) {
+                    events.send(e);
+                }
+            }
         }
         // The run's state as only a viewer can see it.
         let state = seen_state(ended, live, last_event.elapsed(), trainer_state);
@@ -235,7 +236,7 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
                     events.send(Event::Warning(WarningInfo {
                         message: format!(
                             "the run is not running; continue it with: convscope resume {}",
-                            run.path.display()
+                            crate::run::shell_quote(&run.path)
                         ),
                     }));
                 }
@@ -287,7 +288,11 @@ fn handle(cmd: Command, socket: &std::path::Path, network: Option<&mut Network>)
             }
         }
         Command::Probe { image } => match loaded {
-            Some(l) => inspector.probe(&l.net, l.epoch, image),
+            Some(_) => {
+                // Read off this thread; the maps come from the next poll.
+                inspector.probe(image);
+                Vec::new()
+            }
             None => warn("no checkpoint yet: feature maps appear after the first epoch".into()),
         },
         Command::RefreshFilters => loaded.map_or_else(Vec::new, |l| {
