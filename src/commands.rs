@@ -494,8 +494,15 @@ fn view(args: &ViewArgs) -> Result<ExitCode> {
             run.events_path().display()
         );
     }
-    // The trainer owns convscope.log; each viewer logs beside it.
-    crate::logging::init(&run.path.join("viewer.log"), false).context("opening the viewer log")?;
+    // The trainer owns convscope.log; a viewer logs beside it where it may write, else in the
+    // user's state folder: viewing needs no write access to the run (another user's, a
+    // read-only disk).
+    let log = viewer_log_places(&run)
+        .into_iter()
+        .find(|p| crate::logging::init(p, false).is_ok());
+    if log.is_none() {
+        tracing::debug!("no viewer log: neither the run nor the state folder is writable");
+    }
     let (events_tx, events_rx) = crate::events::channel(1024);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<Command>();
     let viewer = train::viewer::spawn(run.clone(), events_tx, cmd_rx)
@@ -520,6 +527,25 @@ fn view(args: &ViewArgs) -> Result<ExitCode> {
         );
     }
     Ok(0)
+}
+
+/// Where a viewer may log, in order: `RUN/viewer.log`, then
+/// `$XDG_STATE_HOME/convscope/viewer-<run>.log` (default `~/.local/state`).
+fn viewer_log_places(run: &RunDir) -> Vec<PathBuf> {
+    let mut places = vec![run.path.join("viewer.log")];
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")));
+    if let Some(dir) = state.map(|d| d.join("convscope"))
+        && std::fs::create_dir_all(&dir).is_ok()
+    {
+        let name = crate::run::resolve(&run.path)
+            .file_name()
+            .map_or_else(|| "run".to_string(), |n| n.to_string_lossy().into_owned());
+        places.push(dir.join(format!("viewer-{name}.log")));
+    }
+    places
 }
 
 fn summary(args: &SummaryArgs) -> Result<ExitCode> {

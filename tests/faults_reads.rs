@@ -277,7 +277,9 @@ fn a_hand_edited_state_json_epoch_is_refused_naming_file_and_field() {
         ),
         "{stderr}"
     );
-    assert!(stderr.contains("resuming at epoch 2"), "{stderr}");
+    // Progress goes to stdout when it is not a terminal.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("resuming at epoch 2"), "{stdout}");
 }
 
 #[test]

@@ -419,8 +419,8 @@ fn probe_images_are_recorded_with_absolute_paths() {
         assert!(p.is_absolute(), "{}", p.display());
         assert!(p.is_file(), "{}", p.display());
     }
-    let stop_advice = stderr(&out);
-    assert!(stop_advice.contains("finished"), "{stop_advice}");
+    let progress = String::from_utf8_lossy(&out.stdout);
+    assert!(progress.contains("finished"), "{progress}");
 }
 
 #[test]
@@ -437,4 +437,71 @@ fn a_stopped_run_in_a_folder_with_a_space_prints_a_command_that_pastes() {
         err.contains(&format!("convscope resume '{}'", run.display())),
         "{err}"
     );
+}
+
+/// Unmounts a tmpfs when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_read_only_run_is_viewed_and_its_exports_go_elsewhere() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let disk = tmp.path().join("disk");
+    fs::create_dir_all(&disk).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64M", "tmpfs"])
+        .arg(&disk)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN); case not tested");
+        return;
+    }
+    let _mounted = Mounted(disk.clone());
+    let run = common::demo_run(&disk, 1, 16, 8);
+    let remounted = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&disk)
+        .status()
+        .expect("mount runs");
+    assert!(remounted.success());
+    assert!(
+        fs::write(run.join("probe"), b"x").is_err(),
+        "the run is read-only, even for root"
+    );
+    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
+    fs::create_dir_all(&cwd).expect("mkdir");
+    let view = common::Tmux::start(
+        "convscope-readonly",
+        &format!(
+            "cd {} && XDG_STATE_HOME={} {} view {}; sleep 30",
+            cwd.display(),
+            state.display(),
+            env!("CARGO_BIN_EXE_convscope"),
+            run.display()
+        ),
+    );
+    view.wait_text("● finished");
+    view.keys("e");
+    let screen = view.wait_text("exported");
+    let exports = cwd.join("convscope-export").join("run");
+    assert!(
+        common::strip(&screen).contains("convscope-export/run"),
+        "says where: {screen}"
+    );
+    assert!(
+        fs::read_dir(&exports).expect("exports").count() > 0,
+        "files written outside the run"
+    );
+    assert!(state.join("convscope/viewer-run.log").is_file());
+    view.keys("q");
 }

@@ -283,7 +283,7 @@ mod tests {
     /// A run with a small network and a way to write checkpoints of it.
     fn run_with_net() -> (tempfile::TempDir, RunDir, Config, Net) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let run = RunDir::create(&dir.path().join("r")).expect("create");
+        let (run, _lock, _) = RunDir::create(&dir.path().join("r")).expect("create");
         let mut cfg = Config::default();
         cfg.data.image_size = [16, 16];
         run.write_config(&cfg).expect("config");

@@ -43,10 +43,38 @@ fn clean(name: &str) -> String {
         .collect()
 }
 
+/// Where `e` writes: `RUN/export`, or, when the run cannot be written to (another user's, a
+/// read-only disk), `convscope-export/<run>` in the current folder.
+fn export_dir(run: &std::path::Path) -> Result<PathBuf, String> {
+    let inside = run.join("export");
+    // The folder may exist on a disk that is read-only now: try a file in it.
+    let writable = std::fs::create_dir_all(&inside).and_then(|()| {
+        let probe = inside.join(format!(".write-test-{}", std::process::id()));
+        std::fs::write(&probe, b"")?;
+        std::fs::remove_file(&probe)
+    });
+    let Err(first) = writable else {
+        return Ok(inside);
+    };
+    let name = crate::run::resolve(run)
+        .file_name()
+        .map_or_else(|| "run".into(), std::ffi::OsStr::to_os_string);
+    let outside = std::env::current_dir()
+        .unwrap_or_default()
+        .join("convscope-export")
+        .join(name);
+    std::fs::create_dir_all(&outside).map(|()| outside.clone()).map_err(|e| {
+        format!(
+            "cannot create {} ({first}) nor {} ({e}); start the viewer in a folder you can write to",
+            inside.display(),
+            outside.display()
+        )
+    })
+}
+
 /// Export what the current tab shows; returns the files written.
 pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
-    let dir = state.run_dir.join("export");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dir = export_dir(&state.run_dir)?;
     let mut out = Vec::new();
     match state.tab {
         Tab::Filters => {

@@ -141,7 +141,7 @@ pub fn phase_span(state: &AppState, full: bool) -> Span<'static> {
         return Span::styled(
             format!(
                 "● interrupted: resume with `convscope resume {}`",
-                state.run_dir.display()
+                crate::run::shell_quote(&state.run_dir)
             ),
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         );
@@ -153,7 +153,7 @@ pub fn phase_span(state: &AppState, full: bool) -> Span<'static> {
         return Span::styled(
             format!(
                 "● stopped{why}: resume with `convscope resume {}`",
-                state.run_dir.display()
+                crate::run::shell_quote(&state.run_dir)
             ),
             Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
         );

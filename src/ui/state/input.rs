@@ -277,7 +277,11 @@ impl AppState {
                         "exported {} file{} to {}: {}",
                         files.len(),
                         if files.len() == 1 { "" } else { "s" },
-                        self.run_dir.join("export").display(),
+                        files
+                            .first()
+                            .and_then(|f| f.parent())
+                            .unwrap_or(&self.run_dir.join("export"))
+                            .display(),
                         files
                             .iter()
                             .filter_map(|f| f.file_name())
