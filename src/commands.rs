@@ -631,6 +631,7 @@ fn start(
         && std::env::var("TERM").map_or(true, |t| t != "dumb");
     crate::logging::init(&run.log_path(), !tui)
         .with_context(|| format!("opening {}", run.log_path().display()))?;
+    warn_memory_limit(run);
     if resume.is_none() {
         run.write_config(cfg)?;
         RunSource {
@@ -802,6 +803,20 @@ fn serve_control(
         })
         .context("starting the control socket's thread")?;
     Ok(server)
+}
+
+/// Say up front that a virtual-memory limit (`ulimit -v`) is set: when training needs more, an
+/// allocation fails and the process aborts at once, with no word of its own and no checkpoint of
+/// the epoch in progress.
+fn warn_memory_limit(run: &RunDir) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::As);
+    if let Some(bytes) = limit.current {
+        tracing::warn!(
+            "a virtual memory limit is set ({} MiB, `ulimit -v`): if training needs more, the process aborts with `memory allocation of N bytes failed`, without a checkpoint of the epoch in progress. Raise it (`ulimit -v unlimited`) or lower --batch-size or --image-size; after such an abort, go on from the last checkpoint with: convscope resume {}",
+            bytes >> 20,
+            shell_quote(&run.path)
+        );
+    }
 }
 
 fn report(

@@ -59,7 +59,7 @@ pub enum DataError {
     )]
     TooFewClasses { path: PathBuf, found: usize },
     #[error(
-        "class folder {path} has no readable image ({detail}); add .jpg/.jpeg/.png/.bmp/.gif/.webp images or remove the folder"
+        "class folder {path} has no readable image ({detail}); add .jpg/.jpeg/.png/.bmp/.gif/.webp/.tif images or remove the folder"
     )]
     EmptyClass { path: PathBuf, detail: String },
     #[error(

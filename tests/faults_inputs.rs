@@ -288,7 +288,7 @@ fn empty_class_folder_is_named_with_what_to_do() {
         )),
         "{err}"
     );
-    assert!(err.contains("add .jpg/.jpeg/.png/.bmp/.gif/.webp images or remove the folder"));
+    assert!(err.contains("add .jpg/.jpeg/.png/.bmp/.gif/.webp/.tif images or remove the folder"));
 }
 
 #[test]

@@ -69,6 +69,11 @@ fn max_file_bytes(max_pixels: u64) -> u64 {
 /// is decoded, and a file that is not what its header says fails where it stops making sense,
 /// not after being read whole. The error is a short reason (the caller adds the file name).
 pub(crate) fn decode_file(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
+    if let Some(format) = super::scan::unread_format(path) {
+        return Err(format!(
+            "{format} images are not read by convscope; convert the file to PNG or JPEG (e.g. `convert FILE out.png` with ImageMagick)"
+        ));
+    }
     let (file, len) = open_image(path, max_file_bytes(max_pixels), max_pixels)?;
     if len == 0 {
         return Err("empty file (0 bytes)".into());

@@ -6,8 +6,16 @@ use std::path::{Path, PathBuf};
 
 use super::{DataError, Sample};
 
-/// File extensions accepted as images (compared case-insensitively), as in Keras.
-pub const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "bmp", "gif", "webp"];
+/// File extensions accepted as images (compared case-insensitively), as in Keras (which reads
+/// TIFF too).
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
+
+/// Image formats that convscope does not read: such files are listed as skipped, with what to
+/// do, not left out unseen (a folder of phone photos in HEIC would otherwise look empty).
+pub const UNREAD_EXTENSIONS: [&str; 14] = [
+    "heic", "heif", "avif", "jxl", "jp2", "j2k", "jpx", "psd", "dng", "cr2", "cr3", "nef", "arw",
+    "orf",
+];
 
 /// The result of scanning an image folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +40,16 @@ pub fn has_image_extension(path: &Path) -> bool {
             .iter()
             .any(|e| ext.as_encoded_bytes().eq_ignore_ascii_case(e.as_bytes()))
     })
+}
+
+/// The format of an image file convscope does not read, by its extension (`HEIC`), if it is one.
+#[must_use]
+pub fn unread_format(path: &Path) -> Option<String> {
+    let ext = path.extension()?;
+    UNREAD_EXTENSIONS
+        .iter()
+        .any(|e| ext.as_encoded_bytes().eq_ignore_ascii_case(e.as_bytes()))
+        .then(|| ext.to_string_lossy().to_ascii_uppercase())
 }
 
 /// Folder names that mean a split of a dataset, not a class.
@@ -151,7 +169,9 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, ignored: &mut usize) -> std::io::R
             if walk(&path, files, ignored).is_err() {
                 *ignored += 1;
             }
-        } else if has_image_extension(&path) && (kind.is_file() || path.is_file()) {
+        } else if (has_image_extension(&path) || unread_format(&path).is_some())
+            && (kind.is_file() || path.is_file())
+        {
             files.push(path);
         } else {
             *ignored += 1;
