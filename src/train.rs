@@ -119,7 +119,16 @@ pub fn spawn(
                 run_identity: None,
                 paused: Duration::ZERO,
             };
-            let result = worker.run(job);
+            let run = job.run.clone();
+            let mut result = worker.run(job);
+            // Whatever failed (a checkpoint half-written when the folder went, say), a run
+            // directory deleted or replaced meanwhile is the cause to report: advice about
+            // the folder now at that path would be about another run.
+            if result.is_err()
+                && let Err(vanished) = worker.check_run_dir(&run)
+            {
+                result = Err(vanished);
+            }
             match &result {
                 Ok(_) => {}
                 Err(e) => {
