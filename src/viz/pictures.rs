@@ -130,8 +130,20 @@ pub fn filter_rgb(
     if inp != 3 || out == 0 {
         return None;
     }
+    let patches = rgb_patches(weights, shape, scope);
+    let cols = columns_for(out, kw, kh, 1, fit);
+    Some(tile(&patches, cols, 1, BACKGROUND, |i| {
+        (Some(i) == selected).then_some(SELECTED)
+    }))
+}
+
+/// One colour patch per filter of a layer that reads 3 channels (channel 0/1/2 -> red/green/
+/// blue), min-max normalised over the layer or per filter.
+#[must_use]
+pub fn rgb_patches(weights: &[f32], shape: KernelShape, scope: FilterNorm) -> Vec<Raster> {
+    let [out, _, kh, kw] = shape;
     let v = filter_values(weights, shape, scope, false);
-    let patches: Vec<Raster> = (0..out)
+    (0..out)
         .map(|f| {
             Raster::from_fn(kw, kh, |x, y| {
                 let at = |c: usize| {
@@ -144,11 +156,7 @@ pub fn filter_rgb(
                 [at(0), at(1), at(2)]
             })
         })
-        .collect();
-    let cols = columns_for(out, kw, kh, 1, fit);
-    Some(tile(&patches, cols, 1, BACKGROUND, |i| {
-        (Some(i) == selected).then_some(SELECTED)
-    }))
+        .collect()
 }
 
 /// Standardise every channel of a `[channels, h, w]` activation the tutorial's way.

@@ -291,25 +291,14 @@ pub fn filters_rgb(
     layer: &str,
     source: &Source,
 ) -> Option<Raster> {
-    let [out, inp, kh, kw] = shape;
+    let [out, inp, ..] = shape;
     if inp != 3 || out == 0 {
         return None;
     }
-    let v = pictures::filter_values(weights, shape, norm, false);
-    let cells: Vec<Raster> = (0..out)
-        .map(|f| {
-            let patch = Raster::from_fn(kw, kh, |x, y| {
-                let at = |c: usize| {
-                    let t = v
-                        .get(((f * 3 + c) * kh + y) * kw + x)
-                        .copied()
-                        .unwrap_or(0.5);
-                    (t * 255.0).round().clamp(0.0, 255.0) as u8
-                };
-                [at(0), at(1), at(2)]
-            });
-            labelled(&patch.upscale(BLOCK), &(f + 1).to_string())
-        })
+    let cells: Vec<Raster> = pictures::rgb_patches(weights, shape, norm)
+        .iter()
+        .enumerate()
+        .map(|(f, patch)| labelled(&patch.upscale(BLOCK), &(f + 1).to_string()))
         .collect();
     let tile_w = cells.iter().map(Raster::width).max().unwrap_or(1);
     let grid = sheet_grid(&cells, columns(out, tile_w));
