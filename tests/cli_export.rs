@@ -22,26 +22,7 @@ const LINES: usize = 2;
 fn trained(tmp: &Path) -> (PathBuf, PathBuf) {
     let data = synthetic(tmp, 24, 16);
     let run_dir = tmp.join("run");
-    let out = run(&[
-        "train",
-        data.to_str().expect("utf8"),
-        "--run",
-        run_dir.to_str().expect("utf8"),
-        "--headless",
-        "--image-size",
-        "16",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--seed",
-        "1",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::train(&data, &run_dir).batch(16).epochs(2).success();
     (data, run_dir)
 }
 

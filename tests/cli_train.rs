@@ -2,25 +2,18 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::{checkpoint_weights, events, max_diff, run, synthetic, wait_for};
 use convscope::events::Event;
 
-const SMALL: &[&str] = &[
-    "--headless",
-    "--image-size",
-    "32",
-    "--batch-size",
-    "16",
-    "--seed",
-    "1",
-];
-
-fn train_args<'a>(data: &'a str, run_dir: &'a str, epochs: &'a str) -> Vec<&'a str> {
-    let mut v = vec!["train", data, "--run", run_dir, "--epochs", epochs];
-    v.extend_from_slice(SMALL);
-    v
+/// A small headless training (32 px, batch 16) of `data` into `run` for `epochs` epochs.
+fn small(data: impl AsRef<Path>, run: impl AsRef<Path>, epochs: u64) -> common::Train {
+    common::train(data.as_ref(), run.as_ref())
+        .size(32)
+        .batch(16)
+        .epochs(epochs)
 }
 
 #[test]
@@ -28,11 +21,7 @@ fn headless_run_learns_and_writes_the_run_directory() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = synthetic(tmp.path(), 150, 32);
     let run_dir = tmp.path().join("run");
-    let out = run(&train_args(
-        data.to_str().expect("utf8"),
-        run_dir.to_str().expect("utf8"),
-        "10",
-    ));
+    let out = small(&data, &run_dir, 10).output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -109,13 +98,13 @@ fn resume_after_epoch_equals_continuous_run() {
     let data = data.to_str().expect("utf8");
     let straight = tmp.path().join("straight");
     let split = tmp.path().join("split");
-    let out = run(&train_args(data, straight.to_str().expect("utf8"), "2"));
+    let out = small(data, straight.to_str().expect("utf8"), 2).output();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run(&train_args(data, split.to_str().expect("utf8"), "1"));
+    let out = small(data, split.to_str().expect("utf8"), 1).output();
     assert!(
         out.status.success(),
         "{}",
@@ -146,7 +135,7 @@ fn resume_from_a_checkpoint_without_optimizer_state_says_so_and_goes_on() {
     let data = synthetic(tmp.path(), 16, 32);
     let run_dir = tmp.path().join("run");
     let run_str = run_dir.to_str().expect("utf8");
-    let out = run(&train_args(data.to_str().expect("utf8"), run_str, "3"));
+    let out = small(data.to_str().expect("utf8"), run_str, 3).output();
     assert!(
         out.status.success(),
         "{}",
@@ -183,7 +172,7 @@ fn sigint_mid_epoch_checkpoints_and_resume_continues_exactly() {
     let data = synthetic(tmp.path(), 48, 32);
     let data = data.to_str().expect("utf8");
     let straight = tmp.path().join("straight");
-    let out = run(&train_args(data, straight.to_str().expect("utf8"), "2"));
+    let out = small(data, straight.to_str().expect("utf8"), 2).output();
     assert!(
         out.status.success(),
         "{}",
@@ -191,8 +180,8 @@ fn sigint_mid_epoch_checkpoints_and_resume_continues_exactly() {
     );
 
     let interrupted = tmp.path().join("interrupted");
-    let child = common::bin()
-        .args(train_args(data, interrupted.to_str().expect("utf8"), "2"))
+    let child = small(data, &interrupted, 2)
+        .command()
         .env("CONVSCOPE_SLOW_BATCH_MS", "40")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -383,7 +372,7 @@ fn resume_takes_detach_device_and_batch_size() {
     let data = synthetic(tmp.path(), 16, 32);
     let run_dir = tmp.path().join("run");
     let run_str = run_dir.to_str().expect("utf8");
-    let out = run(&train_args(data.to_str().expect("utf8"), run_str, "1"));
+    let out = small(data.to_str().expect("utf8"), run_str, 1).output();
     assert!(
         out.status.success(),
         "{}",
@@ -562,11 +551,7 @@ fn summary_of_a_run_counts_its_own_classes() {
         std::fs::copy(&path, third.join(path.file_name().expect("name"))).expect("copy");
     }
     let run_dir = tmp.path().join("run");
-    let out = run(&train_args(
-        data.to_str().expect("utf8"),
-        run_dir.to_str().expect("utf8"),
-        "1",
-    ));
+    let out = small(&data, &run_dir, 1).output();
     assert!(
         out.status.success(),
         "{}",

@@ -12,9 +12,27 @@ fn bench_smoke() {
     cfg.train.batch_size = 4;
     let r = bench_pipeline(10, [30, 40], &cfg).expect("bench");
     assert_eq!(r.images, 10);
-    assert!(r.cached_per_s > 0.0 && r.uncached_per_s > 0.0 && r.open_per_s > 0.0);
-    assert!(r.augment_per_s_one_thread > 0.0);
-    assert!(r.to_string().contains("images/s"));
+    assert_eq!((r.source, r.target), ([30, 40], [24, 32]));
+    // Every stage measured (a stage that was skipped or timed over nothing is not finite),
+    // and each printed with its own number.
+    let text = r.to_string();
+    assert!(
+        text.starts_with("data pipeline: 10 JPEGs 40x30 -> 32x24"),
+        "{text}"
+    );
+    for (stage, rate) in [
+        ("open", r.open_per_s),
+        ("epoch without cache", r.uncached_per_s),
+        ("epoch with cache", r.cached_per_s),
+        ("augmentation warp alone", r.augment_per_s_one_thread),
+    ] {
+        assert!(rate.is_finite() && rate > 0.0, "{stage}: {rate}");
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(stage))
+            .unwrap_or_else(|| panic!("{stage} in {text}"));
+        assert!(line.ends_with(&format!("{rate:8.0} images/s")), "{line}");
+    }
 }
 
 #[test]

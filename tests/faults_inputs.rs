@@ -14,33 +14,9 @@ use common::{bin, events, synthetic};
 use convscope::events::Event;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 
-const TINY: &[&str] = &[
-    "--headless",
-    "--image-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--seed",
-    "1",
-];
-
 /// `convscope train DATA --run RUN` at tiny sizes for one epoch, plus `extra` flags.
 fn train(data: &Path, run: &Path, extra: &[&str]) -> Output {
-    let epochs: &[&str] = if extra.contains(&"--epochs") {
-        &[]
-    } else {
-        &["--epochs", "1"]
-    };
-    bin()
-        .arg("train")
-        .arg(data)
-        .arg("--run")
-        .arg(run)
-        .args(TINY)
-        .args(epochs)
-        .args(extra)
-        .output()
-        .expect("convscope runs")
+    common::train(data, run).args(extra).output()
 }
 
 fn stderr(out: &Output) -> String {
@@ -807,7 +783,7 @@ fn resume_refuses_a_folder_that_is_not_a_run() {
 fn two_epoch_run(tmp: &Path) -> PathBuf {
     let data = good_data(tmp);
     let run = tmp.join("run");
-    let out = train(&data, &run, &["--epochs", "2"]);
+    let out = common::train(&data, &run).epochs(2).output();
     assert!(out.status.success(), "{}", stderr(&out));
     run
 }

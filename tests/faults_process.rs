@@ -11,25 +11,9 @@ use std::time::Duration;
 use common::{bin, checkpoint_weights, events, max_diff, synthetic, wait_for};
 use convscope::events::Event;
 
-const TINY: &[&str] = &[
-    "--headless",
-    "--image-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--seed",
-    "1",
-];
-
-fn train_cmd(data: &Path, run: &Path, epochs: &str) -> std::process::Command {
-    let mut c = bin();
-    c.arg("train")
-        .arg(data)
-        .arg("--run")
-        .arg(run)
-        .args(TINY)
-        .args(["--epochs", epochs]);
-    c
+/// A tiny headless training of `data` into `run` for `epochs` epochs.
+fn train_cmd(data: &Path, run: &Path, epochs: u64) -> std::process::Command {
+    common::train(data, run).epochs(epochs).command()
 }
 
 fn stderr(out: &Output) -> String {
@@ -65,14 +49,14 @@ fn data(tmp: &Path) -> PathBuf {
 
 fn straight_run(tmp: &Path, data: &Path) -> PathBuf {
     let run = tmp.join("straight");
-    let out = train_cmd(data, &run, "2").output().expect("runs");
+    let out = train_cmd(data, &run, 2).output().expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
     run
 }
 
 /// Start a slowed-down two-epoch run in the background.
 fn spawn_slow(data: &Path, run: &Path) -> Child {
-    train_cmd(data, run, "2")
+    train_cmd(data, run, 2)
         .env("CONVSCOPE_SLOW_BATCH_MS", "40")
         .stderr(Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -176,7 +160,7 @@ fn leftovers_of_a_kill_during_a_checkpoint_write_are_ignored() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = data(tmp.path());
     let run = tmp.path().join("run");
-    let out = train_cmd(&data, &run, "1").output().expect("runs");
+    let out = train_cmd(&data, &run, 1).output().expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
     let cps = run.join("checkpoints");
     // What kill -9 can leave: a temporary folder with half a model, a renamed folder whose
@@ -275,7 +259,7 @@ fn full_disk_while_checkpointing_stops_cleanly_and_keeps_the_last_checkpoint() {
         return;
     };
     let run = disk.0.join("run");
-    let out = train_cmd(&data, &run, "3").output().expect("runs");
+    let out = train_cmd(&data, &run, 3).output().expect("runs");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -321,7 +305,7 @@ fn full_disk_before_training_is_named_once_with_what_to_do() {
     };
     fs::write(disk.0.join("fill"), vec![0u8; 8192]).ok();
     let run = disk.0.join("run");
-    let out = train_cmd(&data, &run, "1").output().expect("runs");
+    let out = train_cmd(&data, &run, 1).output().expect("runs");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&run.display().to_string()), "{err}");
@@ -337,7 +321,7 @@ fn full_disk_before_training_is_named_once_with_what_to_do() {
     // Nothing half-written stays behind to block a retry with the same --run.
     assert!(!run.join("config.toml").exists());
     disk.resize("20M");
-    let out = train_cmd(&data, &run, "1").output().expect("runs");
+    let out = train_cmd(&data, &run, 1).output().expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -349,7 +333,7 @@ fn file_deleted_mid_run(tmp: &Path) -> (PathBuf, PathBuf, Output) {
     let cfg = tmp.join("nocache.toml");
     fs::write(&cfg, "[data]\ncache_mib = 0\nval_split = 0.0\n").expect("write");
     let run = tmp.join("run");
-    let child = train_cmd(&data, &run, "3")
+    let child = train_cmd(&data, &run, 3)
         .arg("--config")
         .arg(&cfg)
         .env("CONVSCOPE_SLOW_BATCH_MS", "40")
@@ -403,7 +387,7 @@ fn huge_learning_rate_stops_with_a_clear_message() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = synthetic(tmp.path(), 6, 16);
     let run = tmp.path().join("run");
-    let out = train_cmd(&data, &run, "3")
+    let out = train_cmd(&data, &run, 3)
         .args(["--lr", "1e9"])
         .output()
         .expect("runs");
@@ -431,7 +415,7 @@ fn divergence_after_a_checkpoint_keeps_it_and_says_so() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = synthetic(tmp.path(), 6, 16);
     let run = tmp.path().join("run");
-    let out = train_cmd(&data, &run, "1").output().expect("runs");
+    let out = train_cmd(&data, &run, 1).output().expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
     // A huge learning rate through the run's own config file.
     let cfg = run.join("config.toml");
@@ -476,7 +460,7 @@ fn divergence_after_a_checkpoint_keeps_it_and_says_so() {
 fn learning_rate_in_the_divergence_message_is_readable() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = synthetic(tmp.path(), 6, 16);
-    let out = train_cmd(&data, &tmp.path().join("run"), "1")
+    let out = train_cmd(&data, &tmp.path().join("run"), 1)
         .args(["--lr", "1e300"])
         .output()
         .expect("runs");
@@ -490,7 +474,7 @@ fn resume_accepts_a_lower_learning_rate() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = synthetic(tmp.path(), 6, 16);
     let run = tmp.path().join("run");
-    let out = train_cmd(&data, &run, "1").output().expect("runs");
+    let out = train_cmd(&data, &run, 1).output().expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
     let out = resume(&run, &["--epochs", "2", "--lr", "0.0001"]);
     assert!(out.status.success(), "{}", stderr(&out));

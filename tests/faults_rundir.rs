@@ -19,15 +19,8 @@ fn stderr(out: &Output) -> String {
 }
 
 /// A short headless training (16 px, `epochs` epochs) of `data` into `run`.
-fn train(data: &Path, run: &Path, epochs: &str) -> std::process::Command {
-    let mut c = bin();
-    c.arg("train")
-        .arg(data)
-        .arg("--run")
-        .arg(run)
-        .args(["--headless", "--image-size", "16", "--batch-size", "4"])
-        .args(["--epochs", epochs]);
-    c
+fn train(data: &Path, run: &Path, epochs: u64) -> std::process::Command {
+    common::train(data, run).no_seed().epochs(epochs).command()
 }
 
 /// Wait until the live run at `run` has trained a batch.
@@ -214,7 +207,7 @@ fn a_run_directory_inside_the_data_folder_is_refused() {
 
     let class = data.join(&classes[0]);
     for run in [data.clone(), class.join("x"), data.join("runs/a")] {
-        let out = train(&data, &run, "1").output().expect("runs");
+        let out = train(&data, &run, 1).output().expect("runs");
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{}: {err}", run.display());
         assert!(err.contains("would be inside the data folder"), "{err}");
@@ -222,7 +215,7 @@ fn a_run_directory_inside_the_data_folder_is_refused() {
     // And inside the validation folder.
     let val = tmp.path().join("val");
     convscope::data::write_synthetic(&val, 2, 16, 3).expect("val");
-    let out = train(&data, &val.join("run"), "1")
+    let out = train(&data, &val.join("run"), 1)
         .arg("--val")
         .arg(&val)
         .output()
@@ -245,7 +238,7 @@ fn a_folder_that_is_not_a_run_is_refused_and_left_as_it_was() {
     fs::write(folder.join("control.sock"), b"not a socket").expect("write");
     fs::write(folder.join("checkpoints/epoch-0001/notes.txt"), b"mine").expect("write");
     let before = snapshot(&folder);
-    let out = train(&data, &folder, "1").output().expect("runs");
+    let out = train(&data, &folder, 1).output().expect("runs");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("is not a convscope run"), "{err}");
@@ -327,7 +320,7 @@ fn a_run_without_a_checkpoint_can_be_trained_again() {
     fs::create_dir_all(&broken).expect("mkdir");
     fs::write(broken.join("a.png"), b"not a png").expect("write");
     let run = tmp.path().join("my run");
-    let out = train(&data, &run, "1").output().expect("runs");
+    let out = train(&data, &run, 1).output().expect("runs");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -349,7 +342,7 @@ fn a_run_without_a_checkpoint_can_be_trained_again() {
     );
 
     fs::remove_dir_all(&broken).expect("rm");
-    let out = train(&data, &run, "1").output().expect("runs");
+    let out = train(&data, &run, 1).output().expect("runs");
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("starting it afresh"), "{err}");

@@ -7,7 +7,10 @@ fn bench_step_reports_every_path() {
     for path in OpsPath::ALL {
         let report = bench_step(2, 16, 1, path);
         assert_eq!(report.path, path);
-        assert!(report.images_per_sec > 0.0);
+        assert_eq!((report.batch, report.size, report.steps), (2, 16, 1));
+        // The rate and the step time are one measurement: batch images per step.
+        let per_step = report.images_per_sec * report.step_ms / 1000.0;
+        assert!((per_step - 2.0).abs() < 1e-6, "{per_step} images a step");
         let names: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
         let in_step = names.iter().filter(|n| n.starts_with("in step: ")).count();
         // Forward and backward of each of the three blocks' ops; burn's ops are not seen.
@@ -18,7 +21,20 @@ fn bench_step_reports_every_path() {
         };
         assert_eq!(in_step, want_in_step, "{names:?}");
         assert_eq!(names.len(), 3 + in_step + per_op, "{names:?}");
-        assert!(report.phases.iter().all(|p| p.ms >= 0.0));
+        for p in &report.phases {
+            assert!(p.ms.is_finite() && p.ms >= 0.0, "{}: {} ms", p.name, p.ms);
+        }
+        // Forward, backward and optimizer are the step, split three ways.
+        let parts: f64 = report.phases[..3].iter().map(|p| p.ms).sum();
+        assert_eq!(
+            names[..3],
+            ["step forward", "step backward", "step optimizer"]
+        );
+        assert!(
+            (parts - report.step_ms).abs() <= 1e-9 * report.step_ms.max(1.0),
+            "{parts} ms of parts, {} ms a step",
+            report.step_ms
+        );
     }
 }
 

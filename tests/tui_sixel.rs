@@ -88,10 +88,11 @@ fn feature_maps_arrive_as_sixel_and_an_epoch_step_sends_no_half_blocks() {
     assert!(richest > 16, "maps in many colours, got {richest}");
     // The previous epoch's maps of the same image: new sixels, and no half-block stand-in.
     view.keys("[");
+    // Done when the epoch-1 maps have arrived and the screen says so.
     wait_for("the epoch-1 maps", Duration::from_mins(1), || {
         sixels(&read(&log)[first.len()..]).len() >= 2
+            && common::strip(&view.capture()).contains("epoch 1")
     });
-    std::thread::sleep(Duration::from_millis(500));
     let step = read(&log)[first.len()..].to_vec();
     assert!(
         !String::from_utf8_lossy(&step).contains('▀'),

@@ -99,15 +99,13 @@ fn queued_probes_are_answered_once() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    // Give a second answer time to show up, were there one.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Once the viewer has seen its commands end and stopped, every answer it sent is queued.
+    drop(cmd_tx);
+    viewer.join().expect("viewer thread");
     while let Some(e) = rx.try_recv() {
         if let Event::Warning(w) = e {
             warnings.push(w.message);
         }
     }
-    drop(cmd_tx);
-    drop(rx);
-    viewer.join().expect("viewer thread");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
 }

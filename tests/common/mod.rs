@@ -15,28 +15,114 @@ pub fn bin() -> Command {
     c
 }
 
+/// `convscope train DATA --run RUN --headless` at test sizes: 16 px, batch 4, seed 1, one
+/// epoch. Most end-to-end tests start from this run; its setters change one flag each.
+pub struct Train {
+    data: PathBuf,
+    run: PathBuf,
+    size: u32,
+    batch: u32,
+    epochs: u64,
+    seed: Option<u64>,
+    slow_batch_ms: Option<u32>,
+    extra: Vec<std::ffi::OsString>,
+}
+
+/// A tiny headless training of `data` into `run` (see [`Train`]).
+pub fn train(data: &Path, run: &Path) -> Train {
+    Train {
+        data: data.to_owned(),
+        run: run.to_owned(),
+        size: 16,
+        batch: 4,
+        epochs: 1,
+        seed: Some(1),
+        slow_batch_ms: None,
+        extra: Vec::new(),
+    }
+}
+
+impl Train {
+    pub fn size(mut self, px: u32) -> Self {
+        self.size = px;
+        self
+    }
+    pub fn batch(mut self, n: u32) -> Self {
+        self.batch = n;
+        self
+    }
+    pub fn epochs(mut self, n: u64) -> Self {
+        self.epochs = n;
+        self
+    }
+    /// No `--seed` flag: the run's own default seed.
+    pub fn no_seed(mut self) -> Self {
+        self.seed = None;
+        self
+    }
+    /// Every batch slowed down by `ms` (a live run for tests that watch or steer it).
+    pub fn slow(mut self, ms: u32) -> Self {
+        self.slow_batch_ms = Some(ms);
+        self
+    }
+    /// More flags, after the standard ones.
+    pub fn args<S: AsRef<std::ffi::OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.extra
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+    /// The command, not yet started.
+    pub fn command(self) -> Command {
+        let mut c = bin();
+        c.arg("train")
+            .arg(&self.data)
+            .arg("--run")
+            .arg(&self.run)
+            .arg("--headless")
+            .args(["--image-size", &self.size.to_string()])
+            .args(["--batch-size", &self.batch.to_string()])
+            .args(["--epochs", &self.epochs.to_string()]);
+        if let Some(seed) = self.seed {
+            c.args(["--seed", &seed.to_string()]);
+        }
+        if let Some(ms) = self.slow_batch_ms {
+            c.env("CONVSCOPE_SLOW_BATCH_MS", ms.to_string());
+        }
+        c.args(&self.extra);
+        c
+    }
+    /// Run it to the end.
+    pub fn output(self) -> Output {
+        self.command().output().expect("convscope runs")
+    }
+    /// Run it to the end; it must succeed (its stderr is the failure message).
+    pub fn success(self) -> Output {
+        let out = self.output();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+    /// Start it with its output thrown away (stderr as given).
+    pub fn spawn(self, stderr: std::process::Stdio) -> std::process::Child {
+        self.command()
+            .stderr(stderr)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("convscope starts")
+    }
+}
+
 /// A headless training of `data` into `run` that stays live for a while (16 px images, every
 /// batch slowed down), for tests that watch or steer a running training.
 pub fn live_trainer(data: &Path, run: &Path, stderr: std::process::Stdio) -> std::process::Child {
-    bin()
-        .arg("train")
-        .arg(data)
-        .arg("--run")
-        .arg(run)
-        .args([
-            "--headless",
-            "--image-size",
-            "16",
-            "--batch-size",
-            "4",
-            "--epochs",
-            "200",
-        ])
-        .env("CONVSCOPE_SLOW_BATCH_MS", "20")
-        .stderr(stderr)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("convscope starts")
+    train(data, run)
+        .no_seed()
+        .epochs(200)
+        .slow(20)
+        .spawn(stderr)
 }
 
 /// Run the binary to completion.
