@@ -50,6 +50,30 @@ pub struct StartInfo {
     pub time: f64,
 }
 
+impl StartInfo {
+    /// Make the probe images of an older run absolute. Runs before 0.1 stored them relative to
+    /// the trainer's working directory, which a reader started elsewhere does not share: each is
+    /// looked for from the reader's directory, then from the run directory's ancestors (a run
+    /// under `runs/NAME` was started two levels up), and left as it was when found nowhere.
+    pub fn locate_probe_images(&mut self, run_dir: &std::path::Path) {
+        let run_dir = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
+        for probe in &mut self.probe_images {
+            if probe.is_absolute() {
+                continue;
+            }
+            let found = std::env::current_dir()
+                .ok()
+                .into_iter()
+                .chain(run_dir.ancestors().map(std::path::Path::to_path_buf))
+                .map(|base| base.join(&*probe))
+                .find(|p| p.is_file());
+            if let Some(found) = found {
+                *probe = found;
+            }
+        }
+    }
+}
+
 // serde's own `Path` impl fails on non-UTF-8 names; the run log must never lose an event over one.
 fn lossy_path<S: serde::Serializer>(path: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&path.to_string_lossy())

@@ -26,27 +26,12 @@ impl Drop for Killed {
 fn trainer(tmp: &Path, data: &Path, run: &Path, config: &str, slow_ms: u32) -> Killed {
     let cfg = tmp.join("extra.toml");
     std::fs::write(&cfg, config).expect("config");
-    let child = bin()
-        .arg("train")
-        .arg(data)
-        .arg("--run")
-        .arg(run)
-        .arg("--config")
-        .arg(&cfg)
-        .args([
-            "--headless",
-            "--image-size",
-            "16",
-            "--batch-size",
-            "4",
-            "--epochs",
-            "100000",
-        ])
-        .env("CONVSCOPE_SLOW_BATCH_MS", slow_ms.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("convscope starts");
+    let child = common::train(data, run)
+        .no_seed()
+        .epochs(100_000)
+        .slow(slow_ms)
+        .args([std::ffi::OsStr::new("--config"), cfg.as_os_str()])
+        .spawn(Stdio::null());
     Killed(child)
 }
 
@@ -313,4 +298,125 @@ fn control_characters_in_file_names_cannot_forge_log_lines() {
         );
         assert!(!text.contains('\u{1b}'), "{what} holds a raw escape");
     }
+}
+
+/// Run `cmd` to its end; a command still running after a minute is killed and fails the test.
+fn output_within_a_minute(cmd: &mut std::process::Command) -> std::process::Output {
+    use std::io::Read as _;
+    let mut child = Killed(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts"),
+    );
+    wait_for("the command to end", Duration::from_mins(1), || {
+        child.0.try_wait().expect("try_wait").is_some()
+    });
+    let mut out = std::process::Output {
+        status: child.0.wait().expect("wait"),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    if let Some(mut s) = child.0.stdout.take() {
+        s.read_to_end(&mut out.stdout).expect("stdout");
+    }
+    if let Some(mut s) = child.0.stderr.take() {
+        s.read_to_end(&mut out.stderr).expect("stderr");
+    }
+    out
+}
+
+#[test]
+fn a_fifo_in_place_of_the_event_log_is_named_not_waited_on() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = common::demo_run(tmp.path(), 1, 16, 8);
+    let log = run.join("events.jsonl");
+    std::fs::remove_file(&log).expect("rm");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &log,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("mkfifo");
+    let named = |stderr: &str| {
+        stderr.contains(&log.display().to_string())
+            && stderr.contains("a FIFO (named pipe), not a regular file")
+    };
+    // export reads the log for its curves; resume appends to it.
+    let out = output_within_a_minute(
+        bin()
+            .arg("export")
+            .arg(&run)
+            .arg("--out")
+            .arg(tmp.path().join("x")),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && named(&stderr), "{stderr}");
+    let out =
+        output_within_a_minute(
+            bin()
+                .arg("resume")
+                .arg(&run)
+                .args(["--headless", "--epochs", "2"]),
+        );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && named(&stderr), "{stderr}");
+    assert!(
+        std::fs::symlink_metadata(&log)
+            .expect("still there")
+            .file_type()
+            .is_fifo(),
+        "the FIFO is left as it was"
+    );
+    // The viewer says so on its screen and goes on answering keys.
+    let view = common::Tmux::start(
+        "convscope-fifo-log",
+        &format!(
+            "{} view {}; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            run.display()
+        ),
+    );
+    view.wait_text("FIFO");
+    view.keys("q");
+    wait_for("the viewer to quit", Duration::from_mins(1), || {
+        !common::strip(&view.capture()).contains("FIFO")
+    });
+}
+
+/// A run written before probe paths were stored absolute: its probes are relative to the
+/// directory its trainer started in. A viewer started anywhere else still shows them.
+#[test]
+fn an_older_run_s_relative_probe_paths_are_found_from_anywhere() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = common::demo_run(tmp.path(), 1, 16, 8);
+    let log = run.join("events.jsonl");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let prefix = format!("{}/", tmp.path().display());
+    let relative = text.replace(&prefix, "");
+    assert_ne!(
+        text, relative,
+        "the demo's probes are absolute paths under {prefix}"
+    );
+    assert!(relative.contains("\"run/samples/"), "{relative}");
+    std::fs::write(&log, relative).expect("write");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let view = common::Tmux::start(
+        "convscope-old-probes",
+        &format!(
+            "cd {} && {} view {}; sleep 30",
+            elsewhere.path().display(),
+            env!("CARGO_BIN_EXE_convscope"),
+            run.display()
+        ),
+    );
+    view.wait_text("finished");
+    view.keys("4");
+    let screen = view.wait_text("(x-mean)/std");
+    assert!(
+        !common::strip(&screen).contains("cannot"),
+        "{}",
+        common::strip(&screen)
+    );
 }

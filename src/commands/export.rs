@@ -353,9 +353,14 @@ pub const DEFAULT_IMAGES: usize = 4;
 fn default_images(run: &RunDir, events: &[Event], bundled: &TempSamples) -> Result<Vec<PathBuf>> {
     let samples = run.samples_path();
     let started = events.iter().rev().find_map(|e| match e {
-        Event::Started(s) => Some(s),
+        Event::Started(s) => {
+            let mut s = s.clone();
+            s.locate_probe_images(&run.path);
+            Some(s)
+        }
         _ => None,
     });
+    let started = started.as_ref();
     let demo = started
         .and_then(|s| s.probe_images.first())
         .is_some_and(|p| p.starts_with(&samples));

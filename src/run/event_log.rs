@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{RunError, io_err};
+use super::{RunError, io_err, small_file};
 use crate::events::Event;
 
 /// Appends events to `events.jsonl`, one flushed line each.
@@ -18,13 +18,27 @@ impl EventLog {
     /// Open for appending, creating the file. A torn last line left by a crash is terminated so
     /// that the next event starts on its own line.
     pub fn append(path: &Path) -> Result<Self, RunError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Not waiting in `open`, and refusing what is not a regular file: a FIFO in the log's
+        // place would take the events until its buffer filled, then hang the trainer.
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
             .open(path)
             .map_err(io_err(path))?;
-        let len = file.metadata().map_err(io_err(path))?.len();
+        let meta = file.metadata().map_err(io_err(path))?;
+        if !meta.is_file() {
+            return Err(RunError::Corrupt {
+                path: path.to_path_buf(),
+                message: format!(
+                    "is {}, not a regular file; put the run's own file back (or remove it)",
+                    small_file::kind(&meta)
+                ),
+            });
+        }
+        let len = meta.len();
         if len > 0 {
             let mut last = [0u8; 1];
             file.seek(SeekFrom::Start(len - 1)).map_err(io_err(path))?;
@@ -57,7 +71,7 @@ impl EventLog {
 /// Read every complete event; a torn or unparsable last line is ignored, a bad line in the
 /// middle is skipped and counted.
 pub fn read_all(path: &Path) -> Result<(Vec<Event>, usize), RunError> {
-    let file = File::open(path).map_err(io_err(path))?;
+    let file = open_log(path)?;
     let mut tail = Tail {
         reader: BufReader::new(file),
         partial: Vec::new(),
@@ -65,6 +79,23 @@ pub fn read_all(path: &Path) -> Result<(Vec<Event>, usize), RunError> {
     };
     let events = tail.poll().map_err(io_err(path))?;
     Ok((events, tail.bad_lines))
+}
+
+/// Open the log for reading, only if it is a regular file: a FIFO in its place would hang the
+/// reader (a viewer, `export`, `resume`) in `open` or `read`, a device would never end.
+fn open_log(path: &Path) -> Result<File, RunError> {
+    small_file::open_regular(path, u64::MAX)
+        .map(|(file, _)| file)
+        .map_err(|e| match e {
+            small_file::SmallFileError::Io(error) => RunError::Io {
+                path: path.to_path_buf(),
+                error,
+            },
+            other => RunError::Corrupt {
+                path: path.to_path_buf(),
+                message: other.to_string(),
+            },
+        })
 }
 
 /// Follows a growing `events.jsonl`.
@@ -81,7 +112,7 @@ pub struct Tail {
 impl Tail {
     /// Start following `path` from its beginning.
     pub fn open(path: &Path) -> Result<Self, RunError> {
-        let file = File::open(path).map_err(io_err(path))?;
+        let file = open_log(path)?;
         Ok(Self {
             reader: BufReader::new(file),
             partial: Vec::new(),

@@ -156,7 +156,10 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
             last_event = Instant::now();
         }
         let mut new_checkpoint = false;
-        for e in batch {
+        for mut e in batch {
+            if let Event::Started(s) = &mut e {
+                s.locate_probe_images(&run.path);
+            }
             match &e {
                 Event::Checkpoint(_) => new_checkpoint = true,
                 Event::Finished(_) | Event::Failed(_) => ended = true,
