@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod export;
+pub mod memory;
 pub mod predict;
 
 use std::io::{IsTerminal as _, Write as _};

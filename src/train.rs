@@ -2,6 +2,7 @@
 
 pub mod device;
 pub mod inspect;
+pub mod memory;
 pub mod probe;
 pub mod restore;
 pub mod viewer;
