@@ -9,8 +9,7 @@ pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::os::unix::prelude::CommandExt as _;
-        let off = std::env::var("CONVSCOPE_MALLOC_TUNING")
-            .is_ok_and(|v| crate::cli::parse_bool(&v) == Ok(false));
+        let off = crate::yesno::env("CONVSCOPE_MALLOC_TUNING") == Some(false);
         if off || std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
             return;
         }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{ColorSetting, ColormapName, ConvImpl, Graphics, Overrides};
+use crate::session::Screen;
+use crate::yesno::parse_bool;
 
 /// Train a convolutional network on a folder of images and watch it learn, in the terminal.
 #[derive(Debug, Parser)]
@@ -346,18 +348,6 @@ impl From<ColorArg> for ColorSetting {
     }
 }
 
-/// Parse a yes/no value as environment variables carry it: 1/0, yes/no, true/false, on/off
-/// (any case).
-pub fn parse_bool(s: &str) -> Result<bool, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "yes" | "y" | "true" | "on" => Ok(true),
-        "0" | "no" | "n" | "false" | "off" => Ok(false),
-        _ => Err(format!(
-            "{s:?} is not a yes/no value: use 1 or 0, yes or no, true or false, on or off"
-        )),
-    }
-}
-
 /// The environment variable that gave `value` to the flag `arg` (clap's `--epochs <EPOCHS>`),
 /// if one did.
 fn env_source(arg: &str, value: &str) -> Option<String> {
@@ -398,8 +388,13 @@ pub fn report_parse_error(e: &clap::Error) -> i32 {
     e.exit_code()
 }
 
-fn parse_size(s: &str) -> Result<[u32; 2], String> {
-    let bad = || format!("{s:?} is not an image size: use N (square) or HxW, e.g. 150 or 120x160");
+/// A value that is not an image size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an image size: use N (square) or HxW, e.g. 150 or 120x160")]
+pub struct NotASize(String);
+
+fn parse_size(s: &str) -> Result<[u32; 2], NotASize> {
+    let bad = || NotASize(s.to_string());
     let parse = |t: &str| t.trim().parse::<u32>().map_err(|_| bad());
     if let Some((h, w)) = s.split_once(['x', 'X']) {
         Ok([parse(h)?, parse(w)?])
@@ -426,6 +421,57 @@ impl TrainFlags {
             conv_impl: self.conv_impl.map(Into::into),
             graphics: self.graphics.map(Into::into),
             color: self.color.map(Into::into),
+            ..Overrides::default()
+        }
+    }
+
+    /// How the training is to be shown.
+    #[must_use]
+    pub fn screen(&self) -> Screen {
+        screen(self.headless, self.detach)
+    }
+}
+
+fn screen(headless: bool, detach: bool) -> Screen {
+    match (headless, detach) {
+        (_, true) => Screen::Detach,
+        (true, false) => Screen::Headless,
+        (false, false) => Screen::Auto,
+    }
+}
+
+impl ResumeArgs {
+    /// The changes to the run's own settings these flags ask for.
+    #[must_use]
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            device: self.device.clone(),
+            color: self.color.map(Into::into),
+            ..Overrides::default()
+        }
+    }
+
+    /// How the training is to be shown.
+    #[must_use]
+    pub fn screen(&self) -> Screen {
+        screen(self.headless, self.detach)
+    }
+}
+
+impl ViewArgs {
+    /// The [ui] settings these flags ask for.
+    #[must_use]
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            graphics: self.graphics.map(Into::into),
+            color: self.color.map(Into::into),
+            colormap: self.colormap.map(Into::into),
+            sixel_max_kb: self.sixel_max_kb,
+            refresh_kb_per_sec: self.refresh_kb_per_sec,
+            ..Overrides::default()
         }
     }
 }
@@ -438,20 +484,7 @@ mod tests {
     fn sizes_parse() {
         assert_eq!(parse_size("150").expect("ok"), [150, 150]);
         assert_eq!(parse_size("120x160").expect("ok"), [120, 160]);
-        assert!(parse_size("big").unwrap_err().contains("HxW"));
-    }
-
-    #[test]
-    fn yes_no_values_parse_in_any_case() {
-        for v in ["1", "yes", "Y", "TRUE", "true", "On"] {
-            assert_eq!(parse_bool(v), Ok(true), "{v}");
-        }
-        for v in ["0", "no", "N", "False", "OFF"] {
-            assert_eq!(parse_bool(v), Ok(false), "{v}");
-        }
-        for v in ["", "maybe", "2", "yess"] {
-            assert!(parse_bool(v).unwrap_err().contains("yes/no"), "{v}");
-        }
+        assert!(parse_size("big").unwrap_err().to_string().contains("HxW"));
     }
 
     #[test]

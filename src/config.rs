@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod resolve;
 mod validate;
+
+pub use resolve::{Base, Settings};
 
 /// The default configuration file, embedded so that a bare binary works.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -27,6 +30,8 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("cannot write the configuration as TOML: {message}")]
+    Serialize { message: String },
 }
 
 fn invalid(
@@ -476,6 +481,9 @@ pub struct Overrides {
     pub conv_impl: Option<ConvImpl>,
     pub graphics: Option<Graphics>,
     pub color: Option<ColorSetting>,
+    pub colormap: Option<ColormapName>,
+    pub sixel_max_kb: Option<u32>,
+    pub refresh_kb_per_sec: Option<u32>,
 }
 
 impl Config {
@@ -539,11 +547,29 @@ impl Config {
         if let Some(v) = o.color {
             self.ui.color = v;
         }
+        if let Some(v) = o.colormap {
+            self.ui.colormap = v;
+        }
+        if let Some(v) = o.sixel_max_kb {
+            self.ui.sixel_max_kb = v;
+        }
+        if let Some(v) = o.refresh_kb_per_sec {
+            self.ui.refresh_kb_per_sec = v;
+        }
     }
 
     /// Serialise the resolved config as TOML (written into the run directory).
+    pub fn try_to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError::Serialize {
+            message: e.to_string(),
+        })
+    }
+
+    /// [`Config::try_to_toml`] for showing: an error becomes a TOML comment saying so.
+    #[must_use]
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+        self.try_to_toml()
+            .unwrap_or_else(|e| format!("# {}\n", e.to_string().replace('\n', " ")))
     }
 }
 
@@ -553,12 +579,43 @@ pub fn output_units(classes: usize) -> usize {
     if classes == 2 { 1 } else { classes }
 }
 
-/// A compute device as named in the config.
+/// A compute device as named in the config: parsed once from `train.device`, then passed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceSpec {
     Cpu,
     Wgpu,
     Cuda(usize),
+}
+
+/// A device name that is none of `cpu`, `wgpu`, `cuda`, `cuda:N`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a device: use cpu, wgpu, cuda or cuda:N")]
+pub struct UnknownDevice(pub String);
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = UnknownDevice;
+
+    /// Parse `cpu`, `wgpu`, `cuda` or `cuda:N`.
+    fn from_str(s: &str) -> Result<Self, UnknownDevice> {
+        match s {
+            "cpu" => Ok(Self::Cpu),
+            "wgpu" => Ok(Self::Wgpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| UnknownDevice(s.to_string())),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// Whether this is a GPU (kernels are compiled and tuned on the first steps).
+    #[must_use]
+    pub fn is_gpu(self) -> bool {
+        self != Self::Cpu
+    }
 }
 
 impl fmt::Display for DeviceSpec {
@@ -571,23 +628,21 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
-/// Parse `cpu`, `wgpu`, `cuda` or `cuda:N`.
+/// Parse `cpu`, `wgpu`, `cuda` or `cuda:N` as the value of `train.device`.
 pub fn parse_device(s: &str) -> Result<DeviceSpec, ConfigError> {
-    match s {
-        "cpu" => Ok(DeviceSpec::Cpu),
-        "wgpu" => Ok(DeviceSpec::Wgpu),
-        "cuda" => Ok(DeviceSpec::Cuda(0)),
-        _ => s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(DeviceSpec::Cuda)
-            .ok_or_else(|| {
-                invalid(
-                    "train.device",
-                    format!("{s:?}"),
-                    "use cpu, wgpu, cuda or cuda:N",
-                )
-            }),
+    s.parse().map_err(|_: UnknownDevice| {
+        invalid(
+            "train.device",
+            format!("{s:?}"),
+            "use cpu, wgpu, cuda or cuda:N",
+        )
+    })
+}
+
+impl Config {
+    /// The device `train.device` names (checked by [`Config::validate`]).
+    pub fn device(&self) -> Result<DeviceSpec, ConfigError> {
+        parse_device(&self.train.device)
     }
 }
 

@@ -1,21 +1,25 @@
 //! convscope: train a CNN on an image folder and look inside it from the terminal.
+//!
+//! Layers, lowest first; a module imports only from those below it: `yesno`, `allocator`,
+//! `logging`, `signals`, `config`, `device`, `events`, `data`, `model`, `viz`, `run`, `train`,
+//! `ui`, `session`, `cli`, `commands`.
 
 pub mod allocator;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod events;
-pub mod hangup;
-pub mod headless;
 pub mod logging;
 pub mod model;
 pub mod run;
+pub mod session;
 pub mod signals;
 pub mod train;
-mod tui_bridge;
 pub mod ui;
 pub mod viz;
+pub mod yesno;
 
 /// Parse the command line and run it; returns the process exit status.
 pub fn main_entry() -> i32 {

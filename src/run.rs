@@ -107,20 +107,37 @@ fn lossy_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error
     s.serialize_str(&path.to_string_lossy())
 }
 
-/// Paths inside a run directory.
+/// Paths inside a run directory: every file name of a run is here, and only here.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// The resolved configuration: what makes a folder a run.
+pub const CONFIG_FILE: &str = "config.toml";
 /// The lock file inside a run directory: whoever holds an exclusive `flock` on it is the run's
 /// only writer (a trainer, from before it writes anything until it exits).
 const LOCK_FILE: &str = ".lock";
+/// The output of a training in the background (`--detach`, a hand-off).
+const OUT_FILE: &str = "convscope.out";
+/// The trainer's log.
+const LOG_FILE: &str = "convscope.log";
+/// A viewer's log, when it may write into the run.
+const VIEWER_LOG_FILE: &str = "viewer.log";
+const CHECKPOINTS_DIR: &str = "checkpoints";
+const CLASSES_FILE: &str = "classes.json";
+const EVENTS_FILE: &str = "events.jsonl";
+const SOCKET_FILE: &str = "control.sock";
+const SAMPLES_DIR: &str = "samples";
+const SOURCE_FILE: &str = "run.json";
+const EXPORT_DIR: &str = "export";
+/// The demo's synthetic dataset, inside its run directory.
+const DEMO_DATA_DIR: &str = "demo-data";
 
 /// Files a new run directory may already hold: the lock, the output of `--detach` (which makes
 /// the folder before its background process takes it) and what a start that failed before
 /// writing config.toml leaves.
-const NEW_RUN_LEFTOVERS: [&str; 4] = [LOCK_FILE, "convscope.out", "convscope.log", "checkpoints"];
+const NEW_RUN_LEFTOVERS: [&str; 4] = [LOCK_FILE, OUT_FILE, LOG_FILE, CHECKPOINTS_DIR];
 
 /// An exclusive hold on a run directory, released when dropped (or when the process ends).
 #[derive(Debug)]
@@ -330,7 +347,7 @@ impl RunDir {
             let leftover = NEW_RUN_LEFTOVERS.iter().any(|n| name == *n);
             let empty_dir =
                 || std::fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none());
-            if !leftover || (name == "checkpoints" && !empty_dir()) {
+            if !leftover || (name == CHECKPOINTS_DIR && !empty_dir()) {
                 return Err(RunError::NotEmpty {
                     path: self.path.clone(),
                     example: name.to_string_lossy().into_owned(),
@@ -340,9 +357,15 @@ impl RunDir {
         Ok(Found::New)
     }
 
+    /// Whether `path` holds a run (its `config.toml`).
+    #[must_use]
+    pub fn is_run(path: &Path) -> bool {
+        path.join(CONFIG_FILE).exists()
+    }
+
     /// Open an existing run directory.
     pub fn open(path: &Path) -> Result<Self, RunError> {
-        if !path.join("config.toml").is_file() {
+        if !path.join(CONFIG_FILE).is_file() {
             return Err(RunError::NotARun {
                 path: path.to_path_buf(),
             });
@@ -368,38 +391,63 @@ impl RunDir {
 
     #[must_use]
     pub fn config_path(&self) -> PathBuf {
-        self.path.join("config.toml")
+        self.path.join(CONFIG_FILE)
     }
     #[must_use]
     pub fn classes_path(&self) -> PathBuf {
-        self.path.join("classes.json")
+        self.path.join(CLASSES_FILE)
     }
     #[must_use]
     pub fn events_path(&self) -> PathBuf {
-        self.path.join("events.jsonl")
+        self.path.join(EVENTS_FILE)
     }
     #[must_use]
     pub fn log_path(&self) -> PathBuf {
-        self.path.join("convscope.log")
+        self.path.join(LOG_FILE)
+    }
+    /// A viewer's log inside the run.
+    #[must_use]
+    pub fn viewer_log_path(&self) -> PathBuf {
+        self.path.join(VIEWER_LOG_FILE)
+    }
+    /// The output of a training in the background.
+    #[must_use]
+    pub fn out_path(&self) -> PathBuf {
+        self.path.join(OUT_FILE)
     }
     #[must_use]
     pub fn checkpoints_path(&self) -> PathBuf {
-        self.path.join("checkpoints")
+        self.path.join(CHECKPOINTS_DIR)
     }
     #[must_use]
     pub fn socket_path(&self) -> PathBuf {
-        self.path.join("control.sock")
+        self.path.join(SOCKET_FILE)
     }
     #[must_use]
     pub fn samples_path(&self) -> PathBuf {
-        self.path.join("samples")
+        self.path.join(SAMPLES_DIR)
+    }
+    /// `run.json`: where the run's data came from ([`RunSource`]).
+    #[must_use]
+    pub fn source_path(&self) -> PathBuf {
+        self.path.join(SOURCE_FILE)
+    }
+    /// Where the viewer's `e` writes its pictures.
+    #[must_use]
+    pub fn export_path(&self) -> PathBuf {
+        self.path.join(EXPORT_DIR)
+    }
+    /// The demo's synthetic dataset.
+    #[must_use]
+    pub fn demo_data_path(&self) -> PathBuf {
+        self.path.join(DEMO_DATA_DIR)
     }
 
-    /// Write the fully resolved config.
+    /// Write the fully resolved config (nothing, and an error, when it cannot be encoded).
     pub fn write_config(&self, cfg: &Config) -> Result<(), RunError> {
         let text = format!(
             "# Resolved configuration of this run (file + environment + flags).\n{}",
-            cfg.to_toml()
+            cfg.try_to_toml()?
         );
         write_atomic(&self.config_path(), text.as_bytes())
     }
@@ -429,6 +477,41 @@ impl RunDir {
         serde_json::from_str(&text).map_err(|e| RunError::Corrupt {
             path,
             message: format!("not valid classes JSON: {e}"),
+        })
+    }
+}
+
+/// Where a run's data came from (`run.json`), so that `resume` can find it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSource {
+    pub data_dir: PathBuf,
+    pub val_dir: Option<PathBuf>,
+}
+
+impl RunSource {
+    /// Record the (absolute) data paths in `run.json` (nothing, and an error, when they cannot
+    /// be encoded).
+    pub fn write(&self, run: &RunDir) -> Result<(), RunError> {
+        let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let me = Self {
+            data_dir: abs(&self.data_dir),
+            val_dir: self.val_dir.as_deref().map(abs),
+        };
+        let path = run.source_path();
+        let text = serde_json::to_string_pretty(&me).map_err(|e| RunError::Corrupt {
+            path: path.clone(),
+            message: format!("cannot encode the data folders: {e}"),
+        })?;
+        write_atomic(&path, text.as_bytes())
+    }
+
+    /// Read `run.json`.
+    pub fn read(run: &RunDir) -> Result<Self, RunError> {
+        let path = run.source_path();
+        let text = read_small(&path)?;
+        serde_json::from_str(&text).map_err(|e| RunError::Corrupt {
+            path,
+            message: format!("not valid run JSON: {e}"),
         })
     }
 }

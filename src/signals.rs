@@ -1,6 +1,5 @@
-//! SIGINT, SIGTERM and SIGHUP: the first asks the trainer to checkpoint and stop; a second
-//! SIGINT exits at once (the last complete checkpoint stays intact: checkpoints are renamed
-//! into place only when whole).
+//! Which signal asked the run to stop: the flags that the session's handlers
+//! ([`crate::session`]) set and that the trainer polls between batches.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,25 +7,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// Which signal asked the run to stop, if any.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Signals {
-    /// Set by any of the three signals; the trainer polls it between batches.
+    /// Set by SIGINT, SIGTERM or SIGHUP; the trainer polls it between batches.
     pub stop: Arc<AtomicBool>,
     which: Arc<AtomicUsize>,
 }
 
 impl Signals {
-    /// Install the handlers.
-    pub fn install() -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let which = Arc::new(AtomicUsize::new(0));
-        // Order matters: the conditional shutdown sees the flag set by an earlier SIGINT.
-        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&stop))?;
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal_hook::flag::register_usize(sig, Arc::clone(&which), sig as usize)?;
-            signal_hook::flag::register(sig, Arc::clone(&stop))?;
-        }
-        Ok(Self { stop, which })
+    /// The flags the handlers set: the stop flag, and the number of the signal received.
+    pub(crate) fn flags(&self) -> (&Arc<AtomicBool>, &Arc<AtomicUsize>) {
+        (&self.stop, &self.which)
     }
 
     /// The signal received, as its number (0 when none).

@@ -1,13 +1,12 @@
 //! The training loop on its own OS thread: batches, validation, checkpoints, events.
 
-pub mod device;
 pub mod inspect;
 pub mod memory;
 pub mod probe;
 pub mod restore;
 pub mod viewer;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -19,6 +18,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::config::Config;
 use crate::data::{Dataset, Split};
+use crate::device;
 use crate::events::{
     BatchMetrics, CheckpointInfo, Command, EpochMetrics, Event, EventSender, FailInfo, FinishInfo,
     FinishReason, RunState, StartInfo, StatusChange, StopCause,
@@ -806,34 +806,4 @@ fn validate(
         val.add(loss_value, correct, batch.len);
     }
     val
-}
-
-/// Where a run's data came from, so that `resume` can find it again.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RunSource {
-    pub data_dir: PathBuf,
-    pub val_dir: Option<PathBuf>,
-}
-
-impl RunSource {
-    /// Record the (absolute) data paths in `run.json`.
-    pub fn write(&self, run: &RunDir) -> Result<(), RunError> {
-        let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        let me = Self {
-            data_dir: abs(&self.data_dir),
-            val_dir: self.val_dir.as_deref().map(abs),
-        };
-        let text = serde_json::to_string_pretty(&me).unwrap_or_default();
-        crate::run::write_atomic(&run.path.join("run.json"), text.as_bytes())
-    }
-
-    /// Read `run.json`.
-    pub fn read(run: &RunDir) -> Result<Self, RunError> {
-        let path = run.path.join("run.json");
-        let text = crate::run::read_small(&path)?;
-        serde_json::from_str(&text).map_err(|e| RunError::Corrupt {
-            path,
-            message: format!("not valid run JSON: {e}"),
-        })
-    }
 }

@@ -1,11 +1,14 @@
-//! Pure raster math: normalisations, colormaps, grids -> RGB images. No burn, no UI.
+//! Pure raster math: normalisations, colormaps, grids -> RGB images; and the exported
+//! pictures and tables composed from them. No burn, no UI, no I/O.
 
 pub mod colormap;
+pub mod export;
 pub mod norm;
 pub mod pictures;
 pub mod plot;
 pub mod raster;
 pub mod sheets;
+pub mod table;
 pub mod text;
 
 pub use colormap::Rgb;

@@ -9,7 +9,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use crate::cli::BenchArgs;
-use crate::config::Config;
+use crate::config::{Config, DeviceSpec, Overrides, Settings};
 use crate::model::{self, Flow, Net, Step};
 
 fn out(text: &str) {
@@ -18,17 +18,22 @@ fn out(text: &str) {
 
 /// Run the benchmarks.
 pub fn run(args: &BenchArgs) -> Result<i32> {
-    let mut cfg = Config::default();
-    cfg.data.image_size = args.image_size;
-    cfg.train.batch_size = args.batch_size;
-    cfg.train.device.clone_from(&args.device);
-    cfg.model.conv_impl = args.conv_impl.into();
-    cfg.validate()?;
+    let overrides = Overrides {
+        image_size: Some(args.image_size),
+        batch_size: Some(args.batch_size),
+        device: Some(args.device.clone()),
+        conv_impl: Some(args.conv_impl.into()),
+        ..Overrides::default()
+    };
+    let cfg = Settings::new_run(Config::default(), None, overrides)
+        .without_user_preferences()
+        .resolve()?;
+    let spec = cfg.device()?;
     // A device this build or machine lacks is refused before the banner says what would run.
     let device = if args.ui_only {
         None
     } else {
-        Some(crate::train::device::create(&cfg.train.device).map_err(anyhow::Error::msg)?)
+        Some(crate::device::create(spec)?)
     };
     let threads = rayon::current_num_threads();
     out(&format!(
@@ -54,7 +59,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let Some(device) = device else {
         return Ok(0);
     };
-    train_step(&cfg, &device, args.steps, args.warmup)?;
+    train_step(&cfg, &device, spec, args.steps, args.warmup)?;
     if args.breakdown {
         use crate::model::ops::bench::{OpsPath, bench_step};
         let side = args.image_size[0].min(args.image_size[1]) as usize;
@@ -76,14 +81,14 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     }
     out("");
     out("peer (same machine, same session):");
-    if args.device == "cpu" {
+    if spec.is_gpu() {
         out(&format!(
-            "  python3 ../shared/bench/peer_torch.py --random 512 --size {} --epochs 2 --batch {} --threads {threads}",
+            "  python3 ../shared/bench/peer_torch.py --random 8192 --size {} --epochs 3 --batch {} --device cuda",
             args.image_size[0], args.batch_size
         ));
     } else {
         out(&format!(
-            "  python3 ../shared/bench/peer_torch.py --random 8192 --size {} --epochs 3 --batch {} --device cuda",
+            "  python3 ../shared/bench/peer_torch.py --random 512 --size {} --epochs 2 --batch {} --threads {threads}",
             args.image_size[0], args.batch_size
         ));
     }
@@ -128,7 +133,43 @@ impl Stepper {
     }
 }
 
-fn train_step(cfg: &Config, device: &Device, steps: usize, warmup: usize) -> Result<()> {
+/// Where a step's time goes: a sync after each phase.
+fn phases(s: &mut Stepper, ad: &Device, steps: usize, sync: &dyn Fn()) {
+    let (mut t_fwd, mut t_bwd, mut t_opt) = (0.0f64, 0.0f64, 0.0f64);
+    for _ in 0..steps {
+        let x = s.batch(ad);
+        sync();
+        let t0 = Instant::now();
+        let logits = s.net.forward(x, true, false).logits;
+        let loss = model::loss(logits, &s.labels, ad);
+        let _: f32 = loss.clone().into_scalar();
+        let t1 = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &s.net);
+        sync();
+        let t2 = Instant::now();
+        s.net = s.optim.step(s.lr, s.net.clone(), grads);
+        sync();
+        let t3 = Instant::now();
+        t_fwd += (t1 - t0).as_secs_f64();
+        t_bwd += (t2 - t1).as_secs_f64();
+        t_opt += (t3 - t2).as_secs_f64();
+    }
+    let k = steps.max(1) as f64 / 1e3;
+    out(&format!(
+        "  phases (synced): forward {:.1} ms, backward {:.1} ms, optimizer {:.1} ms",
+        t_fwd / k,
+        t_bwd / k,
+        t_opt / k
+    ));
+}
+
+fn train_step(
+    cfg: &Config,
+    device: &Device,
+    spec: DeviceSpec,
+    steps: usize,
+    warmup: usize,
+) -> Result<()> {
     let ad = device.clone().autodiff();
     let [c, h, w] = cfg.input_shape();
     let n = cfg.train.batch_size;
@@ -155,10 +196,10 @@ fn train_step(cfg: &Config, device: &Device, steps: usize, warmup: usize) -> Res
     }
     out(&format!(
         "first step: {first:.2} s{}; {} more warm-up steps: {:.2} s",
-        if cfg.train.device == "cpu" {
-            ""
-        } else {
+        if spec.is_gpu() {
             " (compiles and tunes the GPU kernels unless this machine's tuning cache has them)"
+        } else {
+            ""
         },
         warmup.max(1) - 1,
         t0.elapsed().as_secs_f64()
@@ -176,52 +217,27 @@ fn train_step(cfg: &Config, device: &Device, steps: usize, warmup: usize) -> Res
         per_step * 1e3
     ));
 
-    // Where a step's time goes: a sync after each phase.
-    let (mut t_fwd, mut t_bwd, mut t_opt) = (0.0f64, 0.0f64, 0.0f64);
-    for _ in 0..steps {
-        let x = s.batch(&ad);
-        sync();
-        let t0 = Instant::now();
-        let logits = s.net.forward(x, true, false).logits;
-        let loss = model::loss(logits, &s.labels, &ad);
-        let _: f32 = loss.clone().into_scalar();
-        let t1 = Instant::now();
-        let grads = GradientsParams::from_grads(loss.backward(), &s.net);
-        sync();
-        let t2 = Instant::now();
-        s.net = s.optim.step(s.lr, s.net.clone(), grads);
-        sync();
-        let t3 = Instant::now();
-        t_fwd += (t1 - t0).as_secs_f64();
-        t_bwd += (t2 - t1).as_secs_f64();
-        t_opt += (t3 - t2).as_secs_f64();
-    }
-    let k = steps.max(1) as f64 / 1e3;
-    out(&format!(
-        "  phases (synced): forward {:.1} ms, backward {:.1} ms, optimizer {:.1} ms",
-        t_fwd / k,
-        t_bwd / k,
-        t_opt / k
-    ));
+    phases(&mut s, &ad, steps, &sync);
     layer_types(&mut s, &ad, steps, &sync);
 
     // Inference on the plain device: read back the logits of each batch.
     let eval = s.net.valid();
     let vd = eval.convs[0].weight.val().device();
-    let mut infer = |eval: &Net| {
+    let mut infer = |eval: &Net| -> Result<()> {
         let _: Vec<f32> = eval
             .forward(s.batch(&vd), false, false)
             .logits
             .into_data()
             .try_to_vec::<f32>()
-            .unwrap_or_default();
+            .map_err(|e| anyhow::anyhow!("cannot read the logits: {e:?}"))?;
+        Ok(())
     };
     for _ in 0..warmup.max(1) {
-        infer(&eval);
+        infer(&eval)?;
     }
     let t0 = Instant::now();
     for _ in 0..steps {
-        infer(&eval);
+        infer(&eval)?;
     }
     out(&format!(
         "inference: {:.1} img/s",

@@ -1,37 +1,26 @@
 //! `convscope export RUN [--epoch N] [--image IMG]... --out DIR`: the TUI's pictures as PNG
-//! files, the training curves as a plot, and the epoch metrics as CSV.
+//! files, the training curves as a plot, and the epoch metrics as CSV (composed in
+//! [`crate::viz::export`], written here).
 
-use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
+use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
 use crate::cli::ExportArgs;
-use crate::config::ColormapName;
-use crate::events::{EpochMetrics, Event, FeatureSnapshot, LayerMaps};
+use crate::events::{EpochMetrics, Event};
 use crate::run::checkpoint::Checkpoint;
-use crate::run::{RunDir, event_log};
+use crate::run::{RunDir, RunSource, event_log};
 use crate::train::probe::{self, Probe};
-use crate::train::restore;
-use crate::viz::colormap::Rgb;
-use crate::viz::pictures;
-use crate::viz::plot::{self, Plot, Series};
-use crate::viz::raster::Raster;
-use crate::viz::sheets;
+use crate::train::restore::{self, Restored};
+use crate::viz::export::{
+    self as compose, Content, ExportFile, FeatureMaps, FeatureParts, FilterParts, Naming, Style,
+};
+use crate::viz::{pictures, sheets};
 
+pub use crate::viz::export::{CSV_HEADER, CURVE_PANEL};
 pub use crate::viz::sheets::{BLOCK, FEATURE_COLUMNS, feature_scale};
-/// Size of each of the two panels (loss, accuracy) of `curves.png`.
-pub const CURVE_PANEL: (usize, usize) = (480, 320);
-/// Header of `metrics.csv`.
-pub const CSV_HEADER: &str =
-    "epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds,images_per_sec";
-
-/// Training blue and validation orange, as matplotlib draws a first and second line, and as
-/// the TUI's charts (cyan and yellow).
-const TRAIN: Rgb = [31, 119, 180];
-const VAL: Rgb = [255, 127, 14];
 
 /// Run the command.
 pub fn run(args: &ExportArgs) -> Result<i32> {
@@ -59,7 +48,7 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
             events_path.display()
         );
     }
-    let epochs = epoch_metrics(&events);
+    let epochs = compose::epoch_metrics(&events);
     let bundled = TempSamples::new();
     let images = if args.images.is_empty() {
         default_images(&run, &events, &bundled)?
@@ -67,27 +56,7 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
         args.images.clone()
     };
 
-    let cp = &restored.checkpoint;
-    let epoch = cp.state.epoch;
-    let source = sheets::Source {
-        run: run_name(&run.path),
-        epoch: checkpoint_label(cp),
-    };
-    let ui = &restored.cfg.ui;
-
-    let prober = Probe::new(&restored.cfg, &restored.classes);
-    let mut stems = HashSet::new();
-    let mut probes = Vec::new();
-    for image in &images {
-        match prober.feature_maps(&restored.net, image, epoch) {
-            Event::FeatureMaps(snap) => probes.push((unique_stem(image, &mut stems), snap)),
-            Event::Warning(w) => bail!(
-                "{}; pass --image with a readable JPEG, PNG, WebP, BMP or GIF file",
-                w.message
-            ),
-            _ => {}
-        }
-    }
+    let files = compose_all(&restored, &run, &epochs, &images)?;
 
     std::fs::create_dir_all(&args.out).with_context(|| {
         format!(
@@ -96,69 +65,9 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
         )
     })?;
     let mut written = Vec::new();
-
-    if let Event::Filters(snap) = probe::filters(&restored.net, epoch) {
-        for (i, layer) in snap.layers.iter().enumerate() {
-            let path = args
-                .out
-                .join(format!("filters_{}.png", file_part(&layer.name)));
-            let shape = [
-                layer.out_channels,
-                layer.in_channels,
-                layer.kernel[0],
-                layer.kernel[1],
-            ];
-            let pic = sheets::filters(
-                &layer.weights,
-                shape,
-                ui.colormap,
-                ui.filter_norm,
-                &layer.name,
-                &source,
-            );
-            save(&pic, &path)?;
-            written.push(path);
-            if i == 0
-                && let Some(pic) =
-                    sheets::filters_rgb(&layer.weights, shape, ui.filter_norm, &layer.name, &source)
-            {
-                let path = args
-                    .out
-                    .join(format!("filters_{}_rgb.png", file_part(&layer.name)));
-                save(&pic, &path)?;
-                written.push(path);
-            }
-        }
+    for file in &files {
+        written.push(save(file, &args.out)?);
     }
-
-    for (stem, snap) in &probes {
-        let class = restored
-            .classes
-            .get(snap.predicted)
-            .map_or("?", String::as_str);
-        for layer in &snap.layers {
-            let path = args
-                .out
-                .join(format!("features_{stem}_{}.png", file_part(&layer.name)));
-            save(
-                &feature_sheet(layer, snap, class, ui.colormap, &source),
-                &path,
-            )?;
-            written.push(path);
-        }
-    }
-
-    let csv_path = args.out.join("metrics.csv");
-    std::fs::write(&csv_path, metrics_csv(&epochs)).with_context(|| {
-        format!(
-            "cannot write {}; check that the --out folder is writable",
-            csv_path.display()
-        )
-    })?;
-    written.push(csv_path);
-    let curves_path = args.out.join("curves.png");
-    save(&curves(&epochs), &curves_path)?;
-    written.push(curves_path);
 
     let mut stdout = std::io::stdout();
     for path in &written {
@@ -168,10 +77,89 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
         stderr,
         "convscope: wrote {} files from checkpoint {} of {}",
         written.len(),
-        cp.name,
+        restored.checkpoint.name,
         run.path.display()
     );
     Ok(0)
+}
+
+/// Every file of the export: each conv layer's filters, each probe image's feature maps in
+/// every layer, the curves and the metrics.
+fn compose_all(
+    restored: &Restored,
+    run: &RunDir,
+    epochs: &[EpochMetrics],
+    images: &[PathBuf],
+) -> Result<Vec<ExportFile>> {
+    let cp = &restored.checkpoint;
+    let epoch = cp.state.epoch;
+    let style = Style {
+        colormap: restored.cfg.ui.colormap,
+        filter_norm: restored.cfg.ui.filter_norm,
+        source: sheets::Source {
+            run: compose::run_name(&run.path),
+            epoch: checkpoint_label(cp),
+        },
+    };
+    // Every image is probed before any picture is made: an unreadable one fails at once.
+    let prober = Probe::new(&restored.cfg, &restored.classes);
+    let mut stems = HashSet::new();
+    let mut probes = Vec::new();
+    for image in images {
+        match prober.feature_maps(&restored.net, image, epoch) {
+            Event::FeatureMaps(snap) => probes.push((unique_stem(image, &mut stems), snap)),
+            Event::Warning(w) => bail!(
+                "{}; pass --image with a readable JPEG, PNG, WebP, BMP or GIF file",
+                w.message
+            ),
+            _ => {}
+        }
+    }
+    let mut files = Vec::new();
+    if let Event::Filters(snap) = probe::filters(&restored.net, epoch) {
+        for (i, layer) in snap.layers.iter().enumerate() {
+            let parts = FilterParts {
+                one: None,
+                rgb: i == 0,
+            };
+            files.extend(compose::filters(
+                layer,
+                epoch,
+                parts,
+                &style,
+                Naming::Folder,
+            ));
+        }
+    }
+    for (stem, snap) in &probes {
+        let class = restored
+            .classes
+            .get(snap.predicted)
+            .map_or("?", String::as_str);
+        let prediction = format!("{class} ({:.3})", snap.probability);
+        for layer in &snap.layers {
+            let (c, h, w) = (layer.channels, layer.height, layer.width);
+            let levels = pictures::feature_levels(&layer.data, c, h, w);
+            let maps = FeatureMaps {
+                layer: &layer.name,
+                levels: &levels,
+                height: h,
+                width: w,
+                image: &snap.image,
+                stem,
+                prediction: &prediction,
+                epoch,
+            };
+            files.extend(compose::feature_maps(
+                &maps,
+                FeatureParts::default(),
+                &style,
+                Naming::Folder,
+            ));
+        }
+    }
+    files.extend(compose::training(epochs, Naming::Folder));
+    Ok(files)
 }
 
 /// "epoch 7", or "epoch 8, batch 12 of 40" for a mid-epoch checkpoint.
@@ -187,153 +175,25 @@ fn checkpoint_label(cp: &Checkpoint) -> String {
     }
 }
 
-/// Every channel of one layer for one image, standardised the tutorial's way.
-fn feature_sheet(
-    layer: &LayerMaps,
-    snap: &FeatureSnapshot,
-    class: &str,
-    map: ColormapName,
-    source: &sheets::Source,
-) -> Raster {
-    let (c, h, w) = (layer.channels, layer.height, layer.width);
-    let levels = pictures::feature_levels(&layer.data, c, h, w);
-    sheets::feature_maps(
-        &levels,
-        h,
-        w,
-        map,
-        &layer.name,
-        &image_name(&snap.image),
-        &format!("{class} ({:.3})", snap.probability),
-        source,
-    )
-}
-
-/// An image's file name, for titles.
-pub(crate) fn image_name(image: &Path) -> String {
-    image.file_name().map_or_else(
-        || image.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
-/// A run's name in titles: its folder's name.
-pub(crate) fn run_name(run: &Path) -> String {
-    run.file_name().map_or_else(
-        || run.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
-/// The newest record of each epoch, in epoch order (a resumed run may repeat one).
-fn epoch_metrics(events: &[Event]) -> Vec<EpochMetrics> {
-    let mut by_epoch = BTreeMap::new();
-    for e in events {
-        if let Event::Epoch(m) = e {
-            by_epoch.insert(m.epoch, *m);
-        }
-    }
-    by_epoch.into_values().collect()
-}
-
-/// `metrics.csv`: a header and one row per epoch; validation cells are empty without validation.
-pub(crate) fn metrics_csv(epochs: &[EpochMetrics]) -> String {
-    let opt = |v: Option<f32>| v.map_or_else(String::new, |v| v.to_string());
-    let mut out = format!("{CSV_HEADER}\n");
-    for m in epochs {
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{:.3},{:.1}",
-            m.epoch,
-            m.train_loss,
-            m.train_accuracy,
-            opt(m.val_loss),
-            opt(m.val_accuracy),
-            m.seconds,
-            m.images_per_sec
-        );
-    }
-    out
-}
-
-/// Loss and accuracy per epoch, train and validation, side by side.
-pub(crate) fn curves(epochs: &[EpochMetrics]) -> Raster {
-    let series = |label: &str, color, f: &dyn Fn(&EpochMetrics) -> Option<f32>| Series {
-        label: label.into(),
-        color,
-        points: epochs
-            .iter()
-            .filter_map(|m| f(m).map(|v| (m.epoch as f32, v)))
-            .collect(),
+/// Write one file into `out`; returns its path.
+fn save(file: &ExportFile, out: &Path) -> Result<PathBuf> {
+    let path = out.join(&file.name);
+    let written = match &file.content {
+        Content::Picture(r) => r.to_rgb_image().save(&path).map_err(anyhow::Error::from),
+        Content::Text(t) => std::fs::write(&path, t).map_err(anyhow::Error::from),
     };
-    let panel = |title: &str, y_range, train: Series, val: Series| {
-        let mut s = vec![train];
-        if !val.points.is_empty() {
-            s.push(val);
-        }
-        let title = if epochs.is_empty() {
-            format!("{title} (no finished epoch yet)")
-        } else {
-            title.to_owned()
-        };
-        plot::render(
-            &Plot {
-                title,
-                x_label: "epoch".into(),
-                y_range,
-                series: s,
-            },
-            CURVE_PANEL.0,
-            CURVE_PANEL.1,
-        )
-    };
-    let loss = panel(
-        "loss",
-        None,
-        series("train loss", TRAIN, &|m| Some(m.train_loss)),
-        series("val loss", VAL, &|m| m.val_loss),
-    );
-    let acc = panel(
-        "accuracy",
-        Some((0.0, 1.0)),
-        series("train accuracy", TRAIN, &|m| Some(m.train_accuracy)),
-        series("val accuracy", VAL, &|m| m.val_accuracy),
-    );
-    let mut out = Raster::new(2 * CURVE_PANEL.0, CURVE_PANEL.1, plot::BACKGROUND);
-    out.blit(&loss, 0, 0);
-    out.blit(&acc, CURVE_PANEL.0, 0);
-    out
-}
-
-fn save(r: &Raster, path: &Path) -> Result<()> {
-    r.to_rgb_image().save(path).with_context(|| {
+    written.with_context(|| {
         format!(
             "cannot write {}; check that the --out folder is writable",
             path.display()
         )
-    })
-}
-
-/// A name safe in a file name: letters, digits, `-`, `_` and `.` kept, the rest `_`.
-fn file_part(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    })?;
+    Ok(path)
 }
 
 /// The image's file stem for output names, `-2`, `-3`, ... added when two images share one.
 fn unique_stem(image: &Path, seen: &mut HashSet<String>) -> String {
-    let base = file_part(
-        &image
-            .file_stem()
-            .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned()),
-    );
+    let base = compose::image_stem(image, "image");
     let mut stem = base.clone();
     let mut n = 1;
     while !seen.insert(stem.clone()) {
@@ -401,7 +261,7 @@ fn default_images(run: &RunDir, events: &[Event], bundled: &TempSamples) -> Resu
 
 /// The run's training images (from the data folder it was trained on), in class order.
 fn training_images(run: &RunDir) -> Vec<PathBuf> {
-    crate::train::RunSource::read(run)
+    RunSource::read(run)
         .ok()
         .and_then(|src| crate::data::scan(&src.data_dir).ok())
         .map(|scan| scan.samples.into_iter().map(|s| s.path).collect())
@@ -456,35 +316,6 @@ impl Drop for TempSamples {
 mod tests {
     use super::*;
 
-    fn epoch(e: usize, val: Option<f32>) -> EpochMetrics {
-        EpochMetrics {
-            epoch: e,
-            train_loss: 0.5,
-            train_accuracy: 0.75,
-            val_loss: val,
-            val_accuracy: val,
-            seconds: 1.25,
-            images_per_sec: 100.0,
-        }
-    }
-
-    #[test]
-    fn csv_has_empty_cells_without_validation_and_keeps_the_newest_epoch_record() {
-        let mut second = epoch(1, Some(0.25));
-        second.train_loss = 0.4;
-        let events = vec![
-            Event::Epoch(epoch(1, None)),
-            Event::Epoch(epoch(2, None)),
-            Event::Epoch(second),
-        ];
-        let csv = metrics_csv(&epoch_metrics(&events));
-        let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], CSV_HEADER);
-        assert_eq!(lines[1], "1,0.4,0.75,0.25,0.25,1.250,100.0");
-        assert_eq!(lines[2], "2,0.5,0.75,,,1.250,100.0");
-        assert_eq!(lines.len(), 3);
-    }
-
     #[test]
     fn stems_are_made_unique_and_file_safe() {
         let mut seen = HashSet::new();
@@ -499,13 +330,5 @@ mod tests {
         assert_eq!(feature_scale(16, 16), 4);
         assert_eq!(feature_scale(2, 2), 32);
         assert_eq!(feature_scale(0, 0), 64);
-    }
-
-    #[test]
-    fn curves_have_two_panels_even_without_epochs() {
-        let r = curves(&[]);
-        assert_eq!((r.width(), r.height()), (2 * CURVE_PANEL.0, CURVE_PANEL.1));
-        let r = curves(&[epoch(1, Some(0.6)), epoch(2, Some(0.7))]);
-        assert!(r.pixels().contains(&TRAIN) && r.pixels().contains(&VAL));
     }
 }

@@ -52,7 +52,7 @@ pub fn run(args: &PredictArgs) -> Result<i32> {
         let probs: Vec<f32> = crate::model::probabilities(eval.forward(x, false, false).logits)
             .into_data()
             .try_to_vec::<f32>()
-            .unwrap_or_default();
+            .map_err(|e| anyhow::anyhow!("cannot read the class probabilities: {e:?}"))?;
         let (index, probability) = crate::model::argmax(&probs);
         predictions.push(Prediction {
             image: image.clone(),

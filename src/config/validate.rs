@@ -122,131 +122,159 @@ impl Config {
         let mut out = Vec::with_capacity(layers.len());
         let outputs = output_units(classes);
         for (i, layer) in layers.iter().enumerate() {
-            let key = format!("model.layers[{i}]");
-            let spatial = shape.len() == 3;
-            shape = match *layer {
-                LayerSpec::Conv {
-                    filters,
-                    kernel,
-                    padding,
-                    stride,
-                    ..
-                } => {
-                    if !spatial {
-                        return Err(invalid(
-                            &key,
-                            "conv",
-                            "a conv layer cannot follow flatten or dense",
-                        ));
-                    }
-                    if filters == 0 || kernel == 0 || stride == 0 {
-                        return Err(invalid(
-                            &key,
-                            "conv",
-                            "filters, kernel and stride must be at least 1",
-                        ));
-                    }
-                    let conv_out = |n: usize| -> Option<usize> {
-                        match padding {
-                            Padding::Same => Some(n.div_ceil(stride)),
-                            Padding::Valid => n.checked_sub(kernel).map(|r| r / stride + 1),
-                        }
-                    };
-                    let out = match (conv_out(shape[1]), conv_out(shape[2])) {
-                        (Some(oh), Some(ow)) if oh > 0 && ow > 0 => vec![filters, oh, ow],
-                        _ => {
-                            return Err(too_small(self, &key, &shape));
-                        }
-                    };
-                    // kernel * kernel * channels * filters + filters, as the summary counts.
-                    let params = kernel
-                        .checked_mul(kernel)
-                        .and_then(|k| k.checked_mul(shape[0]))
-                        .and_then(|k| k.checked_add(1))
-                        .and_then(|k| k.checked_mul(filters));
-                    check_size(&key, "conv", params, &out)?;
-                    out
-                }
-                LayerSpec::Maxpool { size } => {
-                    if !spatial {
-                        return Err(invalid(
-                            &key,
-                            "maxpool",
-                            "a pooling layer cannot follow flatten or dense",
-                        ));
-                    }
-                    if size == 0 {
-                        return Err(invalid(format!("{key}.size"), 0, "must be at least 1"));
-                    }
-                    if shape[1] < size || shape[2] < size {
-                        return Err(too_small(self, &key, &shape));
-                    }
-                    vec![shape[0], shape[1] / size, shape[2] / size]
-                }
-                LayerSpec::Dropout { rate } => {
-                    if !(rate.is_finite() && (0.0..1.0).contains(&rate)) {
-                        return Err(invalid(
-                            format!("{key}.rate"),
-                            rate,
-                            "dropout rate must be at least 0 and below 1",
-                        ));
-                    }
-                    shape.clone()
-                }
-                LayerSpec::Flatten => vec![shape.iter().product()], // bounded by check_size
-                LayerSpec::Dense { units, .. } => {
-                    if spatial {
-                        return Err(invalid(
-                            &key,
-                            "dense",
-                            "a dense layer needs a flatten layer before it",
-                        ));
-                    }
-                    let n = match units {
-                        Units::Fixed(0) => {
-                            return Err(invalid(format!("{key}.units"), 0, "must be at least 1"));
-                        }
-                        Units::Fixed(n) => n,
-                        Units::Classes(_) => outputs,
-                    };
-                    let params = shape[0].checked_add(1).and_then(|i| i.checked_mul(n));
-                    check_size(&key, "dense", params, &[n])?;
-                    vec![n]
-                }
-            };
+            shape = self.layer_shape(&format!("model.layers[{i}]"), layer, &shape, outputs)?;
             out.push(shape.clone());
         }
-        let last = layers.len() - 1;
-        match layers[last] {
-            LayerSpec::Dense {
-                units: Units::Classes(_),
-                activation: Activation::None,
-            } => {}
-            _ => {
-                return Err(invalid(
-                    format!("model.layers[{last}]"),
-                    "last layer",
-                    "the last layer must be { type = \"dense\", units = \"classes\", activation = \"none\" } (the logits)",
-                ));
-            }
-        }
-        if let Some(i) = layers[..last].iter().position(|l| {
-            matches!(
-                l,
-                LayerSpec::Dense {
-                    units: Units::Classes(_),
-                    ..
-                }
-            )
-        }) {
-            return Err(invalid(
-                format!("model.layers[{i}].units"),
-                "\"classes\"",
-                "only the last layer may have units = \"classes\"",
-            ));
-        }
+        check_logits(layers)?;
         Ok(out)
     }
+
+    /// The output shape of `layer` (at `key`) for an input of `shape`.
+    fn layer_shape(
+        &self,
+        key: &str,
+        layer: &LayerSpec,
+        shape: &[usize],
+        outputs: usize,
+    ) -> Result<Vec<usize>, ConfigError> {
+        let spatial = shape.len() == 3;
+        Ok(match *layer {
+            LayerSpec::Conv { .. } => self.conv_shape(key, layer, shape)?,
+            LayerSpec::Maxpool { size } => {
+                if !spatial {
+                    return Err(invalid(
+                        key,
+                        "maxpool",
+                        "a pooling layer cannot follow flatten or dense",
+                    ));
+                }
+                if size == 0 {
+                    return Err(invalid(format!("{key}.size"), 0, "must be at least 1"));
+                }
+                if shape[1] < size || shape[2] < size {
+                    return Err(too_small(self, key, shape));
+                }
+                vec![shape[0], shape[1] / size, shape[2] / size]
+            }
+            LayerSpec::Dropout { rate } => {
+                if !(rate.is_finite() && (0.0..1.0).contains(&rate)) {
+                    return Err(invalid(
+                        format!("{key}.rate"),
+                        rate,
+                        "dropout rate must be at least 0 and below 1",
+                    ));
+                }
+                shape.to_vec()
+            }
+            LayerSpec::Flatten => vec![shape.iter().product()], // bounded by check_size
+            LayerSpec::Dense { units, .. } => {
+                if spatial {
+                    return Err(invalid(
+                        key,
+                        "dense",
+                        "a dense layer needs a flatten layer before it",
+                    ));
+                }
+                let n = match units {
+                    Units::Fixed(0) => {
+                        return Err(invalid(format!("{key}.units"), 0, "must be at least 1"));
+                    }
+                    Units::Fixed(n) => n,
+                    Units::Classes(_) => outputs,
+                };
+                let params = shape[0].checked_add(1).and_then(|i| i.checked_mul(n));
+                check_size(key, "dense", params, &[n])?;
+                vec![n]
+            }
+        })
+    }
+
+    /// The output shape of the conv layer `layer` (at `key`) for an input of `shape`.
+    fn conv_shape(
+        &self,
+        key: &str,
+        layer: &LayerSpec,
+        shape: &[usize],
+    ) -> Result<Vec<usize>, ConfigError> {
+        let LayerSpec::Conv {
+            filters,
+            kernel,
+            padding,
+            stride,
+            ..
+        } = *layer
+        else {
+            return Ok(shape.to_vec());
+        };
+        if shape.len() != 3 {
+            return Err(invalid(
+                key,
+                "conv",
+                "a conv layer cannot follow flatten or dense",
+            ));
+        }
+        if filters == 0 || kernel == 0 || stride == 0 {
+            return Err(invalid(
+                key,
+                "conv",
+                "filters, kernel and stride must be at least 1",
+            ));
+        }
+        let conv_out = |n: usize| -> Option<usize> {
+            match padding {
+                Padding::Same => Some(n.div_ceil(stride)),
+                Padding::Valid => n.checked_sub(kernel).map(|r| r / stride + 1),
+            }
+        };
+        let out = match (conv_out(shape[1]), conv_out(shape[2])) {
+            (Some(oh), Some(ow)) if oh > 0 && ow > 0 => vec![filters, oh, ow],
+            _ => {
+                return Err(too_small(self, key, shape));
+            }
+        };
+        // kernel * kernel * channels * filters + filters, as the summary counts.
+        let params = kernel
+            .checked_mul(kernel)
+            .and_then(|k| k.checked_mul(shape[0]))
+            .and_then(|k| k.checked_add(1))
+            .and_then(|k| k.checked_mul(filters));
+        check_size(key, "conv", params, &out)?;
+        Ok(out)
+    }
+}
+
+/// The last layer must be the logits, and only it may have `units = "classes"`.
+fn check_logits(layers: &[LayerSpec]) -> Result<(), ConfigError> {
+    let last = layers.len() - 1;
+    match layers[last] {
+        LayerSpec::Dense {
+            units: Units::Classes(_),
+            activation: Activation::None,
+        } => {}
+        _ => {
+            return Err(invalid(
+                format!("model.layers[{last}]"),
+                "last layer",
+                "the last layer must be { type = \"dense\", units = \"classes\", activation = \"none\" } (the logits)",
+            ));
+        }
+    }
+    if let Some(i) = layers[..last].iter().position(|l| {
+        matches!(
+            l,
+            LayerSpec::Dense {
+                units: Units::Classes(_),
+                ..
+            }
+        )
+    }) {
+        return Err(invalid(
+            format!("model.layers[{i}].units"),
+            "\"classes\"",
+            "only the last layer may have units = \"classes\"",
+        ));
+    }
+    Ok(())
 }
 
 /// Most values one layer may output per image, and most parameters one layer may have: far

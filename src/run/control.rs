@@ -207,19 +207,24 @@ fn now_secs() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// A line that is not a command.
+#[derive(Debug, thiserror::Error)]
+enum BadLine {
+    #[error("not a command: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("not a command: deadline {0} is not a number of seconds")]
+    Deadline(serde_json::Value),
+}
+
 /// Parse one line: the command, and its deadline if it has one.
-fn parse_line(line: &str) -> Result<(Command, Option<f64>), String> {
-    let mut value: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| format!("not a command: {e}"))?;
+fn parse_line(line: &str) -> Result<(Command, Option<f64>), BadLine> {
+    let mut value: serde_json::Value = serde_json::from_str(line)?;
     let deadline = value
         .as_object_mut()
         .and_then(|o| o.remove("deadline"))
-        .map(|d| {
-            d.as_f64()
-                .ok_or_else(|| format!("not a command: deadline {d} is not a number of seconds"))
-        })
+        .map(|d| d.as_f64().ok_or(BadLine::Deadline(d)))
         .transpose()?;
-    let cmd = serde_json::from_value(value).map_err(|e| format!("not a command: {e}"))?;
+    let cmd = serde_json::from_value(value)?;
     Ok((cmd, deadline))
 }
 
@@ -282,7 +287,7 @@ fn serve_client(stream: UnixStream, commands: &Sender<Command>) {
             }
             Err(error) => Reply {
                 ok: false,
-                error: Some(error),
+                error: Some(error.to_string()),
             },
         };
         if reply_line(&mut writer, &reply).is_err() {

@@ -1,52 +1,71 @@
 //! `e`: write what the current tab shows into the run's `export/` folder: the pictures as PNG
 //! files, the training curves as a PNG plot with the metrics as CSV, the model summary as text.
+//! The files are composed in [`crate::viz::export`]; this writes them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::state::{AppState, Tab};
-use crate::viz::raster::Raster;
+use crate::run::RunDir;
+use crate::viz::export::{
+    self as compose, Content, ExportFile, FeatureMaps, FeatureParts, FilterParts, Naming, Style,
+};
 use crate::viz::sheets;
 
 /// Smallest side of an exported picture; smaller rasters are upscaled by whole factors.
 const MIN_SIDE: usize = 512;
 
-fn save(raster: &Raster, path: PathBuf, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    let side = raster.width().max(raster.height()).max(1);
-    let factor = MIN_SIDE.div_ceil(side).max(1);
-    let img = if factor > 1 {
-        raster.upscale(factor)
-    } else {
-        raster.clone()
-    }
-    .to_rgb_image();
-    img.save(&path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    out.push(path);
-    Ok(())
+/// Why the current tab could not be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("no filters to export yet")]
+    NoFilters,
+    #[error("no feature maps to export yet")]
+    NoFeatureMaps,
+    #[error("no finished epoch to export yet")]
+    NoEpoch,
+    #[error("no model summary yet")]
+    NoSummary,
+    #[error(
+        "nothing to export on the Help tab; e exports the Training, Model, Filters and Feature maps tabs, and every layer at once: convscope export {run}"
+    )]
+    Help { run: PathBuf },
+    #[error(
+        "cannot create {inside} ({first}) nor {outside} ({error}); start the viewer in a folder you can write to"
+    )]
+    NoFolder {
+        inside: PathBuf,
+        first: std::io::Error,
+        outside: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot write {path}: {error}")]
+    Write { path: PathBuf, error: String },
 }
 
-fn write(text: String, path: PathBuf, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    out.push(path);
-    Ok(())
-}
-
-fn clean(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// Write `file` into `dir`, pictures enlarged to [`MIN_SIDE`]; returns its path.
+fn save(file: &ExportFile, dir: &Path) -> Result<PathBuf, ExportError> {
+    let path = dir.join(&file.name);
+    let written = match &file.content {
+        Content::Picture(r) => compose::at_least(r, MIN_SIDE)
+            .to_rgb_image()
+            .save(&path)
+            .map_err(|e| e.to_string()),
+        Content::Text(t) => std::fs::write(&path, t).map_err(|e| e.to_string()),
+    };
+    written.map_err(|error| ExportError::Write {
+        path: path.clone(),
+        error,
+    })?;
+    Ok(path)
 }
 
 /// Where `e` writes: `RUN/export`, or, when the run cannot be written to (another user's, a
 /// read-only disk), `convscope-export/<run>` in the current folder.
-fn export_dir(run: &std::path::Path) -> Result<PathBuf, String> {
-    let inside = run.join("export");
+fn export_dir(run: &Path) -> Result<PathBuf, ExportError> {
+    let inside = RunDir {
+        path: run.to_path_buf(),
+    }
+    .export_path();
     // The folder may exist on a disk that is read-only now: try a file in it.
     let writable = std::fs::create_dir_all(&inside).and_then(|()| {
         let probe = inside.join(format!(".write-test-{}", std::process::id()));
@@ -63,156 +82,100 @@ fn export_dir(run: &std::path::Path) -> Result<PathBuf, String> {
         .unwrap_or_default()
         .join("convscope-export")
         .join(name);
-    std::fs::create_dir_all(&outside).map(|()| outside.clone()).map_err(|e| {
-        format!(
-            "cannot create {} ({first}) nor {} ({e}); start the viewer in a folder you can write to",
-            inside.display(),
-            outside.display()
-        )
-    })
+    match std::fs::create_dir_all(&outside) {
+        Ok(()) => Ok(outside),
+        Err(error) => Err(ExportError::NoFolder {
+            inside,
+            first,
+            outside,
+            error,
+        }),
+    }
 }
 
 /// Export what the current tab shows; returns the files written.
-pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
+pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, ExportError> {
+    let files = compose_tab(state)?;
     let dir = export_dir(&state.run_dir)?;
-    let mut out = Vec::new();
+    files.iter().map(|f| save(f, &dir)).collect()
+}
+
+/// The files that show the current tab.
+fn compose_tab(state: &AppState) -> Result<Vec<ExportFile>, ExportError> {
+    let style = |epoch: usize| Style {
+        colormap: state.colormap,
+        filter_norm: state.filter_norm,
+        source: sheets::Source {
+            run: compose::run_name(&state.run_dir),
+            epoch: format!("epoch {epoch}"),
+        },
+    };
     match state.tab {
         Tab::Filters => {
             let (Some(snap), Some(layer)) = (&state.filters, state.filter_layer()) else {
-                return Err("no filters to export yet".into());
+                return Err(ExportError::NoFilters);
             };
-            let source = sheets::Source {
-                run: crate::commands::export::run_name(&state.run_dir),
-                epoch: format!("epoch {}", snap.epoch),
+            let parts = FilterParts {
+                one: Some(state.filter),
+                rgb: true,
             };
-            let shape = [
-                layer.out_channels,
-                layer.in_channels,
-                layer.kernel[0],
-                layer.kernel[1],
-            ];
-            let stem = format!("filters-{}-epoch-{:04}", clean(&layer.name), snap.epoch);
-            let (map, norm) = (state.colormap, state.filter_norm);
-            save(
-                &sheets::filters(&layer.weights, shape, map, norm, &layer.name, &source),
-                dir.join(format!("{stem}.png")),
-                &mut out,
-            )?;
-            save(
-                &sheets::filter(
-                    &layer.weights,
-                    shape,
-                    state.filter,
-                    map,
-                    norm,
-                    &layer.name,
-                    &source,
-                ),
-                dir.join(format!("{stem}-filter-{}.png", state.filter + 1)),
-                &mut out,
-            )?;
-            if let Some(rgb) =
-                sheets::filters_rgb(&layer.weights, shape, norm, &layer.name, &source)
-            {
-                save(&rgb, dir.join(format!("{stem}-rgb.png")), &mut out)?;
-            }
+            Ok(compose::filters(
+                layer,
+                snap.epoch,
+                parts,
+                &style(snap.epoch),
+                Naming::Run,
+            ))
         }
         Tab::Features => {
             let (Some(snap), Some(layer)) = (&state.features, state.feature_layer()) else {
-                return Err("no feature maps to export yet".into());
+                return Err(ExportError::NoFeatureMaps);
             };
-            let source = sheets::Source {
-                run: crate::commands::export::run_name(&state.run_dir),
-                epoch: format!("epoch {}", snap.epoch),
-            };
-            let image = snap
-                .image
-                .file_stem()
-                .map_or_else(|| "probe".into(), |s| clean(&s.to_string_lossy()));
-            let name = crate::commands::export::image_name(&snap.image);
             let class = state
                 .start
                 .as_ref()
                 .and_then(|s| s.classes.get(snap.predicted))
                 .map_or_else(|| format!("class {}", snap.predicted), Clone::clone);
             let prediction = format!("{class} ({:.3})", snap.probability);
-            let stem = format!(
-                "features-{image}-{}-epoch-{:04}",
-                clean(&layer.name),
-                snap.epoch
-            );
-            let (h, w) = (layer.height, layer.width);
-            let levels = &state.pictures.levels;
-            save(
-                &sheets::feature_maps(
-                    levels,
-                    h,
-                    w,
-                    state.colormap,
-                    &layer.name,
-                    &name,
-                    &prediction,
-                    &source,
-                ),
-                dir.join(format!("{stem}.png")),
-                &mut out,
-            )?;
-            if let Some(level) = levels.get(state.channel) {
-                save(
-                    &sheets::feature_map(
-                        level,
-                        h,
-                        w,
-                        state.colormap,
-                        (state.channel, levels.len()),
-                        &layer.name,
-                        &name,
-                        &source,
-                    ),
-                    dir.join(format!("{stem}-channel-{}.png", state.channel + 1)),
-                    &mut out,
-                )?;
-            }
-            save(
-                &sheets::probe(&snap.input, snap.input_shape, &name, &prediction, &source),
-                dir.join(format!("{stem}-input.png")),
-                &mut out,
-            )?;
+            let stem = compose::image_stem(&snap.image, "probe");
+            let maps = FeatureMaps {
+                layer: &layer.name,
+                levels: &state.pictures.levels,
+                height: layer.height,
+                width: layer.width,
+                image: &snap.image,
+                stem: &stem,
+                prediction: &prediction,
+                epoch: snap.epoch,
+            };
+            let parts = FeatureParts {
+                channel: Some(state.channel),
+                input: Some((&snap.input, snap.input_shape)),
+            };
+            Ok(compose::feature_maps(
+                &maps,
+                parts,
+                &style(snap.epoch),
+                Naming::Run,
+            ))
         }
         Tab::Training => {
             let mut epochs = state.epochs.clone();
             epochs.sort_by_key(|m| m.epoch);
-            let Some(last) = epochs.last().map(|m| m.epoch) else {
-                return Err("no finished epoch to export yet".into());
-            };
-            let stem = format!("training-epoch-{last:04}");
-            save(
-                &crate::commands::export::curves(&epochs),
-                dir.join(format!("{stem}-curves.png")),
-                &mut out,
-            )?;
-            write(
-                crate::commands::export::metrics_csv(&epochs),
-                dir.join(format!("{stem}-metrics.csv")),
-                &mut out,
-            )?;
+            let files = compose::training(&epochs, Naming::Run);
+            if files.is_empty() {
+                return Err(ExportError::NoEpoch);
+            }
+            Ok(files)
         }
         Tab::Model => {
             let Some(start) = &state.start else {
-                return Err("no model summary yet".into());
+                return Err(ExportError::NoSummary);
             };
-            write(
-                crate::model::summary::render_table(&start.summary),
-                dir.join("model-summary.txt"),
-                &mut out,
-            )?;
+            Ok(vec![compose::summary(&start.summary)])
         }
-        Tab::Help => {
-            return Err(format!(
-                "nothing to export on the Help tab; e exports the Training, Model, Filters and Feature maps tabs, and every layer at once: convscope export {}",
-                state.run_dir.display()
-            ));
-        }
+        Tab::Help => Err(ExportError::Help {
+            run: state.run_dir.clone(),
+        }),
     }
-    Ok(out)
 }

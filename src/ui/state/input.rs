@@ -289,7 +289,7 @@ impl AppState {
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
-                    Err(e) => e,
+                    Err(e) => e.to_string(),
                 };
                 self.confirm(said);
             }

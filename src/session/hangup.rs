@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::signals::Signals;
 
 /// Start the watcher; `worker_done` is set when there is no (more) work to wait for.
-pub fn watch(signals: Signals, worker_done: Arc<AtomicBool>) {
+pub(super) fn watch(signals: Signals, worker_done: Arc<AtomicBool>) {
     let spawned = std::thread::Builder::new()
         .name("hangup".into())
         .spawn(move || {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::events::{Event, EventReceiver, FinishReason, RunState};
+use crate::events::{Event, EventReceiver, FinishReason, RunState, StartInfo};
 
 /// How the run ended, as the printer saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,47 +82,48 @@ impl Printer {
         }
     }
 
+    /// The banner, and the bar on a terminal.
+    fn started(&mut self, s: &StartInfo) {
+        self.epochs = s.epochs;
+        self.say(&format!(
+            "convscope: training {} classes ({}) on {} | {} train / {} val images, {} skipped | {} batches of {} per epoch | run {}",
+            s.classes.len(),
+            s.classes.join(", "),
+            s.device,
+            s.train_images,
+            s.val_images,
+            s.skipped_images,
+            s.batches_per_epoch,
+            s.batch_size,
+            s.run_dir.display()
+        ));
+        if s.start_epoch > 1 || s.start_batch > 0 {
+            self.say(&format!(
+                "resuming at epoch {}, batch {}",
+                s.start_epoch,
+                s.start_batch + 1
+            ));
+        }
+        if self.tty {
+            let total = (s.epochs + 1 - s.start_epoch.min(s.epochs)) * s.batches_per_epoch;
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stdout());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} batches, {elapsed_precise} elapsed, ETA {eta_precise} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_position(s.start_batch as u64);
+            bar.enable_steady_tick(Duration::from_millis(250));
+            self.bar = Some(bar);
+        }
+    }
+
     fn handle(&mut self, event: &Event) -> Option<Ending> {
         match event {
-            Event::Started(s) => {
-                self.epochs = s.epochs;
-                self.say(&format!(
-                    "convscope: training {} classes ({}) on {} | {} train / {} val images, {} skipped | {} batches of {} per epoch | run {}",
-                    s.classes.len(),
-                    s.classes.join(", "),
-                    s.device,
-                    s.train_images,
-                    s.val_images,
-                    s.skipped_images,
-                    s.batches_per_epoch,
-                    s.batch_size,
-                    s.run_dir.display()
-                ));
-                if s.start_epoch > 1 || s.start_batch > 0 {
-                    self.say(&format!(
-                        "resuming at epoch {}, batch {}",
-                        s.start_epoch,
-                        s.start_batch + 1
-                    ));
-                }
-                if self.tty {
-                    let total = (s.epochs + 1 - s.start_epoch.min(s.epochs)) * s.batches_per_epoch;
-                    let bar = ProgressBar::with_draw_target(
-                        Some(total as u64),
-                        ProgressDrawTarget::stdout(),
-                    );
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix} [{bar:30}] {pos}/{len} batches, {elapsed_precise} elapsed, ETA {eta_precise} {msg}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                    );
-                    bar.set_position(s.start_batch as u64);
-                    bar.enable_steady_tick(Duration::from_millis(250));
-                    self.bar = Some(bar);
-                }
-            }
+            Event::Started(s) => self.started(s),
             Event::Batch(b) => {
                 if let Some(bar) = &self.bar {
                     bar.set_prefix(format!("epoch {}/{}", b.epoch, self.epochs));
@@ -172,7 +173,7 @@ impl Printer {
                 RunState::Tuning => {
                     self.say(&format!(
                         "tuning GPU kernels (about a minute the first time on a machine; results are kept in {})",
-                        crate::train::device::tuning_cache_dir().display()
+                        crate::device::tuning_cache_dir().display()
                     ));
                 }
                 RunState::Paused => self.say("paused"),

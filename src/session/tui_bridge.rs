@@ -7,7 +7,7 @@ use crate::ui::{self, UiExit, UiOptions};
 
 /// Show the run in the terminal until it ends or the user quits; `history` (earlier sessions'
 /// events, for a resumed run) is on screen before the first live event.
-pub fn run(
+pub(super) fn run(
     cfg: &Config,
     run: &RunDir,
     history: Vec<Event>,

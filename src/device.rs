@@ -1,12 +1,30 @@
-//! Pick the burn device (and so the backend) named in the config.
+//! The compute device (and so the burn backend) that a run trains on, made from the
+//! [`DeviceSpec`] that the config names.
 
 use burn::tensor::Device;
 
-use crate::config::{DeviceSpec, parse_device};
+pub use crate::config::DeviceSpec;
 
-/// Create the device for `name` (`cpu`, `wgpu`, `cuda`, `cuda:N`).
-pub fn create(name: &str) -> Result<Device, String> {
-    match parse_device(name).map_err(|e| e.to_string())? {
+/// A device that this build or machine cannot give.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error(
+        "--device wgpu: no GPU found ({0}; a software renderer such as llvmpipe does not count: it trains far slower than --device cpu); install the GPU's Vulkan driver and loader (libvulkan1), or use --device cpu (CONVSCOPE_WGPU_ANY_ADAPTER=1 takes whatever adapter wgpu offers)"
+    )]
+    NoGpu(String),
+    #[error(
+        "this convscope was built without GPU support for --device wgpu; rebuild with `cargo build --release --features wgpu`"
+    )]
+    NoWgpuSupport,
+    #[error(
+        "this convscope was built without CUDA support for --device cuda; rebuild with `cargo build --release --features cuda` (needs internet access at build time), or use --features wgpu and --device wgpu"
+    )]
+    NoCudaSupport,
+}
+
+/// Create the device `spec` names.
+pub fn create(spec: DeviceSpec) -> Result<Device, DeviceError> {
+    match spec {
         DeviceSpec::Cpu => Ok(Device::flex()),
         DeviceSpec::Wgpu => wgpu(),
         DeviceSpec::Cuda(n) => cuda(n),
@@ -14,7 +32,7 @@ pub fn create(name: &str) -> Result<Device, String> {
 }
 
 #[cfg(feature = "wgpu")]
-fn wgpu() -> Result<Device, String> {
+fn wgpu() -> Result<Device, DeviceError> {
     use burn::cubecl::device::WgpuDeviceKind as Kind;
     persist_tuning();
     // A software renderer (llvmpipe, lavapipe) is an adapter too, and trains orders of
@@ -26,26 +44,20 @@ fn wgpu() -> Result<Device, String> {
         Kind::Other(0),
     ]
     .map(burn::cubecl::Device::wgpu);
-    let forced = std::env::var("CONVSCOPE_WGPU_ANY_ADAPTER")
-        .is_ok_and(|v| crate::cli::parse_bool(&v) == Ok(true));
+    let forced = crate::yesno::env("CONVSCOPE_WGPU_ANY_ADAPTER") == Some(true);
     if !forced && let [Err(first), Err(_), Err(_), Err(_)] = &probes {
-        return Err(format!(
-            "--device wgpu: no GPU found ({first}; a software renderer such as llvmpipe does \
-             not count: it trains far slower than --device cpu); install the GPU's Vulkan \
-             driver and loader (libvulkan1), or use --device cpu \
-             (CONVSCOPE_WGPU_ANY_ADAPTER=1 takes whatever adapter wgpu offers)"
-        ));
+        return Err(DeviceError::NoGpu(first.to_string()));
     }
     Ok(Device::wgpu(burn::tensor::DeviceKind::default()))
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn wgpu() -> Result<Device, String> {
-    Err("this convscope was built without GPU support for --device wgpu; rebuild with `cargo build --release --features wgpu`".into())
+fn wgpu() -> Result<Device, DeviceError> {
+    Err(DeviceError::NoWgpuSupport)
 }
 
 #[cfg(feature = "cuda")]
-fn cuda(index: usize) -> Result<Device, String> {
+fn cuda(index: usize) -> Result<Device, DeviceError> {
     persist_tuning();
     Ok(Device::cuda(index))
 }
@@ -72,22 +84,28 @@ fn persist_tuning() {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda(_index: usize) -> Result<Device, String> {
-    Err("this convscope was built without CUDA support for --device cuda; rebuild with `cargo build --release --features cuda` (needs internet access at build time), or use --features wgpu and --device wgpu".into())
+fn cuda(_index: usize) -> Result<Device, DeviceError> {
+    Err(DeviceError::NoCudaSupport)
 }
 
 /// A human description of the device for the status line.
 #[must_use]
-pub fn describe(name: &str) -> String {
-    match parse_device(name) {
-        Ok(DeviceSpec::Cpu) => {
+pub fn describe_spec(spec: DeviceSpec) -> String {
+    match spec {
+        DeviceSpec::Cpu => {
             let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
             format!("cpu (flex, {threads} threads)")
         }
-        Ok(DeviceSpec::Wgpu) => "wgpu (GPU)".into(),
-        Ok(DeviceSpec::Cuda(n)) => format!("cuda:{n}"),
-        Err(_) => name.to_string(),
+        DeviceSpec::Wgpu => "wgpu (GPU)".into(),
+        DeviceSpec::Cuda(n) => format!("cuda:{n}"),
     }
+}
+
+/// [`describe_spec`] for a device name from a validated config (the name itself otherwise).
+#[must_use]
+pub fn describe(name: &str) -> String {
+    name.parse()
+        .map_or_else(|_| name.to_string(), describe_spec)
 }
 
 /// Where GPU kernel tuning results are kept: `$CONVSCOPE_CACHE_DIR`, else
