@@ -1,5 +1,5 @@
-//! Which signal asked the run to stop: the flags that the session's handlers
-//! ([`crate::session`]) set and that the trainer polls between batches.
+//! Which signal asked the run to stop: the flags that the session's signal handlers set
+//! and that the trainer polls between batches.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -39,23 +39,33 @@ pub enum ExportError {
         error: std::io::Error,
     },
     #[error("cannot write {path}: {error}")]
-    Write { path: PathBuf, error: String },
+    Picture {
+        path: PathBuf,
+        error: image::ImageError,
+    },
+    #[error("cannot write {path}: {error}")]
+    Text {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// Write `file` into `dir`, pictures enlarged to [`MIN_SIDE`]; returns its path.
 fn save(file: &ExportFile, dir: &Path) -> Result<PathBuf, ExportError> {
     let path = dir.join(&file.name);
-    let written = match &file.content {
+    match &file.content {
         Content::Picture(r) => compose::at_least(r, MIN_SIDE)
             .to_rgb_image()
             .save(&path)
-            .map_err(|e| e.to_string()),
-        Content::Text(t) => std::fs::write(&path, t).map_err(|e| e.to_string()),
-    };
-    written.map_err(|error| ExportError::Write {
-        path: path.clone(),
-        error,
-    })?;
+            .map_err(|error| ExportError::Picture {
+                path: path.clone(),
+                error,
+            })?,
+        Content::Text(t) => std::fs::write(&path, t).map_err(|error| ExportError::Text {
+            path: path.clone(),
+            error,
+        })?,
+    }
     Ok(path)
 }
 
