@@ -306,7 +306,6 @@ fn write_samples(run: &RunDir) -> Vec<PathBuf> {
 
 /// The trainer at work and what talks to it.
 struct Training {
-    handle_done: Arc<AtomicBool>,
     result: std::sync::mpsc::Receiver<TrainResult>,
     control: crate::run::control::ControlServer,
     events: EventReceiver,
@@ -367,18 +366,13 @@ fn start(p: Prepared) -> Result<ExitCode> {
         samples_first,
         stop_by: train::StopBy::default(),
     };
-    let training = spawn_training(job, &signals)?;
-    if tui {
-        hangup::watch(signals.clone(), Arc::clone(&training.handle_done));
-    }
     let Training {
-        handle_done: _,
         result,
         control,
         events,
         commands,
         stop_by,
-    } = training;
+    } = spawn_training(job, &signals, tui)?;
     let (ending, hand_off) = if tui {
         show(&cfg, &run, history, events, commands, &stop_by, &signals)
     } else {
@@ -416,9 +410,9 @@ fn earlier_events(run: &RunDir) -> Vec<Event> {
     )
 }
 
-/// Start the control socket and the trainer, and a thread that joins the trainer (so the
-/// hangup watcher knows when the checkpoint is written).
-fn spawn_training(job: Job, signals: &Signals) -> Result<Training> {
+/// Start the control socket and the trainer, and a thread that joins the trainer (so that the
+/// hangup watcher, started when there is a screen, knows when the checkpoint is written).
+fn spawn_training(job: Job, signals: &Signals, screen: bool) -> Result<Training> {
     let (events_tx, events) = crate::events::channel(256);
     let (commands, cmd_rx) = std::sync::mpsc::channel::<Command>();
     let stop_by = job.stop_by.clone();
@@ -438,8 +432,10 @@ fn spawn_training(job: Job, signals: &Signals) -> Result<Training> {
             })
             .context("starting the training thread")?;
     }
+    if screen {
+        hangup::watch(signals.clone(), handle_done);
+    }
     Ok(Training {
-        handle_done,
         result,
         control,
         events,
