@@ -96,6 +96,13 @@ struct Prepared {
     headless: bool,
 }
 
+/// What comes after preparing: training here, or nothing more (a detached session, a run
+/// that has already finished).
+enum Next {
+    Train(Box<Prepared>),
+    Done(Ended),
+}
+
 /// Run a training session.
 pub fn run(spec: SessionSpec) -> Result<Ended> {
     let prepared = match spec.start {
@@ -107,21 +114,21 @@ pub fn run(spec: SessionSpec) -> Result<Ended> {
         Start::Resume { run, overrides } => prepare_resume(&run, overrides, spec.screen)?,
     };
     match prepared {
-        Ok(p) => start(p).map(Ended::Exit),
-        Err(ended) => Ok(ended),
+        Next::Train(p) => start(*p).map(Ended::Exit),
+        Next::Done(ended) => Ok(ended),
     }
 }
 
 /// What the demo's default run names start with.
 const DEMO_PREFIX: &str = "demo-";
 
-/// Resolve, check and lock a new run; `Err(ended)` when there is nothing more to do here.
+/// Resolve, check and lock a new run.
 fn prepare_new(
     settings: Settings,
     data: &Data,
     explicit: Option<&Path>,
     screen: Screen,
-) -> Result<Result<Prepared, Ended>> {
+) -> Result<Next> {
     let cfg = settings.resolve()?;
     let prefix = match data {
         Data::Folder { data, val } => {
@@ -138,7 +145,7 @@ fn prepare_new(
         let (run, lock) = new_run(explicit, prefix)?;
         drop(lock);
         background::spawn_detached(&run, explicit.is_none(), false)?;
-        return Ok(Err(Ended::Detached(run.path)));
+        return Ok(Next::Done(Ended::Detached(run.path)));
     }
     let (run, lock) = new_run(explicit, prefix)?;
     let (data_dir, val_dir) = match data {
@@ -151,7 +158,7 @@ fn prepare_new(
             (dir, None)
         }
     };
-    Ok(Ok(Prepared {
+    Ok(Next::Train(Box::new(Prepared {
         cfg,
         device,
         data_dir,
@@ -160,7 +167,7 @@ fn prepare_new(
         lock,
         resume: None,
         headless: screen == Screen::Headless,
-    }))
+    })))
 }
 
 /// Refuse a data folder that cannot be trained on, before a run exists.
@@ -212,13 +219,8 @@ fn new_run(explicit: Option<&Path>, prefix: &str) -> Result<(RunDir, RunLock)> {
     Ok((run, lock))
 }
 
-/// Lock the run, resolve its changed settings and find its newest checkpoint;
-/// `Err(ended)` when there is nothing more to do here.
-fn prepare_resume(
-    path: &Path,
-    overrides: Overrides,
-    screen: Screen,
-) -> Result<Result<Prepared, Ended>> {
+/// Lock the run, resolve its changed settings and find its newest checkpoint.
+fn prepare_resume(path: &Path, overrides: Overrides, screen: Screen) -> Result<Next> {
     let run = RunDir::open(path)?;
     // Refused while anyone else writes to the run, before anything is written: a refused
     // resume changes nothing (not even config.toml).
@@ -264,18 +266,18 @@ fn prepare_resume(
             cfg.train.epochs,
             cp.name
         );
-        return Ok(Err(Ended::Exit(0)));
+        return Ok(Next::Done(Ended::Exit(0)));
     }
     if screen == Screen::Detach {
         // The background process takes the lock itself.
         drop(lock);
         background::spawn_detached(&run, false, true)?;
-        return Ok(Err(Ended::Detached(run.path)));
+        return Ok(Next::Done(Ended::Detached(run.path)));
     }
     // A resumed run with more epochs (or another learning rate) records it, now that
     // nothing can refuse it any more.
     run.write_config(&cfg)?;
-    Ok(Ok(Prepared {
+    Ok(Next::Train(Box::new(Prepared {
         cfg,
         device,
         data_dir: source.data_dir,
@@ -284,7 +286,7 @@ fn prepare_resume(
         lock,
         resume: Some(cp),
         headless: screen == Screen::Headless,
-    }))
+    })))
 }
 
 /// Write the bundled sample photos into the run directory as default probes.
