@@ -11,10 +11,10 @@ use anyhow::{Context as _, Result, bail};
 use crate::cli::ExportArgs;
 use crate::config::ColormapName;
 use crate::events::{EpochMetrics, Event, FeatureSnapshot, LayerMaps};
+use crate::infer::probe::{self, Probe};
+use crate::infer::restore;
 use crate::run::checkpoint::Checkpoint;
 use crate::run::{RunDir, event_log};
-use crate::train::probe::{self, Probe};
-use crate::train::restore;
 use crate::viz::colormap::Rgb;
 use crate::viz::pictures;
 use crate::viz::plot::{self, Plot, Series};
@@ -79,7 +79,7 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
     let mut stems = HashSet::new();
     let mut probes = Vec::new();
     for image in &images {
-        match prober.feature_maps(&restored.net, image, epoch) {
+        match prober.feature_maps(&restored.net, image, epoch)? {
             Event::FeatureMaps(snap) => probes.push((unique_stem(image, &mut stems), snap)),
             Event::Warning(w) => bail!(
                 "{}; pass --image with a readable JPEG, PNG, WebP, BMP or GIF file",
@@ -97,7 +97,7 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
     })?;
     let mut written = Vec::new();
 
-    if let Event::Filters(snap) = probe::filters(&restored.net, epoch) {
+    if let Event::Filters(snap) = probe::filters(&restored.net, epoch)? {
         for (i, layer) in snap.layers.iter().enumerate() {
             let path = args
                 .out

@@ -13,7 +13,18 @@ use burn::tensor::Device;
 use super::{inspect, restore};
 use crate::events::{Command, Event, EventSender, RunState, StatusChange, WarningInfo};
 use crate::model::Net;
-use crate::run::{RunDir, control, event_log::Tail};
+use crate::run::{RunDir, RunError, control, event_log::Tail};
+
+/// Why the viewer stopped following a run, or could not load its newest checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewerError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Log(#[from] std::io::Error),
+    #[error("the viewer cannot load the newest checkpoint: {0}")]
+    Checkpoint(restore::RestoreError),
+}
 
 /// No event for this long from a live process: the run is shown as stalled.
 const STALL_AFTER: Duration = Duration::from_mins(1);
@@ -68,7 +79,7 @@ fn load_newest(
     run: &RunDir,
     cfg: &crate::config::Config,
     classes: usize,
-) -> Result<Option<Loaded>, String> {
+) -> Result<Option<Loaded>, ViewerError> {
     // Picked again when the live trainer prunes or rewrites the one picked meanwhile.
     match restore::pick_and_load(run, None, cfg, classes, &Device::flex()) {
         Ok((cp, _, net)) => Ok(Some(Loaded {
@@ -76,8 +87,8 @@ fn load_newest(
             epoch: cp.state.epoch,
             name: cp.name,
         })),
-        Err(super::TrainError::Run(crate::run::RunError::NoCheckpoint { .. })) => Ok(None),
-        Err(e) => Err(format!("the viewer cannot load the newest checkpoint: {e}")),
+        Err(restore::RestoreError::Run(RunError::NoCheckpoint { .. })) => Ok(None),
+        Err(e) => Err(ViewerError::Checkpoint(e)),
     }
 }
 
@@ -105,7 +116,9 @@ impl Network {
         events: &EventSender,
     ) -> Self {
         let loaded = load_newest(run, cfg, classes.len()).unwrap_or_else(|e| {
-            events.send(Event::Warning(WarningInfo { message: e }));
+            events.send(Event::Warning(WarningInfo {
+                message: e.to_string(),
+            }));
             None
         });
         Self {
@@ -117,142 +130,36 @@ impl Network {
 }
 
 /// Open `events.jsonl` once it exists (a trainer just started creates it a moment later).
-fn open_tail(run: &RunDir) -> Result<Option<Tail>, String> {
+fn open_tail(run: &RunDir) -> Result<Option<Tail>, RunError> {
     match Tail::open(&run.events_path()) {
         Ok(t) => Ok(Some(t)),
-        Err(crate::run::RunError::Io { error, .. })
-            if error.kind() == std::io::ErrorKind::NotFound =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e.to_string()),
+        Err(RunError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
-fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> Result<(), String> {
-    let cfg = run.read_config().map_err(|e| e.to_string())?;
-    let socket = run.socket_path();
-    // A live run may not have written events.jsonl and classes.json yet (the trainer writes
-    // them after scanning the data, which takes a while for a large folder): both are waited
-    // for, never taken as a failure.
-    let mut tail = open_tail(run)?;
-    let mut network: Option<Network> = None;
-    // Classes and first probe of the run's first `started` event.
-    let mut started: Option<(Vec<String>, Option<PathBuf>)> = None;
-    let mut classes_problem_shown = false;
-    let mut ended = false;
-    let mut last_event = Instant::now();
-    let mut shown_state: Option<RunState> = None;
-    let mut trainer_state: Option<RunState> = None;
+/// Follow `run` until the observer goes: replay and tail its log, draw its network from the
+/// newest checkpoint, say what only a viewer can see of its state, and serve `commands`.
+fn follow(
+    run: &RunDir,
+    events: &EventSender,
+    commands: &Receiver<Command>,
+) -> Result<(), ViewerError> {
+    let mut follower = Follower::new(run, events)?;
     loop {
-        if tail.is_none() {
-            tail = open_tail(run)?;
-        }
-        let batch = match &mut tail {
-            Some(t) => t.poll().map_err(|e| e.to_string())?,
-            None => Vec::new(),
+        let Some(new_checkpoint) = follower.read_log()? else {
+            return Ok(());
         };
-        if !batch.is_empty() {
-            last_event = Instant::now();
-        }
-        let mut new_checkpoint = false;
-        for e in batch {
-            match &e {
-                Event::Checkpoint(_) => new_checkpoint = true,
-                Event::Finished(_) | Event::Failed(_) => ended = true,
-                Event::Status(s) => trainer_state = Some(s.state),
-                Event::Started(s) if started.is_none() => {
-                    started = Some((s.classes.clone(), s.probe_images.first().cloned()));
-                }
-                _ => {}
-            }
-            if !events.send(e) {
-                return Ok(());
-            }
-        }
-        let live = control::is_live(&socket);
-        let mut first = false;
-        if network.is_none() {
-            // The trainer's `started` event names the classes and the image it probes first; a
-            // run that ended without one (an older log) has at least its classes.json.
-            let ready = match &started {
-                Some((classes, probe)) => Some((classes.clone(), probe.clone())),
-                None if !live || ended => match run.read_classes() {
-                    Ok(c) => Some((c.classes, sample_probe(run))),
-                    Err(e) => {
-                        if !classes_problem_shown {
-                            classes_problem_shown = true;
-                            events.send(Event::Warning(WarningInfo {
-                                message: format!(
-                                    "no filters or feature maps: the run stopped before it had read its data ({e})"
-                                ),
-                            }));
-                        }
-                        None
-                    }
-                },
-                None => None,
-            };
-            if let Some((classes, probe)) = ready {
-                network = Some(Network::new(run, &cfg, &classes, probe, events));
-                first = true;
-            }
-        }
-        if let Some(n) = &mut network {
-            if new_checkpoint && !first {
-                match load_newest(run, &cfg, n.classes) {
-                    Ok(l) => n.loaded = l,
-                    Err(e) => {
-                        events.send(Event::Warning(WarningInfo { message: e }));
-                    }
-                }
-            }
-            if (new_checkpoint || first)
-                && let Some(l) = &n.loaded
-            {
-                // The first pictures are what the user came for: not held back like a new epoch's.
-                let pictures = if first {
-                    n.inspector.snapshots(&l.net, l.epoch)
-                } else {
-                    n.inspector.on_epoch_end(&l.net, l.epoch)
-                };
-                for e in pictures {
-                    events.send(e);
-                }
-            }
-            // A probe image read meanwhile (reading it never holds up the viewer).
-            if let Some(l) = &n.loaded {
-                for e in n.inspector.poll(&l.net, l.epoch, Duration::ZERO) {
-                    events.send(e);
-                }
-            }
-        }
-        // The run's state as only a viewer can see it.
-        let state = seen_state(ended, live, last_event.elapsed(), trainer_state);
-        if state != shown_state {
-            if let Some(s) = state {
-                events.send(Event::Status(StatusChange { state: s }));
-                if s == RunState::Interrupted {
-                    events.send(Event::Warning(WarningInfo {
-                        message: format!(
-                            "the run is not running; continue it with: convscope resume {}",
-                            crate::run::shell_quote(&run.path)
-                        ),
-                    }));
-                }
-            } else if shown_state == Some(RunState::Stalled) {
-                events.send(Event::Status(StatusChange {
-                    state: RunState::Running,
-                }));
-            }
-            shown_state = state;
-        }
+        let live = control::is_live(&follower.socket);
+        let first = follower.open_network(live);
+        follower.show_network(new_checkpoint, first);
+        follower.show_state(live);
         match commands.recv_timeout(Duration::from_millis(200)) {
             Ok(cmd) => {
                 let mut queued = vec![cmd];
                 queued.extend(commands.try_iter());
                 for cmd in crate::events::coalesce(queued) {
-                    for e in handle(cmd, &socket, network.as_mut()) {
+                    for e in handle(cmd, &follower.socket, follower.network.as_mut()) {
                         events.send(e);
                     }
                 }
@@ -260,6 +167,184 @@ fn follow(run: &RunDir, events: &EventSender, commands: &Receiver<Command>) -> R
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
+    }
+}
+
+/// What the viewer knows of the run it follows.
+struct Follower<'a> {
+    run: &'a RunDir,
+    events: &'a EventSender,
+    cfg: crate::config::Config,
+    socket: PathBuf,
+    /// `events.jsonl`, once it exists.
+    tail: Option<Tail>,
+    network: Option<Network>,
+    /// Classes and first probe of the run's first `started` event.
+    started: Option<(Vec<String>, Option<PathBuf>)>,
+    classes_problem_shown: bool,
+    ended: bool,
+    last_event: Instant,
+    shown_state: Option<RunState>,
+    trainer_state: Option<RunState>,
+}
+
+impl<'a> Follower<'a> {
+    fn new(run: &'a RunDir, events: &'a EventSender) -> Result<Self, ViewerError> {
+        let cfg = run.read_config()?;
+        // A live run may not have written events.jsonl and classes.json yet (the trainer
+        // writes them after scanning the data, which takes a while for a large folder): both
+        // are waited for, never taken as a failure.
+        let tail = open_tail(run)?;
+        Ok(Self {
+            run,
+            events,
+            cfg,
+            socket: run.socket_path(),
+            tail,
+            network: None,
+            started: None,
+            classes_problem_shown: false,
+            ended: false,
+            last_event: Instant::now(),
+            shown_state: None,
+            trainer_state: None,
+        })
+    }
+
+    /// Forward the log's new events; whether one was a checkpoint, `None` when the observer
+    /// is gone.
+    fn read_log(&mut self) -> Result<Option<bool>, ViewerError> {
+        if self.tail.is_none() {
+            self.tail = open_tail(self.run)?;
+        }
+        let batch = match &mut self.tail {
+            Some(t) => t.poll()?,
+            None => Vec::new(),
+        };
+        if !batch.is_empty() {
+            self.last_event = Instant::now();
+        }
+        let mut new_checkpoint = false;
+        for e in batch {
+            match &e {
+                Event::Checkpoint(_) => new_checkpoint = true,
+                Event::Finished(_) | Event::Failed(_) => self.ended = true,
+                Event::Status(s) => self.trainer_state = Some(s.state),
+                Event::Started(s) if self.started.is_none() => {
+                    self.started = Some((s.classes.clone(), s.probe_images.first().cloned()));
+                }
+                _ => {}
+            }
+            if !self.events.send(e) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(new_checkpoint))
+    }
+
+    /// Make the network once the run's classes are known; whether it was made now.
+    fn open_network(&mut self, live: bool) -> bool {
+        if self.network.is_some() {
+            return false;
+        }
+        // The trainer's `started` event names the classes and the image it probes first; a
+        // run that ended without one (an older log) has at least its classes.json.
+        let ready = match &self.started {
+            Some((classes, probe)) => Some((classes.clone(), probe.clone())),
+            None if !live || self.ended => match self.run.read_classes() {
+                Ok(c) => Some((c.classes, sample_probe(self.run))),
+                Err(e) => {
+                    if !self.classes_problem_shown {
+                        self.classes_problem_shown = true;
+                        self.events.send(Event::Warning(WarningInfo {
+                            message: format!(
+                                "no filters or feature maps: the run stopped before it had read its data ({e})"
+                            ),
+                        }));
+                    }
+                    None
+                }
+            },
+            None => None,
+        };
+        let Some((classes, probe)) = ready else {
+            return false;
+        };
+        self.network = Some(Network::new(
+            self.run,
+            &self.cfg,
+            &classes,
+            probe,
+            self.events,
+        ));
+        true
+    }
+
+    /// Load a new checkpoint, and send the pictures of a new or first network and of a probe
+    /// image read meanwhile.
+    fn show_network(&mut self, new_checkpoint: bool, first: bool) {
+        let Some(n) = &mut self.network else {
+            return;
+        };
+        let events = self.events;
+        if new_checkpoint && !first {
+            match load_newest(self.run, &self.cfg, n.classes) {
+                Ok(l) => n.loaded = l,
+                Err(e) => {
+                    events.send(Event::Warning(WarningInfo {
+                        message: e.to_string(),
+                    }));
+                }
+            }
+        }
+        if (new_checkpoint || first)
+            && let Some(l) = &n.loaded
+        {
+            // The first pictures are what the user came for: not held back like a new epoch's.
+            let pictures = if first {
+                n.inspector.snapshots(&l.net, l.epoch)
+            } else {
+                n.inspector.on_epoch_end(&l.net, l.epoch)
+            };
+            for e in pictures {
+                events.send(e);
+            }
+        }
+        // A probe image read meanwhile (reading it never holds up the viewer).
+        if let Some(l) = &n.loaded {
+            for e in n.inspector.poll(&l.net, l.epoch, Duration::ZERO) {
+                events.send(e);
+            }
+        }
+    }
+
+    /// Say the run's state as only a viewer can see it, when it changes.
+    fn show_state(&mut self, live: bool) {
+        let state = seen_state(
+            self.ended,
+            live,
+            self.last_event.elapsed(),
+            self.trainer_state,
+        );
+        if state == self.shown_state {
+            return;
+        }
+        if let Some(s) = state {
+            self.events.send(Event::Status(StatusChange { state: s }));
+            if s == RunState::Interrupted {
+                self.events.send(Event::Warning(WarningInfo {
+                    message: format!(
+                        "the run is not running; continue it with: convscope resume {}",
+                        crate::run::shell_quote(&self.run.path)
+                    ),
+                }));
+            }
+        } else if self.shown_state == Some(RunState::Stalled) {
+            self.events.send(Event::Status(StatusChange {
+                state: RunState::Running,
+            }));
+        }
+        self.shown_state = state;
     }
 }
 
