@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use serde::{Serialize, Serializer};
 
 pub use augment::{Transform, warp_into};
-pub use bench::{BenchReport, bench_pipeline, write_bench_jpegs};
+pub use bench::{BenchReport, bench_pipeline};
 pub use dataset::{Batch, Batches, Dataset, Split};
-pub use decode::{Decoded, decode_resized, load_image, luma, resize_nearest};
+pub use decode::{Decoded, ImageError, decode_resized, load_image, luma, resize_nearest};
 pub use scan::{IMAGE_EXTENSIONS, Scan, has_image_extension, scan, split_folders_warning};
 pub use synthetic::{SYNTHETIC_CLASSES, write_synthetic};
 
@@ -72,7 +72,10 @@ pub enum DataError {
         val_classes: Vec<String>,
     },
     #[error("image {path}: {reason}")]
-    Image { path: PathBuf, reason: String },
+    Image {
+        path: PathBuf,
+        reason: decode::ImageError,
+    },
     #[error(
         "cannot write {path}: {reason}; check that the folder is writable and the disk has space"
     )]

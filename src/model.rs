@@ -89,6 +89,17 @@ fn same_padding(n: usize, kernel: usize, stride: usize) -> (usize, usize) {
 }
 
 impl Net {
+    /// A network with no layers: a placeholder while the optimizer holds the real one.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            convs: Vec::new(),
+            denses: Vec::new(),
+            steps: Vec::new(),
+            fast_conv: false,
+        }
+    }
+
     /// Build the network for `classes` classes on `device`, initialised from `seed`.
     pub fn new(
         cfg: &Config,
@@ -385,6 +396,23 @@ pub fn loss(logits: Tensor<2>, labels: &[usize], device: &Device) -> Tensor<1> {
         let logp = burn::tensor::activation::log_softmax(logits, 1);
         logp.gather(1, idx).neg().mean()
     }
+}
+
+/// A tensor's values could not be read back to the host as `f32`.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the {what} back from the device: {source}")]
+pub struct ReadError {
+    /// What was read, e.g. `"logits"`.
+    pub what: &'static str,
+    #[source]
+    pub source: burn::tensor::TensorReadError,
+}
+
+/// The values of `t` as `f32` (converted when it holds another float type); `what` names them
+/// in the error.
+pub fn read_f32<const D: usize>(t: Tensor<D>, what: &'static str) -> Result<Vec<f32>, ReadError> {
+    t.try_into_vec_as::<f32>()
+        .map_err(|source| ReadError { what, source })
 }
 
 /// Class probabilities `[batch, classes]` from logits (sigmoid for one logit).

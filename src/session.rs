@@ -629,7 +629,7 @@ pub fn watch(cfg: &Config, run: &RunDir) -> Result<ExitCode> {
     }
     let (events_tx, events_rx) = crate::events::channel(1024);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<Command>();
-    let viewer = train::viewer::spawn(run.clone(), events_tx, cmd_rx)
+    let viewer = crate::infer::viewer::spawn(run.clone(), events_tx, cmd_rx)
         .context("starting the viewer thread")?;
     let signals = signals::install().context("installing signal handlers")?;
     hangup::watch(signals.clone(), Arc::new(AtomicBool::new(true)));

@@ -1,29 +1,24 @@
 //! The training loop on its own OS thread: batches, validation, checkpoints, events.
 
-pub mod inspect;
 pub mod memory;
-pub mod probe;
-pub mod restore;
-pub mod viewer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::Config;
-use crate::data::{Dataset, Split};
-use crate::device;
+use crate::data::{Batch, Dataset, Split};
 use crate::events::{
     BatchMetrics, CheckpointInfo, Command, EpochMetrics, Event, EventSender, FailInfo, FinishInfo,
     FinishReason, RunState, StartInfo, StatusChange, StopCause,
 };
-use crate::model::{self, Net};
+use crate::infer::{inspect, restore};
+use crate::model::{self, Net, ReadError};
 use crate::run::checkpoint::{self, Checkpoint, TrainState};
 use crate::run::event_log::EventLog;
 use crate::run::{ClassesInfo, Identity, RunDir, RunError, SkippedFile};
@@ -37,6 +32,10 @@ pub enum TrainError {
     Data(#[from] crate::data::DataError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Restore(#[from] restore::RestoreError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error(
         "the loss became {value} at epoch {epoch}, batch {batch}: training diverged and was stopped. {kept} Try a lower learning rate (optimizer.lr / --lr, now {lr:?})."
     )]
@@ -91,6 +90,13 @@ impl StopBy {
     }
 }
 
+/// What asks the run to stop from outside (a signal), looked at between batches: handled like
+/// `Command::Stop`.
+pub trait Interrupt: Send + 'static {
+    /// The number of the signal that asked (0 when not known), once one has.
+    fn requested(&self) -> Option<i32>;
+}
+
 /// How a run ended without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -104,7 +110,7 @@ pub fn spawn(
     job: Job,
     events: EventSender,
     commands: Receiver<Command>,
-    interrupt: crate::signals::Signals,
+    interrupt: impl Interrupt,
 ) -> std::io::Result<std::thread::JoinHandle<Result<Outcome, TrainError>>> {
     std::thread::Builder::new()
         .name("trainer".into())
@@ -114,7 +120,7 @@ pub fn spawn(
                 commands,
                 pending: std::collections::VecDeque::new(),
                 stop_by: job.stop_by.clone(),
-                interrupt,
+                interrupt: Box::new(interrupt),
                 log: None,
                 events_open: true,
                 run_identity: None,
@@ -148,7 +154,7 @@ struct Worker {
     commands: Receiver<Command>,
     /// Commands taken from `commands` and coalesced, not handled yet.
     pending: std::collections::VecDeque<Command>,
-    interrupt: crate::signals::Signals,
+    interrupt: Box<dyn Interrupt>,
     stop_by: StopBy,
     log: Option<EventLog>,
     events_open: bool,
@@ -253,336 +259,7 @@ impl Worker {
     }
 
     fn run(&mut self, job: Job) -> Result<Outcome, TrainError> {
-        let Job {
-            cfg,
-            device,
-            data_dir,
-            val_dir,
-            run,
-            resume,
-            samples,
-            samples_first,
-            stop_by: _,
-        } = job;
-        self.run_identity = Some(Identity::of(&run.path).map_err(|error| RunError::Io {
-            path: run.path.clone(),
-            error,
-        })?);
-        self.log = Some(EventLog::append(&run.events_path())?);
-        self.emit(Event::Status(StatusChange {
-            state: RunState::Preparing,
-        }));
-        let dataset = Dataset::open(&data_dir, val_dir.as_deref(), &cfg)?;
-        let classes = dataset.classes.clone();
-        record_classes(&run, &dataset, resume.as_ref())?;
-        let summary = model::summary::summarize(&cfg, classes.len())?;
-        let batch_size = cfg.train.batch_size;
-        let batches = dataset.batches_per_epoch(batch_size);
-        let ad_device = device.clone().autodiff();
-        let mut net = Net::new(&cfg, classes.len(), cfg.train.seed, &ad_device)?;
-        let mut optim = crate::model::ops::adam::adam(&cfg.optimizer);
-        let mut state = TrainState {
-            epoch: 0,
-            batch: batches,
-            batches_per_epoch: batches,
-            seed: cfg.train.seed,
-            ..TrainState::default()
-        };
-        if let Some(cp) = &resume {
-            (net, optim, state) = restore::resume_from(cp, net, optim, batches)?;
-        }
-        let (start_epoch, start_batch) = state.resume_point();
-        let val = dataset.val.iter().take(64).map(|s| s.path.clone());
-        let probes: Vec<PathBuf> = if samples_first {
-            samples.into_iter().chain(val).collect()
-        } else {
-            val.chain(samples).collect()
-        };
-        let first_probe = probes.first().cloned();
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        self.emit(Event::Started(Box::new(StartInfo {
-            run_dir: run.path.clone(),
-            device: device::describe(&cfg.train.device),
-            classes: classes.clone(),
-            train_images: dataset.train.len(),
-            val_images: dataset.val.len(),
-            skipped_images: dataset.skipped_count(),
-            epochs: cfg.train.epochs,
-            batches_per_epoch: batches,
-            batch_size,
-            start_epoch,
-            start_batch,
-            params: net.num_params(),
-            summary,
-            probe_images: probes,
-            time: started,
-        })));
-        if start_epoch == 1
-            && start_batch == 0
-            && let Some(message) = crate::data::split_folders_warning(&data_dir, &classes)
-        {
-            // On the screen, on stderr when headless, in events.jsonl; and in the log.
-            tracing::info!("warning: {message}");
-            self.emit(Event::Warning(crate::events::WarningInfo { message }));
-        }
-        tracing::info!(
-            "training {} classes, {} train / {} val images, {} batches per epoch on {}",
-            classes.len(),
-            dataset.train.len(),
-            dataset.val.len(),
-            batches,
-            cfg.train.device
-        );
-        let mut inspector = inspect::Inspector::new(&cfg, &classes, &run, first_probe);
-        self.emit_all(inspector.snapshots(&net, state.epoch));
-
-        let gpu = !matches!(
-            crate::config::parse_device(&cfg.train.device)?,
-            crate::config::DeviceSpec::Cpu
-        );
-        self.emit(Event::Status(StatusChange {
-            state: if gpu {
-                RunState::Tuning
-            } else {
-                RunState::Running
-            },
-        }));
-        let t0 = Instant::now();
-        let base_seconds = state.train_seconds;
-        let [c, h, w] = cfg.input_shape();
-        let min_interval = Duration::from_secs_f64(1.0 / f64::from(cfg.train.batch_events_per_sec));
-        let lr = cfg.optimizer.lr;
-        let mut tuned = !gpu;
-        // Test hook: slow every batch down so that signals and commands can land mid-epoch.
-        let throttle = std::env::var("CONVSCOPE_SLOW_BATCH_MS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis);
-
-        for epoch in start_epoch..=cfg.train.epochs {
-            let first_batch = if epoch == start_epoch { start_batch } else { 0 };
-            let mut acc = if epoch == start_epoch && first_batch > 0 {
-                Accum {
-                    loss_sum: state.loss_sum,
-                    correct: state.correct,
-                    seen: state.seen,
-                }
-            } else {
-                Accum::default()
-            };
-            let epoch_start = Instant::now();
-            let paused_before_epoch = self.paused;
-            let mut epoch_images = 0usize;
-            // The rate in batch events is the training's: the last epoch's validation,
-            // checkpoint and snapshots are not in its first window.
-            let mut last_event = epoch_start;
-            let mut paused_at_last_event = self.paused;
-            let mut images_since_event = 0usize;
-            for (offset, batch) in dataset
-                .batches(Split::Train, epoch, first_batch, batch_size)
-                .enumerate()
-            {
-                let b = first_batch + offset; // 0-based index of this batch
-                if batch.len == 0 {
-                    continue;
-                }
-                // Dropout masks depend only on (seed, epoch, batch): resuming replays them exactly.
-                ad_device.seed(mix_seed(cfg.train.seed, epoch as u64, b as u64));
-                let x = Tensor::<4>::from_data(
-                    TensorData::new(batch.images, [batch.len, c, h, w]),
-                    &ad_device,
-                );
-                let out = net.forward(x, true, false);
-                let logits = out.logits;
-                let outputs = logits.dims()[1];
-                let loss = model::loss(logits.clone(), &batch.labels, &ad_device);
-                let loss_value: f32 = loss.clone().into_scalar();
-                if !loss_value.is_finite() {
-                    let kept = match checkpoint::latest(&run.checkpoints_path()) {
-                        Ok((cp, _)) => format!("The last good checkpoint, {}, is kept.", cp.name),
-                        Err(_) => "No checkpoint was written before it.".to_string(),
-                    };
-                    return Err(TrainError::NonFinite {
-                        value: loss_value,
-                        epoch,
-                        batch: b + 1,
-                        kept,
-                        lr,
-                    });
-                }
-                let logit_values = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
-                let correct = model::count_correct(&logit_values, outputs, &batch.labels);
-                if let Some(pause) = throttle {
-                    std::thread::sleep(pause);
-                }
-                let grads = GradientsParams::from_grads(loss.backward(), &net);
-                net = optim.step(lr, net, grads);
-                acc.add(loss_value, correct, batch.len);
-                state.step += 1;
-                epoch_images += batch.len;
-                images_since_event += batch.len;
-                state.epoch = epoch;
-                state.batch = b + 1;
-                state.loss_sum = acc.loss_sum;
-                state.correct = acc.correct;
-                state.seen = acc.seen;
-                state.train_seconds = base_seconds + self.training_time(t0).as_secs_f64();
-                if !tuned {
-                    tuned = true;
-                    self.emit(Event::Status(StatusChange {
-                        state: RunState::Running,
-                    }));
-                }
-                let now = Instant::now();
-                // A command waiting (pause, stop, checkpoint) gets this batch's event whatever
-                // the rate: what the screen shows then is where the run is.
-                if now.duration_since(last_event) >= min_interval
-                    || b + 1 == batches
-                    || self.command_waiting()
-                {
-                    let secs = now
-                        .duration_since(last_event)
-                        .saturating_sub(self.paused.saturating_sub(paused_at_last_event))
-                        .as_secs_f32()
-                        .max(1e-6);
-                    self.emit(Event::Batch(BatchMetrics {
-                        epoch,
-                        batch: b + 1,
-                        batches,
-                        loss: loss_value,
-                        accuracy: correct as f32 / batch.len as f32,
-                        images_per_sec: images_since_event as f32 / secs,
-                        elapsed: state.train_seconds,
-                    }));
-                    last_event = now;
-                    paused_at_last_event = self.paused;
-                    images_since_event = 0;
-                }
-                self.check_run_dir(&run)?;
-                if b + 1 < batches {
-                    match self.handle_commands(&net, &optim, &state, &run, &mut inspector)? {
-                        Control::Continue => {}
-                        Control::Stop(cause) => {
-                            self.checkpoint(&net, &optim, &state, &run, Keep::from(&cfg.train))?;
-                            self.emit(Event::Finished(FinishInfo {
-                                reason: FinishReason::Stopped,
-                                epoch,
-                                batch: b + 1,
-                                cause,
-                            }));
-                            self.serve_finished(&net, state.epoch, &mut inspector);
-                            return Ok(Outcome::Stopped);
-                        }
-                    }
-                }
-            }
-            // Validation with the epoch's final weights.
-            let val = validate(&net, &dataset, epoch, batch_size, &device, [c, h, w]);
-            let seconds = epoch_start
-                .elapsed()
-                .saturating_sub(self.paused.saturating_sub(paused_before_epoch))
-                .as_secs_f64();
-            self.emit(Event::Epoch(EpochMetrics {
-                epoch,
-                train_loss: acc.loss(),
-                train_accuracy: acc.accuracy(),
-                val_loss: (val.seen > 0).then(|| val.loss()),
-                val_accuracy: (val.seen > 0).then(|| val.accuracy()),
-                seconds,
-                images_per_sec: epoch_images as f32 / seconds.max(1e-9) as f32,
-            }));
-            state.epoch = epoch;
-            state.batch = batches;
-            state.train_seconds = base_seconds + self.training_time(t0).as_secs_f64();
-            record_late_skips(&run, &dataset)?;
-            self.checkpoint(&net, &optim, &state, &run, Keep::from(&cfg.train))?;
-            self.emit_all(inspector.on_epoch_end(&net, epoch));
-            self.emit_all(inspector.poll(&net, epoch, Duration::ZERO));
-            if epoch < cfg.train.epochs
-                && let Control::Stop(cause) =
-                    self.handle_commands(&net, &optim, &state, &run, &mut inspector)?
-            {
-                self.emit(Event::Finished(FinishInfo {
-                    reason: FinishReason::Stopped,
-                    epoch,
-                    batch: batches,
-                    cause,
-                }));
-                self.serve_finished(&net, state.epoch, &mut inspector);
-                return Ok(Outcome::Stopped);
-            }
-        }
-        self.emit(Event::Finished(FinishInfo {
-            reason: FinishReason::Completed,
-            epoch: cfg.train.epochs,
-            batch: batches,
-            cause: None,
-        }));
-        self.serve_finished(&net, state.epoch, &mut inspector);
-        Ok(Outcome::Completed)
-    }
-
-    /// After the run ends, keep answering the observer (probe another image, step through
-    /// epochs) until it goes away. Training commands have nothing left to act on.
-    fn serve_finished(&mut self, net: &Net, epoch: usize, inspector: &mut inspect::Inspector) {
-        while self.events_open {
-            let read = inspector.poll(net, epoch, Duration::ZERO);
-            self.emit_all(read);
-            // The observer may go without a word (the screen closed, or headless output ended):
-            // look again every 100 ms.
-            let cmd = match self.next_command(Some(Duration::from_millis(100))) {
-                Ok(cmd) => cmd,
-                Err(RecvTimeoutError::Timeout) if self.events.is_closed() => return,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            let events = match cmd {
-                Command::Probe { image } => {
-                    inspector.probe(image);
-                    Vec::new()
-                }
-                Command::RefreshFilters => inspector.snapshots(net, epoch),
-                Command::SelectEpoch { epoch: e } => inspector.select_epoch(net, epoch, e),
-                Command::Pause | Command::Resume | Command::Stop | Command::CheckpointNow => {
-                    Vec::new()
-                }
-            };
-            self.emit_all(events);
-        }
-    }
-
-    fn checkpoint(
-        &mut self,
-        net: &Net,
-        optim: &burn::optim::ModuleOptimizer,
-        state: &TrainState,
-        run: &RunDir,
-        keep: Keep,
-    ) -> Result<(), TrainError> {
-        self.check_run_dir(run)?;
-        let dir = run.checkpoints_path();
-        let cp = checkpoint::save(&dir, state, |tmp| {
-            net.clone()
-                .save_file(tmp.join(checkpoint::MODEL_FILE))
-                .map_err(|e| e.to_string())?;
-            optim
-                .save(tmp.join(checkpoint::OPTIM_FILE))
-                .map_err(|e| e.to_string())
-        })?;
-        checkpoint::prune(&dir, keep.checkpoints)?;
-        let freed = checkpoint::drop_old_optimizer_state(&dir, keep.optimizer)?;
-        if freed > 0 {
-            tracing::info!("optimizer state of older checkpoints dropped: {freed} bytes freed");
-        }
-        tracing::info!("checkpoint {} written", cp.name);
-        self.emit(Event::Checkpoint(CheckpointInfo {
-            epoch: state.epoch,
-            batch: state.batch,
-            name: cp.name,
-        }));
-        Ok(())
+        Training::prepare(self, job)?.train()
     }
 
     /// The next command, the picture requests that later ones replace left out
@@ -612,7 +289,7 @@ impl Worker {
         {
             self.pending.push_back(c);
         }
-        !self.pending.is_empty() || self.interrupt.stop.load(Ordering::SeqCst)
+        !self.pending.is_empty() || self.interrupt.requested().is_some()
     }
 
     /// Say that the run stops, and why (in the log too), before its checkpoint is written.
@@ -632,21 +309,490 @@ impl Worker {
     fn training_time(&self, t0: Instant) -> Duration {
         t0.elapsed().saturating_sub(self.paused)
     }
+}
+
+/// Test hook, only in builds with the `test-hooks` feature (which `cargo test` turns on for
+/// the binary its tests run): `CONVSCOPE_SLOW_BATCH_MS` slows every batch down so that
+/// signals and commands can land mid-epoch.
+#[cfg(feature = "test-hooks")]
+fn batch_delay() -> Option<Duration> {
+    std::env::var("CONVSCOPE_SLOW_BATCH_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
+}
+
+/// Without the `test-hooks` feature no batch is slowed down.
+#[cfg(not(feature = "test-hooks"))]
+fn batch_delay() -> Option<Duration> {
+    None
+}
+
+/// One run's training loop, and what its epochs, batches, commands and checkpoints share.
+struct Training<'w> {
+    worker: &'w mut Worker,
+    cfg: Config,
+    /// The device validation runs on; `ad_device` is it with autodiff, for training.
+    device: Device,
+    ad_device: Device,
+    run: RunDir,
+    dataset: Dataset,
+    net: Net,
+    optim: ModuleOptimizer,
+    state: TrainState,
+    inspector: inspect::Inspector,
+    /// Batches per epoch.
+    batches: usize,
+    /// The epoch (1-based) and batch (0-based) this process starts at.
+    start: (usize, usize),
+    /// When this process began training, and the run's training seconds before it.
+    t0: Instant,
+    base_seconds: f64,
+    /// Whether the first step (which tunes a GPU's kernels) is done.
+    tuned: bool,
+    /// The least time between two batch events.
+    min_interval: Duration,
+    /// A pause in every batch ([`batch_delay`]).
+    delay: Option<Duration>,
+}
+
+/// An epoch's running figures: its sums, its time, and the throughput window of the next
+/// batch event.
+struct EpochProgress {
+    acc: Accum,
+    started: Instant,
+    paused_before: Duration,
+    images: usize,
+    /// The rate in batch events is the training's: the last epoch's validation, checkpoint
+    /// and snapshots are not in its first window.
+    last_event: Instant,
+    paused_at_last_event: Duration,
+    images_since_event: usize,
+}
+
+impl<'w> Training<'w> {
+    /// Read the data, build (or restore) the network and say what is about to run.
+    fn prepare(worker: &'w mut Worker, job: Job) -> Result<Self, TrainError> {
+        let Job {
+            cfg,
+            device,
+            data_dir,
+            val_dir,
+            run,
+            resume,
+            samples,
+            samples_first,
+            stop_by: _,
+        } = job;
+        worker.run_identity = Some(Identity::of(&run.path).map_err(|error| RunError::Io {
+            path: run.path.clone(),
+            error,
+        })?);
+        worker.log = Some(EventLog::append(&run.events_path())?);
+        worker.emit(Event::Status(StatusChange {
+            state: RunState::Preparing,
+        }));
+        let dataset = Dataset::open(&data_dir, val_dir.as_deref(), &cfg)?;
+        record_classes(&run, &dataset, resume.as_ref())?;
+        let summary = model::summary::summarize(&cfg, dataset.classes.len())?;
+        let batches = dataset.batches_per_epoch(cfg.train.batch_size);
+        let ad_device = device.clone().autodiff();
+        let mut net = Net::new(&cfg, dataset.classes.len(), cfg.train.seed, &ad_device)?;
+        let mut optim = crate::model::ops::adam::adam(&cfg.optimizer);
+        let mut state = TrainState {
+            epoch: 0,
+            batch: batches,
+            batches_per_epoch: batches,
+            seed: cfg.train.seed,
+            ..TrainState::default()
+        };
+        if let Some(cp) = &resume {
+            (net, optim, state) = restore::resume_from(cp, net, optim, batches)?;
+        }
+        let val = dataset.val.iter().take(64).map(|s| s.path.clone());
+        let probes: Vec<PathBuf> = if samples_first {
+            samples.into_iter().chain(val).collect()
+        } else {
+            val.chain(samples).collect()
+        };
+        let inspector =
+            inspect::Inspector::new(&cfg, &dataset.classes, &run, probes.first().cloned());
+        let min_interval = Duration::from_secs_f64(1.0 / f64::from(cfg.train.batch_events_per_sec));
+        let mut training = Self {
+            worker,
+            start: state.resume_point(),
+            base_seconds: state.train_seconds,
+            cfg,
+            device,
+            ad_device,
+            run,
+            dataset,
+            net,
+            optim,
+            state,
+            inspector,
+            batches,
+            t0: Instant::now(),
+            tuned: false,
+            min_interval,
+            delay: batch_delay(),
+        };
+        training.announce(summary, probes, &data_dir)?;
+        Ok(training)
+    }
+
+    /// Tell observers what runs (`started`, a warning about the data's folders, the first
+    /// snapshots, the state), then start the clock.
+    fn announce(
+        &mut self,
+        summary: Vec<crate::events::SummaryRow>,
+        probes: Vec<PathBuf>,
+        data_dir: &Path,
+    ) -> Result<(), TrainError> {
+        let (start_epoch, start_batch) = self.start;
+        let classes = &self.dataset.classes;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let info = StartInfo {
+            run_dir: self.run.path.clone(),
+            device: crate::device::describe(&self.cfg.train.device),
+            classes: classes.clone(),
+            train_images: self.dataset.train.len(),
+            val_images: self.dataset.val.len(),
+            skipped_images: self.dataset.skipped_count(),
+            epochs: self.cfg.train.epochs,
+            batches_per_epoch: self.batches,
+            batch_size: self.cfg.train.batch_size,
+            start_epoch,
+            start_batch,
+            params: self.net.num_params(),
+            summary,
+            probe_images: probes,
+            time: started,
+        };
+        let warning = (start_epoch == 1 && start_batch == 0)
+            .then(|| crate::data::split_folders_warning(data_dir, classes))
+            .flatten();
+        self.worker.emit(Event::Started(Box::new(info)));
+        if let Some(message) = warning {
+            // On the screen, on stderr when headless, in events.jsonl; and in the log.
+            tracing::info!("warning: {message}");
+            self.worker
+                .emit(Event::Warning(crate::events::WarningInfo { message }));
+        }
+        tracing::info!(
+            "training {} classes, {} train / {} val images, {} batches per epoch on {}",
+            self.dataset.classes.len(),
+            self.dataset.train.len(),
+            self.dataset.val.len(),
+            self.batches,
+            self.cfg.train.device
+        );
+        let snapshots = self.inspector.snapshots(&self.net, self.state.epoch);
+        self.worker.emit_all(snapshots);
+        let gpu = !matches!(
+            crate::config::parse_device(&self.cfg.train.device)?,
+            crate::config::DeviceSpec::Cpu
+        );
+        self.worker.emit(Event::Status(StatusChange {
+            state: if gpu {
+                RunState::Tuning
+            } else {
+                RunState::Running
+            },
+        }));
+        self.tuned = !gpu;
+        self.t0 = Instant::now();
+        Ok(())
+    }
+
+    /// Train the remaining epochs, then serve the observer until it goes.
+    fn train(mut self) -> Result<Outcome, TrainError> {
+        let (start_epoch, start_batch) = self.start;
+        for epoch in start_epoch..=self.cfg.train.epochs {
+            let first_batch = if epoch == start_epoch { start_batch } else { 0 };
+            if let Some(outcome) = self.epoch(epoch, first_batch)? {
+                return Ok(outcome);
+            }
+        }
+        Ok(self.finish(
+            FinishReason::Completed,
+            self.cfg.train.epochs,
+            self.batches,
+            None,
+        ))
+    }
+
+    /// Train one epoch from batch `first_batch` (0-based), validate, checkpoint and take the
+    /// epoch-end snapshots; `Some` when a stop ended the run.
+    fn epoch(&mut self, epoch: usize, first_batch: usize) -> Result<Option<Outcome>, TrainError> {
+        let now = Instant::now();
+        let mut progress = EpochProgress {
+            acc: if first_batch > 0 {
+                Accum {
+                    loss_sum: self.state.loss_sum,
+                    correct: self.state.correct,
+                    seen: self.state.seen,
+                }
+            } else {
+                Accum::default()
+            },
+            started: now,
+            paused_before: self.worker.paused,
+            images: 0,
+            last_event: now,
+            paused_at_last_event: self.worker.paused,
+            images_since_event: 0,
+        };
+        let batch_size = self.cfg.train.batch_size;
+        let batches = self
+            .dataset
+            .batches(Split::Train, epoch, first_batch, batch_size);
+        for (offset, batch) in batches.enumerate() {
+            let b = first_batch + offset; // 0-based index of this batch
+            if batch.len == 0 {
+                continue;
+            }
+            self.batch(epoch, b, batch, &mut progress)?;
+            self.worker.check_run_dir(&self.run)?;
+            if b + 1 < self.batches
+                && let Control::Stop(cause) = self.handle_commands()?
+            {
+                self.checkpoint(Keep::from(&self.cfg.train))?;
+                return Ok(Some(self.finish(
+                    FinishReason::Stopped,
+                    epoch,
+                    b + 1,
+                    cause,
+                )));
+            }
+        }
+        self.end_epoch(epoch, &progress)?;
+        if epoch < self.cfg.train.epochs
+            && let Control::Stop(cause) = self.handle_commands()?
+        {
+            return Ok(Some(self.finish(
+                FinishReason::Stopped,
+                epoch,
+                self.batches,
+                cause,
+            )));
+        }
+        Ok(None)
+    }
+
+    /// One optimizer step on batch `b` (0-based) of `epoch`, and its event when one is due.
+    fn batch(
+        &mut self,
+        epoch: usize,
+        b: usize,
+        batch: Batch,
+        progress: &mut EpochProgress,
+    ) -> Result<(), TrainError> {
+        let [c, h, w] = self.cfg.input_shape();
+        // Dropout masks depend only on (seed, epoch, batch): resuming replays them exactly.
+        self.ad_device
+            .seed(mix_seed(self.cfg.train.seed, epoch as u64, b as u64));
+        let x = Tensor::<4>::from_data(
+            TensorData::new(batch.images, [batch.len, c, h, w]),
+            &self.ad_device,
+        );
+        let logits = self.net.forward(x, true, false).logits;
+        let outputs = logits.dims()[1];
+        let loss = model::loss(logits.clone(), &batch.labels, &self.ad_device);
+        let loss_value: f32 = loss.clone().into_scalar();
+        if !loss_value.is_finite() {
+            return Err(self.diverged(loss_value, epoch, b + 1));
+        }
+        let logit_values = model::read_f32(logits, "logits")?;
+        let correct = model::count_correct(&logit_values, outputs, &batch.labels);
+        if let Some(pause) = self.delay {
+            std::thread::sleep(pause);
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.net);
+        // The optimizer takes the network and gives back the stepped one.
+        let net = std::mem::replace(&mut self.net, Net::empty());
+        self.net = self.optim.step(self.cfg.optimizer.lr, net, grads);
+        progress.acc.add(loss_value, correct, batch.len);
+        progress.images += batch.len;
+        progress.images_since_event += batch.len;
+        let state = &mut self.state;
+        state.step += 1;
+        state.epoch = epoch;
+        state.batch = b + 1;
+        state.loss_sum = progress.acc.loss_sum;
+        state.correct = progress.acc.correct;
+        state.seen = progress.acc.seen;
+        state.train_seconds = self.base_seconds + self.worker.training_time(self.t0).as_secs_f64();
+        if !self.tuned {
+            self.tuned = true;
+            self.worker.emit(Event::Status(StatusChange {
+                state: RunState::Running,
+            }));
+        }
+        let now = Instant::now();
+        // A command waiting (pause, stop, checkpoint) gets this batch's event whatever the
+        // rate: what the screen shows then is where the run is.
+        if now.duration_since(progress.last_event) >= self.min_interval
+            || b + 1 == self.batches
+            || self.worker.command_waiting()
+        {
+            let secs = now
+                .duration_since(progress.last_event)
+                .saturating_sub(
+                    self.worker
+                        .paused
+                        .saturating_sub(progress.paused_at_last_event),
+                )
+                .as_secs_f32()
+                .max(1e-6);
+            self.worker.emit(Event::Batch(BatchMetrics {
+                epoch,
+                batch: b + 1,
+                batches: self.batches,
+                loss: loss_value,
+                accuracy: correct as f32 / batch.len as f32,
+                images_per_sec: progress.images_since_event as f32 / secs,
+                elapsed: self.state.train_seconds,
+            }));
+            progress.last_event = now;
+            progress.paused_at_last_event = self.worker.paused;
+            progress.images_since_event = 0;
+        }
+        Ok(())
+    }
+
+    /// The error of a loss that became `value` at `batch` (1-based) of `epoch`.
+    fn diverged(&self, value: f32, epoch: usize, batch: usize) -> TrainError {
+        let kept = match checkpoint::latest(&self.run.checkpoints_path()) {
+            Ok((cp, _)) => format!("The last good checkpoint, {}, is kept.", cp.name),
+            Err(_) => "No checkpoint was written before it.".to_string(),
+        };
+        TrainError::NonFinite {
+            value,
+            epoch,
+            batch,
+            kept,
+            lr: self.cfg.optimizer.lr,
+        }
+    }
+
+    /// Validate with the epoch's final weights, report the epoch, checkpoint it and send its
+    /// snapshots.
+    fn end_epoch(&mut self, epoch: usize, progress: &EpochProgress) -> Result<(), TrainError> {
+        let val = validate(
+            &self.net,
+            &self.dataset,
+            epoch,
+            self.cfg.train.batch_size,
+            &self.device,
+            self.cfg.input_shape(),
+        )?;
+        let seconds = progress
+            .started
+            .elapsed()
+            .saturating_sub(self.worker.paused.saturating_sub(progress.paused_before))
+            .as_secs_f64();
+        let acc = &progress.acc;
+        self.worker.emit(Event::Epoch(EpochMetrics {
+            epoch,
+            train_loss: acc.loss(),
+            train_accuracy: acc.accuracy(),
+            val_loss: (val.seen > 0).then(|| val.loss()),
+            val_accuracy: (val.seen > 0).then(|| val.accuracy()),
+            seconds,
+            images_per_sec: progress.images as f32 / seconds.max(1e-9) as f32,
+        }));
+        self.state.epoch = epoch;
+        self.state.batch = self.batches;
+        self.state.train_seconds =
+            self.base_seconds + self.worker.training_time(self.t0).as_secs_f64();
+        record_late_skips(&self.run, &self.dataset)?;
+        self.checkpoint(Keep::from(&self.cfg.train))?;
+        let snapshots = self.inspector.on_epoch_end(&self.net, epoch);
+        self.worker.emit_all(snapshots);
+        let read = self.inspector.poll(&self.net, epoch, Duration::ZERO);
+        self.worker.emit_all(read);
+        Ok(())
+    }
+
+    /// Say how the run ended (at `batch` of `epoch`), then keep answering the observer (probe
+    /// another image, step through epochs) until it goes away. Training commands have
+    /// nothing left to act on.
+    fn finish(
+        &mut self,
+        reason: FinishReason,
+        epoch: usize,
+        batch: usize,
+        cause: Option<StopCause>,
+    ) -> Outcome {
+        self.worker.emit(Event::Finished(FinishInfo {
+            reason,
+            epoch,
+            batch,
+            cause,
+        }));
+        let (net, epoch) = (&self.net, self.state.epoch);
+        while self.worker.events_open {
+            let read = self.inspector.poll(net, epoch, Duration::ZERO);
+            self.worker.emit_all(read);
+            // The observer may go without a word (the screen closed, or headless output
+            // ended): look again every 100 ms.
+            let cmd = match self.worker.next_command(Some(Duration::from_millis(100))) {
+                Ok(cmd) => cmd,
+                Err(RecvTimeoutError::Timeout) if self.worker.events.is_closed() => break,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let events = match cmd {
+                Command::Probe { image } => {
+                    self.inspector.probe(image);
+                    Vec::new()
+                }
+                Command::RefreshFilters => self.inspector.snapshots(net, epoch),
+                Command::SelectEpoch { epoch: e } => self.inspector.select_epoch(net, epoch, e),
+                Command::Pause | Command::Resume | Command::Stop | Command::CheckpointNow => {
+                    Vec::new()
+                }
+            };
+            self.worker.emit_all(events);
+        }
+        match reason {
+            FinishReason::Completed => Outcome::Completed,
+            FinishReason::Stopped => Outcome::Stopped,
+        }
+    }
+
+    /// Write a checkpoint of where the run is, then remove what `keep` does not keep.
+    fn checkpoint(&mut self, keep: Keep) -> Result<(), TrainError> {
+        self.worker.check_run_dir(&self.run)?;
+        let dir = self.run.checkpoints_path();
+        let (net, optim) = (&self.net, &self.optim);
+        let cp = checkpoint::save(&dir, &self.state, |tmp| {
+            net.clone().save_file(tmp.join(checkpoint::MODEL_FILE))?;
+            optim.save(tmp.join(checkpoint::OPTIM_FILE))
+        })?;
+        checkpoint::prune(&dir, keep.checkpoints)?;
+        let freed = checkpoint::drop_old_optimizer_state(&dir, keep.optimizer)?;
+        if freed > 0 {
+            tracing::info!("optimizer state of older checkpoints dropped: {freed} bytes freed");
+        }
+        tracing::info!("checkpoint {} written", cp.name);
+        self.worker.emit(Event::Checkpoint(CheckpointInfo {
+            epoch: self.state.epoch,
+            batch: self.state.batch,
+            name: cp.name,
+        }));
+        Ok(())
+    }
 
     /// Handle pending commands; blocks while paused, and counts the time paused.
-    fn handle_commands(
-        &mut self,
-        net: &Net,
-        optim: &burn::optim::ModuleOptimizer,
-        state: &TrainState,
-        run: &RunDir,
-        inspector: &mut inspect::Inspector,
-    ) -> Result<Control, TrainError> {
+    fn handle_commands(&mut self) -> Result<Control, TrainError> {
         let mut pause_began = None;
-        let control =
-            self.handle_commands_pausing(net, optim, state, run, inspector, &mut pause_began);
+        let control = self.handle_commands_pausing(&mut pause_began);
         if let Some(began) = pause_began {
-            self.paused += began.elapsed();
+            self.worker.paused += began.elapsed();
         }
         control
     }
@@ -654,33 +800,31 @@ impl Worker {
     /// [`Self::handle_commands`]; `pause_began` is set when a pause starts.
     fn handle_commands_pausing(
         &mut self,
-        net: &Net,
-        optim: &burn::optim::ModuleOptimizer,
-        state: &TrainState,
-        run: &RunDir,
-        inspector: &mut inspect::Inspector,
         pause_began: &mut Option<Instant>,
     ) -> Result<Control, TrainError> {
         let mut paused = false;
         loop {
             // A probe image read meanwhile (reading it never holds up the training).
-            self.emit_all(inspector.poll(net, state.epoch, Duration::ZERO));
-            if self.interrupt.stop.load(Ordering::SeqCst) {
-                return Ok(self.stopping(StopCause::from_signal(self.interrupt.received())));
+            let read = self
+                .inspector
+                .poll(&self.net, self.state.epoch, Duration::ZERO);
+            self.worker.emit_all(read);
+            if let Some(signal) = self.worker.interrupt.requested() {
+                return Ok(self.worker.stopping(StopCause::from_signal(signal)));
             }
             let cmd = if paused {
-                match self.next_command(Some(Duration::from_millis(100))) {
+                match self.worker.next_command(Some(Duration::from_millis(100))) {
                     Ok(c) => Some(c),
                     Err(RecvTimeoutError::Timeout) => continue,
                     // Nobody can resume us any more: carry on training.
                     Err(RecvTimeoutError::Disconnected) => None,
                 }
             } else {
-                self.next_command(None).ok()
+                self.worker.next_command(None).ok()
             };
             let Some(cmd) = cmd else {
                 if paused {
-                    self.emit(Event::Status(StatusChange {
+                    self.worker.emit(Event::Status(StatusChange {
                         state: RunState::Running,
                     }));
                 }
@@ -691,32 +835,34 @@ impl Worker {
                     if !paused {
                         paused = true;
                         *pause_began = Some(Instant::now());
-                        self.emit(Event::Status(StatusChange {
+                        self.worker.emit(Event::Status(StatusChange {
                             state: RunState::Paused,
                         }));
                     }
                 }
                 Command::Resume => {
                     if paused {
-                        self.emit(Event::Status(StatusChange {
+                        self.worker.emit(Event::Status(StatusChange {
                             state: RunState::Running,
                         }));
                         return Ok(Control::Continue);
                     }
                 }
                 Command::Stop => {
-                    let cause = self.stop_by.get().unwrap_or(StopCause::Screen);
-                    return Ok(self.stopping(Some(cause)));
+                    let cause = self.worker.stop_by.get().unwrap_or(StopCause::Screen);
+                    return Ok(self.worker.stopping(Some(cause)));
                 }
-                Command::CheckpointNow => {
-                    self.checkpoint(net, optim, state, run, Keep::ALL)?;
-                }
-                Command::Probe { image } => inspector.probe(image),
+                Command::CheckpointNow => self.checkpoint(Keep::ALL)?,
+                Command::Probe { image } => self.inspector.probe(image),
                 Command::RefreshFilters => {
-                    self.emit_all(inspector.snapshots(net, state.epoch));
+                    let snapshots = self.inspector.snapshots(&self.net, self.state.epoch);
+                    self.worker.emit_all(snapshots);
                 }
                 Command::SelectEpoch { epoch } => {
-                    self.emit_all(inspector.select_epoch(net, state.epoch, epoch));
+                    let snapshots = self
+                        .inspector
+                        .select_epoch(&self.net, self.state.epoch, epoch);
+                    self.worker.emit_all(snapshots);
                 }
             }
         }
@@ -784,9 +930,9 @@ fn validate(
     dataset: &Dataset,
     epoch: usize,
     batch_size: usize,
-    device: &burn::tensor::Device,
+    device: &Device,
     [c, h, w]: [usize; 3],
-) -> Accum {
+) -> Result<Accum, TrainError> {
     let eval = net.valid();
     let mut val = Accum::default();
     for batch in dataset.batches(Split::Val, epoch, 0, batch_size) {
@@ -799,11 +945,13 @@ fn validate(
             .map_or_else(|| device.clone(), |p| p.weight.val().device());
         let x = Tensor::<4>::from_data(TensorData::new(batch.images, [batch.len, c, h, w]), &vd);
         let logits = eval.forward(x, false, false).logits;
-        let outputs = logits.dims()[1];
         let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
-        let values = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
-        let correct = model::count_correct(&values, outputs, &batch.labels);
+        let correct = crate::infer::classify(logits)?
+            .iter()
+            .zip(&batch.labels)
+            .filter(|(c, label)| c.class == **label)
+            .count();
         val.add(loss_value, correct, batch.len);
     }
-    val
+    Ok(val)
 }

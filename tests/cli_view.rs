@@ -250,7 +250,7 @@ fn viewer_worker_waits_for_files_the_trainer_writes_late() {
     let (events_tx, mut rx) = convscope::events::channel(1024);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
     let run = convscope::run::RunDir::open(&run_dir).expect("run");
-    let worker = convscope::train::viewer::spawn(run, events_tx, cmd_rx).expect("viewer");
+    let worker = convscope::infer::viewer::spawn(run, events_tx, cmd_rx).expect("viewer");
     // Asked for feature maps, it says the run is still reading its data: it is waiting.
     let sample = run_dir.join("samples").join("cat.jpg");
     cmd_tx

@@ -57,7 +57,7 @@ fn loads_and_predict_never_fail_while_the_trainer_prunes_every_epoch() {
         run.join("checkpoints/latest").exists()
     });
     let run_dir = convscope::run::RunDir::open(&run).expect("run dir");
-    let first = convscope::train::restore::load(&run_dir, None)
+    let first = convscope::infer::restore::load(&run_dir, None)
         .expect("loads")
         .checkpoint
         .state
@@ -67,7 +67,7 @@ fn loads_and_predict_never_fail_while_the_trainer_prunes_every_epoch() {
     let mut loads = 0;
     let mut newest = first;
     wait_for("30 more epochs", Duration::from_mins(3), || {
-        let restored = convscope::train::restore::load(&run_dir, None)
+        let restored = convscope::infer::restore::load(&run_dir, None)
             .unwrap_or_else(|e| panic!("load {loads} failed: {e}"));
         assert!(restored.note.is_none(), "{:?}", restored.note);
         loads += 1;

@@ -43,7 +43,7 @@ fn viewer_on_a_finished_run_fixture() {
 
     let (tx, mut rx) = convscope::events::channel(1024);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
-    let viewer = convscope::train::viewer::spawn(run.clone(), tx, cmd_rx).expect("viewer");
+    let viewer = convscope::infer::viewer::spawn(run.clone(), tx, cmd_rx).expect("viewer");
     let mut state = AppState::new(
         &UiConfig::default(),
         "convscope · fixture".into(),
@@ -87,7 +87,7 @@ fn queued_probes_are_answered_once() {
             })
             .expect("queued");
     }
-    let viewer = convscope::train::viewer::spawn(run, tx, cmd_rx).expect("viewer");
+    let viewer = convscope::infer::viewer::spawn(run, tx, cmd_rx).expect("viewer");
     let mut warnings = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     // The fixture has no checkpoint: each answered probe is a warning.

@@ -10,10 +10,10 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::cli::ExportArgs;
 use crate::events::{EpochMetrics, Event};
+use crate::infer::probe::{self, Probe};
+use crate::infer::restore::{self, Restored};
 use crate::run::checkpoint::Checkpoint;
 use crate::run::{RunDir, RunSource, event_log};
-use crate::train::probe::{self, Probe};
-use crate::train::restore::{self, Restored};
 use crate::viz::export::{
     self as compose, Content, ExportFile, FeatureMaps, FeatureParts, FilterParts, Naming, Style,
 };
@@ -106,7 +106,7 @@ fn compose_all(
     let mut stems = HashSet::new();
     let mut probes = Vec::new();
     for image in images {
-        match prober.feature_maps(&restored.net, image, epoch) {
+        match prober.feature_maps(&restored.net, image, epoch)? {
             Event::FeatureMaps(snap) => probes.push((unique_stem(image, &mut stems), snap)),
             Event::Warning(w) => bail!(
                 "{}; pass --image with a readable JPEG, PNG, WebP, BMP or GIF file",
@@ -116,7 +116,7 @@ fn compose_all(
         }
     }
     let mut files = Vec::new();
-    if let Event::Filters(snap) = probe::filters(&restored.net, epoch) {
+    if let Event::Filters(snap) = probe::filters(&restored.net, epoch)? {
         for (i, layer) in snap.layers.iter().enumerate() {
             let parts = FilterParts {
                 one: None,

@@ -9,8 +9,8 @@ use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
 use crate::cli::PredictArgs;
+use crate::infer::{self, restore};
 use crate::run::RunDir;
-use crate::train::restore;
 
 /// One image's prediction.
 #[derive(Debug, Clone, Serialize)]
@@ -49,18 +49,15 @@ pub fn run(args: &PredictArgs) -> Result<i32> {
             TensorData::new(pixels, [1, shape[0], shape[1], shape[2]]),
             &device,
         );
-        let probs: Vec<f32> = crate::model::probabilities(eval.forward(x, false, false).logits)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("cannot read the class probabilities: {e:?}"))?;
-        let (index, probability) = crate::model::argmax(&probs);
-        predictions.push(Prediction {
-            image: image.clone(),
-            class: restored.classes.get(index).cloned().unwrap_or_default(),
-            index,
-            probability,
-            probabilities: probs,
-        });
+        for c in infer::classify(eval.forward(x, false, false).logits)? {
+            predictions.push(Prediction {
+                image: image.clone(),
+                class: restored.classes.get(c.class).cloned().unwrap_or_default(),
+                index: c.class,
+                probability: c.probability,
+                probabilities: c.probabilities,
+            });
+        }
     }
     let mut stdout = std::io::stdout();
     if args.json {

@@ -122,80 +122,14 @@ impl Dataset {
             }
             None => stratified_split(scanned.samples, cfg.data.val_split, cfg.train.seed),
         };
-        let [c, h, w] = cfg.input_shape();
-        let image_bytes = (c * h * w) as u64;
-        let mut budget = cfg.data.cache_mib.saturating_mul(1 << 20);
-        let mut skipped = Vec::new();
-        let mut cached = 0;
-        let mut parts = Vec::with_capacity(2);
-        for samples in [train, val] {
-            let mut keep = Vec::with_capacity(samples.len());
-            let mut cache = Vec::with_capacity(samples.len());
-            // Chunks bound the decoded images held at once when they do not all fit the cache.
-            for chunk in samples.chunks(256) {
-                let decoded: Vec<_> = chunk
-                    .par_iter()
-                    .map(|s| decode_resized_reason(&s.path, cfg))
-                    .collect();
-                for (s, d) in chunk.iter().zip(decoded) {
-                    match d {
-                        Ok(d) => {
-                            keep.push(s.clone());
-                            if budget >= image_bytes {
-                                budget -= image_bytes;
-                                cached += 1;
-                                cache.push(Some(d.pixels.into_boxed_slice()));
-                            } else {
-                                cache.push(None);
-                            }
-                        }
-                        Err(reason) => {
-                            tracing::warn!(
-                                "skipping image {}: {reason} (fix or remove the file; skipped files are listed in the run's classes.json)",
-                                s.path.display()
-                            );
-                            skipped.push(Skipped {
-                                path: s.path.clone(),
-                                reason,
-                            });
-                        }
-                    }
-                }
-            }
-            parts.push(Part {
-                samples: keep,
-                cache,
-            });
-        }
-        let val = parts.pop().unwrap_or(Part {
-            samples: Vec::new(),
-            cache: Vec::new(),
-        });
-        let train = parts.pop().unwrap_or(Part {
-            samples: Vec::new(),
-            cache: Vec::new(),
-        });
-        for (label, name) in scanned.classes.iter().enumerate() {
-            let good = train.samples.iter().any(|s| s.label == label)
-                || (val_dir.is_none() && val.samples.iter().any(|s| s.label == label));
-            if !good {
-                let dir = train_dir.join(name);
-                let bad: Vec<_> = skipped
-                    .iter()
-                    .filter(|s| s.path.starts_with(&dir))
-                    .collect();
-                let detail = match bad.first() {
-                    Some(first) => format!(
-                        "all {} image files failed to load, e.g. {}: {}",
-                        bad.len(),
-                        first.path.display(),
-                        first.reason
-                    ),
-                    None => "no image left for training".into(),
-                };
-                return Err(DataError::EmptyClass { path: dir, detail });
-            }
-        }
+        let (train, val, skipped, cached) = load(train, val, cfg);
+        check_classes(
+            &scanned.classes,
+            train_dir,
+            val_dir.is_none(),
+            [&train, &val],
+            &skipped,
+        )?;
         tracing::info!(
             train = train.samples.len(),
             val = val.samples.len(),
@@ -303,6 +237,90 @@ impl Dataset {
     }
 }
 
+/// Decode every image of `train` and `val` once, in parallel, to validate it, and cache the
+/// resized images while `data.cache_mib` lasts; an image that fails is skipped (and logged).
+/// Gives the two parts, the skipped files and how many images were cached.
+fn load(train: Vec<Sample>, val: Vec<Sample>, cfg: &Config) -> (Part, Part, Vec<Skipped>, usize) {
+    let [c, h, w] = cfg.input_shape();
+    let image_bytes = (c * h * w) as u64;
+    let mut budget = cfg.data.cache_mib.saturating_mul(1 << 20);
+    let mut skipped = Vec::new();
+    let mut cached = 0;
+    let [train, val] = [train, val].map(|samples| {
+        let mut keep = Vec::with_capacity(samples.len());
+        let mut cache = Vec::with_capacity(samples.len());
+        // Chunks bound the decoded images held at once when they do not all fit the cache.
+        for chunk in samples.chunks(256) {
+            let decoded: Vec<_> = chunk
+                .par_iter()
+                .map(|s| decode_resized_reason(&s.path, cfg))
+                .collect();
+            for (s, d) in chunk.iter().zip(decoded) {
+                match d {
+                    Ok(d) => {
+                        keep.push(s.clone());
+                        if budget >= image_bytes {
+                            budget -= image_bytes;
+                            cached += 1;
+                            cache.push(Some(d.pixels.into_boxed_slice()));
+                        } else {
+                            cache.push(None);
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::warn!(
+                            "skipping image {}: {reason} (fix or remove the file; skipped files are listed in the run's classes.json)",
+                            s.path.display()
+                        );
+                        skipped.push(Skipped {
+                            path: s.path.clone(),
+                            reason: reason.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        Part {
+            samples: keep,
+            cache,
+        }
+    });
+    (train, val, skipped, cached)
+}
+
+/// Every class needs an image to train on (with no validation folder, one in either part):
+/// a class without is an error saying why its images failed.
+fn check_classes(
+    classes: &[String],
+    train_dir: &Path,
+    split: bool,
+    [train, val]: [&Part; 2],
+    skipped: &[Skipped],
+) -> Result<(), DataError> {
+    for (label, name) in classes.iter().enumerate() {
+        let good = train.samples.iter().any(|s| s.label == label)
+            || (split && val.samples.iter().any(|s| s.label == label));
+        if !good {
+            let dir = train_dir.join(name);
+            let bad: Vec<_> = skipped
+                .iter()
+                .filter(|s| s.path.starts_with(&dir))
+                .collect();
+            let detail = match bad.first() {
+                Some(first) => format!(
+                    "all {} image files failed to load, e.g. {}: {}",
+                    bad.len(),
+                    first.path.display(),
+                    first.reason
+                ),
+                None => "no image left for training".into(),
+            };
+            return Err(DataError::EmptyClass { path: dir, detail });
+        }
+    }
+    Ok(())
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -375,7 +393,7 @@ impl Job {
                             &decoded
                         }
                         Err(reason) => {
-                            self.late_skip(&part.samples[idx].path, reason);
+                            self.late_skip(&part.samples[idx].path, &reason);
                             return false;
                         }
                     }
@@ -409,7 +427,7 @@ impl Job {
         }
     }
 
-    fn late_skip(&self, path: &Path, reason: String) {
+    fn late_skip(&self, path: &Path, reason: &super::ImageError) {
         if lock(&self.inner.late_paths).insert(path.to_path_buf()) {
             tracing::warn!(
                 "skipping image {} that went bad after opening: {reason}; fix or remove the file",
@@ -417,7 +435,7 @@ impl Job {
             );
             lock(&self.inner.late).push(Skipped {
                 path: path.to_path_buf(),
-                reason,
+                reason: reason.to_string(),
             });
         }
     }

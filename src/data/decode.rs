@@ -9,6 +9,55 @@ use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use super::DataError;
 use crate::config::{ColorMode, Config};
 
+/// Why an image file could not be decoded: a short reason (the caller adds the file name).
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(
+        "{format} images are not read by convscope; convert the file to PNG or JPEG (e.g. `convert FILE out.png` with ImageMagick)"
+    )]
+    Unread { format: String },
+    #[error("cannot read the file: {0}")]
+    Read(std::io::Error),
+    #[error("{what}, not an image file; only regular files are read")]
+    NotAFile { what: &'static str },
+    #[error(
+        "the file is {len} bytes, more than any image within data.max_pixels = {max_pixels} takes ({cap} bytes at most); shrink the image or raise data.max_pixels"
+    )]
+    FileTooLarge { len: u64, cap: u64, max_pixels: u64 },
+    #[error("empty file (0 bytes)")]
+    Empty,
+    #[error("not a recognised image format")]
+    UnknownFormat,
+    #[error(
+        "the file is {len} bytes, far more than a {w}x{h} Jpeg takes; it is not a plain image file"
+    )]
+    JpegTooLarge { len: u64, w: u32, h: u32 },
+    #[error(
+        "{w}x{h} pixels is above data.max_pixels = {max_pixels}; shrink the image or raise data.max_pixels"
+    )]
+    TooManyPixels { w: u32, h: u32, max_pixels: u64 },
+    // Decoder messages can end in a newline, which would split the one-line warning.
+    #[error("not a valid {format} file: {}", trimmed(.error))]
+    Invalid {
+        format: String,
+        error: image::ImageError,
+    },
+    #[error("{format} header says {w}x{h} pixels")]
+    NoPixels { format: String, w: u32, h: u32 },
+    #[error("truncated Jpeg file (no end-of-image marker after the last scan)")]
+    TruncatedJpeg,
+    #[error("corrupt {format} data: {}", trimmed(.error))]
+    Corrupt {
+        format: String,
+        error: image::ImageError,
+    },
+}
+
+/// An error's message without the line break a decoder may end it with.
+fn trimmed(e: &impl std::fmt::Display) -> String {
+    e.to_string().trim_end().to_string()
+}
+
 /// A decoded, resized image: interleaved `[height, width, channels]` u8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
@@ -21,16 +70,14 @@ pub struct Decoded {
 /// Open an image file for reading: only a regular file, at most `cap` bytes. The open does not
 /// wait (`O_NONBLOCK`: a FIFO with no writer would block it, and with it the training thread
 /// that asked for a probe), and the checks are made on the open file.
-fn open_image(path: &Path, cap: u64, max_pixels: u64) -> Result<(File, u64), String> {
+fn open_image(path: &Path, cap: u64, max_pixels: u64) -> Result<(File, u64), ImageError> {
     use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
-        .map_err(|e| format!("cannot read the file: {e}"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read the file: {e}"))?;
+        .map_err(ImageError::Read)?;
+    let meta = file.metadata().map_err(ImageError::Read)?;
     if !meta.is_file() {
         let t = meta.file_type();
         let what = if t.is_dir() {
@@ -44,15 +91,14 @@ fn open_image(path: &Path, cap: u64, max_pixels: u64) -> Result<(File, u64), Str
         } else {
             "not a regular file"
         };
-        return Err(format!(
-            "{what}, not an image file; only regular files are read"
-        ));
+        return Err(ImageError::NotAFile { what });
     }
     if meta.len() > cap {
-        return Err(format!(
-            "the file is {} bytes, more than any image within data.max_pixels = {max_pixels} takes ({cap} bytes at most); shrink the image or raise data.max_pixels",
-            meta.len()
-        ));
+        return Err(ImageError::FileTooLarge {
+            len: meta.len(),
+            cap,
+            max_pixels,
+        });
     }
     Ok((file, meta.len()))
 }
@@ -68,29 +114,26 @@ fn max_file_bytes(max_pixels: u64) -> u64 {
 /// The file is read as a stream: its header gives the size, which is checked before any pixel
 /// is decoded, and a file that is not what its header says fails where it stops making sense,
 /// not after being read whole. The error is a short reason (the caller adds the file name).
-pub(crate) fn decode_file(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
+pub(crate) fn decode_file(path: &Path, max_pixels: u64) -> Result<DynamicImage, ImageError> {
     if let Some(format) = super::scan::unread_format(path) {
-        return Err(format!(
-            "{format} images are not read by convscope; convert the file to PNG or JPEG (e.g. `convert FILE out.png` with ImageMagick)"
-        ));
+        return Err(ImageError::Unread { format });
     }
     let (file, len) = open_image(path, max_file_bytes(max_pixels), max_pixels)?;
     if len == 0 {
-        return Err("empty file (0 bytes)".into());
+        return Err(ImageError::Empty);
     }
-    let read_err = |e: std::io::Error| format!("cannot read the file: {e}");
-    let stream = || -> Result<BufReader<&File>, String> {
+    let stream = || -> Result<BufReader<&File>, ImageError> {
         let mut f = &file;
-        f.seek(SeekFrom::Start(0)).map_err(read_err)?;
+        f.seek(SeekFrom::Start(0)).map_err(ImageError::Read)?;
         Ok(BufReader::with_capacity(64 << 10, f))
     };
     let format = match ImageReader::new(stream()?)
         .with_guessed_format()
-        .map_err(read_err)?
+        .map_err(ImageError::Read)?
         .format()
     {
         Some(f) => f,
-        None => ImageFormat::from_path(path).map_err(|_| "not a recognised image format")?,
+        None => ImageFormat::from_path(path).map_err(|_| ImageError::UnknownFormat)?,
     };
     if format == ImageFormat::Jpeg {
         // Its decoder takes the file whole: hand it no more than the frame it declares can
@@ -102,9 +145,7 @@ pub(crate) fn decode_file(path: &Path, max_pixels: u64) -> Result<DynamicImage, 
                 check_pixels(w, h, max_pixels)?;
                 let bound = pixels.saturating_mul(8).saturating_add(16 << 20);
                 if len > bound {
-                    return Err(format!(
-                        "the file is {len} bytes, far more than a {w}x{h} Jpeg takes; it is not a plain image file"
-                    ));
+                    return Err(ImageError::JpegTooLarge { len, w, h });
                 }
                 bound
             }
@@ -114,7 +155,7 @@ pub(crate) fn decode_file(path: &Path, max_pixels: u64) -> Result<DynamicImage, 
         stream()?
             .take(bound)
             .read_to_end(&mut bytes)
-            .map_err(read_err)?;
+            .map_err(ImageError::Read)?;
         decode_with(
             || Ok(Cursor::new(bytes.as_slice())),
             format,
@@ -127,12 +168,10 @@ pub(crate) fn decode_file(path: &Path, max_pixels: u64) -> Result<DynamicImage, 
 }
 
 /// Refuse an image above `max_pixels` (or of no pixels) by the size its header gives.
-fn check_pixels(w: u32, h: u32, max_pixels: u64) -> Result<(), String> {
+fn check_pixels(w: u32, h: u32, max_pixels: u64) -> Result<(), ImageError> {
     let pixels = u64::from(w) * u64::from(h);
     if pixels > max_pixels {
-        return Err(format!(
-            "{w}x{h} pixels is above data.max_pixels = {max_pixels}; shrink the image or raise data.max_pixels"
-        ));
+        return Err(ImageError::TooManyPixels { w, h, max_pixels });
     }
     Ok(())
 }
@@ -140,13 +179,13 @@ fn check_pixels(w: u32, h: u32, max_pixels: u64) -> Result<(), String> {
 /// Decode what `open` reads (from its start each time it is called) as `format`; `jpeg` is the
 /// whole file when it is a Jpeg, to check that it is complete.
 fn decode_with<R: std::io::BufRead + std::io::Seek>(
-    open: impl Fn() -> Result<R, String>,
+    open: impl Fn() -> Result<R, ImageError>,
     format: ImageFormat,
     max_pixels: u64,
     jpeg: Option<&[u8]>,
-) -> Result<DynamicImage, String> {
-    let what = format!("{format:?}");
-    let reader = |limits: Limits| -> Result<ImageReader<R>, String> {
+) -> Result<DynamicImage, ImageError> {
+    let what = || format!("{format:?}");
+    let reader = |limits: Limits| -> Result<ImageReader<R>, ImageError> {
         let mut r = ImageReader::with_format(open()?, format);
         r.limits(limits);
         Ok(r)
@@ -154,15 +193,22 @@ fn decode_with<R: std::io::BufRead + std::io::Seek>(
     // The header alone: cheap, and it lets a decompression bomb be refused by its claimed size.
     let (w, h) = reader(Limits::no_limits())?
         .into_dimensions()
-        .map_err(|e| format!("not a valid {what} file: {e}"))?;
+        .map_err(|error| ImageError::Invalid {
+            format: what(),
+            error,
+        })?;
     check_pixels(w, h, max_pixels)?;
     let pixels = u64::from(w) * u64::from(h);
     if pixels == 0 {
-        return Err(format!("{what} header says {w}x{h} pixels"));
+        return Err(ImageError::NoPixels {
+            format: what(),
+            w,
+            h,
+        });
     }
     if jpeg.is_some_and(|bytes| !jpeg_is_complete(bytes)) {
         // zune-jpeg pads a cut-off file with grey; PIL refuses it ("image file is truncated").
-        return Err("truncated Jpeg file (no end-of-image marker after the last scan)".into());
+        return Err(ImageError::TruncatedJpeg);
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(w);
@@ -171,8 +217,14 @@ fn decode_with<R: std::io::BufRead + std::io::Seek>(
     limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(16 << 20));
     let decoder = reader(limits)?
         .into_decoder()
-        .map_err(|e| format!("not a valid {what} file: {e}"))?;
-    DynamicImage::from_decoder(decoder).map_err(|e| format!("corrupt {what} data: {e}"))
+        .map_err(|error| ImageError::Invalid {
+            format: what(),
+            error,
+        })?;
+    DynamicImage::from_decoder(decoder).map_err(|error| ImageError::Corrupt {
+        format: what(),
+        error,
+    })
 }
 
 /// The width and height a Jpeg's frame header (SOFn) declares, read from its first segments;
@@ -294,9 +346,8 @@ pub fn decode_resized(path: &Path, cfg: &Config) -> Result<Decoded, DataError> {
     })
 }
 
-pub(crate) fn decode_resized_reason(path: &Path, cfg: &Config) -> Result<Decoded, String> {
-    // Decoder messages can end in a newline, which would split the one-line warning.
-    let img = decode_file(path, cfg.data.max_pixels).map_err(|r| r.trim_end().to_string())?;
+pub(crate) fn decode_resized_reason(path: &Path, cfg: &Config) -> Result<Decoded, ImageError> {
+    let img = decode_file(path, cfg.data.max_pixels)?;
     let (pixels, sh, sw) = to_pixels(&img, cfg.data.color_mode);
     drop(img);
     let channels = cfg.data.color_mode.channels();

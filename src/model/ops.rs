@@ -8,6 +8,7 @@
 //! step of the tutorial net with each path.
 
 pub mod adam;
+pub mod adam_kernels;
 pub mod bench;
 pub mod conv;
 pub mod dropout;
@@ -133,23 +134,26 @@ pub fn conv2d_relu_pool(
 
 /// Dropout at `rate` (the kept values scaled by `1 / (1 - rate)`); on flex the mask is made in
 /// parallel from a seed drawn from burn's seeded generator (so runs stay reproducible) and made
-/// again in the backward pass instead of being stored.
+/// again in the backward pass instead of being stored. Should the seed not read back, burn's
+/// own dropout runs: never a mask from a made-up seed.
 #[must_use]
 pub fn dropout<const D: usize>(x: Tensor<D>, rate: f32, fast: bool) -> Tensor<D> {
     let keep = 1.0 - rate;
     if fast && flex_f32(&x) {
-        let draws: Vec<f32> = Tensor::<1>::random([2], Distribution::Default, &x.device())
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        let seed = draws
-            .iter()
-            .fold(0u64, |s, d| (s << 32) | u64::from(d.to_bits()));
-        return Tensor::from_dispatch(<Dispatch as FastOps>::fast_dropout(
-            x.into_dispatch(),
-            keep,
-            seed,
-        ));
+        let draws = Tensor::<1>::random([2], Distribution::Default, &x.device());
+        match crate::model::read_f32(draws, "dropout seed") {
+            Ok(draws) => {
+                let seed = draws
+                    .iter()
+                    .fold(0u64, |s, d| (s << 32) | u64::from(d.to_bits()));
+                return Tensor::from_dispatch(<Dispatch as FastOps>::fast_dropout(
+                    x.into_dispatch(),
+                    keep,
+                    seed,
+                ));
+            }
+            Err(e) => tracing::warn!("{e}; burn's dropout runs instead"),
+        }
     }
     let keep = f64::from(keep);
     let mask = x.random_like(Distribution::Bernoulli(keep));

@@ -66,9 +66,13 @@ impl TrainState {
 
     /// Check that the fields are in range (a hand-edited file must not make an epoch counter
     /// wrap around); the error names the field and its value.
-    pub fn check(&self) -> Result<(), String> {
-        let bad = |field: &str, value: String, want: &str| {
-            Err(format!("field `{field}` = {value}: {want}"))
+    pub fn check(&self) -> Result<(), StateError> {
+        let bad = |field: &'static str, value: String, want: &str| {
+            Err(StateError {
+                field,
+                value,
+                want: want.to_string(),
+            })
         };
         if !(1..=MAX_EPOCH).contains(&self.epoch) {
             return bad(
@@ -166,10 +170,10 @@ impl Checkpoint {
 
 /// Write a checkpoint: `write_files` fills a temporary folder with the model and optimizer
 /// files; then the state is written, the folder renamed into place and `latest` updated.
-pub fn save(
+pub fn save<E: std::fmt::Display>(
     dir: &Path,
     state: &TrainState,
-    write_files: impl FnOnce(&Path) -> Result<(), String>,
+    write_files: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<Checkpoint, RunError> {
     let name = name_for(state);
     let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
@@ -207,13 +211,17 @@ pub fn save(
 }
 
 // Create `tmp` and write the model, optimizer and state files into it.
-fn fill(
+fn fill<E: std::fmt::Display>(
     tmp: &Path,
     state: &TrainState,
-    write_files: impl FnOnce(&Path) -> Result<(), String>,
-) -> Result<TrainState, String> {
-    std::fs::create_dir_all(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    write_files(tmp)?;
+    write_files: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<TrainState, FillError<E>> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FillError::Io { path, source }
+    };
+    std::fs::create_dir_all(tmp).map_err(io(tmp))?;
+    write_files(tmp).map_err(FillError::Files)?;
     let mut sizes = [0u64; 2];
     for (file, size) in [MODEL_FILE, OPTIM_FILE].into_iter().zip(&mut sizes) {
         let p = tmp.join(file);
@@ -222,21 +230,35 @@ fn fill(
                 f.sync_all()?;
                 f.metadata()
             })
-            .map_err(|e| format!("{}: {e}", p.display()))?
+            .map_err(io(&p))?
             .len();
     }
     let state = TrainState {
         model_bytes: sizes[0],
         optim_bytes: sizes[1],
-        files_hash: Some(
-            files_hash(tmp, &[MODEL_FILE, OPTIM_FILE])
-                .map_err(|e| format!("{}: {e}", tmp.display()))?,
-        ),
+        files_hash: Some(files_hash(tmp, &[MODEL_FILE, OPTIM_FILE]).map_err(io(tmp))?),
         ..state.clone()
     };
-    let json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
-    write_atomic(&tmp.join(STATE_FILE), &json).map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec_pretty(&state).map_err(FillError::State)?;
+    write_atomic(&tmp.join(STATE_FILE), &json).map_err(FillError::Write)?;
     Ok(state)
+}
+
+/// Why a checkpoint's temporary folder could not be filled.
+#[derive(Debug, thiserror::Error)]
+enum FillError<E> {
+    /// The model or optimizer file, as the caller's writer says.
+    #[error("{0}")]
+    Files(E),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    State(serde_json::Error),
+    #[error("{0}")]
+    Write(RunError),
 }
 
 /// A fast, non-cryptographic hash of `files` in `dir` (against damage, not against an
@@ -285,27 +307,63 @@ fn files_hashes(dir: &Path, files: &[&str]) -> std::io::Result<Vec<u64>> {
     Ok(hashes)
 }
 
+/// A state field out of range (a hand-edited file must not make an epoch counter wrap around).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}` = {value}: {want}")]
+pub struct StateError {
+    pub field: &'static str,
+    pub value: String,
+    /// What the field must be.
+    pub want: String,
+}
+
+/// What is wrong with a checkpoint folder.
+#[derive(Debug, thiserror::Error)]
+enum Damage {
+    #[error("cannot read its files: {0}")]
+    Unreadable(std::io::Error),
+    #[error("its files are damaged: their hash differs from the one written with them")]
+    Hash,
+    #[error("cannot read {STATE_FILE}: {0}")]
+    StateUnreadable(super::small_file::SmallFileError),
+    #[error("{STATE_FILE} is not valid checkpoint state: {0}")]
+    StateInvalid(serde_json::Error),
+    #[error("{STATE_FILE} {0}")]
+    StateOutOfRange(StateError),
+    #[error("cannot read {file}: {error}")]
+    FileUnreadable {
+        file: &'static str,
+        error: std::io::Error,
+    },
+    #[error("{file} is empty")]
+    Empty { file: &'static str },
+    #[error("{file} is {len} bytes, but {want} were written")]
+    Size {
+        file: &'static str,
+        len: u64,
+        want: u64,
+    },
+}
+
 /// Check a listed checkpoint's files against the hash written with them.
-fn verify(c: &Checkpoint) -> Result<(), String> {
+fn verify(c: &Checkpoint) -> Result<(), Damage> {
     let Some(want) = c.state.files_hash else {
         return Ok(());
     };
-    let got =
-        files_hash(&c.path, c.state.files()).map_err(|e| format!("cannot read its files: {e}"))?;
+    let got = files_hash(&c.path, c.state.files()).map_err(Damage::Unreadable)?;
     if got == want {
         Ok(())
     } else {
-        Err("its files are damaged: their hash differs from the one written with them".into())
+        Err(Damage::Hash)
     }
 }
 
 /// Read a checkpoint folder's state and check its files; the error says what is wrong.
-fn read_state(path: &Path) -> Result<TrainState, String> {
-    let text = super::small_file::read_string(&path.join(STATE_FILE))
-        .map_err(|e| format!("cannot read {STATE_FILE}: {e}"))?;
-    let state: TrainState = serde_json::from_str(&text)
-        .map_err(|e| format!("{STATE_FILE} is not valid checkpoint state: {e}"))?;
-    state.check().map_err(|e| format!("{STATE_FILE} {e}"))?;
+fn read_state(path: &Path) -> Result<TrainState, Damage> {
+    let text =
+        super::small_file::read_string(&path.join(STATE_FILE)).map_err(Damage::StateUnreadable)?;
+    let state: TrainState = serde_json::from_str(&text).map_err(Damage::StateInvalid)?;
+    state.check().map_err(Damage::StateOutOfRange)?;
     for (file, want) in [
         (MODEL_FILE, state.model_bytes),
         (OPTIM_FILE, state.optim_bytes),
@@ -314,14 +372,14 @@ fn read_state(path: &Path) -> Result<TrainState, String> {
     .take(state.files().len())
     {
         let len = std::fs::metadata(path.join(file))
-            .map_err(|e| format!("cannot read {file}: {e}"))?
+            .map_err(|error| Damage::FileUnreadable { file, error })?
             .len();
         if len == 0 {
-            return Err(format!("{file} is empty"));
+            return Err(Damage::Empty { file });
         }
         // A truncated or overwritten file no longer has the size it was written with.
         if want > 0 && len != want {
-            return Err(format!("{file} is {len} bytes, but {want} were written"));
+            return Err(Damage::Size { file, len, want });
         }
     }
     Ok(state)
@@ -370,20 +428,30 @@ pub fn latest(dir: &Path) -> Result<(Checkpoint, Option<String>), RunError> {
 /// How many times [`latest`] lists a folder that keeps changing under it.
 const LIST_TRIES: usize = 5;
 
+/// Why the `latest` file cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum LatestError {
+    #[error("{} cannot be read: {error}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{} {error}", path.display())]
+    Invalid {
+        path: PathBuf,
+        error: super::small_file::SmallFileError,
+    },
+}
+
 /// What `latest` names (`None`: there is no `latest`), or why it cannot be read.
-fn read_latest(dir: &Path) -> Result<Option<String>, String> {
+fn read_latest(dir: &Path) -> Result<Option<String>, LatestError> {
+    use super::small_file::SmallFileError;
     let path = dir.join("latest");
     match super::small_file::read_string(&path) {
         Ok(s) => Ok(Some(s.trim().to_string())),
-        Err(super::small_file::SmallFileError::Io(e))
-            if e.kind() == std::io::ErrorKind::NotFound =>
-        {
-            Ok(None)
-        }
-        Err(super::small_file::SmallFileError::Io(e)) => {
-            Err(format!("{} cannot be read: {e}", path.display()))
-        }
-        Err(e) => Err(format!("{} {e}", path.display())),
+        Err(SmallFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(SmallFileError::Io(error)) => Err(LatestError::Unreadable { path, error }),
+        Err(error) => Err(LatestError::Invalid { path, error }),
     }
 }
 
@@ -391,12 +459,14 @@ fn read_latest(dir: &Path) -> Result<Option<String>, String> {
 fn latest_once(dir: &Path) -> Result<Option<(Checkpoint, Option<String>)>, RunError> {
     let named = read_latest(dir);
     let mut all = list(dir)?;
-    if read_latest(dir) != named {
+    if read_latest(dir).map_err(|e| e.to_string())
+        != named.as_ref().cloned().map_err(ToString::to_string)
+    {
         return Ok(None);
     }
     let mut skipped = Vec::new();
     let named = named.unwrap_or_else(|why| {
-        skipped.push(why);
+        skipped.push(why.to_string());
         None
     });
     if let Some(n) = &named {
@@ -408,7 +478,10 @@ fn latest_once(dir: &Path) -> Result<Option<(Checkpoint, Option<String>)>, RunEr
             let why = if n.is_empty() || n.contains(['/', '\\']) {
                 "not a checkpoint name".to_string()
             } else if dir.join(n).is_dir() {
-                read_state(&dir.join(n)).err().unwrap_or_default()
+                read_state(&dir.join(n))
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
             } else {
                 "missing".to_string()
             };
@@ -634,7 +707,7 @@ mod tests {
     fn failed_write_leaves_previous_intact() {
         let dir = tempfile::tempdir().expect("tempdir");
         save(dir.path(), &state(1, 10), fake_files).expect("save");
-        let err = save(dir.path(), &state(2, 3), |_| Err("disk full".into())).unwrap_err();
+        let err = save(dir.path(), &state(2, 3), |_| Err("disk full")).unwrap_err();
         let err = err.to_string();
         assert!(err.contains("disk full"), "{err}");
         assert!(
@@ -653,7 +726,7 @@ mod tests {
     #[test]
     fn failed_first_write_does_not_claim_a_kept_checkpoint() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = save(dir.path(), &state(1, 3), |_| Err("disk full".into()))
+        let err = save(dir.path(), &state(1, 3), |_| Err("disk full"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("there is no earlier checkpoint"), "{err}");

@@ -120,12 +120,6 @@ impl ConvGeom {
     fn band_rows(&self) -> usize {
         (BAND_FLOATS / (self.k() * self.out_w).max(1)).clamp(1, self.out_h.max(1))
     }
-
-    /// Floating-point operations of the forward pass (2 per multiply-add).
-    #[must_use]
-    pub fn forward_flops(&self) -> f64 {
-        2.0 * (self.batch * self.out_ch * self.p() * self.k()) as f64
-    }
 }
 
 /// Per-thread scratch reused across calls so bands are allocated once per thread.

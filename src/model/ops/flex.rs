@@ -9,7 +9,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::TensorData;
 
-use super::adam;
+use super::adam_kernels;
 use super::conv::{self, ConvGeom, Needs, Upstream};
 use super::dropout;
 use super::pool::{self, PoolGeom};
@@ -183,7 +183,7 @@ impl FastOps for Flex {
         square: bool,
     ) -> FloatTensor<Self> {
         elementwise([&prev, &g], "adam moments", |[prev, g], out| {
-            adam::ema(prev, g, beta, square, out);
+            adam_kernels::ema(prev, g, beta, square, out);
         })
     }
 
@@ -194,7 +194,7 @@ impl FastOps for Flex {
         factors: [f32; 3],
     ) -> FloatTensor<Self> {
         elementwise([&p, &m, &v], "adam update", |[p, m, v], out| {
-            adam::apply(p, m, v, factors, out);
+            adam_kernels::apply(p, m, v, factors, out);
         })
     }
 }

@@ -51,13 +51,6 @@ pub(crate) fn output<const D: usize>(
     t
 }
 
-/// Release every pooled buffer that burn no longer uses.
-pub fn clear() {
-    POOL.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .retain(|t| !t.is_unique());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,11 +6,21 @@ use std::path::{Path, PathBuf};
 use burn::module::Module as _;
 use burn::tensor::{Bytes, Device};
 
-use super::TrainError;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::model::Net;
-use crate::run::RunDir;
 use crate::run::checkpoint::{self, Checkpoint, TrainState};
+use crate::run::{RunDir, RunError};
+
+/// Why a run's network (or, for resuming, its optimizer and training state) did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+}
 
 /// A network restored from disk, with what is needed to use it.
 pub struct Restored {
@@ -26,7 +36,7 @@ pub struct Restored {
 pub fn pick(
     run: &RunDir,
     epoch: Option<usize>,
-) -> Result<(Checkpoint, Option<String>), TrainError> {
+) -> Result<(Checkpoint, Option<String>), RestoreError> {
     let dir = run.checkpoints_path();
     match epoch {
         None => Ok(checkpoint::latest(&dir)?),
@@ -38,7 +48,7 @@ pub fn pick(
                 .cloned();
             found
                 .map(|c| (c, None))
-                .ok_or_else(|| TrainError::Checkpoint {
+                .ok_or_else(|| RestoreError::Checkpoint {
                     path: dir.clone(),
                     message: format!(
                         "no complete checkpoint for epoch {e}; epochs with one: {}",
@@ -81,7 +91,7 @@ fn epoch_ranges(mut epochs: Vec<usize>) -> String {
 }
 
 /// Load the network of `run` at `epoch` (default: newest) onto the CPU device.
-pub fn load(run: &RunDir, epoch: Option<usize>) -> Result<Restored, TrainError> {
+pub fn load(run: &RunDir, epoch: Option<usize>) -> Result<Restored, RestoreError> {
     let cfg = run.read_config()?;
     let classes = run.read_classes()?.classes;
     let (checkpoint, note, net) = pick_and_load(run, epoch, &cfg, classes.len(), &Device::flex())?;
@@ -103,7 +113,7 @@ const LOAD_TRIES: usize = 5;
 enum LoadFail {
     /// Its files were removed or replaced while they were read: pick again.
     Vanished(String),
-    Failed(TrainError),
+    Failed(RestoreError),
 }
 
 /// Pick the checkpoint of `epoch` (or the newest) and load its weights, picking again when
@@ -114,16 +124,16 @@ pub fn pick_and_load(
     cfg: &Config,
     classes: usize,
     device: &Device,
-) -> Result<(Checkpoint, Option<String>, Net), TrainError> {
+) -> Result<(Checkpoint, Option<String>, Net), RestoreError> {
     retrying(|| pick(run, epoch), |cp| weights(cfg, classes, cp, device))
 }
 
 /// [`pick_and_load`] with the picking and loading given: load what `pick` gives, and when it
 /// vanished on the way, pick again ([`LOAD_TRIES`] times).
 fn retrying<T>(
-    mut pick: impl FnMut() -> Result<(Checkpoint, Option<String>), TrainError>,
+    mut pick: impl FnMut() -> Result<(Checkpoint, Option<String>), RestoreError>,
     mut load: impl FnMut(&Checkpoint) -> Result<T, LoadFail>,
-) -> Result<(Checkpoint, Option<String>, T), TrainError> {
+) -> Result<(Checkpoint, Option<String>, T), RestoreError> {
     let mut vanished: Option<(PathBuf, String)> = None;
     for _ in 0..LOAD_TRIES {
         let (cp, note) = pick()?;
@@ -140,7 +150,7 @@ fn retrying<T>(
         }
     }
     let (path, why) = vanished.unwrap_or_default();
-    Err(TrainError::Checkpoint {
+    Err(RestoreError::Checkpoint {
         path,
         message: format!(
             "removed or replaced while it was read ({why}), and so were the {} picked before it; a live training prunes and rewrites its checkpoints: try again",
@@ -159,7 +169,7 @@ fn read_whole(path: &Path, written: u64) -> Result<Bytes, LoadFail> {
     use std::io::Read as _;
     let cap = if written > 0 { written } else { u64::MAX / 2 };
     let failed = |message: String| {
-        LoadFail::Failed(TrainError::Checkpoint {
+        LoadFail::Failed(RestoreError::Checkpoint {
             path: path.to_path_buf(),
             message,
         })
@@ -202,13 +212,13 @@ fn weights(
     let path = cp.model_path();
     let bytes = read_whole(&path, cp.state.model_bytes)?;
     let record = burn::store::ModuleRecord::from_bytes(bytes).map_err(|e| {
-        LoadFail::Failed(TrainError::Checkpoint {
+        LoadFail::Failed(RestoreError::Checkpoint {
             path: path.clone(),
             message: format!("cannot read the weights ({e}); the file is damaged"),
         })
     })?;
     net.try_load_record(record).map_err(|e| {
-        LoadFail::Failed(TrainError::Checkpoint {
+        LoadFail::Failed(RestoreError::Checkpoint {
             path,
             message: format!("the weights do not fit the run's network ({e})"),
         })
@@ -217,16 +227,16 @@ fn weights(
 
 /// Load the network, the optimizer state and the training state of `cp` for resuming, and
 /// check that the data still gives the same number of batches when it resumes mid-epoch.
-pub(super) fn resume_from(
+pub fn resume_from(
     cp: &Checkpoint,
     net: Net,
     optim: burn::optim::ModuleOptimizer,
     batches: usize,
-) -> Result<(Net, burn::optim::ModuleOptimizer, TrainState), TrainError> {
+) -> Result<(Net, burn::optim::ModuleOptimizer, TrainState), RestoreError> {
     let whole = |path: PathBuf, written: u64| {
         read_whole(&path, written).map_err(|e| match e {
             LoadFail::Failed(e) => e,
-            LoadFail::Vanished(why) => TrainError::Checkpoint {
+            LoadFail::Vanished(why) => RestoreError::Checkpoint {
                 path,
                 message: format!("it was removed or replaced while it was read ({why})"),
             },
@@ -234,13 +244,13 @@ pub(super) fn resume_from(
     };
     let record =
         burn::store::ModuleRecord::from_bytes(whole(cp.model_path(), cp.state.model_bytes)?)
-            .map_err(|e| TrainError::Checkpoint {
+            .map_err(|e| RestoreError::Checkpoint {
                 path: cp.model_path(),
                 message: e.to_string(),
             })?;
     let net = net
         .try_load_record(record)
-        .map_err(|e| TrainError::Checkpoint {
+        .map_err(|e| RestoreError::Checkpoint {
             path: cp.model_path(),
             message: e.to_string(),
         })?;
@@ -253,7 +263,7 @@ pub(super) fn resume_from(
     } else {
         optim
             .from_bytes(whole(cp.optim_path(), cp.state.optim_bytes)?)
-            .map_err(|e| TrainError::Checkpoint {
+            .map_err(|e| RestoreError::Checkpoint {
                 path: cp.optim_path(),
                 message: e.to_string(),
             })?
@@ -264,7 +274,7 @@ pub(super) fn resume_from(
         state.batch = batches;
         state.batches_per_epoch = batches;
     } else if cp.state.batches_per_epoch != batches {
-        return Err(TrainError::Checkpoint {
+        return Err(RestoreError::Checkpoint {
             path: cp.path.clone(),
             message: format!(
                 "the data now gives {batches} batches per epoch, the run had {}; resume needs the same data and batch size",

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use super::{probe, restore};
 use crate::config::Config;
 use crate::events::{Event, WarningInfo};
-use crate::model::Net;
+use crate::model::{Net, ReadError};
 use crate::run::RunDir;
 
 /// Keeps the probe image and the epoch being looked at.
@@ -27,6 +27,15 @@ pub struct Inspector {
 
 fn warning(message: String) -> Event {
     Event::Warning(WarningInfo { message })
+}
+
+/// A snapshot, or the warning saying why it could not be made: looking inside the network
+/// never stops the training.
+fn shown(snapshot: Result<Event, ReadError>) -> Event {
+    snapshot.unwrap_or_else(|e| {
+        tracing::warn!("{e}");
+        warning(e.to_string())
+    })
 }
 
 impl Inspector {
@@ -64,16 +73,10 @@ impl Inspector {
                 let event = self.probe.feature_maps_of(net, &image, &input, epoch);
                 self.image = Some(image);
                 self.input = Some(input);
-                vec![event]
+                vec![shown(event)]
             }
-            Err(message) => vec![warning(message)],
+            Err(e) => vec![warning(e.to_string())],
         }
-    }
-
-    /// The epoch pinned by the user, if any.
-    #[must_use]
-    pub fn pinned_epoch(&self) -> Option<usize> {
-        self.pinned.as_ref().map(|p| p.0)
     }
 
     /// Filters and feature maps of what is being looked at.
@@ -82,9 +85,9 @@ impl Inspector {
             Some((e, n)) => (n, *e),
             None => (live, live_epoch),
         };
-        let mut out = vec![probe::filters(net, epoch)];
+        let mut out = vec![shown(probe::filters(net, epoch))];
         if let (Some(image), Some(input)) = (&self.image, &self.input) {
-            out.push(self.probe.feature_maps_of(net, image, input, epoch));
+            out.push(shown(self.probe.feature_maps_of(net, image, input, epoch)));
         }
         out
     }

@@ -8,12 +8,24 @@ use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::config::{Config, LayerSpec};
+use crate::data::DataError;
 use crate::events::{Event, FeatureSnapshot, FilterSnapshot, LayerFilters, LayerMaps, WarningInfo};
-use crate::model::{self, Net};
+use crate::model::{self, Net, ReadError};
+
+/// Why a probe image gave no feature maps; shown as a warning, it names the image.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("probe {0}")]
+    Image(#[from] DataError),
+    #[error("probe image {image}: cannot start a thread to read it: {error}")]
+    Thread {
+        image: String,
+        error: std::io::Error,
+    },
+}
 
 /// The conv layers' weights as plain numbers.
-#[must_use]
-pub fn filters(net: &Net, epoch: usize) -> Event {
+pub fn filters(net: &Net, epoch: usize) -> Result<Event, ReadError> {
     let mut layers = Vec::new();
     for (i, p) in net.convs.iter().enumerate() {
         let w = p.weight.val();
@@ -27,14 +39,14 @@ pub fn filters(net: &Net, epoch: usize) -> Event {
             out_channels,
             in_channels,
             kernel: [kh, kw],
-            weights: w.into_data().try_to_vec::<f32>().unwrap_or_default(),
+            weights: model::read_f32(w, "filter weights")?,
         });
     }
-    Event::Filters(Box::new(FilterSnapshot {
+    Ok(Event::Filters(Box::new(FilterSnapshot {
         epoch,
         at_epoch_end: false,
         layers,
-    }))
+    })))
 }
 
 /// Computes feature maps of one image.
@@ -57,15 +69,23 @@ impl Probe {
     }
 
     /// Run `image` through the current weights; an unreadable image gives `Event::Warning`.
-    pub fn feature_maps(&self, net: &Net, image: &Path, epoch: usize) -> Event {
+    pub fn feature_maps(&self, net: &Net, image: &Path, epoch: usize) -> Result<Event, ReadError> {
         match read(image, &self.cfg) {
             Ok(input) => self.feature_maps_of(net, image, &input, epoch),
-            Err(message) => Event::Warning(WarningInfo { message }),
+            Err(e) => Ok(Event::Warning(WarningInfo {
+                message: e.to_string(),
+            })),
         }
     }
 
     /// Run `input`, the pixels of `image` as [`read`] gives them, through the current weights.
-    pub fn feature_maps_of(&self, net: &Net, image: &Path, input: &[f32], epoch: usize) -> Event {
+    pub fn feature_maps_of(
+        &self,
+        net: &Net,
+        image: &Path,
+        input: &[f32],
+        epoch: usize,
+    ) -> Result<Event, ReadError> {
         let shape = self.cfg.input_shape();
         let eval = net.valid();
         let device = eval
@@ -77,11 +97,17 @@ impl Probe {
             &device,
         );
         let out = eval.forward(x, false, true);
-        let probabilities: Vec<f32> = model::probabilities(out.logits)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        let (predicted, probability) = model::argmax(&probabilities);
+        let super::Classified {
+            class: predicted,
+            probability,
+            probabilities,
+        } = super::classify(out.logits)?
+            .pop()
+            .unwrap_or(super::Classified {
+                class: 0,
+                probability: f32::NEG_INFINITY,
+                probabilities: Vec::new(),
+            });
         let mut layers = Vec::new();
         for (index, t) in out.activations {
             let [_, channels, height, width] = t.dims();
@@ -100,13 +126,13 @@ impl Probe {
                 channels,
                 height,
                 width,
-                data: t.into_data().try_to_vec::<f32>().unwrap_or_default(),
+                data: model::read_f32(t, "feature maps")?,
             });
         }
         // The network sees rescaled pixels; observers get them as 0..1 for display.
         let scale = self.cfg.data.rescale * 255.0;
         let display: Vec<f32> = input.iter().map(|v| (v / scale).clamp(0.0, 1.0)).collect();
-        Event::FeatureMaps(Box::new(FeatureSnapshot {
+        Ok(Event::FeatureMaps(Box::new(FeatureSnapshot {
             epoch,
             at_epoch_end: false,
             image: image.to_path_buf(),
@@ -116,21 +142,21 @@ impl Probe {
             probability,
             probabilities,
             layers,
-        }))
+        })))
     }
 }
 
 /// Read and decode a probe image as the network sees it; the error is the warning to show
 /// (it names the image).
-pub fn read(image: &Path, cfg: &Config) -> Result<Vec<f32>, String> {
+pub fn read(image: &Path, cfg: &Config) -> Result<Vec<f32>, ProbeError> {
     crate::data::load_image(image, cfg).map_err(|e| {
         tracing::warn!("probe {}: {e}", image.display());
-        format!("probe {e}")
+        ProbeError::Image(e)
     })
 }
 
-/// What a [`Loader`] hands back: the request's number, the image and its pixels or the warning.
-type Loaded = (u64, PathBuf, Result<Vec<f32>, String>);
+/// What a [`Loader`] hands back: the request's number, the image and its pixels or why not.
+type Loaded = (u64, PathBuf, Result<Vec<f32>, ProbeError>);
 
 /// Reads probe images on threads of their own, so that the thread asking (the training) never
 /// waits on a file: a slow disk, a network mount, a huge file. Only the newest request's result
@@ -173,9 +199,10 @@ impl Loader {
             let _ = self.done_tx.send((
                 id,
                 PathBuf::from(&shown),
-                Err(format!(
-                    "probe image {shown}: cannot start a thread to read it: {e}"
-                )),
+                Err(ProbeError::Thread {
+                    image: shown,
+                    error: e,
+                }),
             ));
         }
     }
@@ -187,7 +214,7 @@ impl Loader {
     }
 
     /// The newest request's image and pixels once read, waiting up to `wait` for it.
-    pub fn take(&mut self, wait: Duration) -> Option<(PathBuf, Result<Vec<f32>, String>)> {
+    pub fn take(&mut self, wait: Duration) -> Option<(PathBuf, Result<Vec<f32>, ProbeError>)> {
         let deadline = std::time::Instant::now() + wait;
         while self.pending() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -213,7 +240,7 @@ mod tests {
         let classes = ["a".to_string(), "b".to_string()];
         let probe = Probe::new(&cfg, &classes);
         let net = Net::new(&cfg, 2, 1, &burn::tensor::Device::flex()).expect("net");
-        let Event::Warning(w) = probe.feature_maps(&net, Path::new("/nope/x.png"), 3) else {
+        let Ok(Event::Warning(w)) = probe.feature_maps(&net, Path::new("/nope/x.png"), 3) else {
             panic!("a warning")
         };
         assert!(
