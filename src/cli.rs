@@ -44,6 +44,18 @@ pub enum Commands {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), e.g. `convscope manpage > ~/.local/share/man/man1/convscope.1`.
     Manpage,
+    /// Run one training step under this process's memory limit (started by `train` and
+    /// `resume` under `ulimit -v`; the config comes on stdin).
+    #[command(name = "memory-trial", hide = true)]
+    MemoryTrial(MemoryTrialArgs),
+}
+
+/// `convscope memory-trial` (hidden).
+#[derive(Debug, Args, Clone)]
+pub struct MemoryTrialArgs {
+    /// Classes of the network to build.
+    #[arg(long)]
+    pub classes: usize,
 }
 
 /// `convscope completions`.

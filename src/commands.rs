@@ -4,7 +4,6 @@
 
 pub mod bench;
 pub mod export;
-pub mod memory;
 pub mod predict;
 pub mod summary;
 pub mod view;
@@ -33,6 +32,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Export(args) => export::run(&args),
         Commands::Completions(args) => completions(&args),
         Commands::Manpage => manpage(),
+        Commands::MemoryTrial(args) => crate::session::memory::run_trial(args.classes),
     }
 }
 

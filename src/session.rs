@@ -9,6 +9,7 @@
 mod background;
 mod hangup;
 pub mod headless;
+pub mod memory;
 pub mod signals;
 mod tui_bridge;
 
@@ -94,6 +95,8 @@ struct Prepared {
     lock: RunLock,
     resume: Option<Checkpoint>,
     headless: bool,
+    /// Under `ulimit -v`: the limit, watched batch by batch.
+    memory: Option<train::memory::Watch>,
 }
 
 /// What comes after preparing: training here, or nothing more (a detached session, a run
@@ -139,6 +142,12 @@ fn prepare_new(
     };
     // Made before the run directory: a device that cannot be had leaves nothing behind.
     let device = crate::device::create(cfg.device()?)?;
+    // Under `ulimit -v`, a step that cannot fit is refused before anything is written.
+    let classes = match data {
+        Data::Folder { data, .. } => memory::classes_in(data),
+        Data::Synthetic { .. } => 2,
+    };
+    let memory = memory::check(&cfg, classes)?;
     if screen == Screen::Detach {
         // The folder is made (a default name reserved) and checked here, then handed over:
         // the background process takes the run's lock itself.
@@ -167,6 +176,7 @@ fn prepare_new(
         lock,
         resume: None,
         headless: screen == Screen::Headless,
+        memory,
     })))
 }
 
@@ -231,6 +241,11 @@ fn prepare_resume(path: &Path, overrides: Overrides, screen: Screen) -> Result<N
     // Made before anything is written: a device that cannot be had changes nothing.
     let device = crate::device::create(cfg.device()?)?;
     let source = RunSource::read(&run)?;
+    let classes = run.read_classes().map_or_else(
+        |_| memory::classes_in(&source.data_dir),
+        |c| c.classes.len(),
+    );
+    let memory = memory::check(&cfg, classes)?;
     let (cp, note) = checkpoint::latest(&run.checkpoints_path())?;
     if let Some(note) = note {
         let _ = writeln!(std::io::stderr(), "convscope: {note}");
@@ -286,6 +301,7 @@ fn prepare_resume(path: &Path, overrides: Overrides, screen: Screen) -> Result<N
         lock,
         resume: Some(cp),
         headless: screen == Screen::Headless,
+        memory,
     })))
 }
 
@@ -329,6 +345,7 @@ fn start(p: Prepared) -> Result<ExitCode> {
         lock: run_lock,
         resume,
         headless,
+        memory,
     } = p;
     // Absolute, so that a viewer started in another folder finds the probe images.
     let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
@@ -367,6 +384,7 @@ fn start(p: Prepared) -> Result<ExitCode> {
         samples: write_samples(&run),
         samples_first,
         stop_by: train::StopBy::default(),
+        memory,
     };
     let Training {
         result,
@@ -512,14 +530,13 @@ fn serve_control(
     Ok(server)
 }
 
-/// Say up front that a virtual-memory limit (`ulimit -v`) is set: when training needs more, an
-/// allocation fails and the process aborts at once, with no word of its own and no checkpoint of
-/// the epoch in progress.
+/// Say up front that a virtual-memory limit (`ulimit -v`) is set, and what happens near it
+/// (see [`memory`]).
 fn warn_memory_limit(run: &RunDir) {
     let limit = rustix::process::getrlimit(rustix::process::Resource::As);
     if let Some(bytes) = limit.current {
         tracing::warn!(
-            "a virtual memory limit is set ({} MiB, `ulimit -v`): if training needs more, the process aborts with `memory allocation of N bytes failed`, without a checkpoint of the epoch in progress. Raise it (`ulimit -v unlimited`) or lower --batch-size or --image-size; after such an abort, go on from the last checkpoint with: convscope resume {}",
+            "a virtual memory limit is set ({} MiB, `ulimit -v`): training is measured against it (a trial step before it starts, the room left after every batch) and stops with a checkpoint before it would run out. If it does, raise it (`ulimit -v unlimited`) or lower --batch-size or --image-size, and go on with: convscope resume {}",
             bytes >> 20,
             shell_quote(&run.path)
         );
@@ -593,7 +610,8 @@ fn failure_advice(
 ) -> Option<String> {
     let newest = checkpoint::latest(&run.checkpoints_path()).ok();
     match (e, newest) {
-        (train::TrainError::Run(RunError::Vanished { .. }), _) | (_, None) => None,
+        (train::TrainError::Run(RunError::Vanished { .. }) | train::TrainError::Memory(_), _)
+        | (_, None) => None,
         (train::TrainError::NonFinite { lr, .. }, Some((cp, _))) => Some(format!(
             "resume from the last good checkpoint, {}, with a lower learning rate: convscope resume {} --lr {}",
             cp.name,

@@ -36,6 +36,8 @@ pub enum TrainError {
     Restore(#[from] restore::RestoreError),
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error(transparent)]
+    Memory(#[from] memory::MemoryError),
     #[error(
         "the loss became {value} at epoch {epoch}, batch {batch}: training diverged and was stopped. {kept} Try a lower learning rate (optimizer.lr / --lr, now {lr:?})."
     )]
@@ -69,6 +71,8 @@ pub struct Job {
     /// Who asks for the next `Command::Stop`, set before it is sent (a viewer through the
     /// control socket, a hand-off to the background); unset, the training's own screen.
     pub stop_by: StopBy,
+    /// Under `ulimit -v`: stop with a checkpoint before a step would not fit.
+    pub memory: Option<memory::Watch>,
 }
 
 /// Who asks for a stop, shared between the worker and those who send it `Command::Stop`.
@@ -354,6 +358,7 @@ struct Training<'w> {
     min_interval: Duration,
     /// A pause in every batch ([`batch_delay`]).
     delay: Option<Duration>,
+    memory: Option<memory::Watch>,
 }
 
 /// An epoch's running figures: its sums, its time, and the throughput window of the next
@@ -383,6 +388,7 @@ impl<'w> Training<'w> {
             samples,
             samples_first,
             stop_by: _,
+            memory,
         } = job;
         worker.run_identity = Some(Identity::of(&run.path).map_err(|error| RunError::Io {
             path: run.path.clone(),
@@ -436,6 +442,7 @@ impl<'w> Training<'w> {
             tuned: false,
             min_interval,
             delay: batch_delay(),
+            memory,
         };
         training.announce(summary, probes, &data_dir)?;
         Ok(training)
@@ -509,6 +516,9 @@ impl<'w> Training<'w> {
 
     /// Train the remaining epochs, then serve the observer until it goes.
     fn train(mut self) -> Result<Outcome, TrainError> {
+        if let Some(watch) = self.memory {
+            watch.check_start()?;
+        }
         let (start_epoch, start_batch) = self.start;
         for epoch in start_epoch..=self.cfg.train.epochs {
             let first_batch = if epoch == start_epoch { start_batch } else { 0 };
@@ -556,6 +566,13 @@ impl<'w> Training<'w> {
             }
             self.batch(epoch, b, batch, &mut progress)?;
             self.worker.check_run_dir(&self.run)?;
+            if let Some(watch) = &mut self.memory
+                && let Err(e) = watch.check(&self.run.path)
+            {
+                // Out of room for another step: keep what was learnt, say why and how to go on.
+                self.checkpoint(Keep::from(&self.cfg.train))?;
+                return Err(TrainError::Memory(e));
+            }
             if b + 1 < self.batches
                 && let Control::Stop(cause) = self.handle_commands()?
             {

@@ -101,3 +101,36 @@ fn a_memory_limit_is_named_up_front_with_what_to_do() {
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("virtual memory limit"), "{err}");
 }
+
+/// A memory limit one training step cannot fit in: refused before anything is written, naming
+/// the limit and what to do (before: the process aborted mid-step with Rust's bare
+/// `memory allocation of N bytes failed`).
+#[test]
+fn a_memory_limit_too_small_for_one_step_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 4, 16);
+    let run = tmp.path().join("run");
+    // 300 MB: the program starts, but a 150 px step at batch 64 needs far more.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 300000 && exec '{}' train '{}' --run '{}' --headless --image-size 150 --batch-size 64 --epochs 1",
+            env!("CARGO_BIN_EXE_convscope"),
+            data.display(),
+            run.display()
+        ))
+        .env_remove("RUST_LOG")
+        .env("TERM", "dumb")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("one training step (batch 64, 150 px) does not fit in the virtual memory limit of 292 MiB (`ulimit -v`)")
+            && err.contains("Nothing was written")
+            && err.contains("lower --batch-size or --image-size"),
+        "{err}"
+    );
+    assert!(!err.contains("memory allocation of"), "{err}");
+    assert!(!run.exists(), "no run directory");
+}

@@ -112,6 +112,14 @@ pub enum MemoryError {
         limit_mib: u64,
     },
     #[error(
+        "training needs more than the virtual memory limit of {limit_mib} MiB (`ulimit -v`): the data and the network already take {mapped_mib} MiB, and a step takes up to {step_mib} MiB more. Nothing was trained. Raise the limit (`ulimit -v unlimited`) or lower --batch-size or --image-size, then run the same command again"
+    )]
+    NoRoomToStart {
+        limit_mib: u64,
+        mapped_mib: u64,
+        step_mib: u64,
+    },
+    #[error(
         "the virtual memory limit of {limit_mib} MiB (`ulimit -v`) is nearly reached ({mapped_mib} MiB mapped, and a step takes up to {step_mib} MiB more): stopped with a checkpoint before running out. Raise the limit (`ulimit -v unlimited`) or lower --batch-size, then go on with: convscope resume {run}"
     )]
     NearLimit {
@@ -127,32 +135,67 @@ pub enum MemoryError {
 pub struct Watch {
     limit: u64,
     step_growth: u64,
+    /// What was mapped after the previous batch, and the most one batch has added to it.
+    last: Option<u64>,
+    largest_rise: u64,
 }
 
 impl Watch {
     /// A watch for `limit` bytes, where one step adds up to `step_growth`.
     #[must_use]
     pub fn new(limit: u64, step_growth: u64) -> Self {
-        Self { limit, step_growth }
+        Self {
+            limit,
+            step_growth,
+            last: None,
+            largest_rise: 0,
+        }
     }
 
-    /// After a batch: an error when what is mapped now plus one more step, with a tenth to
-    /// spare, would pass the limit.
-    pub fn check(&self, run: &Path) -> Result<(), MemoryError> {
+    /// Before the first step: an error when what is mapped now (the data, the network) plus
+    /// one step, with a tenth to spare, would pass the limit.
+    pub fn check_start(&self) -> Result<(), MemoryError> {
         let Some((size, _)) = mapped() else {
             return Ok(());
         };
-        let need = size + self.step_growth + self.step_growth / 10;
-        if need <= self.limit {
+        if fits(size, self.step_growth, self.limit) {
+            return Ok(());
+        }
+        Err(MemoryError::NoRoomToStart {
+            limit_mib: self.limit >> 20,
+            mapped_mib: size >> 20,
+            step_mib: self.step_growth >> 20,
+        })
+    }
+
+    /// After a batch: an error when what is mapped now, plus the most a batch has added so far
+    /// (at least a quarter step: validation and a checkpoint come at an epoch's end), with a
+    /// tenth to spare, would pass the limit. What a step frees stays mapped for the next one,
+    /// so a steady run maps no more batch after batch.
+    pub fn check(&mut self, run: &Path) -> Result<(), MemoryError> {
+        let Some((size, _)) = mapped() else {
+            return Ok(());
+        };
+        if let Some(last) = self.last {
+            self.largest_rise = self.largest_rise.max(size.saturating_sub(last));
+        }
+        self.last = Some(size);
+        let next = self.largest_rise.max(self.step_growth / 4);
+        if fits(size, next, self.limit) {
             return Ok(());
         }
         Err(MemoryError::NearLimit {
             limit_mib: self.limit >> 20,
             mapped_mib: size >> 20,
-            step_mib: self.step_growth >> 20,
+            step_mib: next >> 20,
             run: crate::run::shell_quote(run),
         })
     }
+}
+
+/// Whether `more` bytes, and a tenth of them to spare, fit beside `size` under `limit`.
+fn fits(size: u64, more: u64, limit: u64) -> bool {
+    size + more + more / 10 <= limit
 }
 
 #[cfg(test)]
@@ -172,16 +215,25 @@ mod tests {
         let (size, _) = mapped().expect("status");
         let step = 256 << 20;
         let run = Path::new("/runs/my run");
-        // Room for a step and a tenth more: go on.
-        assert!(Watch::new(size + 2 * step, step).check(run).is_ok());
-        // Room for less than one step: stop, naming the numbers and the way on.
+        // Room for a step and a tenth more: start.
+        assert!(Watch::new(size + 2 * step, step).check_start().is_ok());
+        // Room for less than one step: no start, naming the numbers.
         let err = Watch::new(size + step / 2, step)
+            .check_start()
+            .expect_err("no room");
+        assert!(
+            err.to_string().contains("a step takes up to 256 MiB more"),
+            "{err}"
+        );
+        // After a batch, a quarter step (an epoch's end) must still fit.
+        assert!(Watch::new(size + step, step).check(run).is_ok());
+        let err = Watch::new(size + step / 8, step)
             .check(run)
             .expect_err("near");
         let text = err.to_string();
         assert!(
-            text.contains(&format!("limit of {} MiB", (size + step / 2) >> 20))
-                && text.contains("a step takes up to 256 MiB more")
+            text.contains(&format!("limit of {} MiB", (size + step / 8) >> 20))
+                && text.contains("a step takes up to 64 MiB more")
                 && text.contains("convscope resume '/runs/my run'"),
             "{text}"
         );

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context as _, Result};
 
 use crate::config::Config;
-use crate::train::memory::{self, MemoryError, Trial};
+use crate::train::memory::{self, MemoryError, Trial, Watch};
 
 /// The hidden subcommand's name (`convscope memory-trial --classes N`, config TOML on stdin).
 pub const SUBCOMMAND: &str = "memory-trial";
@@ -29,8 +29,9 @@ pub fn run_trial(classes: usize) -> Result<i32> {
 
 /// The parent's side: with no limit set, nothing to do (`None`). Under a limit, run one step
 /// of `cfg` for `classes` classes in a child; a child that ran out of memory is
-/// [`MemoryError::StepTooBig`]; a trial that could not run at all is logged and skipped.
-pub fn check(cfg: &Config, classes: usize) -> Result<Option<Trial>, MemoryError> {
+/// [`MemoryError::StepTooBig`]; a trial that could not run at all is logged and skipped (the
+/// limit is then watched with no step size known).
+pub fn check(cfg: &Config, classes: usize) -> Result<Option<Watch>, MemoryError> {
     let Some(limit) = memory::limit() else {
         return Ok(None);
     };
@@ -42,7 +43,7 @@ pub fn check(cfg: &Config, classes: usize) -> Result<Option<Trial>, MemoryError>
                 trial.peak >> 20,
                 trial.step_growth() >> 20
             );
-            Ok(Some(trial))
+            Ok(Some(Watch::new(limit, trial.step_growth())))
         }
         Ok(None) => {
             let [_, h, w] = cfg.input_shape();
@@ -58,7 +59,7 @@ pub fn check(cfg: &Config, classes: usize) -> Result<Option<Trial>, MemoryError>
         }
         Err(e) => {
             tracing::warn!("the memory trial could not run ({e:#}); training goes on without it");
-            Ok(None)
+            Ok(Some(Watch::new(limit, 0)))
         }
     }
 }
