@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::state::{AppState, Tab};
+use super::pictures::Pictures;
+use super::state::AppState;
+use super::vocab::Tab;
 use crate::viz::raster::Raster;
 use crate::viz::sheets;
 
@@ -73,16 +75,20 @@ fn export_dir(run: &std::path::Path) -> Result<PathBuf, String> {
 }
 
 /// Export what the current tab shows; returns the files written.
-pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
-    let dir = export_dir(&state.run_dir)?;
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per tab, each naming its files; the pictures move to viz (issue 13 item 3)"
+)]
+pub fn export_tab(state: &AppState, pictures: &Pictures) -> Result<Vec<PathBuf>, String> {
+    let dir = export_dir(state.run_dir())?;
     let mut out = Vec::new();
-    match state.tab {
+    match state.tab() {
         Tab::Filters => {
-            let (Some(snap), Some(layer)) = (&state.filters, state.filter_layer()) else {
+            let (Some(snap), Some(layer)) = (state.filters(), state.filter_layer()) else {
                 return Err("no filters to export yet".into());
             };
             let source = sheets::Source {
-                run: crate::commands::export::run_name(&state.run_dir),
+                run: crate::commands::export::run_name(state.run_dir()),
                 epoch: format!("epoch {}", snap.epoch),
             };
             let shape = [
@@ -92,7 +98,7 @@ pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
                 layer.kernel[1],
             ];
             let stem = format!("filters-{}-epoch-{:04}", clean(&layer.name), snap.epoch);
-            let (map, norm) = (state.colormap, state.filter_norm);
+            let (map, norm) = (state.colormap(), state.filter_norm());
             save(
                 &sheets::filters(&layer.weights, shape, map, norm, &layer.name, &source),
                 dir.join(format!("{stem}.png")),
@@ -102,13 +108,13 @@ pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
                 &sheets::filter(
                     &layer.weights,
                     shape,
-                    state.filter,
+                    state.filter(),
                     map,
                     norm,
                     &layer.name,
                     &source,
                 ),
-                dir.join(format!("{stem}-filter-{}.png", state.filter + 1)),
+                dir.join(format!("{stem}-filter-{}.png", state.filter() + 1)),
                 &mut out,
             )?;
             if let Some(rgb) =
@@ -118,11 +124,11 @@ pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
             }
         }
         Tab::Features => {
-            let (Some(snap), Some(layer)) = (&state.features, state.feature_layer()) else {
+            let (Some(snap), Some(layer)) = (state.features(), state.feature_layer()) else {
                 return Err("no feature maps to export yet".into());
             };
             let source = sheets::Source {
-                run: crate::commands::export::run_name(&state.run_dir),
+                run: crate::commands::export::run_name(state.run_dir()),
                 epoch: format!("epoch {}", snap.epoch),
             };
             let image = snap
@@ -131,8 +137,7 @@ pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
                 .map_or_else(|| "probe".into(), |s| clean(&s.to_string_lossy()));
             let name = crate::commands::export::image_name(&snap.image);
             let class = state
-                .start
-                .as_ref()
+                .start()
                 .and_then(|s| s.classes.get(snap.predicted))
                 .map_or_else(|| format!("class {}", snap.predicted), Clone::clone);
             let prediction = format!("{class} ({:.3})", snap.probability);
@@ -142,13 +147,13 @@ pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
                 snap.epoch
             );
             let (h, w) = (layer.height, layer.width);
-            let levels = &state.pictures.levels;
+            let levels = &pictures.levels;
             save(
                 &sheets::feature_maps(
                     levels,
                     h,
                     w,
-                    state.colormap,
+                    state.colormap(),
                     &layer.name,
                     &name,
                     &prediction,
@@ -157,19 +162,19 @@ pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
                 dir.join(format!("{stem}.png")),
                 &mut out,
             )?;
-            if let Some(level) = levels.get(state.channel) {
+            if let Some(level) = levels.get(state.channel()) {
                 save(
                     &sheets::feature_map(
                         level,
                         h,
                         w,
-                        state.colormap,
-                        (state.channel, levels.len()),
+                        state.colormap(),
+                        (state.channel(), levels.len()),
                         &layer.name,
                         &name,
                         &source,
                     ),
-                    dir.join(format!("{stem}-channel-{}.png", state.channel + 1)),
+                    dir.join(format!("{stem}-channel-{}.png", state.channel() + 1)),
                     &mut out,
                 )?;
             }
@@ -180,7 +185,7 @@ pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
             )?;
         }
         Tab::Training => {
-            let mut epochs = state.epochs.clone();
+            let mut epochs = state.epochs().to_vec();
             epochs.sort_by_key(|m| m.epoch);
             let Some(last) = epochs.last().map(|m| m.epoch) else {
                 return Err("no finished epoch to export yet".into());
@@ -198,7 +203,7 @@ pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
             )?;
         }
         Tab::Model => {
-            let Some(start) = &state.start else {
+            let Some(start) = state.start() else {
                 return Err("no model summary yet".into());
             };
             write(
@@ -210,7 +215,7 @@ pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, String> {
         Tab::Help => {
             return Err(format!(
                 "nothing to export on the Help tab; e exports the Training, Model, Filters and Feature maps tabs, and every layer at once: convscope export {}",
-                state.run_dir.display()
+                state.run_dir().display()
             ));
         }
     }
