@@ -368,3 +368,35 @@ fn last_start(rows: &[HelpRow], visible: usize) -> usize {
         .find(|&k| lines_from(rows, k) <= visible)
         .unwrap_or(rows.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UiConfig;
+    use crate::events::Event;
+
+    #[test]
+    fn a_too_small_terminal_shows_no_picture_and_the_tab_bar_maps_columns_to_tabs() {
+        let mut s = AppState::new(&UiConfig::default(), "t".into(), "r".into());
+        s.apply(Event::Filters(Box::new(
+            crate::ui::bench_data::tutorial_filters(),
+        )));
+        s.set_tab(Tab::Filters);
+        let l = compute((100, 30), &s);
+        let slots: Vec<Slot> = l.slots.iter().map(|&(slot, _)| slot).collect();
+        assert_eq!(slots, [Slot::FilterGrid, Slot::FilterZoom, Slot::FilterRgb]);
+        assert_eq!((l.body.y, l.body.height, l.status.y), (1, 28, 29));
+        assert!(l.body.contains(l.filters.grid.as_position()));
+        let small = compute((63, 30), &s);
+        assert_eq!(small.too_small, Some((64, 18)));
+        assert!(small.slots.is_empty());
+        let mut x = 0;
+        for (i, &tab) in Tab::ALL.iter().enumerate() {
+            let w = tab_label(i, tab).chars().count() as u16;
+            assert_eq!((tab_at(x), tab_at(x + w - 1)), (Some(tab), Some(tab)));
+            assert_eq!(tab_at(x + w), None, "the separator after {tab:?}");
+            x += w + 1;
+        }
+        assert_eq!(x, tab_names_width());
+    }
+}
