@@ -21,7 +21,7 @@ use super::graphics::Graphics;
 use super::layout::{self, Layout};
 use super::pacing::Pacer;
 use super::pictures::Pictures;
-use super::state::{AppState, Effect, Msg};
+use super::state::{AppState, Effect, Msg, Worker};
 use super::tabs::Scene;
 use super::truecolor::{Choice, LateAnswer};
 use super::vocab::{Slot, Tab, UiExit};
@@ -233,7 +233,7 @@ impl App {
 
     /// The worker's channel closed.
     pub fn worker_gone(&mut self) {
-        self.state.worker_gone();
+        self.state.apply(Worker::Gone);
         self.refresh();
     }
 

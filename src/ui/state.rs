@@ -29,6 +29,21 @@ pub const MESSAGE_HOLD: Duration = Duration::from_secs(5);
 /// How many batch points the loss chart keeps.
 const BATCH_HISTORY: usize = 4000;
 
+/// What comes from the worker, as [`AppState::apply`] takes it.
+#[derive(Debug, Clone)]
+pub enum Worker {
+    /// One of its events.
+    Event(Event),
+    /// Its channel closed: nothing more will come.
+    Gone,
+}
+
+impl From<Event> for Worker {
+    fn from(event: Event) -> Self {
+        Worker::Event(event)
+    }
+}
+
 /// What the user does, as [`AppState::update`] takes it.
 #[derive(Debug, Clone)]
 pub enum Msg {
@@ -181,8 +196,12 @@ impl AppState {
         }
     }
 
-    /// Take in one worker event.
-    pub fn apply(&mut self, event: Event) {
+    /// Take in one worker event, or the end of the worker's events.
+    pub fn apply(&mut self, news: impl Into<Worker>) {
+        let event = match news.into() {
+            Worker::Event(event) => event,
+            Worker::Gone => return self.worker_gone(),
+        };
         match event {
             Event::Started(info) => {
                 // A new session (the first, or a resume after earlier ones in the log): what
@@ -247,8 +266,8 @@ impl AppState {
         }
     }
 
-    /// The worker's channel closed (its last event, as far as the UI is concerned).
-    pub fn worker_gone(&mut self) {
+    /// The worker's channel closed: a run still going has failed.
+    fn worker_gone(&mut self) {
         if self.phase.is_active() {
             self.phase = Phase::Failed;
             self.error
