@@ -1,21 +1,42 @@
-//! The terminal UI: state, keys, tabs and the event loop. Never imports burn: it sees only the
-//! plain data of [`crate::events`].
+//! The terminal UI. Never imports burn: it sees only the plain data of [`crate::events`].
+//!
+//! The modules import only from those listed before them:
+//!
+//! - `vocab` (tabs, phases, slots), `status` (the status line's note), `complete` (path
+//!   completion), `compact`, `pacing`, `sixel`, `truecolor`, `bench_data`: leaves;
+//! - `keys`: the key table, the Help rows and status hints generated from it;
+//! - `state`: what the user sees and chose, changed only by `apply` and `update`;
+//! - `header`: text about the run shown in more than one place;
+//! - `layout`: every area of the screen, from the size and the state;
+//! - `pictures`: rasters derived from the state for the layout's boxes;
+//! - `graphics`, `picture`: encoding and drawing rasters;
+//! - `clicks`: mouse hits through the layout and pictures;
+//! - `tabs`, `render`: drawing a frame;
+//! - `export`: writing what a tab shows;
+//! - `app`: the pieces together and the event loop; `bench`: timing them.
+#![warn(clippy::too_many_lines)]
 
 pub mod app;
 pub mod bench;
+pub mod bench_data;
+pub mod clicks;
 pub mod compact;
+pub mod complete;
 pub mod export;
-pub mod fixtures;
 pub mod graphics;
+pub mod header;
 pub mod keys;
+pub mod layout;
 pub mod pacing;
 pub mod picture;
 pub mod pictures;
 pub mod render;
 pub mod sixel;
 pub mod state;
+pub mod status;
 pub mod tabs;
 pub mod truecolor;
+pub mod vocab;
 
 #[cfg(test)]
 mod tests;
@@ -26,7 +47,9 @@ use std::sync::mpsc::Sender;
 use crate::config::UiConfig;
 use crate::events::{Command, EventReceiver};
 
+pub use app::App;
 pub use bench::{TabTiming, bench_render};
+pub use vocab::UiExit;
 
 /// What the TUI needs besides the event stream.
 #[derive(Debug, Clone)]
@@ -39,17 +62,6 @@ pub struct UiOptions {
     /// Events of the run's earlier sessions (a resumed run's events.jsonl), applied before the
     /// live ones so that its curves and epoch table start at epoch 1.
     pub history: Vec<crate::events::Event>,
-}
-
-/// How the TUI ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UiExit {
-    /// The run had finished (or failed) and the user quit.
-    Finished,
-    /// The user chose to stop the run; it stopped and wrote its checkpoint.
-    QuitStopped,
-    /// The user left while the run kept going (detach, or a second Ctrl-C while stopping).
-    QuitWhileRunning,
 }
 
 /// Run the TUI until the user quits; restores the terminal on every path (panic hook installed

@@ -4,10 +4,8 @@
 use convscope::config::{Config, UiConfig};
 use convscope::events::{Event, FinishInfo, FinishReason};
 use convscope::run::{ClassesInfo, RunDir, event_log::EventLog};
-use convscope::ui::fixtures;
-use convscope::ui::graphics::Graphics;
-use convscope::ui::render::render;
-use convscope::ui::state::{AppState, Tab};
+use convscope::ui::App;
+use convscope::ui::bench_data as fixtures;
 use ratatui::{Terminal, backend::TestBackend};
 
 /// A finished run written from the fixture's events (no checkpoint).
@@ -44,7 +42,7 @@ fn viewer_on_a_finished_run_fixture() {
     let (tx, mut rx) = convscope::events::channel(1024);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
     let viewer = convscope::infer::viewer::spawn(run.clone(), tx, cmd_rx).expect("viewer");
-    let mut state = AppState::new(
+    let mut state = App::new(
         &UiConfig::default(),
         "convscope · fixture".into(),
         run.path.clone(),
@@ -61,10 +59,9 @@ fn viewer_on_a_finished_run_fixture() {
     drop(rx);
     viewer.join().expect("viewer thread");
     state.resize(120, 40);
-    state.tab = Tab::Training;
+    // The Training tab: the first one shown.
     let mut t = Terminal::new(TestBackend::new(120, 40)).expect("terminal");
-    t.draw(|f| render(&state, &Graphics::halfblocks(), f))
-        .expect("draw");
+    t.draw(|f| state.render(f)).expect("draw");
     let text = format!("{}", t.backend());
     assert!(text.contains("finished"), "{text}");
     // The run dir path differs per test run: blank it before comparing.

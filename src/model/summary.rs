@@ -4,6 +4,60 @@ use crate::config::{Config, ConfigError, LayerSpec};
 use crate::events::SummaryRow;
 pub use crate::events::{group_digits, keras_shape};
 
+/// What a layer is, as its summary row names it (Keras's class name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    Conv2D,
+    MaxPooling2D,
+    Dropout,
+    Flatten,
+    Dense,
+    /// A name this version does not know.
+    Other,
+}
+
+impl LayerKind {
+    /// Keras's class name, as the summary shows it.
+    #[must_use]
+    pub fn keras(self) -> &'static str {
+        match self {
+            LayerKind::Conv2D => "Conv2D",
+            LayerKind::MaxPooling2D => "MaxPooling2D",
+            LayerKind::Dropout => "Dropout",
+            LayerKind::Flatten => "Flatten",
+            LayerKind::Dense => "Dense",
+            LayerKind::Other => "?",
+        }
+    }
+
+    /// The kind a summary row's `kind` names.
+    #[must_use]
+    pub fn of(keras: &str) -> Self {
+        [
+            LayerKind::Conv2D,
+            LayerKind::MaxPooling2D,
+            LayerKind::Dropout,
+            LayerKind::Flatten,
+            LayerKind::Dense,
+        ]
+        .into_iter()
+        .find(|k| k.keras() == keras)
+        .unwrap_or(LayerKind::Other)
+    }
+
+    /// Whether a filter snapshot holds this layer's kernels (the conv layers, in order).
+    #[must_use]
+    pub fn has_filters(self) -> bool {
+        self == LayerKind::Conv2D
+    }
+
+    /// Whether a feature snapshot holds this layer's output (conv and pooling layers, in order).
+    #[must_use]
+    pub fn has_maps(self) -> bool {
+        matches!(self, LayerKind::Conv2D | LayerKind::MaxPooling2D)
+    }
+}
+
 /// Summarise the configured network for `classes` classes, naming layers as Keras does.
 pub fn summarize(cfg: &Config, classes: usize) -> Result<Vec<SummaryRow>, ConfigError> {
     let shapes = cfg.layer_shapes(classes)?;
@@ -16,13 +70,13 @@ pub fn summarize(cfg: &Config, classes: usize) -> Result<Vec<SummaryRow>, Config
                 filters, kernel, ..
             } => (
                 "conv2d",
-                "Conv2D",
+                LayerKind::Conv2D,
                 kernel * kernel * prev[0] * filters + filters,
             ),
-            LayerSpec::Maxpool { .. } => ("max_pooling2d", "MaxPooling2D", 0),
-            LayerSpec::Dropout { .. } => ("dropout", "Dropout", 0),
-            LayerSpec::Flatten => ("flatten", "Flatten", 0),
-            LayerSpec::Dense { .. } => ("dense", "Dense", prev[0] * shape[0] + shape[0]),
+            LayerSpec::Maxpool { .. } => ("max_pooling2d", LayerKind::MaxPooling2D, 0),
+            LayerSpec::Dropout { .. } => ("dropout", LayerKind::Dropout, 0),
+            LayerSpec::Flatten => ("flatten", LayerKind::Flatten, 0),
+            LayerSpec::Dense { .. } => ("dense", LayerKind::Dense, prev[0] * shape[0] + shape[0]),
         };
         let n = counts.entry(base).or_insert(0);
         let name = if *n == 0 {
@@ -33,7 +87,7 @@ pub fn summarize(cfg: &Config, classes: usize) -> Result<Vec<SummaryRow>, Config
         *n += 1;
         rows.push(SummaryRow {
             name,
-            kind: kind.to_string(),
+            kind: kind.keras().to_string(),
             output_shape: shape.clone(),
             params,
         });

@@ -6,22 +6,28 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use super::compact::Compact;
 use anyhow::Context as _;
-use crossterm::event::DisableMouseCapture;
+use crossterm::event::{DisableMouseCapture, Event as TermEvent, MouseButton, MouseEventKind};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
-use ratatui::Terminal;
 use ratatui::layout::Rect;
+use ratatui::{Frame, Terminal};
 
-use super::graphics::{Graphics, Slot};
+use super::compact::Compact;
+use super::complete::{complete, expand_home};
+use super::graphics::Graphics;
+use super::layout::{self, Layout};
 use super::pacing::Pacer;
-use super::state::{AppState, Tab};
-use super::truecolor::LateAnswer;
-use super::{UiExit, UiOptions, render};
-use crate::events::{Command, EventReceiver};
+use super::pictures::Pictures;
+use super::state::{AppState, Effect, Msg, Worker};
+use super::tabs::Scene;
+use super::truecolor::{Choice, LateAnswer};
+use super::vocab::{Slot, Tab, UiExit};
+use super::{UiOptions, clicks, export, render};
+use crate::config::UiConfig;
+use crate::events::{Command, Event, EventReceiver};
 
 /// Ask the terminal for mouse clicks only: press and release (1000) in SGR coordinates (1006).
 ///
@@ -148,6 +154,225 @@ impl Drop for Input {
     }
 }
 
+/// The TUI's parts: the state the user sees, the pictures derived from it, their graphics
+/// encodings, the pacing of pictures, and the screen's layout. Every change to the state
+/// goes through here, so that the layout and the pictures follow it.
+#[derive(Debug)]
+pub struct App {
+    state: AppState,
+    pictures: Pictures,
+    graphics: Graphics,
+    pacer: Pacer,
+    /// The terminal's size in cells.
+    size: (u16, u16),
+    /// Pixels a cell holds in the pictures drawn (half blocks: 1 × 2; graphics: the font's).
+    cell: (usize, usize),
+    /// The screen laid out for `state` at `size`.
+    layout: Layout,
+    /// Where graphics images (sixel, kitty, iTerm2) were last drawn, by slot: their size follows
+    /// the terminal's pixels, not the half-block layout, so clicks map through these.
+    shown: Vec<(Slot, Rect)>,
+}
+
+impl App {
+    /// The TUI before any event, in an 80×24 terminal, drawing half blocks.
+    #[must_use]
+    pub fn new(config: &UiConfig, title: String, run_dir: std::path::PathBuf) -> Self {
+        let state = AppState::new(config, title, run_dir);
+        let (size, cell) = ((80, 24), (1, 2));
+        let layout = layout::compute(size, &state);
+        let pictures = Pictures::new(&state, &layout, cell);
+        Self {
+            state,
+            pictures,
+            graphics: Graphics::halfblocks(),
+            pacer: Pacer::new(config.refresh_kb_per_sec, Instant::now()),
+            size,
+            cell,
+            layout,
+            shown: Vec::new(),
+        }
+    }
+
+    /// Draw pictures with `graphics` (a protocol the terminal speaks).
+    #[must_use]
+    pub fn with_graphics(mut self, graphics: Graphics) -> Self {
+        self.graphics = graphics;
+        self
+    }
+
+    /// What the user sees and chose.
+    #[must_use]
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The rasters derived from the state.
+    #[must_use]
+    pub fn pictures(&self) -> &Pictures {
+        &self.pictures
+    }
+
+    /// The screen as laid out for the state at the terminal's size.
+    #[must_use]
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Lay out the screen again and bring the pictures up to date: after every change.
+    fn refresh(&mut self) {
+        self.layout = layout::compute(self.size, &self.state);
+        self.pictures.sync(&self.state, &self.layout, self.cell);
+    }
+
+    /// Take in one worker event.
+    pub fn apply(&mut self, event: Event) {
+        self.state.apply(event);
+        self.refresh();
+    }
+
+    /// The worker's channel closed.
+    pub fn worker_gone(&mut self) {
+        self.state.apply(Worker::Gone);
+        self.refresh();
+    }
+
+    /// Record the terminal's size; the layout and the pictures follow it.
+    pub fn resize(&mut self, w: u16, h: u16) {
+        if self.size != (w, h) {
+            self.size = (w, h);
+            self.refresh();
+        }
+    }
+
+    /// Draw pictures for cells of `cell` pixels (the graphics protocol in use); re-tiles the
+    /// grids when it changes.
+    pub fn set_cell_pixels(&mut self, cell: (usize, usize)) {
+        if self.cell != cell {
+            self.cell = cell;
+            self.refresh();
+        }
+    }
+
+    /// Tell the state the time (the event loop does, before each event it takes in).
+    pub fn set_now(&mut self, now: Instant) {
+        // The time decides only how long a note is held: nothing to lay out again.
+        let effects = self.state.update(Msg::Now(now), &self.layout.view());
+        debug_assert!(effects.is_empty());
+    }
+
+    /// Use the colour depth `choice` (see [`super::truecolor::detect`]).
+    pub fn set_colors(&mut self, choice: Choice) {
+        self.update(Msg::Colors(choice));
+    }
+
+    /// Take in what the user did and carry out what it asks for: completions and exports are
+    /// done here, their outcomes taken in; the commands for the worker are returned.
+    pub fn update(&mut self, msg: Msg) -> Vec<Command> {
+        let mut commands = Vec::new();
+        let mut effects =
+            std::collections::VecDeque::from(self.state.update(msg, &self.layout.view()));
+        while let Some(effect) = effects.pop_front() {
+            let answer = match effect {
+                Effect::Command(c) => {
+                    commands.push(c);
+                    continue;
+                }
+                Effect::ProbePath(path) => {
+                    commands.push(Command::Probe {
+                        image: expand_home(&path, std::env::var_os("HOME")),
+                    });
+                    continue;
+                }
+                Effect::Complete(line) => Msg::Completed(complete(&line, std::env::var_os("HOME"))),
+                Effect::Export => Msg::Exported(
+                    export::export_tab(&self.state, &self.pictures).map_err(|e| e.to_string()),
+                ),
+            };
+            effects.extend(self.state.update(answer, &self.layout.view()));
+        }
+        self.refresh();
+        commands
+    }
+
+    /// Take in one key press; returns the commands for the worker.
+    pub fn handle_key(&mut self, key: crossterm::event::KeyEvent) -> Vec<Command> {
+        self.update(Msg::Key(key))
+    }
+
+    /// Take in one terminal event (a key, a resize, a click); returns the commands for the
+    /// worker.
+    pub fn handle_terminal(&mut self, event: &TermEvent) -> Vec<Command> {
+        match event {
+            TermEvent::Key(k) => self.handle_key(*k),
+            TermEvent::Resize(w, h) => {
+                self.resize(*w, *h);
+                Vec::new()
+            }
+            TermEvent::Mouse(m) if m.kind == MouseEventKind::Down(MouseButton::Left) => {
+                match clicks::target(m.column, m.row, &self.layout, &self.pictures, &self.shown) {
+                    Some(msg) => self.update(msg),
+                    None => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Draw the screen into `frame`. A frame of another size than the terminal's (a test's)
+    /// is laid out for itself, with the pictures as they are.
+    pub fn render(&self, frame: &mut Frame) {
+        let area = frame.area();
+        let other;
+        let layout = if area == self.layout.screen {
+            &self.layout
+        } else {
+            other = layout::compute((area.width, area.height), &self.state);
+            &other
+        };
+        render::render(
+            Scene {
+                state: &self.state,
+                pictures: &self.pictures,
+                gfx: &self.graphics,
+                layout,
+            },
+            frame,
+        );
+    }
+
+    /// Whether the screen shows pictures that an epoch end changes: the Filters or Feature maps
+    /// tab of a run that is still going (after it, nothing more comes to hold back).
+    fn pictures_on_screen(&self) -> bool {
+        matches!(self.state.tab(), Tab::Filters | Tab::Features) && self.state.phase().is_active()
+    }
+
+    /// Where this screen's graphics images were drawn, for mapping clicks.
+    fn shown_images(&self) -> Vec<(Slot, Rect)> {
+        self.pictures
+            .placed(&self.layout)
+            .filter_map(|(slot, area, pic)| {
+                Some((slot, self.graphics.shown_rect(slot, pic.generation, area)?))
+            })
+            .collect()
+    }
+}
+
+/// Arranging an [`App`] for tests.
+#[cfg(test)]
+impl App {
+    /// Change the state directly (what a test sets up rather than types), then follow it.
+    pub(crate) fn arrange(&mut self, f: impl FnOnce(&mut AppState)) {
+        f(&mut self.state);
+        self.refresh();
+    }
+
+    /// Say where graphics images were drawn.
+    pub(crate) fn set_shown(&mut self, shown: Vec<(Slot, Rect)>) {
+        self.shown = shown;
+    }
+}
+
 fn send(commands: &Sender<Command>, cmds: Vec<Command>) {
     for c in cmds {
         tracing::debug!(?c, "command");
@@ -159,6 +384,11 @@ fn send(commands: &Sender<Command>, cmds: Vec<Command>) {
 }
 
 /// Run the TUI (see [`super::run`]).
+#[expect(
+    clippy::too_many_lines,
+    reason = "the terminal's setup and the one select! over input, worker events, encodings and \
+              the frame tick: split, the order of what happens in a frame is no longer in sight"
+)]
 pub async fn run(
     options: UiOptions,
     mut events: EventReceiver,
@@ -174,7 +404,7 @@ pub async fn run(
     // the colour depth first (it reads only until the terminal's answer ends), then graphics.
     let colors = super::truecolor::detect(options.config.color);
     let (encoded_tx, mut encoded) = tokio::sync::mpsc::unbounded_channel();
-    let mut gfx = Graphics::detect(options.config.graphics, encoded_tx)
+    let gfx = Graphics::detect(options.config.graphics, encoded_tx)
         .with_sixel_max_kb(options.config.sixel_max_kb);
     tracing::info!(?gfx, "ui started");
     let mut terminal = Terminal::new(Compact::new(out)).context("cannot start the terminal UI")?;
@@ -182,18 +412,19 @@ pub async fn run(
     // (slow links, tmux); the alternate screen starts blank and the first draw paints it all.
     terminal.hide_cursor()?;
 
-    let mut state = AppState::new(
+    let mut app = App::new(
         &options.config,
         options.title.clone(),
         options.run_dir.clone(),
-    );
+    )
+    .with_graphics(gfx);
     tracing::info!("colours: {}", colors.describe());
-    state.set_colors(&colors);
+    app.set_colors(colors);
     for ev in options.history {
-        state.apply(ev);
+        app.apply(ev);
     }
     let mut drawn = terminal.size()?;
-    state.resize(drawn.width, drawn.height);
+    app.resize(drawn.width, drawn.height);
 
     let fps = options.config.fps.clamp(1, 240);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps)));
@@ -202,7 +433,6 @@ pub async fn run(
     let mut late = LateAnswer::default();
     let mut worker_open = true;
     let mut dirty = true;
-    let mut pacer = Pacer::new(options.config.refresh_kb_per_sec, Instant::now());
 
     loop {
         // Input is answered at once; everything else waits for the next tick (the frame cap),
@@ -211,13 +441,13 @@ pub async fn run(
         tokio::select! {
             ev = input.events.recv() => match ev {
                 Some(Ok(ev)) => {
-                    state.set_now(Instant::now());
-                    let cmds = take_input(&mut state, &mut late, &ev);
+                    app.set_now(Instant::now());
+                    let cmds = take_input(&mut app, &mut late, &ev);
                     send(&commands, cmds);
                     // A paste or a held key: take in what has arrived, then draw once.
                     while let Ok(ev) = input.events.try_recv() {
                         let ev = ev.context("reading terminal input")?;
-                        let cmds = take_input(&mut state, &mut late, &ev);
+                        let cmds = take_input(&mut app, &mut late, &ev);
                         send(&commands, cmds);
                     }
                     dirty = true;
@@ -230,35 +460,35 @@ pub async fn run(
                 }
             },
             ev = events.recv(), if worker_open => {
-                state.set_now(Instant::now());
+                app.set_now(Instant::now());
                 if let Some(ev) = ev {
                     // Drain what is already queued before the next draw.
                     for ev in std::iter::once(ev).chain(std::iter::from_fn(|| events.try_recv())) {
-                        let at_once = !pictures_on_screen(&state);
-                        if let Some(ev) = pacer.admit(ev, Instant::now(), at_once) {
-                            state.apply(ev);
+                        let at_once = !app.pictures_on_screen();
+                        if let Some(ev) = app.pacer.admit(ev, Instant::now(), at_once) {
+                            app.apply(ev);
                         }
                     }
                 } else {
                     worker_open = false;
-                    state.worker_gone();
+                    app.worker_gone();
                 }
                 dirty = true;
             },
             Some(done) = encoded.recv() => {
-                dirty |= gfx.accept(done);
+                dirty |= app.graphics.accept(done);
             },
             _ = tick.tick() => {
                 if options.shutdown.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
                     tracing::info!("ui quits on a signal");
                     return Ok(UiExit::QuitStopped);
                 }
-                dirty |= gfx.poll_late();
-                state.set_now(Instant::now());
-                if pacer.holds() {
-                    let at_once = !pictures_on_screen(&state) || !worker_open;
-                    for ev in pacer.due(Instant::now(), at_once) {
-                        state.apply(ev);
+                dirty |= app.graphics.poll_late();
+                app.set_now(Instant::now());
+                if app.pacer.holds() {
+                    let at_once = !app.pictures_on_screen() || !worker_open;
+                    for ev in app.pacer.due(Instant::now(), at_once) {
+                        app.apply(ev);
                         dirty = true;
                     }
                 }
@@ -266,21 +496,21 @@ pub async fn run(
                 // input that makes no event (see `Input`), and an ioctl is cheap.
                 dirty |= terminal.size()? != drawn;
                 if dirty {
-                    drawn = draw(&mut terminal, &mut state, &mut gfx, &mut pacer)?;
+                    drawn = draw(&mut terminal, &mut app)?;
                     dirty = false;
                 }
             },
         }
-        if let Some(exit) = state.exit {
+        if let Some(exit) = app.state.exit() {
             tracing::info!(?exit, "ui quits");
             return Ok(exit);
         }
         if key && dirty {
-            drawn = draw(&mut terminal, &mut state, &mut gfx, &mut pacer)?;
+            drawn = draw(&mut terminal, &mut app)?;
             dirty = false;
         }
     }
-    Ok(if state.phase.is_active() {
+    Ok(if app.state.phase().is_active() {
         UiExit::QuitWhileRunning
     } else {
         UiExit::Finished
@@ -288,54 +518,32 @@ pub async fn run(
 }
 
 /// Take in one terminal event, keeping a late answer to the colour query out of the keys.
-fn take_input(
-    state: &mut AppState,
-    late: &mut LateAnswer,
-    ev: &crossterm::event::Event,
-) -> Vec<crate::events::Command> {
-    let crossterm::event::Event::Key(key) = ev else {
-        return state.handle_terminal(ev);
+fn take_input(app: &mut App, late: &mut LateAnswer, ev: &TermEvent) -> Vec<Command> {
+    let TermEvent::Key(key) = ev else {
+        return app.handle_terminal(ev);
     };
     let mut answer = None;
     let key = late.filter(*key, |body| answer = Some(body.to_string()));
     if let Some(body) = answer {
-        state.late_color_answer(&body);
+        app.update(Msg::LateColorAnswer(body));
     }
-    key.map_or_else(Vec::new, |k| {
-        state.handle_terminal(&crossterm::event::Event::Key(k))
-    })
+    key.map_or_else(Vec::new, |k| app.handle_terminal(&TermEvent::Key(k)))
 }
 
-/// Draw the whole screen at the terminal's current size, telling `pacer` the bytes it took;
+/// Draw the whole screen at the terminal's current size, telling the pacer the bytes it took;
 /// returns that size.
 fn draw(
     terminal: &mut Terminal<Compact<Stdout>>,
-    state: &mut AppState,
-    gfx: &mut Graphics,
-    pacer: &mut Pacer,
+    app: &mut App,
 ) -> anyhow::Result<ratatui::layout::Size> {
     let s = terminal.size()?;
-    state.resize(s.width, s.height);
-    state.set_cell_pixels(gfx.cell_pixels());
-    let screen = Rect::new(0, 0, s.width, s.height);
-    gfx.prepare(state, screen);
+    app.resize(s.width, s.height);
+    app.set_cell_pixels(app.graphics.cell_pixels());
+    app.graphics.prepare(&app.layout, &app.pictures);
     let before = terminal.backend().written();
-    terminal.draw(|f| render::render(state, gfx, f))?;
-    pacer.wrote(terminal.backend().written() - before, Instant::now());
-    state.shown = shown_images(state, gfx, screen);
+    terminal.draw(|f| app.render(f))?;
+    app.pacer
+        .wrote(terminal.backend().written() - before, Instant::now());
+    app.shown = app.shown_images();
     Ok(s)
-}
-
-/// Whether the screen shows pictures that an epoch end changes: the Filters or Feature maps
-/// tab of a run that is still going (after it, nothing more comes to hold back).
-fn pictures_on_screen(state: &AppState) -> bool {
-    matches!(state.tab, Tab::Filters | Tab::Features) && state.phase.is_active()
-}
-
-/// Where this screen's graphics images were drawn, for mapping clicks.
-fn shown_images(state: &AppState, gfx: &Graphics, screen: Rect) -> Vec<(Slot, Rect)> {
-    render::picture_slots(state, screen)
-        .into_iter()
-        .filter_map(|(slot, area, pic)| Some((slot, gfx.shown_rect(slot, pic.generation, area)?)))
-        .collect()
 }

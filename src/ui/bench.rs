@@ -1,4 +1,4 @@
-//! Render timing of every tab on a `TestBackend`, for `convscope bench --ui`.
+//! Render timing of every tab on a `TestBackend`, for `convscope bench --ui-only`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::fixtures;
-use super::graphics::Graphics;
-use super::state::{AppState, Tab};
+use super::app::App;
+use super::bench_data;
+use super::keys::Action;
+use super::state::Msg;
+use super::vocab::Tab;
 use crate::config::UiConfig;
 use crate::events::Event;
 
@@ -45,19 +47,19 @@ fn percentiles(name: String, mut samples: Vec<Duration>) -> TabTiming {
 #[must_use]
 pub fn bench_render(iterations: usize) -> Vec<TabTiming> {
     let (w, h) = (200, 60);
-    let mut state = AppState::new(
+    let mut app = App::new(
         &UiConfig::default(),
         "bench".into(),
         PathBuf::from("runs/bench"),
     );
-    state.resize(w, h);
-    for e in fixtures::history() {
-        state.apply(e);
+    app.resize(w, h);
+    for e in bench_data::history() {
+        app.apply(e);
     }
     // A long run's worth of curves: 50 epochs, 4000 batch points.
     for epoch in 3..=50 {
         for batch in 1..=84 {
-            state.apply(Event::Batch(crate::events::BatchMetrics {
+            app.apply(Event::Batch(crate::events::BatchMetrics {
                 epoch,
                 batch,
                 batches: 84,
@@ -67,7 +69,7 @@ pub fn bench_render(iterations: usize) -> Vec<TabTiming> {
                 elapsed: (epoch * 84 + batch) as f64 * 0.1,
             }));
         }
-        state.apply(Event::Epoch(crate::events::EpochMetrics {
+        app.apply(Event::Epoch(crate::events::EpochMetrics {
             epoch,
             train_loss: 1.0 / epoch as f32,
             train_accuracy: 0.9,
@@ -78,35 +80,33 @@ pub fn bench_render(iterations: usize) -> Vec<TabTiming> {
         }));
     }
     let n = iterations.max(1);
-    let filters = Box::new(fixtures::tutorial_filters());
-    let features = Box::new(fixtures::tutorial_features());
+    let filters = Box::new(bench_data::tutorial_filters());
+    let features = Box::new(bench_data::tutorial_features());
     let mut results = Vec::new();
     let mut apply_f = Vec::with_capacity(n);
     let mut apply_m = Vec::with_capacity(n.min(50));
     // The biggest layer, conv2d_2 (64×32×3×3), is the one that costs.
-    state.apply(Event::Filters(filters.clone()));
-    state.filter_layer = 2;
+    app.apply(Event::Filters(filters.clone()));
+    app.update(Msg::Action(Action::ShowTab(Tab::Filters)));
+    app.update(Msg::Action(Action::NextLayer));
+    app.update(Msg::Action(Action::NextLayer));
     for i in 0..n {
         let t = Instant::now();
-        state.apply(Event::Filters(filters.clone()));
+        app.apply(Event::Filters(filters.clone()));
         apply_f.push(t.elapsed());
         if i < 50 {
             let t = Instant::now();
-            state.apply(Event::FeatureMaps(features.clone()));
+            app.apply(Event::FeatureMaps(features.clone()));
             apply_m.push(t.elapsed());
         }
     }
-    let gfx = Graphics::halfblocks();
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| match e {});
     for tab in Tab::ALL {
-        state.tab = tab;
+        app.update(Msg::Action(Action::ShowTab(tab)));
         let mut samples = Vec::with_capacity(n);
         for _ in 0..n {
             let t = Instant::now();
-            if terminal
-                .draw(|f| super::render::render(&state, &gfx, f))
-                .is_err()
-            {
+            if terminal.draw(|f| app.render(f)).is_err() {
                 break;
             }
             samples.push(t.elapsed());

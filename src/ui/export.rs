@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::state::{AppState, Tab};
+use super::pictures::Pictures;
+use super::state::AppState;
+use super::vocab::Tab;
 use crate::run::RunDir;
 use crate::viz::export::{
     self as compose, Content, ExportFile, FeatureMaps, FeatureParts, FilterParts, Naming, Style,
@@ -104,29 +106,29 @@ fn export_dir(run: &Path) -> Result<PathBuf, ExportError> {
 }
 
 /// Export what the current tab shows; returns the files written.
-pub fn export_tab(state: &AppState) -> Result<Vec<PathBuf>, ExportError> {
-    let files = compose_tab(state)?;
-    let dir = export_dir(&state.run_dir)?;
+pub fn export_tab(state: &AppState, pictures: &Pictures) -> Result<Vec<PathBuf>, ExportError> {
+    let files = compose_tab(state, pictures)?;
+    let dir = export_dir(state.run_dir())?;
     files.iter().map(|f| save(f, &dir)).collect()
 }
 
 /// The files that show the current tab.
-fn compose_tab(state: &AppState) -> Result<Vec<ExportFile>, ExportError> {
+fn compose_tab(state: &AppState, pictures: &Pictures) -> Result<Vec<ExportFile>, ExportError> {
     let style = |epoch: usize| Style {
-        colormap: state.colormap,
-        filter_norm: state.filter_norm,
+        colormap: state.colormap(),
+        filter_norm: state.filter_norm(),
         source: sheets::Source {
-            run: compose::run_name(&state.run_dir),
+            run: compose::run_name(state.run_dir()),
             epoch: format!("epoch {epoch}"),
         },
     };
-    match state.tab {
+    match state.tab() {
         Tab::Filters => {
-            let (Some(snap), Some(layer)) = (&state.filters, state.filter_layer()) else {
+            let (Some(snap), Some(layer)) = (state.filters(), state.filter_layer()) else {
                 return Err(ExportError::NoFilters);
             };
             let parts = FilterParts {
-                one: Some(state.filter),
+                one: Some(state.filter()),
                 rgb: true,
             };
             Ok(compose::filters(
@@ -138,19 +140,18 @@ fn compose_tab(state: &AppState) -> Result<Vec<ExportFile>, ExportError> {
             ))
         }
         Tab::Features => {
-            let (Some(snap), Some(layer)) = (&state.features, state.feature_layer()) else {
+            let (Some(snap), Some(layer)) = (state.features(), state.feature_layer()) else {
                 return Err(ExportError::NoFeatureMaps);
             };
             let class = state
-                .start
-                .as_ref()
+                .start()
                 .and_then(|s| s.classes.get(snap.predicted))
                 .map_or_else(|| format!("class {}", snap.predicted), Clone::clone);
             let prediction = format!("{class} ({:.3})", snap.probability);
             let stem = compose::image_stem(&snap.image, "probe");
             let maps = FeatureMaps {
                 layer: &layer.name,
-                levels: &state.pictures.levels,
+                levels: &pictures.levels,
                 height: layer.height,
                 width: layer.width,
                 image: &snap.image,
@@ -159,7 +160,7 @@ fn compose_tab(state: &AppState) -> Result<Vec<ExportFile>, ExportError> {
                 epoch: snap.epoch,
             };
             let parts = FeatureParts {
-                channel: Some(state.channel),
+                channel: Some(state.channel()),
                 input: Some((&snap.input, snap.input_shape)),
             };
             Ok(compose::feature_maps(
@@ -170,7 +171,7 @@ fn compose_tab(state: &AppState) -> Result<Vec<ExportFile>, ExportError> {
             ))
         }
         Tab::Training => {
-            let mut epochs = state.epochs.clone();
+            let mut epochs = state.epochs().to_vec();
             epochs.sort_by_key(|m| m.epoch);
             let files = compose::training(&epochs, Naming::Run);
             if files.is_empty() {
@@ -179,13 +180,13 @@ fn compose_tab(state: &AppState) -> Result<Vec<ExportFile>, ExportError> {
             Ok(files)
         }
         Tab::Model => {
-            let Some(start) = &state.start else {
+            let Some(start) = state.start() else {
                 return Err(ExportError::NoSummary);
             };
             Ok(vec![compose::summary(&start.summary)])
         }
         Tab::Help => Err(ExportError::Help {
-            run: state.run_dir.clone(),
+            run: state.run_dir().to_path_buf(),
         }),
     }
 }

@@ -8,22 +8,21 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 
 use ratatui::layout::{Rect, Size};
 use ratatui_image::Resize;
-use ratatui_image::picker::ProtocolType;
 use ratatui_image::protocol::Protocol;
 
 pub use self::detect::Encoder;
-use super::state::AppState;
+use super::layout::Layout;
+use super::pictures::Pictures;
+use super::vocab::Slot;
 use crate::config::Graphics as GraphicsSetting;
 
-/// The places a picture can appear.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Slot {
-    FilterGrid,
-    FilterRgb,
-    FilterZoom,
-    Probe,
-    FeatureGrid,
-    ChannelZoom,
+/// Why a picture could not be encoded (it is drawn as half blocks then).
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("sixel encoding: {0}")]
+    Sixel(String),
+    #[error(transparent)]
+    Picker(#[from] ratatui_image::errors::Errors),
 }
 
 struct Entry {
@@ -56,6 +55,7 @@ impl Job {
         let protocol = match &self.encoder {
             Encoder::Sixel { tmux, .. } => {
                 super::sixel::protocol_within(&self.raster, (pw, ph), font, *tmux, self.max_bytes)
+                    .map_err(EncodeError::Sixel)
             }
             Encoder::Picker(picker) => {
                 let resized = self.raster.resized(pw, ph);
@@ -66,7 +66,7 @@ impl Job {
                         Size::new(self.area.width, self.area.height),
                         Resize::Fit(None),
                     )
-                    .map_err(|e| e.to_string())
+                    .map_err(EncodeError::from)
             }
         };
         Encoded {
@@ -97,7 +97,7 @@ pub struct Encoded {
     generation: u64,
     area: Rect,
     epoch: u64,
-    protocol: Result<Protocol, String>,
+    protocol: Result<Protocol, EncodeError>,
 }
 
 /// Where finished encodings are sent.
@@ -213,24 +213,17 @@ impl Graphics {
         })
     }
 
-    /// The protocol in use, `None` for half blocks.
-    #[must_use]
-    pub fn protocol(&self) -> Option<ProtocolType> {
-        self.encoder.as_ref().map(Encoder::protocol)
-    }
-
     /// Start encoding every picture of the current screen whose raster or area changed, on
     /// tokio's blocking pool; results come back through the channel given to [`Self::detect`]
     /// and are taken in by [`Self::accept`]. Until then the picture is drawn as half blocks.
     /// Without a runtime (tests), encodes inline.
-    pub fn prepare(&mut self, state: &AppState, area: Rect) {
+    pub fn prepare(&mut self, layout: &Layout, pictures: &Pictures) {
         let Some(encoder) = self.encoder.clone() else {
             return;
         };
-        let slots = super::render::picture_slots(state, area);
         self.cache
-            .retain(|slot, _| slots.iter().any(|(s, _, _)| s == slot));
-        for (slot, rect, pic) in slots {
+            .retain(|slot, _| layout.slots.iter().any(|(s, _)| s == slot));
+        for (slot, rect, pic) in pictures.placed(layout) {
             let key = (pic.generation, rect);
             let fresh = self
                 .cache
@@ -337,8 +330,11 @@ impl Graphics {
 mod tests {
     use super::*;
     use crate::events::Event;
-    use crate::ui::fixtures;
-    use crate::ui::state::Tab;
+    use crate::ui::bench_data;
+    use crate::ui::keys::Action;
+    use crate::ui::layout;
+    use crate::ui::state::{AppState, Msg, View};
+    use crate::ui::vocab::Tab;
 
     /// Sixel graphics with cells of `w`x`h` pixels, and where its encodings arrive.
     fn sixel_graphics(w: u16, h: u16) -> (Graphics, tokio::sync::mpsc::UnboundedReceiver<Encoded>) {
@@ -350,22 +346,30 @@ mod tests {
         (Graphics::with_encoder(encoder, tx), rx)
     }
 
-    /// The Filters tab of the tutorial network at 100x30.
-    fn filters_screen() -> (AppState, Rect) {
+    /// The Filters tab of the tutorial network at 100x30, its layout and its pictures.
+    fn filters_screen() -> (AppState, Layout, Pictures) {
         let mut s = AppState::new(&crate::config::UiConfig::default(), "t".into(), "r".into());
-        s.resize(100, 30);
-        s.apply(Event::Filters(Box::new(fixtures::tutorial_filters())));
-        s.tab = Tab::Filters;
-        (s, Rect::new(0, 0, 100, 30))
+        s.apply(Event::Filters(Box::new(bench_data::tutorial_filters())));
+        s.set_tab(Tab::Filters);
+        let l = layout::compute((100, 30), &s);
+        let p = Pictures::new(&s, &l, (1, 2));
+        (s, l, p)
+    }
+
+    fn slots<'a>(
+        l: &'a Layout,
+        p: &'a Pictures,
+    ) -> Vec<(Slot, Rect, &'a crate::ui::pictures::Pic)> {
+        p.placed(l).collect()
     }
 
     #[tokio::test]
     async fn encodes_off_thread_once_per_raster_and_area() {
         let (mut gfx, mut rx) = sixel_graphics(10, 20);
-        let (mut s, area) = filters_screen();
-        gfx.prepare(&s, area);
+        let (mut s, l, mut p) = filters_screen();
+        gfx.prepare(&l, &p);
         assert!(gfx.busy());
-        let slots = crate::ui::render::picture_slots(&s, area);
+        let slots = slots(&l, &p);
         assert_eq!(slots.len(), 3);
         for _ in 0..slots.len() {
             let done = rx.recv().await.expect("encoded");
@@ -385,11 +389,13 @@ mod tests {
             assert_eq!(gfx.shown_rect(*slot, pic.generation + 1000, *rect), None);
         }
         // Nothing changed: nothing is encoded again.
-        gfx.prepare(&s, area);
+        gfx.prepare(&l, &p);
         assert!(!gfx.busy());
         // A new selection re-frames the grid: only what changed is encoded.
-        s.update(crate::ui::keys::Action::NextItem);
-        gfx.prepare(&s, area);
+        s.update(Msg::Action(Action::NextItem), &View::default());
+        let l = layout::compute((100, 30), &s);
+        p.sync(&s, &l, (1, 2));
+        gfx.prepare(&l, &p);
         assert!(gfx.busy());
         assert_eq!(
             gfx.pending.len(),
@@ -404,8 +410,8 @@ mod tests {
         let (late_tx, late_rx) = std::sync::mpsc::channel();
         gfx.late = Some(late_rx);
         assert!(!gfx.poll_late(), "no answer yet");
-        let (s, area) = filters_screen();
-        gfx.prepare(&s, area);
+        let (_s, l, p) = filters_screen();
+        gfx.prepare(&l, &p);
         let jobs = gfx.pending.len();
         assert!(jobs > 0);
         // The terminal answers: cells of 8x16 pixels.
@@ -425,13 +431,13 @@ mod tests {
         }
         assert!(gfx.cache.is_empty());
         // Everything is encoded again with the answer's cell size.
-        gfx.prepare(&s, area);
+        gfx.prepare(&l, &p);
         assert_eq!(gfx.pending.len(), jobs);
         for _ in 0..jobs {
             let done = rx.recv().await.expect("encoded");
             assert!(gfx.accept(done));
         }
-        let (slot, rect, pic) = &crate::ui::render::picture_slots(&s, area)[0];
+        let (slot, rect, pic) = &slots(&l, &p)[0];
         let proto = gfx.get(*slot, pic.generation, *rect).expect("encoded");
         let Protocol::Sixel(sx) = proto else {
             panic!("sixel")

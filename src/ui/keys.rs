@@ -1,8 +1,9 @@
-//! Every key binding, in one table; the help tab is generated from it.
+//! Every key binding, in one table; the Help tab and the status line's key hints are
+//! generated from it.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::state::Tab;
+use super::vocab::Tab;
 
 /// What a key asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +97,50 @@ pub struct Binding {
     pub label: &'static str,
     pub action: Action,
     pub help: &'static str,
+    /// How the binding appears in the status line's key hints, on which tabs.
+    pub hints: &'static [Hint],
+}
+
+/// When a hint is shown, by the run's state: the run's own keys only while there is a run to
+/// steer, the tab keys on the Training tab only once there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Any,
+    Active,
+    Ended,
+}
+
+/// One entry of the status line's key hints: on `tab`, at place `order`, the text.
+#[derive(Debug, Clone, Copy)]
+pub struct Hint {
+    pub tab: Tab,
+    pub order: u8,
+    pub run: Run,
+    pub text: &'static str,
+}
+
+const fn hint(tab: Tab, order: u8, text: &'static str) -> Hint {
+    Hint {
+        tab,
+        order,
+        run: Run::Any,
+        text,
+    }
+}
+
+const fn hint_when(run: Run, tab: Tab, order: u8, text: &'static str) -> Hint {
+    Hint {
+        tab,
+        order,
+        run,
+        text,
+    }
+}
+
+impl Binding {
+    const fn hinted(self, hints: &'static [Hint]) -> Self {
+        Binding { hints, ..self }
+    }
 }
 
 const fn bind(
@@ -111,6 +156,7 @@ const fn bind(
         label,
         action,
         help,
+        hints: &[],
     }
 }
 
@@ -124,7 +170,11 @@ pub const BINDINGS: &[Binding] = &[
         "1",
         Action::ShowTab(Tab::Training),
         "Training tab",
-    ),
+    )
+    .hinted(&[
+        hint_when(Run::Ended, Tab::Training, 6, "1-5 tabs"),
+        hint(Tab::Help, 2, "1-5 tabs"),
+    ]),
     bind(
         Global,
         &[key('2')],
@@ -152,14 +202,21 @@ pub const BINDINGS: &[Binding] = &[
         "5 ?",
         Action::ShowTab(Tab::Help),
         "Help",
-    ),
+    )
+    .hinted(&[
+        hint(Tab::Training, 7, "? help"),
+        hint(Tab::Model, 4, "? help"),
+        hint(Tab::Filters, 8, "? help"),
+        hint(Tab::Features, 8, "? help"),
+    ]),
     bind(
         Global,
         &[code(KeyCode::Tab)],
         "Tab",
         Action::NextTab,
         "next tab",
-    ),
+    )
+    .hinted(&[hint(Tab::Help, 3, "Tab next")]),
     bind(
         Global,
         &[
@@ -179,35 +236,52 @@ pub const BINDINGS: &[Binding] = &[
         "Space",
         Action::TogglePause,
         "pause / resume training",
-    ),
+    )
+    .hinted(&[hint_when(
+        Run::Active,
+        Tab::Training,
+        1,
+        "Space pause/resume",
+    )]),
     bind(
         Global,
         &[key('s')],
         "s",
         Action::CheckpointNow,
         "checkpoint now (mid-epoch: kept until the epoch's own)",
-    ),
+    )
+    .hinted(&[hint_when(Run::Active, Tab::Training, 2, "s checkpoint")]),
     bind(
         Global,
         &[key('x')],
         "x",
         Action::Stop,
         "stop training (asks)",
-    ),
+    )
+    .hinted(&[hint_when(Run::Active, Tab::Training, 3, "x stop")]),
     bind(
         Global,
         &[key('c')],
         "c",
         Action::CycleColormap,
         "cycle colormap",
-    ),
+    )
+    .hinted(&[
+        hint(Tab::Filters, 5, "c colormap"),
+        hint(Tab::Features, 6, "c colormap"),
+    ]),
     bind(
         Global,
         &[key('q')],
         "q",
         Action::Quit,
         "quit (asks if training runs)",
-    ),
+    )
+    .hinted(&[
+        hint(Tab::Training, 8, "q quit"),
+        hint(Tab::Model, 5, "q quit"),
+        hint(Tab::Help, 4, "q quit"),
+    ]),
     bind(
         Global,
         &[ctrl('c')],
@@ -221,7 +295,8 @@ pub const BINDINGS: &[Binding] = &[
         "↑ k",
         Action::Scroll(-1),
         "epoch table: scroll up",
-    ),
+    )
+    .hinted(&[hint(Tab::Training, 4, "↑↓ b epochs")]),
     bind(
         On(Tab::Training),
         &[code(KeyCode::Down), key('j')],
@@ -270,7 +345,8 @@ pub const BINDINGS: &[Binding] = &[
         "↑ k",
         Action::Scroll(-1),
         "scroll up",
-    ),
+    )
+    .hinted(&[hint(Tab::Help, 1, "↑↓ PgUp PgDn scroll")]),
     bind(
         On(Tab::Help),
         &[code(KeyCode::Down), key('j')],
@@ -298,7 +374,8 @@ pub const BINDINGS: &[Binding] = &[
         "↑ k",
         Action::RowUp,
         "previous layer",
-    ),
+    )
+    .hinted(&[hint(Tab::Model, 1, "↑↓ select")]),
     bind(
         On(Tab::Model),
         &[code(KeyCode::Down), key('j')],
@@ -312,21 +389,24 @@ pub const BINDINGS: &[Binding] = &[
         "Enter",
         Action::OpenLayer,
         "open filters (conv) / maps",
-    ),
+    )
+    .hinted(&[hint(Tab::Model, 2, "Enter filters/maps")]),
     bind(
         On(Tab::Model),
         &[key('m')],
         "m",
         Action::OpenMaps,
         "open feature maps",
-    ),
+    )
+    .hinted(&[hint(Tab::Model, 3, "m maps")]),
     bind(
         On(Tab::Filters),
         &[code(KeyCode::Left), key('h')],
         "← h",
         Action::PrevLayer,
         "previous conv layer",
-    ),
+    )
+    .hinted(&[hint(Tab::Filters, 1, "←→ layer")]),
     bind(
         On(Tab::Filters),
         &[code(KeyCode::Right), key('l')],
@@ -340,7 +420,8 @@ pub const BINDINGS: &[Binding] = &[
         "↑ k",
         Action::PrevItem,
         "previous filter (zoomed)",
-    ),
+    )
+    .hinted(&[hint(Tab::Filters, 2, "↑↓ filter")]),
     bind(
         On(Tab::Filters),
         &[code(KeyCode::Down), key('j')],
@@ -368,28 +449,36 @@ pub const BINDINGS: &[Binding] = &[
         "f",
         Action::ToggleFilterNorm,
         "min-max per layer / filter",
-    ),
+    )
+    .hinted(&[hint(Tab::Filters, 4, "f norm")]),
     bind(
         Global,
         &[key('e')],
         "e",
         Action::Export,
         "export what is on screen (PNG, CSV, text)",
-    ),
+    )
+    .hinted(&[
+        hint(Tab::Training, 5, "e export"),
+        hint(Tab::Filters, 7, "e export"),
+        hint(Tab::Features, 7, "e export"),
+    ]),
     bind(
         On(Tab::Filters),
         &[key('r')],
         "r",
         Action::RefreshFilters,
         "refresh the filters now",
-    ),
+    )
+    .hinted(&[hint(Tab::Filters, 6, "r refresh")]),
     bind(
         On(Tab::Filters),
         &[key('[')],
         "[",
         Action::PrevEpoch,
         "filters of the previous epoch",
-    ),
+    )
+    .hinted(&[hint(Tab::Filters, 3, "[ ] epoch")]),
     bind(
         On(Tab::Filters),
         &[key(']')],
@@ -403,7 +492,8 @@ pub const BINDINGS: &[Binding] = &[
         "[",
         Action::PrevEpoch,
         "maps of the previous epoch",
-    ),
+    )
+    .hinted(&[hint(Tab::Features, 3, "[ ] epoch")]),
     bind(
         On(Tab::Features),
         &[key(']')],
@@ -417,7 +507,8 @@ pub const BINDINGS: &[Binding] = &[
         "← h",
         Action::PrevLayer,
         "previous layer",
-    ),
+    )
+    .hinted(&[hint(Tab::Features, 1, "←→ layer")]),
     bind(
         On(Tab::Features),
         &[code(KeyCode::Right), key('l')],
@@ -431,7 +522,8 @@ pub const BINDINGS: &[Binding] = &[
         "↑ k",
         Action::PrevItem,
         "previous channel (zoomed)",
-    ),
+    )
+    .hinted(&[hint(Tab::Features, 2, "↑↓ channel")]),
     bind(
         On(Tab::Features),
         &[code(KeyCode::Down), key('j')],
@@ -459,7 +551,8 @@ pub const BINDINGS: &[Binding] = &[
         "n",
         Action::NextProbe,
         "next probe image",
-    ),
+    )
+    .hinted(&[hint(Tab::Features, 4, "n/p probe")]),
     bind(
         On(Tab::Features),
         &[key('p')],
@@ -473,7 +566,8 @@ pub const BINDINGS: &[Binding] = &[
         "o",
         Action::OpenProbe,
         "probe an image by path (Tab completes it, Ctrl-U clears it)",
-    ),
+    )
+    .hinted(&[hint(Tab::Features, 5, "o open")]),
 ];
 
 /// The action bound to `event` on `tab`: the tab's own bindings first, then the global ones.
@@ -496,6 +590,118 @@ pub fn lookup(event: KeyEvent, tab: Tab) -> Option<Action> {
         .find(hit)
         .or_else(|| BINDINGS.iter().filter(|b| b.context == Global).find(hit))
         .map(|b| b.action)
+}
+
+/// The short key hint shown on the status line for a tab, from the key table's hints; the
+/// run's keys (pause, checkpoint, stop) only while there is a run to steer.
+#[must_use]
+pub fn hints(tab: Tab, run_active: bool) -> String {
+    let mut shown: Vec<&Hint> = BINDINGS
+        .iter()
+        .flat_map(|b| b.hints)
+        .filter(|h| h.tab == tab)
+        .filter(|h| match h.run {
+            Run::Any => true,
+            Run::Active => run_active,
+            Run::Ended => !run_active,
+        })
+        .collect();
+    shown.sort_by_key(|h| h.order);
+    shown.iter().map(|h| h.text).collect::<Vec<_>>().join(" · ")
+}
+
+/// A Help section: the bindings of one context, under a name.
+pub type Section = (Context, &'static str);
+
+/// The Help sections in two columns, of about the same length; one column reads them in order.
+pub const HELP_LEFT: [Section; 3] = [
+    (Context::Global, "everywhere"),
+    (Context::On(Tab::Model), "Model"),
+    (Context::On(Tab::Help), "Help"),
+];
+/// The right-hand column of [`HELP_LEFT`].
+pub const HELP_RIGHT: [Section; 3] = [
+    (Context::On(Tab::Training), "Training"),
+    (Context::On(Tab::Filters), "Filters"),
+    (Context::On(Tab::Features), "Feature maps"),
+];
+/// Every Help section in reading order, for one column.
+pub const HELP_ALL: [Section; 6] = [
+    HELP_LEFT[0],
+    HELP_RIGHT[0],
+    HELP_LEFT[1],
+    HELP_RIGHT[1],
+    HELP_RIGHT[2],
+    HELP_LEFT[2],
+];
+
+/// What the mouse does, listed with the keys that work everywhere.
+const MOUSE: [(&str, &str); 2] = [
+    ("click", "a tab's name opens the tab"),
+    ("click", "a filter or map tile zooms it"),
+];
+
+/// Width of the Help tab's key column.
+pub const HELP_KEYS_WIDTH: u16 = 12;
+
+/// One row of the Help tab: a section title, or a key and its description in lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelpRow {
+    Title(&'static str),
+    Key {
+        label: &'static str,
+        lines: Vec<String>,
+    },
+}
+
+impl HelpRow {
+    /// Lines the row takes.
+    #[must_use]
+    pub fn height(&self) -> usize {
+        match self {
+            HelpRow::Title(_) => 1,
+            HelpRow::Key { lines, .. } => lines.len().max(1),
+        }
+    }
+}
+
+/// The rows of `sections` for a column `width` cells wide: a title row each, then its keys,
+/// each description wrapped at spaces to the room left by the key column.
+#[must_use]
+pub fn help_rows(sections: &[Section], width: u16) -> Vec<HelpRow> {
+    let room = usize::from(width.saturating_sub(2 + HELP_KEYS_WIDTH + 1)).max(10);
+    let mut rows = Vec::new();
+    for &(ctx, name) in sections {
+        rows.push(HelpRow::Title(name));
+        let keys = BINDINGS
+            .iter()
+            .filter(|b| b.context == ctx)
+            .map(|b| (b.label, b.help));
+        let mouse = MOUSE.iter().copied().filter(|_| ctx == Context::Global);
+        for (label, help) in keys.chain(mouse) {
+            rows.push(HelpRow::Key {
+                label,
+                lines: wrap(help, room),
+            });
+        }
+    }
+    rows
+}
+
+/// `text` in lines of at most `room` characters, broken at spaces (a longer word is cut).
+#[must_use]
+pub fn wrap(text: &str, room: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= room => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.chars().take(room).collect()),
+        }
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -535,5 +741,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn hints_name_keys_that_work_on_their_tab() {
+        for b in BINDINGS {
+            for h in b.hints {
+                assert!(
+                    b.context == Global || b.context == On(h.tab),
+                    "{:?} hinted on {:?}",
+                    b.action,
+                    h.tab
+                );
+            }
+        }
+        assert_eq!(
+            hints(Tab::Training, true),
+            "Space pause/resume · s checkpoint · x stop · ↑↓ b epochs · e export · ? help · q quit"
+        );
+        assert_eq!(
+            hints(Tab::Training, false),
+            "↑↓ b epochs · e export · 1-5 tabs · ? help · q quit"
+        );
+        assert_eq!(
+            hints(Tab::Model, true),
+            "↑↓ select · Enter filters/maps · m maps · ? help · q quit"
+        );
+        assert_eq!(
+            hints(Tab::Filters, true),
+            "←→ layer · ↑↓ filter · [ ] epoch · f norm · c colormap · r refresh · e export · ? help"
+        );
+        assert_eq!(
+            hints(Tab::Features, false),
+            "←→ layer · ↑↓ channel · [ ] epoch · n/p probe · o open · c colormap · e export · ? help"
+        );
+        assert_eq!(
+            hints(Tab::Help, true),
+            "↑↓ PgUp PgDn scroll · 1-5 tabs · Tab next · q quit"
+        );
     }
 }

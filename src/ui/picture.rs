@@ -7,9 +7,9 @@ use ratatui::layout::Rect;
 use ratatui::style::Color;
 use ratatui::widgets::Widget;
 
-use super::graphics::{Graphics, Slot};
+use super::graphics::Graphics;
 use super::pictures::Pic;
-use super::state::ColorDepth;
+use super::vocab::{ColorDepth, Slot};
 use crate::viz::{Raster, Rgb};
 
 /// A raster drawn as half blocks, fitted (nearest neighbour, aspect kept) and centred.

@@ -1,11 +1,13 @@
-//! Rasters derived from the snapshots and the selections, rebuilt in `update`/`apply` (never
-//! while drawing), each with a generation so that encoders know when to redo their work.
+//! Rasters derived from the snapshots and the selections, each with a generation so that
+//! encoders know when to redo their work. [`Pictures::sync`] runs after every change of the
+//! state or the screen (never while drawing) and rebuilds only what that change touched.
 
 use ratatui::layout::Rect;
 
+use super::layout::Layout;
 use super::state::AppState;
-use super::tabs;
-use crate::config::ColormapName;
+use super::vocab::Slot;
+use crate::config::{ColormapName, FilterNorm};
 use crate::viz::Raster;
 use crate::viz::norm::Standardised;
 use crate::viz::pictures as vp;
@@ -16,6 +18,27 @@ use crate::viz::raster::Grid;
 pub struct Pic {
     pub raster: Raster,
     pub generation: u64,
+}
+
+/// What the Filters tab's rasters were built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FilterKey {
+    snapshot: u64,
+    layer: usize,
+    filter: usize,
+    colormap: ColormapName,
+    norm: FilterNorm,
+    grid: (usize, usize),
+    zoom: (usize, usize),
+    rgb: (usize, usize),
+}
+
+/// What the Feature maps tab's rasters were built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FeatureKey {
+    channel: usize,
+    colormap: ColormapName,
+    grid: (usize, usize),
 }
 
 /// All derived rasters.
@@ -34,8 +57,10 @@ pub struct Pictures {
     pub feature_geom: Option<Grid>,
     /// Standardised channels of the shown feature layer.
     pub levels: Vec<Standardised>,
-    /// The layer `levels` were computed for; `None` after a new snapshot.
-    levels_key: Option<usize>,
+    /// The (snapshot, layer) `levels` were computed for.
+    levels_key: Option<(u64, usize)>,
+    filter_key: Option<FilterKey>,
+    feature_key: Option<(FeatureKey, (u64, usize))>,
 }
 
 /// A cell area's size in the pixels pictures are drawn with: `cell` pixels a cell (half
@@ -49,6 +74,15 @@ pub fn pixels(r: Rect, cell: (usize, usize)) -> (usize, usize) {
 }
 
 impl Pictures {
+    /// The pictures for `state` laid out as `layout`, in cells of `cell` pixels: rebuilt where
+    /// what they show changed.
+    #[must_use]
+    pub fn new(state: &AppState, layout: &Layout, cell: (usize, usize)) -> Self {
+        let mut p = Self::default();
+        p.sync(state, layout, cell);
+        p
+    }
+
     fn pic(&mut self, raster: Raster) -> Pic {
         self.generation += 1;
         Pic {
@@ -57,69 +91,89 @@ impl Pictures {
         }
     }
 
-    /// Forget the standardised channels (a new feature snapshot arrived).
-    pub fn invalidate_features(&mut self) {
-        self.levels_key = None;
+    /// The picture drawn in `slot`, if there is one.
+    #[must_use]
+    pub fn get(&self, slot: Slot) -> Option<&Pic> {
+        match slot {
+            Slot::FilterGrid => Some(&self.filter_grid),
+            Slot::FilterRgb => self.filter_rgb.as_ref(),
+            Slot::FilterZoom => Some(&self.filter_zoom),
+            Slot::Probe => Some(&self.probe),
+            Slot::FeatureGrid => Some(&self.feature_grid),
+            Slot::ChannelZoom => Some(&self.channel_zoom),
+        }
     }
 
-    /// Rebuild the Filters tab's rasters from `state`.
-    pub fn rebuild_filters(&mut self, state: &AppState) {
+    /// The pictures on screen in `layout`: slot, area and raster.
+    pub fn placed<'a>(&'a self, layout: &'a Layout) -> impl Iterator<Item = (Slot, Rect, &'a Pic)> {
+        layout
+            .slots
+            .iter()
+            .filter_map(|&(slot, area)| Some((slot, area, self.get(slot)?)))
+    }
+
+    /// Bring the rasters up to date with `state` laid out as `layout` in cells of `cell` pixels.
+    pub fn sync(&mut self, state: &AppState, layout: &Layout, cell: (usize, usize)) {
+        self.sync_filters(state, layout, cell);
+        self.sync_features(state, layout, cell);
+    }
+
+    fn sync_filters(&mut self, state: &AppState, layout: &Layout, cell: (usize, usize)) {
         let Some(layer) = state.filter_layer() else {
             self.filter_grid = Pic::default();
             self.filter_geom = None;
             self.filter_rgb = None;
             self.filter_zoom = Pic::default();
+            self.filter_key = None;
             return;
         };
+        let areas = &layout.filters;
+        let px = |r: Rect| pixels(r, cell);
+        let key = FilterKey {
+            snapshot: state.snapshots().0,
+            layer: state.filter_layer_index(),
+            filter: state.filter(),
+            colormap: state.colormap(),
+            norm: state.filter_norm(),
+            grid: px(areas.grid),
+            zoom: px(areas.zoom),
+            rgb: areas.rgb.map_or((1, 1), px),
+        };
+        if self.filter_key == Some(key) {
+            return;
+        }
+        self.filter_key = Some(key);
         let shape = [
             layer.out_channels,
             layer.in_channels,
             layer.kernel[0],
             layer.kernel[1],
         ];
-        let signed = state.colormap == ColormapName::Diverging;
-        let values = vp::filter_values(&layer.weights, shape, state.filter_norm, signed);
-        let areas = tabs::filters::areas(state, state.body());
-        let px = |r: Rect| pixels(r, state.cell_pixels);
-        let grid = vp::filter_grid(
-            &values,
-            shape,
-            state.colormap,
-            Some(state.filter),
-            px(areas.grid),
-        );
+        let signed = key.colormap == ColormapName::Diverging;
+        let values = vp::filter_values(&layer.weights, shape, key.norm, signed);
+        let grid = vp::filter_grid(&values, shape, key.colormap, Some(key.filter), key.grid);
         self.filter_grid = self.pic(grid);
-        self.filter_geom = Some(vp::filter_grid_geometry(
-            shape,
-            px(areas.grid),
-            state.filter,
-        ));
-        let zoom =
-            vp::filter_channels(&values, shape, state.filter, state.colormap, px(areas.zoom));
+        self.filter_geom = Some(vp::filter_grid_geometry(shape, key.grid, key.filter));
+        let zoom = vp::filter_channels(&values, shape, key.filter, key.colormap, key.zoom);
         self.filter_zoom = self.pic(zoom);
-        self.filter_rgb = vp::filter_rgb(
-            &layer.weights,
-            shape,
-            state.filter_norm,
-            Some(state.filter),
-            areas.rgb.map_or((1, 1), px),
-        )
-        .map(|r| self.pic(r));
+        self.filter_rgb =
+            vp::filter_rgb(&layer.weights, shape, key.norm, Some(key.filter), key.rgb)
+                .map(|r| self.pic(r));
     }
 
-    /// Rebuild the Feature maps tab's rasters from `state`.
-    pub fn rebuild_features(&mut self, state: &AppState) {
-        let Some(snap) = state.features.as_ref() else {
+    fn sync_features(&mut self, state: &AppState, layout: &Layout, cell: (usize, usize)) {
+        let Some(snap) = state.features() else {
             self.probe = Pic::default();
             self.feature_grid = Pic::default();
             self.feature_geom = None;
             self.channel_zoom = Pic::default();
             self.levels.clear();
             self.levels_key = None;
+            self.feature_key = None;
             return;
         };
-        let key = state.feature_layer;
-        if self.levels_key != Some(key) {
+        let levels_key = (state.snapshots().1, state.feature_layer_index());
+        if self.levels_key != Some(levels_key) {
             self.probe = {
                 let r = vp::probe(&snap.input, snap.input_shape);
                 self.pic(r)
@@ -127,37 +181,45 @@ impl Pictures {
             self.levels = state.feature_layer().map_or_else(Vec::new, |l| {
                 vp::feature_levels(&l.data, l.channels, l.height, l.width)
             });
-            self.levels_key = Some(key);
+            self.levels_key = Some(levels_key);
         }
         let Some(layer) = state.feature_layer() else {
             self.feature_geom = None;
             self.feature_grid = Pic::default();
             self.channel_zoom = Pic::default();
+            self.feature_key = None;
             return;
         };
-        let areas = tabs::features::areas(state, state.body());
-        let fit = pixels(areas.grid, state.cell_pixels);
+        let key = FeatureKey {
+            channel: state.channel(),
+            colormap: state.colormap(),
+            grid: pixels(layout.features.grid, cell),
+        };
+        if self.feature_key == Some((key, levels_key)) {
+            return;
+        }
+        self.feature_key = Some((key, levels_key));
         let grid = vp::feature_grid(
             &self.levels,
             layer.height,
             layer.width,
-            state.colormap,
-            Some(state.channel),
-            fit,
+            key.colormap,
+            Some(key.channel),
+            key.grid,
         );
         self.feature_grid = self.pic(grid);
         self.feature_geom = Some(vp::feature_grid_geometry(
             self.levels.len(),
             layer.height,
             layer.width,
-            fit,
-            state.channel,
+            key.grid,
+            key.channel,
         ));
         let zoom = self
             .levels
-            .get(state.channel)
+            .get(key.channel)
             .map_or_else(Raster::default, |l| {
-                vp::channel(l, layer.height, layer.width, state.colormap)
+                vp::channel(l, layer.height, layer.width, key.colormap)
             });
         self.channel_zoom = self.pic(zoom);
     }

@@ -1,4 +1,5 @@
-//! The frame: tab bar, the current tab, the status line, and the too-small notice.
+//! The frame: tab bar, the current tab, the status line, and the too-small notice, drawn from
+//! a [`Scene`] (the state, its pictures and the one layout of this frame).
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Rect};
@@ -6,20 +7,21 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::graphics::{Graphics, Slot};
-use super::pictures::Pic;
-use super::state::{AppState, Phase, Prompt, Tab};
-use super::tabs;
-use crate::events::FinishReason;
+use super::header::phase_span;
+use super::keys;
+use super::layout::{tab_label, tab_names_width};
+use super::state::AppState;
+use super::tabs::{self, Scene};
+use super::vocab::{Prompt, Tab};
 
-/// Draw the whole screen from `state`.
-pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame) {
-    let area = frame.area();
-    let (min_w, min_h) = min_size(state.tab);
-    if area.width < min_w || area.height < min_h {
+/// Draw the whole screen.
+pub fn render(scene: Scene<'_>, frame: &mut Frame) {
+    let (state, layout) = (scene.state, scene.layout);
+    let area = layout.screen;
+    if let Some((min_w, min_h)) = layout.too_small {
         let text = format!(
             "Terminal too small for {}: {}×{}, needs {min_w}×{min_h}. Enlarge it, or press 1–5 / q.",
-            state.tab.title(),
+            state.tab().title(),
             area.width,
             area.height
         );
@@ -31,75 +33,15 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame) {
         );
         return;
     }
-    render_tab_bar(state, frame, Rect::new(area.x, area.y, area.width, 1));
-    let body = body_area(area);
-    match state.tab {
-        Tab::Training => tabs::training::render(state, frame, body),
-        Tab::Model => tabs::model::render(state, frame, body),
-        Tab::Filters => tabs::filters::render(state, gfx, frame, body),
-        Tab::Features => tabs::features::render(state, gfx, frame, body),
-        Tab::Help => tabs::help::render(state, frame, body),
+    render_tab_bar(state, frame, layout.tab_bar);
+    match state.tab() {
+        Tab::Training => tabs::training::render(scene, frame),
+        Tab::Model => tabs::model::render(scene, frame),
+        Tab::Filters => tabs::filters::render(scene, frame),
+        Tab::Features => tabs::features::render(scene, frame),
+        Tab::Help => tabs::help::render(scene, frame),
     }
-    render_status(
-        state,
-        frame,
-        Rect::new(area.x, area.bottom() - 1, area.width, 1),
-    );
-}
-
-/// The smallest terminal each tab can draw in.
-#[must_use]
-pub fn min_size(tab: Tab) -> (u16, u16) {
-    match tab {
-        Tab::Training => (60, 16),
-        Tab::Model => (44, 8),
-        Tab::Filters | Tab::Features => (64, 18),
-        Tab::Help => (50, 10),
-    }
-}
-
-/// The area between the tab bar and the status line.
-#[must_use]
-pub fn body_area(area: Rect) -> Rect {
-    Rect::new(
-        area.x,
-        area.y + 1,
-        area.width,
-        area.height.saturating_sub(2),
-    )
-}
-
-/// The pictures on screen for `state` in a terminal of `area`, as drawn by `render`.
-#[must_use]
-pub fn picture_slots(state: &AppState, area: Rect) -> Vec<(Slot, Rect, &Pic)> {
-    let (min_w, min_h) = min_size(state.tab);
-    if area.width < min_w || area.height < min_h {
-        return Vec::new();
-    }
-    let body = body_area(area);
-    match state.tab {
-        Tab::Filters => tabs::filters::slots(state, body),
-        Tab::Features => tabs::features::slots(state, body),
-        _ => Vec::new(),
-    }
-}
-
-fn tab_label(i: usize, tab: Tab) -> String {
-    format!(" {} {} ", i + 1, tab.title())
-}
-
-/// The tab under column `x` of the tab bar.
-#[must_use]
-pub fn tab_at(x: u16) -> Option<Tab> {
-    let mut start = 0_u16;
-    for (i, &tab) in Tab::ALL.iter().enumerate() {
-        let w = tab_label(i, tab).chars().count() as u16;
-        if (start..start + w).contains(&x) {
-            return Some(tab);
-        }
-        start += w + 1;
-    }
-    None
+    render_status(state, frame, layout.status);
 }
 
 fn render_tab_bar(state: &AppState, frame: &mut Frame, area: Rect) {
@@ -107,21 +49,17 @@ fn render_tab_bar(state: &AppState, frame: &mut Frame, area: Rect) {
     for (i, &tab) in Tab::ALL.iter().enumerate() {
         spans.push(Span::styled(
             tab_label(i, tab),
-            super::tabs::chip_style(tab == state.tab),
+            tabs::chip_style(tab == state.tab()),
         ));
         spans.push(Span::styled("│", Style::new().fg(Color::DarkGray)));
     }
     frame.render_widget(Line::from(spans), area);
-    let used: u16 = Tab::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, &t)| tab_label(i, t).chars().count() as u16 + 1)
-        .sum();
+    let used = tab_names_width();
     // The run's phase always fits whole when anything does; the title only when it fits too
     // (cut from the left it showed half a path).
     let free = usize::from(area.width.saturating_sub(used));
     let phase = phase_span(state, false);
-    let title = Span::styled(format!("{} ", state.title), Style::new().fg(Color::Gray));
+    let title = Span::styled(format!("{} ", state.title()), Style::new().fg(Color::Gray));
     let mut right = Vec::new();
     if title.width() + phase.width() + 2 <= free {
         right.push(title);
@@ -133,52 +71,8 @@ fn render_tab_bar(state: &AppState, frame: &mut Frame, area: Rect) {
     }
 }
 
-/// The run phase as a coloured word; `full` adds what to do about it where there is room
-/// (an interrupted run's resume command, with its path to copy).
-#[must_use]
-pub fn phase_span(state: &AppState, full: bool) -> Span<'static> {
-    if state.phase == Phase::Interrupted && full {
-        return Span::styled(
-            format!(
-                "● interrupted: resume with `convscope resume {}`",
-                crate::run::shell_quote(&state.run_dir)
-            ),
-            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-        );
-    }
-    if state.phase == Phase::Finished(FinishReason::Stopped) && full {
-        let why = state
-            .stop_cause
-            .map_or_else(String::new, |c| format!(" by {}", c.describe()));
-        return Span::styled(
-            format!(
-                "● stopped{why}: resume with `convscope resume {}`",
-                crate::run::shell_quote(&state.run_dir)
-            ),
-            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-        );
-    }
-    let (text, color) = match state.phase {
-        Phase::Waiting => ("waiting", Color::Gray),
-        Phase::Preparing => ("preparing", Color::Yellow),
-        Phase::Tuning => ("tuning GPU kernels", Color::Yellow),
-        Phase::Running => ("running", Color::Green),
-        Phase::Paused => ("paused", Color::Yellow),
-        Phase::Stopping => ("stopping, writing checkpoint", Color::Magenta),
-        Phase::Finished(FinishReason::Completed) => ("finished", Color::Cyan),
-        Phase::Finished(FinishReason::Stopped) => ("stopped", Color::Cyan),
-        Phase::Failed => ("failed", Color::Red),
-        Phase::Stalled => ("stalled: no event for a minute", Color::Yellow),
-        Phase::Interrupted => ("interrupted", Color::Red),
-    };
-    Span::styled(
-        format!("● {text}"),
-        Style::new().fg(color).add_modifier(Modifier::BOLD),
-    )
-}
-
 fn render_status(state: &AppState, frame: &mut Frame, area: Rect) {
-    let line = if let Some(input) = &state.input {
+    let line = if let Some(input) = state.input() {
         Line::from(vec![
             Span::styled(
                 " probe image path: ",
@@ -186,8 +80,8 @@ fn render_status(state: &AppState, frame: &mut Frame, area: Rect) {
             ),
             Span::raw(format!(" {input}▏")),
             Span::styled(
-                if state.input_matches.is_empty() {
-                    let fresh = if state.input_prefilled {
+                if state.input_matches().is_empty() {
+                    let fresh = if state.input_prefilled() {
                         "  / or ~: start from the root or home"
                     } else {
                         ""
@@ -196,15 +90,15 @@ fn render_status(state: &AppState, frame: &mut Frame, area: Rect) {
                 } else {
                     format!(
                         "   {} matches: {}",
-                        state.input_matches.len(),
-                        state.input_matches.join("  ")
+                        state.input_matches().len(),
+                        state.input_matches().join("  ")
                     )
                 },
                 Style::new().fg(Color::DarkGray),
             ),
         ])
-    } else if state.prompt != Prompt::None {
-        let q = match state.prompt {
+    } else if state.prompt() != Prompt::None {
+        let q = match state.prompt() {
             Prompt::ConfirmStop => {
                 " Stop training now (a checkpoint is written)? y: stop  n: cancel "
             }
@@ -219,16 +113,19 @@ fn render_status(state: &AppState, frame: &mut Frame, area: Rect) {
                 .bg(Color::Yellow)
                 .add_modifier(Modifier::BOLD),
         ))
-    } else if state.quitting {
+    } else if state.quitting() {
         Line::from(Span::styled(
             " stopping, writing checkpoint… (Ctrl-C again: leave now) ",
             Style::new().fg(Color::Black).bg(Color::Magenta),
         ))
-    } else if let Some(m) = &state.message {
-        Line::from(Span::styled(format!(" {m}"), Style::new().fg(Color::Cyan)))
+    } else if let Some(note) = state.note() {
+        Line::from(Span::styled(
+            format!(" {note}"),
+            Style::new().fg(Color::Cyan),
+        ))
     } else {
         Line::from(Span::styled(
-            format!(" {}", tabs::hints(state.tab, state.phase.is_active())),
+            format!(" {}", keys::hints(state.tab(), state.phase().is_active())),
             Style::new().fg(Color::DarkGray),
         ))
     };

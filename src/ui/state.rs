@@ -1,122 +1,26 @@
-//! The TUI's state and the only ways it changes: [`AppState::apply`] for worker events and
-//! [`AppState::update`] for user actions.
+//! What the user sees and chose, and the only two ways it changes: [`AppState::apply`] takes in
+//! a worker event, [`AppState::update`] a user's message (a key, an action, a click on a tile,
+//! an effect's outcome). `update` is pure: what it needs done outside (a command for the
+//! worker, an export to write, a folder to list) it returns as [`Effect`]s for `ui::app`.
+//!
+//! No screen rectangles or derived pictures live here: `ui::layout` and `ui::pictures` compute
+//! those from the state.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ratatui::layout::Rect;
-
-use super::UiExit;
-use super::graphics::Slot;
-use super::keys::{self, Action};
-use super::pictures::Pictures;
+use super::complete::Completion;
+use super::keys::Action;
+use super::status::Note;
+use super::truecolor::{self, Choice, Origin};
+use super::vocab::{ColorDepth, EpochRequest, Phase, Prompt, Tab, UiExit};
 use crate::config::{ColormapName, FilterNorm, UiConfig};
 use crate::events::{
     BatchMetrics, CheckpointInfo, Command, EpochMetrics, Event, FeatureSnapshot, FilterSnapshot,
-    FinishReason, RunState, StartInfo, StopCause,
+    LayerFilters, LayerMaps, RunState, StartInfo, StopCause,
 };
-use crate::viz::colormap;
-use crate::viz::raster::Grid;
 
-mod complete;
 mod input;
-
-/// The tabs, in tab-bar order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Tab {
-    Training,
-    Model,
-    Filters,
-    Features,
-    Help,
-}
-
-impl Tab {
-    /// Every tab in order.
-    pub const ALL: [Tab; 5] = [
-        Tab::Training,
-        Tab::Model,
-        Tab::Filters,
-        Tab::Features,
-        Tab::Help,
-    ];
-
-    /// Title in the tab bar.
-    #[must_use]
-    pub fn title(self) -> &'static str {
-        match self {
-            Tab::Training => "Training",
-            Tab::Model => "Model",
-            Tab::Filters => "Filters",
-            Tab::Features => "Feature maps",
-            Tab::Help => "Help",
-        }
-    }
-
-    fn index(self) -> usize {
-        Tab::ALL.iter().position(|&t| t == self).unwrap_or(0)
-    }
-
-    fn offset(self, by: isize) -> Tab {
-        let n = Tab::ALL.len() as isize;
-        Tab::ALL[(self.index() as isize + by).rem_euclid(n) as usize]
-    }
-}
-
-/// Where the run is, as far as the UI knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// No event yet.
-    Waiting,
-    Preparing,
-    Tuning,
-    Running,
-    Paused,
-    Stopping,
-    /// A viewer saw no event for a while from a live process.
-    Stalled,
-    /// A viewer found the run's process gone without a final event.
-    Interrupted,
-    Finished(FinishReason),
-    Failed,
-}
-
-impl Phase {
-    /// Whether the worker is still working (quitting should ask first).
-    #[must_use]
-    pub fn is_active(self) -> bool {
-        !matches!(
-            self,
-            Phase::Finished(_) | Phase::Failed | Phase::Interrupted
-        )
-    }
-}
-
-/// A question on the status line waiting for y/n.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prompt {
-    None,
-    ConfirmStop,
-    ConfirmQuit,
-}
-
-/// Epoch pictures asked for with `[` / `]` that have not arrived yet: further presses count
-/// from here, not from the epoch on screen (several presses in one read, as key repeat or
-/// typing over SSH sends them, moved one epoch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EpochRequest {
-    /// A past epoch's checkpoint.
-    At(usize),
-    /// Follow training again; the newest epoch was this one when asked.
-    Newest(usize),
-}
-
-/// How colours reach the terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColorDepth {
-    TrueColor,
-    Palette256,
-}
 
 /// How long a confirmation (an export's files) or an error stays on the status line before a
 /// routine message (a checkpoint at an epoch's end) may take its place.
@@ -125,86 +29,138 @@ pub const MESSAGE_HOLD: Duration = Duration::from_secs(5);
 /// How many batch points the loss chart keeps.
 const BATCH_HISTORY: usize = 4000;
 
-/// Everything the screen shows.
+/// What comes from the worker, as [`AppState::apply`] takes it.
+#[derive(Debug, Clone)]
+pub enum Worker {
+    /// One of its events.
+    Event(Event),
+    /// Its channel closed: nothing more will come.
+    Gone,
+}
+
+impl From<Event> for Worker {
+    fn from(event: Event) -> Self {
+        Worker::Event(event)
+    }
+}
+
+/// What the user does, as [`AppState::update`] takes it.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    /// A key press: the path line's editing, a prompt's answer, or a bound [`Action`].
+    Key(crossterm::event::KeyEvent),
+    /// An action, as a key or a click on the tab bar asks for it.
+    Action(Action),
+    /// A click on tile `i` of the grid on screen (a filter or a channel).
+    Pick(usize),
+    /// What Tab completion found for the path line ([`Effect::Complete`]).
+    Completed(Completion),
+    /// What an export ([`Effect::Export`]) wrote, or why it could not.
+    Exported(Result<Vec<PathBuf>, String>),
+    /// The colour depth to use (see [`truecolor::detect`]).
+    Colors(Choice),
+    /// The terminal's answer to the colour query came after start-up (a slow link): the body
+    /// of its DCS reply.
+    LateColorAnswer(String),
+    /// The time as the event loop sees it (tests set it).
+    Now(Instant),
+}
+
+/// What an update asks `ui::app` to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Send this to the worker.
+    Command(Command),
+    /// Probe the image at this path as typed (a leading `~` is the home folder).
+    ProbePath(String),
+    /// Complete the path line as typed; the answer comes back as [`Msg::Completed`].
+    Complete(String),
+    /// Export what the current tab shows; the outcome comes back as [`Msg::Exported`].
+    Export,
+}
+
+/// What an update needs to know of the screen as last laid out (scrolling moves by what fits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct View {
+    /// Epoch rows the Training tab's table shows at once.
+    pub table_rows: usize,
+    /// How far the Help tab can scroll.
+    pub help_max_scroll: usize,
+}
+
+/// Everything the screen shows, and what the user chose to look at.
 #[derive(Debug)]
 pub struct AppState {
-    pub title: String,
-    pub run_dir: PathBuf,
-    pub tab: Tab,
-    pub size: (u16, u16),
-    pub color_depth: ColorDepth,
-    /// Pixels a cell holds in the pictures drawn (half blocks: 1 × 2; graphics: the font's).
-    pub cell_pixels: (usize, usize),
+    title: String,
+    run_dir: PathBuf,
+    tab: Tab,
+    color_depth: ColorDepth,
     /// Which colour depth is in use and why (the Help tab says it).
-    pub color_note: String,
+    color_note: String,
     /// Where the depth came from: asking the terminal, which can answer late (a late answer
     /// that shows 24-bit colour still counts), or something final.
-    pub color_origin: crate::ui::truecolor::Origin,
-    pub start: Option<StartInfo>,
-    pub phase: Phase,
-    pub error: Option<String>,
-    pub batches: Vec<BatchMetrics>,
-    pub epochs: Vec<EpochMetrics>,
-    pub checkpoint: Option<CheckpointInfo>,
-    pub filters: Option<Box<FilterSnapshot>>,
-    pub features: Option<Box<FeatureSnapshot>>,
-    pub model_row: usize,
+    color_origin: Origin,
+    start: Option<StartInfo>,
+    phase: Phase,
+    error: Option<String>,
+    batches: Vec<BatchMetrics>,
+    epochs: Vec<EpochMetrics>,
+    checkpoint: Option<CheckpointInfo>,
+    filters: Option<Box<FilterSnapshot>>,
+    features: Option<Box<FeatureSnapshot>>,
+    /// Counts the filter and feature snapshots taken in: a new one is new pictures even when
+    /// its numbers are the same.
+    snapshots: (u64, u64),
+    model_row: usize,
     /// Batches done and training seconds at this session's first batch event: the pace for the
     /// ETA is this session's (a resumed run's seconds include earlier sessions).
     session_base: Option<(usize, f64)>,
     /// Training tab: the first epoch row shown; `None` follows the newest epochs.
-    pub epoch_scroll: Option<usize>,
+    epoch_scroll: Option<usize>,
     /// Help tab: lines scrolled past.
-    pub help_scroll: usize,
-    pub filter_layer: usize,
-    pub filter: usize,
-    pub feature_layer: usize,
-    pub channel: usize,
-    pub probe: usize,
+    help_scroll: usize,
+    filter_layer: usize,
+    filter: usize,
+    feature_layer: usize,
+    channel: usize,
+    probe: usize,
     /// The epoch asked for with `[` / `]` whose pictures are still on their way.
-    pub epoch_request: Option<EpochRequest>,
-    pub colormap: ColormapName,
-    pub filter_norm: FilterNorm,
-    pub prompt: Prompt,
+    epoch_request: Option<EpochRequest>,
+    colormap: ColormapName,
+    filter_norm: FilterNorm,
+    prompt: Prompt,
     /// The `o` path line while it is open.
-    pub input: Option<String>,
+    input: Option<String>,
     /// The path line still holds only the folder it was opened with: a path typed from the
     /// root (`/`) or the home folder (`~`) replaces it.
-    pub input_prefilled: bool,
+    input_prefilled: bool,
     /// What Tab found when several names match the path line.
-    pub input_matches: Vec<String>,
+    input_matches: Vec<String>,
     /// The user asked for a checkpoint (`s`): its note is a confirmation, held a while.
-    pub checkpoint_asked: bool,
+    checkpoint_asked: bool,
     /// The user chose to stop and quit; waiting for the worker's last event.
-    pub quitting: bool,
-    pub exit: Option<UiExit>,
-    pub message: Option<String>,
-    /// Until when `message` is held against routine messages (a confirmation or an error).
+    quitting: bool,
+    exit: Option<UiExit>,
+    note: Option<Note>,
+    /// Until when `note` is held against routine messages (a confirmation or an error).
     message_held_until: Option<Instant>,
-    /// The time as the event loop last saw it (tests set it).
+    /// The time as the event loop last saw it.
     now: Instant,
     /// Why the run was stopped, when it was and the log says.
-    pub stop_cause: Option<StopCause>,
-    /// Rasters derived from the snapshots and selections.
-    pub pictures: Pictures,
-    /// Where graphics images (sixel, kitty, iTerm2) were last drawn, by slot: their size follows
-    /// the terminal's pixels, not the half-block layout, so clicks map through these.
-    pub shown: Vec<(Slot, Rect)>,
+    stop_cause: Option<StopCause>,
 }
 
 impl AppState {
     /// Create the state before any event.
     #[must_use]
     pub fn new(config: &UiConfig, title: String, run_dir: PathBuf) -> Self {
-        let mut s = Self {
+        Self {
             title,
             run_dir,
             tab: Tab::Training,
-            size: (80, 24),
             color_depth: ColorDepth::TrueColor,
-            cell_pixels: (1, 2),
             color_note: String::new(),
-            color_origin: crate::ui::truecolor::Origin::Decided,
+            color_origin: Origin::Decided,
             start: None,
             phase: Phase::Waiting,
             error: None,
@@ -213,6 +169,7 @@ impl AppState {
             checkpoint: None,
             filters: None,
             features: None,
+            snapshots: (0, 0),
             model_row: 0,
             session_base: None,
             epoch_scroll: None,
@@ -232,19 +189,19 @@ impl AppState {
             checkpoint_asked: false,
             quitting: false,
             exit: None,
-            message: None,
+            note: None,
             message_held_until: None,
             now: Instant::now(),
             stop_cause: None,
-            pictures: Pictures::default(),
-            shown: Vec::new(),
-        };
-        s.rebuild_all();
-        s
+        }
     }
 
-    /// Take in one worker event.
-    pub fn apply(&mut self, event: Event) {
+    /// Take in one worker event, or the end of the worker's events.
+    pub fn apply(&mut self, news: impl Into<Worker>) {
+        let event = match news.into() {
+            Worker::Event(event) => event,
+            Worker::Gone => return self.worker_gone(),
+        };
         match event {
             Event::Started(info) => {
                 // A new session (the first, or a resume after earlier ones in the log): what
@@ -254,55 +211,12 @@ impl AppState {
                 self.start = Some(*info);
                 self.session_base = None;
             }
-            Event::Batch(b) => {
-                if matches!(
-                    self.phase,
-                    Phase::Waiting | Phase::Preparing | Phase::Tuning
-                ) {
-                    self.phase = Phase::Running;
-                }
-                if self.batches.len() >= BATCH_HISTORY {
-                    // Keep every other old point: the chart's shape survives, memory stays bounded.
-                    let mut i = 0;
-                    self.batches.retain(|_| {
-                        i += 1;
-                        i % 2 == 0
-                    });
-                }
-                self.batches.push(b);
-                if self.session_base.is_none()
-                    && let Some((done, _)) = self.progress()
-                {
-                    self.session_base = Some((done, b.elapsed));
-                }
-            }
+            Event::Batch(b) => self.take_batch(b),
             Event::Epoch(e) => {
                 self.epochs.retain(|old| old.epoch != e.epoch);
                 self.epochs.push(e);
             }
-            Event::Checkpoint(c) => {
-                // A mid-epoch checkpoint (`s`, a stop) goes when the next one is written: say so
-                // rather than let it vanish.
-                let mid_epoch = self
-                    .start
-                    .as_ref()
-                    .is_some_and(|s| c.batch < s.batches_per_epoch);
-                let text = if mid_epoch {
-                    format!(
-                        "checkpoint {} written; a mid-epoch checkpoint is temporary: the next \
-                         one (at the end of epoch {}) replaces it",
-                        c.name, c.epoch
-                    )
-                } else {
-                    format!("checkpoint {} written", c.name)
-                };
-                if std::mem::take(&mut self.checkpoint_asked) {
-                    self.confirm(text);
-                } else {
-                    self.say(text);
-                }
-                self.checkpoint = Some(c);
-            }
+            Event::Checkpoint(c) => self.take_checkpoint(c),
             Event::Status(s) => {
                 // A stop the user asked for stays visible until the run ends.
                 if !(self.phase == Phase::Stopping && s.state != RunState::Stopping) {
@@ -336,25 +250,77 @@ impl AppState {
             Event::Filters(f) => {
                 self.settle_epoch_message(f.epoch);
                 self.filters = Some(f);
+                self.snapshots.0 += 1;
                 self.clamp_selection();
-                self.rebuild_filters();
             }
             Event::FeatureMaps(f) => {
                 // The maps of the image being probed have arrived.
-                if self
-                    .message
-                    .as_deref()
-                    .is_some_and(|m| m.starts_with("probing "))
-                {
-                    self.message = None;
+                if matches!(self.note, Some(Note::Probing(_))) {
+                    self.note = None;
                 }
                 self.settle_epoch_message(f.epoch);
                 self.features = Some(f);
-                self.pictures.invalidate_features();
+                self.snapshots.1 += 1;
                 self.clamp_selection();
-                self.rebuild_features();
             }
         }
+    }
+
+    /// The worker's channel closed: a run still going has failed.
+    fn worker_gone(&mut self) {
+        if self.phase.is_active() {
+            self.phase = Phase::Failed;
+            self.error
+                .get_or_insert_with(|| "the training worker ended without a final report".into());
+        }
+        self.finish_quit();
+    }
+
+    fn take_batch(&mut self, b: BatchMetrics) {
+        if matches!(
+            self.phase,
+            Phase::Waiting | Phase::Preparing | Phase::Tuning
+        ) {
+            self.phase = Phase::Running;
+        }
+        if self.batches.len() >= BATCH_HISTORY {
+            // Keep every other old point: the chart's shape survives, memory stays bounded.
+            let mut i = 0;
+            self.batches.retain(|_| {
+                i += 1;
+                i % 2 == 0
+            });
+        }
+        self.batches.push(b);
+        if self.session_base.is_none()
+            && let Some((done, _)) = self.progress()
+        {
+            self.session_base = Some((done, b.elapsed));
+        }
+    }
+
+    fn take_checkpoint(&mut self, c: CheckpointInfo) {
+        // A mid-epoch checkpoint (`s`, a stop) goes when the next one is written: say so
+        // rather than let it vanish.
+        let mid_epoch = self
+            .start
+            .as_ref()
+            .is_some_and(|s| c.batch < s.batches_per_epoch);
+        let text = if mid_epoch {
+            format!(
+                "checkpoint {} written; a mid-epoch checkpoint is temporary: the next \
+                 one (at the end of epoch {}) replaces it",
+                c.name, c.epoch
+            )
+        } else {
+            format!("checkpoint {} written", c.name)
+        };
+        if std::mem::take(&mut self.checkpoint_asked) {
+            self.confirm(text);
+        } else {
+            self.say(text);
+        }
+        self.checkpoint = Some(c);
     }
 
     /// The epoch whose pictures are shown, and the newest finished epoch.
@@ -369,7 +335,7 @@ impl AppState {
 
     /// Ask for the previous or next epoch's pictures; past the newest, follow training again.
     /// Counts from the epoch already asked for when its pictures have not arrived yet.
-    fn step_epoch(&mut self, forward: bool) -> Vec<Command> {
+    fn step_epoch(&mut self, forward: bool) -> Vec<Effect> {
         let (shown, newest) = self.shown_and_newest_epoch();
         let from = match self.epoch_request {
             Some(EpochRequest::At(e)) => e,
@@ -394,15 +360,16 @@ impl AppState {
         if target >= newest {
             self.tell("following the newest epoch");
             self.epoch_request = Some(EpochRequest::Newest(newest));
-            return vec![Command::SelectEpoch { epoch: None }];
+            return vec![Effect::Command(Command::SelectEpoch { epoch: None })];
         }
-        self.tell(format!(
-            "loading epoch {target} ( ] steps forward, past {newest} follows training)"
-        ));
+        self.tell(Note::Loading {
+            epoch: target,
+            newest,
+        });
         self.epoch_request = Some(EpochRequest::At(target));
-        vec![Command::SelectEpoch {
+        vec![Effect::Command(Command::SelectEpoch {
             epoch: Some(target),
-        }]
+        })]
     }
 
     /// Pictures of `epoch` have arrived: the request they answer is done.
@@ -420,17 +387,11 @@ impl AppState {
     /// The pictures of the epoch being loaded have arrived: say it is shown now.
     fn settle_epoch_message(&mut self, epoch: usize) {
         self.settle_epoch_request(epoch);
-        let loading = format!("loading epoch {epoch} ");
-        if let Some(m) = &self.message
-            && m.starts_with(&loading)
+        if let Some(Note::Loading { epoch: e, newest }) = self.note
+            && e == epoch
         {
-            self.message = Some(m.replacen("loading", "showing", 1));
+            self.note = Some(Note::Showing { epoch, newest });
         }
-    }
-
-    /// Tell the state the time (the event loop does, before each event it takes in).
-    pub fn set_now(&mut self, now: Instant) {
-        self.now = now;
     }
 
     /// Whether the message on the status line is a confirmation or an error still held.
@@ -442,67 +403,43 @@ impl AppState {
     /// A routine message: shown unless a confirmation or an error is held.
     fn say(&mut self, text: String) {
         if !self.message_held() {
-            self.message = Some(text);
+            self.note = Some(Note::Text(text));
             self.message_held_until = None;
         }
     }
 
     /// The answer to what the user just did: it replaces any message.
-    fn tell(&mut self, text: impl Into<String>) {
-        self.message = Some(text.into());
+    fn tell(&mut self, note: impl Into<Note>) {
+        self.note = Some(note.into());
         self.message_held_until = None;
     }
 
     /// A confirmation or an error: it replaces any message and stays for [`MESSAGE_HOLD`]
     /// whatever routine messages come meanwhile.
     fn confirm(&mut self, text: String) {
-        self.message = Some(text);
+        self.note = Some(Note::Text(text));
         self.message_held_until = Some(self.now + MESSAGE_HOLD);
     }
 
-    /// Draw pictures for cells of `cell` pixels (the graphics protocol in use); re-tiles the
-    /// grids when it changes.
-    pub fn set_cell_pixels(&mut self, cell: (usize, usize)) {
-        if self.cell_pixels != cell {
-            self.cell_pixels = cell;
-            self.rebuild_all();
-        }
-    }
-
-    /// Use the colour depth `choice` (see [`crate::ui::truecolor::detect`]).
-    pub fn set_colors(&mut self, choice: &crate::ui::truecolor::Choice) {
+    fn set_colors(&mut self, choice: &Choice) {
         self.color_depth = choice.depth;
         self.color_note = choice.describe();
         self.color_origin = choice.origin;
     }
 
-    /// The terminal's answer to the colour query came after start-up (a slow link): take it
-    /// in if it shows 24-bit colour.
-    pub fn late_color_answer(&mut self, dcs: &str) {
-        use crate::ui::truecolor::{Answer, dcs as read_dcs, from_answer};
-        if self.color_origin != crate::ui::truecolor::Origin::Asked
-            || self.color_depth == ColorDepth::TrueColor
-        {
+    /// A late answer to the colour query counts when it shows 24-bit colour.
+    fn late_color_answer(&mut self, dcs: &str) {
+        if self.color_origin != Origin::Asked || self.color_depth == ColorDepth::TrueColor {
             return;
         }
-        let mut answer = Answer::default();
-        read_dcs(dcs, &mut answer);
-        let choice = from_answer(&answer);
+        let mut answer = truecolor::Answer::default();
+        truecolor::dcs(dcs, &mut answer);
+        let choice = truecolor::from_answer(&answer);
         if choice.depth == ColorDepth::TrueColor {
             tracing::info!("late answer to the colour query: {}", choice.describe());
             self.color_depth = choice.depth;
             self.color_note = format!("{} (answered late)", choice.describe());
         }
-    }
-
-    /// The worker's channel closed.
-    pub fn worker_gone(&mut self) {
-        if self.phase.is_active() {
-            self.phase = Phase::Failed;
-            self.error
-                .get_or_insert_with(|| "the training worker ended without a final report".into());
-        }
-        self.finish_quit();
     }
 
     fn finish_quit(&mut self) {
@@ -522,39 +459,16 @@ impl AppState {
         self.channel = self.channel.min(c.saturating_sub(1));
     }
 
-    /// Where the tabs draw, at the terminal's current size.
-    #[must_use]
-    pub fn body(&self) -> ratatui::layout::Rect {
-        super::render::body_area(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1))
-    }
-
     /// The conv layer shown on the Filters tab.
     #[must_use]
-    pub fn filter_layer(&self) -> Option<&crate::events::LayerFilters> {
+    pub fn filter_layer(&self) -> Option<&LayerFilters> {
         self.filters.as_ref()?.layers.get(self.filter_layer)
     }
 
     /// The layer shown on the Feature maps tab.
     #[must_use]
-    pub fn feature_layer(&self) -> Option<&crate::events::LayerMaps> {
+    pub fn feature_layer(&self) -> Option<&LayerMaps> {
         self.features.as_ref()?.layers.get(self.feature_layer)
-    }
-
-    fn rebuild_all(&mut self) {
-        self.rebuild_filters();
-        self.rebuild_features();
-    }
-
-    fn rebuild_filters(&mut self) {
-        let mut p = std::mem::take(&mut self.pictures);
-        p.rebuild_filters(self);
-        self.pictures = p;
-    }
-
-    fn rebuild_features(&mut self) {
-        let mut p = std::mem::take(&mut self.pictures);
-        p.rebuild_features(self);
-        self.pictures = p;
     }
 
     /// Where the run is: (epoch, batches done in it), from the newest batch event or
@@ -605,6 +519,188 @@ impl AppState {
             .filter_map(|e| e.val_accuracy.map(|a| (e.epoch, a)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(e, _)| e)
+    }
+
+    /// The first epoch row the table shows, `visible` rows at once: where it was scrolled to,
+    /// else the newest rows.
+    #[must_use]
+    pub fn first_epoch_row(&self, visible: usize) -> usize {
+        let last_start = self.epochs.len().saturating_sub(visible);
+        self.epoch_scroll.map_or(last_start, |f| f.min(last_start))
+    }
+}
+
+/// Read access to what the state holds.
+impl AppState {
+    #[must_use]
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+    #[must_use]
+    pub fn run_dir(&self) -> &std::path::Path {
+        &self.run_dir
+    }
+    #[must_use]
+    pub fn tab(&self) -> Tab {
+        self.tab
+    }
+    #[must_use]
+    pub fn color_depth(&self) -> ColorDepth {
+        self.color_depth
+    }
+    #[must_use]
+    pub fn color_note(&self) -> &str {
+        &self.color_note
+    }
+    #[must_use]
+    pub fn start(&self) -> Option<&StartInfo> {
+        self.start.as_ref()
+    }
+    #[must_use]
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+    #[must_use]
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+    #[must_use]
+    pub fn batches(&self) -> &[BatchMetrics] {
+        &self.batches
+    }
+    #[must_use]
+    pub fn epochs(&self) -> &[EpochMetrics] {
+        &self.epochs
+    }
+    #[must_use]
+    pub fn checkpoint(&self) -> Option<&CheckpointInfo> {
+        self.checkpoint.as_ref()
+    }
+    #[must_use]
+    pub fn filters(&self) -> Option<&FilterSnapshot> {
+        self.filters.as_deref()
+    }
+    #[must_use]
+    pub fn features(&self) -> Option<&FeatureSnapshot> {
+        self.features.as_deref()
+    }
+    /// How many filter and feature snapshots were taken in.
+    #[must_use]
+    pub fn snapshots(&self) -> (u64, u64) {
+        self.snapshots
+    }
+    #[must_use]
+    pub fn model_row(&self) -> usize {
+        self.model_row
+    }
+    #[must_use]
+    pub fn epoch_scroll(&self) -> Option<usize> {
+        self.epoch_scroll
+    }
+    #[must_use]
+    pub fn help_scroll(&self) -> usize {
+        self.help_scroll
+    }
+    /// Index of the layer shown on the Filters tab.
+    #[must_use]
+    pub fn filter_layer_index(&self) -> usize {
+        self.filter_layer
+    }
+    /// The selected filter.
+    #[must_use]
+    pub fn filter(&self) -> usize {
+        self.filter
+    }
+    /// Index of the layer shown on the Feature maps tab.
+    #[must_use]
+    pub fn feature_layer_index(&self) -> usize {
+        self.feature_layer
+    }
+    /// The selected channel.
+    #[must_use]
+    pub fn channel(&self) -> usize {
+        self.channel
+    }
+    #[must_use]
+    pub fn epoch_request(&self) -> Option<EpochRequest> {
+        self.epoch_request
+    }
+    #[must_use]
+    pub fn colormap(&self) -> ColormapName {
+        self.colormap
+    }
+    #[must_use]
+    pub fn filter_norm(&self) -> FilterNorm {
+        self.filter_norm
+    }
+    #[must_use]
+    pub fn prompt(&self) -> Prompt {
+        self.prompt
+    }
+    /// The `o` path line while it is open.
+    #[must_use]
+    pub fn input(&self) -> Option<&str> {
+        self.input.as_deref()
+    }
+    #[must_use]
+    pub fn input_prefilled(&self) -> bool {
+        self.input_prefilled
+    }
+    #[must_use]
+    pub fn input_matches(&self) -> &[String] {
+        &self.input_matches
+    }
+    #[must_use]
+    pub fn quitting(&self) -> bool {
+        self.quitting
+    }
+    /// How the TUI is to end, once it is.
+    #[must_use]
+    pub fn exit(&self) -> Option<UiExit> {
+        self.exit
+    }
+    /// The note on the status line.
+    #[must_use]
+    pub fn note(&self) -> Option<&Note> {
+        self.note.as_ref()
+    }
+    /// The status line's note as text.
+    #[must_use]
+    pub fn message(&self) -> Option<String> {
+        self.note.as_ref().map(ToString::to_string)
+    }
+    #[must_use]
+    pub fn stop_cause(&self) -> Option<StopCause> {
+        self.stop_cause
+    }
+}
+
+/// Setting up states for tests: what a test arranges directly rather than by keys.
+#[cfg(test)]
+impl AppState {
+    pub(crate) fn set_tab(&mut self, tab: Tab) {
+        self.tab = tab;
+    }
+    pub(crate) fn set_title(&mut self, title: &str) {
+        self.title = title.into();
+    }
+    pub(crate) fn set_run_dir(&mut self, dir: PathBuf) {
+        self.run_dir = dir;
+    }
+    pub(crate) fn set_color_depth(&mut self, depth: ColorDepth) {
+        self.color_depth = depth;
+    }
+    pub(crate) fn set_channel(&mut self, channel: usize) {
+        self.channel = channel;
+    }
+    pub(crate) fn clear_message(&mut self) {
+        self.note = None;
+    }
+    pub(crate) fn epochs_mut(&mut self) -> &mut Vec<EpochMetrics> {
+        &mut self.epochs
+    }
+    pub(crate) fn start_mut(&mut self) -> Option<&mut StartInfo> {
+        self.start.as_mut()
     }
 }
 

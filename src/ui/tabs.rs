@@ -9,26 +9,19 @@ pub mod training;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 
-use super::state::Tab;
+use super::graphics::Graphics;
+use super::layout::Layout;
+use super::pictures::Pictures;
+use super::state::AppState;
 
-/// The short key hint shown on the status line for a tab; the run's keys (pause, checkpoint,
-/// stop) only while there is a run to steer.
-#[must_use]
-pub fn hints(tab: Tab, run_active: bool) -> &'static str {
-    match tab {
-        Tab::Training if run_active => {
-            "Space pause/resume · s checkpoint · x stop · ↑↓ b epochs · e export · ? help · q quit"
-        }
-        Tab::Training => "↑↓ b epochs · e export · 1-5 tabs · ? help · q quit",
-        Tab::Model => "↑↓ select · Enter filters/maps · m maps · ? help · q quit",
-        Tab::Filters => {
-            "←→ layer · ↑↓ filter · [ ] epoch · f norm · c colormap · r refresh · e export · ? help"
-        }
-        Tab::Features => {
-            "←→ layer · ↑↓ channel · [ ] epoch · n/p probe · o open · c colormap · e export · ? help"
-        }
-        Tab::Help => "↑↓ PgUp PgDn scroll · 1-5 tabs · Tab next · q quit",
-    }
+/// What a tab draws from: the state, its pictures, the graphics encoded for them, and where
+/// everything goes.
+#[derive(Clone, Copy)]
+pub struct Scene<'a> {
+    pub state: &'a AppState,
+    pub pictures: &'a Pictures,
+    pub gfx: &'a Graphics,
+    pub layout: &'a Layout,
 }
 
 /// What a grid title adds when the grid shows a page of its tiles: which, and how to see the

@@ -11,17 +11,45 @@ use ratatui::backend::TestBackend;
 use ratatui::layout::Rect;
 use ratatui::style::Color;
 
-use super::UiExit;
-use super::fixtures;
-use super::graphics::Graphics;
+use super::app::App;
 use super::picture::to_color;
-use super::render::render;
-use super::state::{AppState, ColorDepth, EpochRequest, Phase, Prompt, Tab};
+use super::state::AppState;
+use super::vocab::{ColorDepth, EpochRequest, Phase, Prompt, Tab, UiExit};
 use crate::config::{ColormapName, FilterNorm, UiConfig};
 use crate::events::{Command, Event, FilterSnapshot, FinishInfo, FinishReason, LayerFilters};
 use crate::viz::colormap;
-fn new_state() -> AppState {
-    let mut s = AppState::new(
+
+/// The bench's data, and what only tests draw.
+mod fixtures {
+    use crate::events::{Event, FailInfo, FeatureSnapshot};
+    pub use crate::ui::bench_data::*;
+
+    /// A failure event.
+    #[must_use]
+    pub fn failed() -> Event {
+        Event::Failed(FailInfo {
+            error: "loss became NaN at epoch 3, batch 7: lower the learning rate (train.lr in \
+                    config.toml)"
+                .into(),
+        })
+    }
+
+    /// A few small layers for snapshots: channel 2 of the first layer is dead.
+    #[must_use]
+    pub fn small_features() -> FeatureSnapshot {
+        features(
+            &[
+                ("conv2d", [8, 24, 24]),
+                ("max_pooling2d", [8, 12, 12]),
+                ("conv2d_1", [16, 12, 12]),
+            ],
+            Some((0, 2)),
+        )
+    }
+}
+
+fn new_state() -> App {
+    let mut s = App::new(
         &UiConfig::default(),
         "fixture".into(),
         PathBuf::from("runs/fixture"),
@@ -30,7 +58,7 @@ fn new_state() -> AppState {
     s
 }
 
-fn training_state() -> AppState {
+fn training_state() -> App {
     let mut s = new_state();
     for e in fixtures::history() {
         s.apply(e);
@@ -51,14 +79,13 @@ fn code(c: KeyCode) -> KeyEvent {
     KeyEvent::new(c, KeyModifiers::NONE)
 }
 
-fn press(s: &mut AppState, keys: &str) -> Vec<Command> {
+fn press(s: &mut App, keys: &str) -> Vec<Command> {
     keys.chars().flat_map(|c| s.handle_key(key(c))).collect()
 }
 
-fn draw(state: &AppState, w: u16, h: u16) -> Terminal<TestBackend> {
+fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-    t.draw(|f| render(state, &Graphics::halfblocks(), f))
-        .expect("draws");
+    t.draw(|f| app.render(f)).expect("draws");
     t
 }
 
@@ -68,16 +95,16 @@ fn draw(state: &AppState, w: u16, h: u16) -> Terminal<TestBackend> {
 fn number_keys_tab_and_backtab_switch_tabs() {
     let mut s = new_state();
     press(&mut s, "3");
-    assert_eq!(s.tab, Tab::Filters);
+    assert_eq!(s.state().tab(), Tab::Filters);
     s.handle_key(code(KeyCode::Tab));
-    assert_eq!(s.tab, Tab::Features);
+    assert_eq!(s.state().tab(), Tab::Features);
     s.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
     s.handle_key(code(KeyCode::BackTab));
-    assert_eq!(s.tab, Tab::Model);
+    assert_eq!(s.state().tab(), Tab::Model);
     press(&mut s, "?");
-    assert_eq!(s.tab, Tab::Help);
+    assert_eq!(s.state().tab(), Tab::Help);
     s.handle_key(code(KeyCode::Tab));
-    assert_eq!(s.tab, Tab::Training);
+    assert_eq!(s.state().tab(), Tab::Training);
 }
 
 #[test]
@@ -93,11 +120,11 @@ fn clicking_the_tab_bar_selects_the_tab() {
     };
     // " 1 Training " is 12 wide, then "│", then " 2 Model " (9 wide).
     s.handle_terminal(&click(14));
-    assert_eq!(s.tab, Tab::Model);
+    assert_eq!(s.state().tab(), Tab::Model);
     s.handle_terminal(&click(2));
-    assert_eq!(s.tab, Tab::Training);
+    assert_eq!(s.state().tab(), Tab::Training);
     s.handle_terminal(&click(199));
-    assert_eq!(s.tab, Tab::Training);
+    assert_eq!(s.state().tab(), Tab::Training);
 }
 
 #[test]
@@ -111,22 +138,21 @@ fn clicking_a_tile_selects_that_filter_or_channel() {
             modifiers: KeyModifiers::NONE,
         })
     };
-    let body = super::render::body_area(Rect::new(0, 0, 100, 30));
     for (tab, want) in [(Tab::Filters, 5_usize), (Tab::Features, 6)] {
-        s.tab = tab;
+        s.arrange(|st| st.set_tab(tab));
         // Find the cell of tile `want` through the same geometry the drawing uses.
         let (raster, geom, area) = if tab == Tab::Filters {
-            let a = super::tabs::filters::areas(&s, body);
+            let a = s.layout().filters;
             (
-                &s.pictures.filter_grid.raster,
-                s.pictures.filter_geom.expect("geometry"),
+                &s.pictures().filter_grid.raster,
+                s.pictures().filter_geom.expect("geometry"),
                 a.grid,
             )
         } else {
-            let a = super::tabs::features::areas(&s, body);
+            let a = s.layout().features;
             (
-                &s.pictures.feature_grid.raster,
-                s.pictures.feature_geom.expect("geometry"),
+                &s.pictures().feature_grid.raster,
+                s.pictures().feature_geom.expect("geometry"),
                 a.grid,
             )
         };
@@ -140,15 +166,15 @@ fn clicking_a_tile_selects_that_filter_or_channel() {
             .expect("tile on screen");
         s.handle_terminal(&click(cell.0, cell.1));
         let got = if tab == Tab::Filters {
-            s.filter
+            s.state().filter()
         } else {
-            s.channel
+            s.state().channel()
         };
         assert_eq!(got, want, "{tab:?}");
     }
     // A click outside any tile changes nothing.
     s.handle_terminal(&click(0, 29));
-    assert_eq!(s.channel, 6);
+    assert_eq!(s.state().channel(), 6);
 }
 
 #[test]
@@ -156,18 +182,17 @@ fn clicks_on_a_graphics_image_map_through_where_it_was_drawn() {
     // A sixel image scaled by a whole factor can be smaller than its box, centred in it, while
     // half blocks fill the box: a click must pick the tile that the image shows there.
     let mut s = training_state();
-    s.tab = Tab::Features;
-    let body = super::render::body_area(Rect::new(0, 0, 100, 30));
-    let area = super::tabs::features::areas(&s, body).grid;
-    let raster = s.pictures.feature_grid.raster.clone();
-    let geom = s.pictures.feature_geom.expect("geometry");
+    s.arrange(|st| st.set_tab(Tab::Features));
+    let area = s.layout().features.grid;
+    let raster = s.pictures().feature_grid.raster.clone();
+    let geom = s.pictures().feature_geom.expect("geometry");
     let shown = Rect::new(
         area.x + area.width / 4,
         area.y + area.height / 4,
         area.width / 2,
         area.height / 2,
     );
-    s.shown = vec![(super::graphics::Slot::FeatureGrid, shown)];
+    s.set_shown(vec![(super::vocab::Slot::FeatureGrid, shown)]);
     // A cell where the image shows the last channel and half blocks would show another tile.
     let want = geom.count - 1;
     let tile_of = |p: Option<(usize, usize)>| p.and_then(|(x, y)| geom.tile_at(x, y));
@@ -184,13 +209,13 @@ fn clicks_on_a_graphics_image_map_through_where_it_was_drawn() {
         row,
         modifiers: KeyModifiers::NONE,
     }));
-    assert_eq!(s.channel, want);
+    assert_eq!(s.state().channel(), want);
 }
 
 #[test]
 fn space_pauses_and_resumes_by_phase() {
     let mut s = training_state();
-    assert_eq!(s.phase, Phase::Running);
+    assert_eq!(s.state().phase(), Phase::Running);
     assert_eq!(press(&mut s, " "), vec![Command::Pause]);
     s.apply(Event::Status(crate::events::StatusChange {
         state: crate::events::RunState::Paused,
@@ -203,68 +228,68 @@ fn space_pauses_and_resumes_by_phase() {
 fn x_asks_before_stopping() {
     let mut s = training_state();
     assert!(press(&mut s, "x").is_empty());
-    assert_eq!(s.prompt, Prompt::ConfirmStop);
+    assert_eq!(s.state().prompt(), Prompt::ConfirmStop);
     assert!(press(&mut s, "n").is_empty());
-    assert_eq!(s.prompt, Prompt::None);
-    assert_eq!(s.phase, Phase::Running);
+    assert_eq!(s.state().prompt(), Prompt::None);
+    assert_eq!(s.state().phase(), Phase::Running);
     assert_eq!(press(&mut s, "xy"), vec![Command::Stop]);
-    assert_eq!(s.phase, Phase::Stopping);
-    assert_eq!(s.exit, None);
+    assert_eq!(s.state().phase(), Phase::Stopping);
+    assert_eq!(s.state().exit(), None);
 }
 
 #[test]
 fn q_while_running_asks_then_stops_and_waits_for_finished() {
     let mut s = training_state();
     assert!(press(&mut s, "q").is_empty());
-    assert_eq!(s.prompt, Prompt::ConfirmQuit);
-    assert_eq!(s.exit, None);
+    assert_eq!(s.state().prompt(), Prompt::ConfirmQuit);
+    assert_eq!(s.state().exit(), None);
     assert_eq!(press(&mut s, "y"), vec![Command::Stop]);
-    assert!(s.quitting);
-    assert_eq!(s.exit, None, "waits for the worker");
+    assert!(s.state().quitting());
+    assert_eq!(s.state().exit(), None, "waits for the worker");
     s.apply(Event::Finished(FinishInfo {
         reason: FinishReason::Stopped,
         epoch: 3,
         batch: 7,
         cause: None,
     }));
-    assert_eq!(s.exit, Some(UiExit::QuitStopped));
+    assert_eq!(s.state().exit(), Some(UiExit::QuitStopped));
 }
 
 #[test]
 fn q_detach_and_double_ctrl_c() {
     let mut s = training_state();
     press(&mut s, "qd");
-    assert_eq!(s.exit, Some(UiExit::QuitWhileRunning));
+    assert_eq!(s.state().exit(), Some(UiExit::QuitWhileRunning));
 
     let mut s = training_state();
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
     s.handle_key(ctrl_c);
-    assert_eq!(s.prompt, Prompt::ConfirmQuit);
+    assert_eq!(s.state().prompt(), Prompt::ConfirmQuit);
     assert_eq!(press(&mut s, "y"), vec![Command::Stop]);
     s.handle_key(ctrl_c);
-    assert_eq!(s.exit, Some(UiExit::QuitWhileRunning));
+    assert_eq!(s.state().exit(), Some(UiExit::QuitWhileRunning));
 }
 
 #[test]
 fn q_after_the_run_ended_quits_at_once() {
     let mut s = training_state();
     s.apply(fixtures::failed());
-    assert_eq!(s.phase, Phase::Failed);
+    assert_eq!(s.state().phase(), Phase::Failed);
     press(&mut s, "q");
-    assert_eq!(s.exit, Some(UiExit::Finished));
+    assert_eq!(s.state().exit(), Some(UiExit::Finished));
 }
 
 #[test]
 fn run_keys_on_an_ended_run_are_not_offered_and_say_why() {
     let mut s = training_state();
-    let footer = |s: &AppState| {
+    let footer = |s: &App| {
         let t = draw(s, 120, 30);
         let buf = t.backend().buffer().clone();
         (0..buf.area.width)
             .map(|x| buf[(x, buf.area.height - 1)].symbol().to_string())
             .collect::<String>()
     };
-    s.message = None;
+    s.arrange(AppState::clear_message);
     assert!(footer(&s).contains("Space pause/resume · s checkpoint · x stop"));
     s.apply(Event::Finished(FinishInfo {
         reason: FinishReason::Completed,
@@ -272,7 +297,7 @@ fn run_keys_on_an_ended_run_are_not_offered_and_say_why() {
         batch: 32,
         cause: None,
     }));
-    s.message = None;
+    s.arrange(AppState::clear_message);
     let f = footer(&s);
     assert!(
         !f.contains("Space") && !f.contains("checkpoint") && !f.contains("stop"),
@@ -281,9 +306,13 @@ fn run_keys_on_an_ended_run_are_not_offered_and_say_why() {
     assert!(f.contains("e export"), "{f}");
     for (k, what) in [(" ", "pause"), ("s", "checkpoint"), ("x", "stop")] {
         assert!(press(&mut s, k).is_empty());
-        assert_eq!(s.prompt, Prompt::None, "no question about stopping");
         assert_eq!(
-            s.message.as_deref(),
+            s.state().prompt(),
+            Prompt::None,
+            "no question about stopping"
+        );
+        assert_eq!(
+            s.state().message().as_deref(),
             Some(
                 format!(
                     "nothing to {what}: the run has finished; continue it with \
@@ -299,18 +328,22 @@ fn run_keys_on_an_ended_run_are_not_offered_and_say_why() {
     s.apply(fixtures::failed());
     press(&mut s, " ");
     assert!(
-        s.message
+        s.state()
+            .message()
             .as_deref()
             .is_some_and(|m| m.starts_with("nothing to pause: the run failed")),
         "{:?}",
-        s.message
+        s.state().message()
     );
     // Stopping already: said, not asked again.
     let mut s = training_state();
     press(&mut s, "xy");
     assert!(press(&mut s, "x").is_empty());
-    assert_eq!(s.prompt, Prompt::None);
-    assert_eq!(s.message.as_deref(), Some("the run is stopping already"));
+    assert_eq!(s.state().prompt(), Prompt::None);
+    assert_eq!(
+        s.state().message().as_deref(),
+        Some("the run is stopping already")
+    );
 }
 
 #[test]
@@ -320,19 +353,19 @@ fn a_new_session_after_a_failure_starts_afresh() {
     s.apply(Event::Failed(crate::events::FailInfo {
         error: "disk full".into(),
     }));
-    assert_eq!(s.phase, Phase::Failed);
+    assert_eq!(s.state().phase(), Phase::Failed);
     s.apply(Event::Started(Box::new(fixtures::start_info())));
-    assert_eq!(s.phase, Phase::Preparing);
-    assert_eq!(s.error, None, "the old error box is gone");
-    assert!(!s.epochs.is_empty(), "the earlier epochs stay");
+    assert_eq!(s.state().phase(), Phase::Preparing);
+    assert_eq!(s.state().error(), None, "the old error box is gone");
+    assert!(!s.state().epochs().is_empty(), "the earlier epochs stay");
 }
 
 #[test]
 fn worker_gone_without_final_event_is_a_failure() {
     let mut s = training_state();
     s.worker_gone();
-    assert_eq!(s.phase, Phase::Failed);
-    assert!(s.error.is_some());
+    assert_eq!(s.state().phase(), Phase::Failed);
+    assert!(s.state().error().is_some());
 }
 
 #[test]
@@ -347,18 +380,24 @@ fn tab_completes_the_probe_path_and_lists_what_still_matches() {
     s.handle_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
     press(&mut s, &format!("{}/c", tmp.path().display()));
     s.handle_key(code(KeyCode::Tab));
-    assert_eq!(s.input, Some(format!("{}/coat.png", tmp.path().display())));
+    assert_eq!(
+        s.state().input(),
+        Some(format!("{}/coat.png", tmp.path().display()).as_str())
+    );
     for _ in 0.."coat.png".len() {
         s.handle_key(code(KeyCode::Backspace));
     }
     press(&mut s, "b");
     s.handle_key(code(KeyCode::Tab));
-    assert_eq!(s.input, Some(format!("{}/boot_", tmp.path().display())));
+    assert_eq!(
+        s.state().input(),
+        Some(format!("{}/boot_", tmp.path().display()).as_str())
+    );
     let text = format!("{}", draw(&s, 200, 40).backend());
     assert!(text.contains("2 matches: boot_1.png  boot_2.png"), "{text}");
     // The list goes once the line changes.
     press(&mut s, "2");
-    assert!(s.input_matches.is_empty());
+    assert!(s.state().input_matches().is_empty());
     s.handle_key(code(KeyCode::Tab));
     let cmds = s.handle_key(code(KeyCode::Enter));
     assert_eq!(
@@ -387,9 +426,9 @@ fn probes_step_and_open_by_path() {
     );
     assert!(press(&mut s, "o").is_empty());
     // The line starts in the shown image's folder; Ctrl-U empties it.
-    assert_eq!(s.input.as_deref(), Some("runs/fixture/probes/"));
+    assert_eq!(s.state().input(), Some("runs/fixture/probes/"));
     s.handle_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
-    assert_eq!(s.input.as_deref(), Some(""));
+    assert_eq!(s.state().input(), Some(""));
     // While the line is open, letters are text, not keys ('q' does not quit).
     assert!(press(&mut s, "/tmp/qx.png").is_empty());
     s.handle_key(code(KeyCode::Backspace));
@@ -400,19 +439,19 @@ fn probes_step_and_open_by_path() {
             image: PathBuf::from("/tmp/qx.pn")
         }]
     );
-    assert_eq!(s.exit, None);
-    assert!(s.input.is_none());
-    assert_eq!(s.message.as_deref(), Some("probing /tmp/qx.pn"));
+    assert_eq!(s.state().exit(), None);
+    assert!(s.state().input().is_none());
+    assert_eq!(s.state().message().as_deref(), Some("probing /tmp/qx.pn"));
     // The maps arrive: the message has done its work.
     s.apply(Event::FeatureMaps(Box::new(fixtures::small_features())));
-    assert_eq!(s.message, None);
+    assert_eq!(s.state().message(), None);
 }
 
 #[test]
 fn a_path_typed_from_the_root_or_home_replaces_the_prefilled_folder() {
     let mut s = training_state();
     press(&mut s, "4o");
-    assert_eq!(s.input.as_deref(), Some("runs/fixture/probes/"));
+    assert_eq!(s.state().input(), Some("runs/fixture/probes/"));
     let text = format!("{}", draw(&s, 200, 40).backend());
     assert!(
         text.contains("/ or ~: start from the root or home"),
@@ -420,11 +459,11 @@ fn a_path_typed_from_the_root_or_home_replaces_the_prefilled_folder() {
     );
     // An absolute path replaces the folder instead of being appended to it.
     press(&mut s, "/tmp/a.png");
-    assert_eq!(s.input.as_deref(), Some("/tmp/a.png"));
+    assert_eq!(s.state().input(), Some("/tmp/a.png"));
     s.handle_key(code(KeyCode::Esc));
     // So does one from the home folder.
     press(&mut s, "o~/b.png");
-    assert_eq!(s.input.as_deref(), Some("~/b.png"));
+    assert_eq!(s.state().input(), Some("~/b.png"));
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let cmds = s.handle_key(code(KeyCode::Enter));
     if let Some(home) = home {
@@ -437,45 +476,49 @@ fn a_path_typed_from_the_root_or_home_replaces_the_prefilled_folder() {
     }
     // Once the line was edited, `/` and `~` are plain characters of the path.
     press(&mut s, "osub/dir~");
-    assert_eq!(s.input.as_deref(), Some("runs/fixture/probes/sub/dir~"));
+    assert_eq!(s.state().input(), Some("runs/fixture/probes/sub/dir~"));
     s.handle_key(code(KeyCode::Esc));
     press(&mut s, "o");
     s.handle_key(code(KeyCode::Backspace));
     press(&mut s, "/x");
-    assert_eq!(s.input.as_deref(), Some("runs/fixture/probes/x"));
+    assert_eq!(s.state().input(), Some("runs/fixture/probes/x"));
 }
 
 #[test]
 fn filter_keys_select_layer_filter_norm_and_refresh() {
     let mut s = training_state();
     press(&mut s, "3");
-    let g0 = s.pictures.filter_grid.generation;
+    let g0 = s.pictures().filter_grid.generation;
     press(&mut s, "jjj");
-    assert_eq!(s.filter, 3);
+    assert_eq!(s.state().filter(), 3);
     assert!(
-        s.pictures.filter_grid.generation > g0,
+        s.pictures().filter_grid.generation > g0,
         "selection re-frames the grid"
     );
     press(&mut s, "l");
-    assert_eq!((s.filter_layer, s.filter), (1, 0));
+    assert_eq!((s.state().filter_layer_index(), s.state().filter()), (1, 0));
     assert!(
-        s.pictures.filter_rgb.is_none(),
+        s.pictures().filter_rgb.is_none(),
         "RGB patches only for 3 input channels"
     );
     press(&mut s, "ll");
-    assert_eq!(s.filter_layer, 1, "clamped at the last layer");
+    assert_eq!(
+        s.state().filter_layer_index(),
+        1,
+        "clamped at the last layer"
+    );
     press(&mut s, "h");
-    assert!(s.pictures.filter_rgb.is_some());
+    assert!(s.pictures().filter_rgb.is_some());
     s.handle_key(code(KeyCode::PageDown));
     s.handle_key(code(KeyCode::PageDown));
     s.handle_key(code(KeyCode::PageDown));
-    assert_eq!(s.filter, 15, "clamped at the last filter");
-    assert_eq!(s.filter_norm, FilterNorm::Layer);
+    assert_eq!(s.state().filter(), 15, "clamped at the last filter");
+    assert_eq!(s.state().filter_norm(), FilterNorm::Layer);
     press(&mut s, "f");
-    assert_eq!(s.filter_norm, FilterNorm::Filter);
+    assert_eq!(s.state().filter_norm(), FilterNorm::Filter);
     assert_eq!(press(&mut s, "r"), vec![Command::RefreshFilters]);
     press(&mut s, "c");
-    assert_eq!(s.colormap, ColormapName::Magma);
+    assert_eq!(s.state().colormap(), ColormapName::Magma);
 }
 
 #[test]
@@ -484,23 +527,32 @@ fn model_enter_opens_filters_for_conv_and_maps_for_pool() {
     press(&mut s, "2");
     press(&mut s, "jjj"); // conv2d_1
     s.handle_key(code(KeyCode::Enter));
-    assert_eq!((s.tab, s.filter_layer), (Tab::Filters, 1));
+    assert_eq!(
+        (s.state().tab(), s.state().filter_layer_index()),
+        (Tab::Filters, 1)
+    );
     press(&mut s, "2");
     s.handle_key(code(KeyCode::Up));
     s.handle_key(code(KeyCode::Up)); // max_pooling2d
     s.handle_key(code(KeyCode::Enter));
-    assert_eq!((s.tab, s.feature_layer), (Tab::Features, 1));
+    assert_eq!(
+        (s.state().tab(), s.state().feature_layer_index()),
+        (Tab::Features, 1)
+    );
     // A dense layer has no pictures: stay and say so.
     press(&mut s, "2");
     for _ in 0..12 {
         s.handle_key(code(KeyCode::Down));
     }
     s.handle_key(code(KeyCode::Enter));
-    assert_eq!(s.tab, Tab::Model);
+    assert_eq!(s.state().tab(), Tab::Model);
     assert!(
-        s.message.as_deref().is_some_and(|m| m.contains("dense_1")),
+        s.state()
+            .message()
+            .as_deref()
+            .is_some_and(|m| m.contains("dense_1")),
         "{:?}",
-        s.message
+        s.state().message()
     );
 }
 
@@ -509,12 +561,15 @@ fn new_snapshots_keep_selections_in_range() {
     let mut s = training_state();
     press(&mut s, "3l");
     press(&mut s, "JJJ");
-    assert_eq!((s.filter_layer, s.filter), (1, 24));
+    assert_eq!(
+        (s.state().filter_layer_index(), s.state().filter()),
+        (1, 24)
+    );
     s.apply(Event::Filters(Box::new(fixtures::filters(
         &[("conv2d", [4, 3, 3, 3])],
         3,
     ))));
-    assert_eq!((s.filter_layer, s.filter), (0, 3));
+    assert_eq!((s.state().filter_layer_index(), s.state().filter()), (0, 3));
 }
 
 #[test]
@@ -544,16 +599,16 @@ fn eta_uses_this_session_s_pace_after_a_resume() {
         })
     };
     s.apply(batch(11, 1, 100.5));
-    assert_eq!(s.eta_seconds(), None, "no pace from one point");
+    assert_eq!(s.state().eta_seconds(), None, "no pace from one point");
     s.apply(batch(12, 1, 105.5));
     // 10 batches in 5 s; 89 batches left.
-    let eta = s.eta_seconds().expect("eta");
+    let eta = s.state().eta_seconds().expect("eta");
     assert!((eta - 44.5).abs() < 1e-9, "{eta}");
     // A second session in the same history starts its own pace.
     s.apply(started(13));
     s.apply(batch(13, 1, 200.0));
     s.apply(batch(13, 3, 201.0));
-    let eta = s.eta_seconds().expect("eta");
+    let eta = s.state().eta_seconds().expect("eta");
     assert!((eta - 77.0 * 0.5).abs() < 1e-9, "{eta}");
 }
 
@@ -566,22 +621,24 @@ fn brackets_step_through_epochs_and_follow_training_past_the_newest() {
         vec![Command::SelectEpoch { epoch: Some(1) }]
     );
     assert!(
-        s.message
+        s.state()
+            .message()
             .as_deref()
             .is_some_and(|m| m.starts_with("loading epoch 1 ")),
         "{:?}",
-        s.message
+        s.state().message()
     );
     s.apply(Event::Filters(Box::new(fixtures::filters(
         &[("conv2d", [16, 3, 3, 3])],
         1,
     ))));
     assert!(
-        s.message
+        s.state()
+            .message()
             .as_deref()
             .is_some_and(|m| m.starts_with("showing epoch 1 (")),
         "the note says the pictures are here: {:?}",
-        s.message
+        s.state().message()
     );
     assert!(press(&mut s, "[").is_empty(), "nothing before epoch 1");
     assert_eq!(
@@ -593,7 +650,7 @@ fn brackets_step_through_epochs_and_follow_training_past_the_newest() {
 }
 
 /// A state with epochs 1..=`n` done and the feature maps of epoch `n` on the Feature maps tab.
-fn state_with_epochs(n: usize) -> AppState {
+fn state_with_epochs(n: usize) -> App {
     let mut s = training_state();
     for epoch in 3..=n {
         s.apply(Event::Epoch(crate::events::EpochMetrics {
@@ -641,7 +698,7 @@ fn brackets_pressed_faster_than_the_pictures_come_count_every_press() {
     assert_eq!(epochs_asked(&press(&mut s, "]")), [Some(4)]);
     // The asked-for maps arrive: the next press counts from them.
     s.apply(maps_of(4));
-    assert_eq!(s.epoch_request, None);
+    assert_eq!(s.state().epoch_request(), None);
     assert_eq!(epochs_asked(&press(&mut s, "[[")), [Some(3), Some(2)]);
     // Forward past the newest follows training, however many presses there are.
     assert_eq!(
@@ -662,7 +719,7 @@ fn brackets_pressed_faster_than_the_pictures_come_count_every_press() {
     // A request that fails (its checkpoint is gone) says so; the next press counts from
     // what is on screen.
     s.apply(maps_of(8));
-    assert_eq!(s.epoch_request, Some(EpochRequest::At(7)));
+    assert_eq!(s.state().epoch_request(), Some(EpochRequest::At(7)));
     s.apply(Event::Warning(crate::events::WarningInfo {
         message: "epoch 7: no such checkpoint".into(),
     }));
@@ -673,11 +730,11 @@ fn brackets_pressed_faster_than_the_pictures_come_count_every_press() {
 fn an_export_s_message_outlasts_routine_messages_for_a_few_seconds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut s = training_state();
-    s.run_dir = dir.path().to_path_buf();
+    s.arrange(|st| st.set_run_dir(dir.path().to_path_buf()));
     let t0 = std::time::Instant::now();
     s.set_now(t0);
     press(&mut s, "3e");
-    let exported = s.message.clone().expect("message");
+    let exported = s.state().message().expect("message");
     assert!(exported.starts_with("exported 3 files"), "{exported}");
     let checkpoint = |epoch: usize| {
         Event::Checkpoint(crate::events::CheckpointInfo {
@@ -689,28 +746,34 @@ fn an_export_s_message_outlasts_routine_messages_for_a_few_seconds() {
     // An epoch ends a second later: its checkpoint note waits.
     s.set_now(t0 + std::time::Duration::from_secs(1));
     s.apply(checkpoint(3));
-    assert_eq!(s.message.as_deref(), Some(exported.as_str()));
+    assert_eq!(s.state().message().as_deref(), Some(exported.as_str()));
     // A key that has nothing to say leaves it too.
     press(&mut s, "j");
-    assert_eq!(s.message.as_deref(), Some(exported.as_str()));
+    assert_eq!(s.state().message().as_deref(), Some(exported.as_str()));
     // Past the hold, routine messages show again.
     s.set_now(t0 + super::state::MESSAGE_HOLD + std::time::Duration::from_millis(1));
     s.apply(checkpoint(4));
-    assert_eq!(s.message.as_deref(), Some("checkpoint epoch-0004 written"));
+    assert_eq!(
+        s.state().message().as_deref(),
+        Some("checkpoint epoch-0004 written")
+    );
     // An error is held the same way; a key with an answer of its own replaces it at once.
     s.apply(Event::Warning(crate::events::WarningInfo {
         message: "cannot read /x.png".into(),
     }));
     s.apply(checkpoint(5));
-    assert_eq!(s.message.as_deref(), Some("cannot read /x.png"));
+    assert_eq!(s.state().message().as_deref(), Some("cannot read /x.png"));
     press(&mut s, "r");
-    assert_eq!(s.message.as_deref(), Some("filters requested"));
+    assert_eq!(s.state().message().as_deref(), Some("filters requested"));
     s.apply(checkpoint(6));
-    assert_eq!(s.message.as_deref(), Some("checkpoint epoch-0006 written"));
+    assert_eq!(
+        s.state().message().as_deref(),
+        Some("checkpoint epoch-0006 written")
+    );
 }
 
 /// The epoch table's rows as drawn: the epoch number of each (a `★` after the best).
-fn table_epochs(s: &AppState, w: u16, h: u16) -> Vec<String> {
+fn table_epochs(s: &App, w: u16, h: u16) -> Vec<String> {
     let t = draw(s, w, h);
     let buf = t.backend().buffer().clone();
     (0..buf.area.height)
@@ -736,9 +799,11 @@ fn table_epochs(s: &AppState, w: u16, h: u16) -> Vec<String> {
 fn the_epoch_table_scrolls_and_the_best_epoch_can_be_reached() {
     let mut s = state_with_epochs(30);
     // Epoch 5 is the best; the others stay below it.
-    for e in &mut s.epochs {
-        e.val_accuracy = Some(if e.epoch == 5 { 0.95 } else { 0.5 });
-    }
+    s.arrange(|st| {
+        for e in st.epochs_mut() {
+            e.val_accuracy = Some(if e.epoch == 5 { 0.95 } else { 0.5 });
+        }
+    });
     press(&mut s, "1");
     let rows = table_epochs(&s, 100, 30);
     let visible = rows.len();
@@ -782,7 +847,7 @@ fn the_epoch_table_scrolls_and_the_best_epoch_can_be_reached() {
     let rows = table_epochs(&s, 100, 30);
     assert!(rows.contains(&"5★".to_string()), "{rows:?}");
     assert_eq!(
-        s.message.as_deref(),
+        s.state().message().as_deref(),
         Some("best val accuracy: epoch 5 (0.950)")
     );
     // Home: the first epochs; End: the newest, following again.
@@ -792,14 +857,14 @@ fn the_epoch_table_scrolls_and_the_best_epoch_can_be_reached() {
         Some("1")
     );
     s.handle_key(code(KeyCode::End));
-    assert_eq!(s.epoch_scroll, None);
+    assert_eq!(s.state().epoch_scroll(), None);
     assert_eq!(
         table_epochs(&s, 100, 30).last().map(String::as_str),
         Some("31")
     );
     // Scrolling down to the end follows too.
     press(&mut s, "gJJJJ");
-    assert_eq!(s.epoch_scroll, None);
+    assert_eq!(s.state().epoch_scroll(), None);
 }
 
 #[test]
@@ -822,9 +887,9 @@ fn the_header_shows_the_checkpoint_s_batch_when_it_is_newer_than_the_last_batch_
     }));
     let text = format!("{}", draw(&s, 160, 30).backend());
     assert!(text.contains("epoch 3/50  batch 9/32"), "{text}");
-    assert_eq!(s.progress(), Some((2 * 32 + 9, 50 * 32)));
+    assert_eq!(s.state().progress(), Some((2 * 32 + 9, 50 * 32)));
     // The checkpoint asked for is a confirmation that says it is temporary.
-    let m = s.message.clone().expect("message");
+    let m = s.state().message().expect("message");
     assert!(
         m.starts_with(
             "checkpoint epoch-0003-batch-000009 written; a mid-epoch checkpoint is temporary"
@@ -832,7 +897,7 @@ fn the_header_shows_the_checkpoint_s_batch_when_it_is_newer_than_the_last_batch_
         "{m}"
     );
     assert!(m.contains("the end of epoch 3"), "{m}");
-    assert!(s.message_held());
+    assert!(s.state().message_held());
     // An epoch-end checkpoint is plain.
     s.set_now(std::time::Instant::now() + super::state::MESSAGE_HOLD * 2);
     s.apply(Event::Checkpoint(crate::events::CheckpointInfo {
@@ -840,18 +905,21 @@ fn the_header_shows_the_checkpoint_s_batch_when_it_is_newer_than_the_last_batch_
         batch: 32,
         name: "epoch-0003".into(),
     }));
-    assert_eq!(s.message.as_deref(), Some("checkpoint epoch-0003 written"));
-    assert!(!s.message_held());
+    assert_eq!(
+        s.state().message().as_deref(),
+        Some("checkpoint epoch-0003 written")
+    );
+    assert!(!s.state().message_held());
 }
 
 #[test]
 fn e_exports_the_current_tab_as_png_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut s = training_state();
-    s.run_dir = dir.path().to_path_buf();
+    s.arrange(|st| st.set_run_dir(dir.path().to_path_buf()));
     press(&mut s, "3");
     press(&mut s, "e");
-    let msg = s.message.clone().expect("message");
+    let msg = s.state().message().expect("message");
     assert!(
         msg.starts_with(&format!(
             "exported 3 files to {}: filters-conv2d-epoch-0002.png, ",
@@ -877,7 +945,7 @@ fn e_exports_the_current_tab_as_png_files() {
     let curves = image::open(export.join("training-epoch-0002-curves.png")).expect("curves");
     assert!(curves.width() > curves.height(), "two panels side by side");
     let csv = std::fs::read_to_string(export.join("training-epoch-0002-metrics.csv")).expect("csv");
-    assert_eq!(csv.lines().count(), 1 + s.epochs.len(), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + s.state().epochs().len(), "{csv}");
     assert!(
         csv.lines().nth(1).is_some_and(|l| l.starts_with("1,")),
         "{csv}"
@@ -894,7 +962,8 @@ fn e_exports_the_current_tab_as_png_files() {
     press(&mut s, "5");
     press(&mut s, "e");
     assert!(
-        s.message
+        s.state()
+            .message()
             .clone()
             .expect("message")
             .contains("convscope export")

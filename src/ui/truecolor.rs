@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use super::state::ColorDepth;
+use super::vocab::ColorDepth;
 use crate::config::ColorSetting;
 
 /// How long to wait for the first byte of the terminal's answer.
@@ -114,8 +114,23 @@ pub fn detect(setting: ColorSetting) -> Choice {
     choice
 }
 
+/// Why tmux did not say what its client terminal can do.
+#[derive(Debug, thiserror::Error)]
+enum TmuxError {
+    #[error("cannot run tmux: {0}")]
+    Spawn(std::io::Error),
+    #[error("tmux did not answer within 0.5 s")]
+    Timeout,
+    /// Waiting for tmux failed (the error as the system gives it).
+    #[error("{0}")]
+    Wait(std::io::Error),
+    /// tmux answered with an error (its message).
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// The depth for tmux's answer about its client terminal's features.
-fn from_tmux(features: Result<String, String>) -> Choice {
+fn from_tmux(features: Result<String, TmuxError>) -> Choice {
     match features {
         Ok(f) if f.split(',').any(|x| x.trim() == "RGB") => Choice::new(
             ColorDepth::TrueColor,
@@ -140,7 +155,7 @@ fn from_tmux(features: Result<String, String>) -> Choice {
 }
 
 /// Ask the tmux server this process runs under for its client terminal's features.
-fn tmux_client_features() -> Result<String, String> {
+fn tmux_client_features() -> Result<String, TmuxError> {
     // The tmux client finds its server through $TMUX, as for any command run inside tmux.
     let mut child = std::process::Command::new("tmux")
         .args(["display-message", "-p", "#{client_termfeatures}"])
@@ -148,7 +163,7 @@ fn tmux_client_features() -> Result<String, String> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run tmux: {e}"))?;
+        .map_err(TmuxError::Spawn)?;
     // A stuck server must not hold up the screen.
     let deadline = Instant::now() + Duration::from_millis(500);
     loop {
@@ -158,14 +173,16 @@ fn tmux_client_features() -> Result<String, String> {
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err("tmux did not answer within 0.5 s".into());
+                return Err(TmuxError::Timeout);
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(TmuxError::Wait(e)),
         }
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(TmuxError::Wait)?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        return Err(TmuxError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -514,7 +531,7 @@ mod tests {
         let c = from_tmux(Ok(String::new()));
         assert_eq!(c.depth, ColorDepth::Palette256);
         assert!(c.why.contains("no tmux client"), "{}", c.why);
-        let c = from_tmux(Err("no server running".into()));
+        let c = from_tmux(Err(TmuxError::Failed("no server running".into())));
         assert!(c.why.contains("no server running"), "{}", c.why);
     }
 

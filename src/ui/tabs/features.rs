@@ -1,72 +1,23 @@
 //! Feature maps tab: the probe image beside every channel of one layer, one channel zoomed.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use crate::events::FeatureSnapshot;
-use crate::ui::graphics::{Graphics, Slot};
+use super::Scene;
+use crate::events::{FeatureSnapshot, LayerMaps};
 use crate::ui::picture;
-use crate::ui::pictures::Pic;
-use crate::ui::state::AppState;
+use crate::ui::vocab::Slot;
 use crate::viz::colormap;
 
-/// Where the parts of the Feature maps tab go.
-#[derive(Debug, Clone, Copy)]
-pub struct Areas {
-    pub header: Rect,
-    pub probe_block: Rect,
-    pub probe: Rect,
-    pub zoom_block: Rect,
-    pub zoom: Rect,
-    pub grid_block: Rect,
-    pub grid: Rect,
-}
-
-/// Lay out the Feature maps tab in `body`.
-#[must_use]
-pub fn areas(_state: &AppState, body: Rect) -> Areas {
-    let [header, main] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
-    let [left, grid_block] =
-        Layout::horizontal([Constraint::Percentage(30), Constraint::Percentage(70)]).areas(main);
-    let [probe_block, zoom_block] =
-        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(left);
-    let inner = |r: Rect| Block::bordered().inner(r);
-    Areas {
-        header,
-        probe_block,
-        probe: inner(probe_block),
-        zoom_block,
-        zoom: inner(zoom_block),
-        grid_block,
-        grid: inner(grid_block),
-    }
-}
-
-/// The pictures this tab draws, and where.
-#[must_use]
-pub fn slots(state: &AppState, body: Rect) -> Vec<(Slot, Rect, &Pic)> {
-    if state.features.is_none() {
-        return Vec::new();
-    }
-    let a = areas(state, body);
-    let p = &state.pictures;
-    vec![
-        (Slot::Probe, a.probe, &p.probe),
-        (Slot::FeatureGrid, a.grid, &p.feature_grid),
-        (Slot::ChannelZoom, a.zoom, &p.channel_zoom),
-    ]
-}
-
 /// Draw the Feature maps tab.
-pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
-    let a = areas(state, area);
+pub fn render(scene: Scene<'_>, frame: &mut Frame) {
+    let (state, a) = (scene.state, &scene.layout.features);
     let dim = Style::new().fg(Color::DarkGray);
-    let Some(snap) = state.features.as_ref() else {
+    let Some(snap) = state.features() else {
         frame.render_widget(Line::styled(" Feature maps", dim), a.header);
-        let n = state.start.as_ref().map_or(0, |s| s.probe_images.len());
+        let n = state.start().map_or(0, |s| s.probe_images.len());
         frame.render_widget(
             Paragraph::new(format!(
                 "No feature maps yet. They arrive with each epoch; n/p step through the {n} probe \
@@ -83,10 +34,10 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
     frame.render_widget(
         super::layer_bar(
             &names,
-            state.feature_layer,
+            state.feature_layer_index(),
             format!(
                 "│ (x-mean)/std·64+128 │ {} │ epoch {}",
-                colormap::name(state.colormap),
+                colormap::name(state.colormap()),
                 snap.epoch
             ),
             a.header.width,
@@ -94,15 +45,31 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
         a.header,
     );
 
-    // Probe and prediction.
+    render_probe(scene, snap, frame);
+    let Some(layer) = state.feature_layer() else {
+        return;
+    };
+    render_grid(scene, layer, frame);
+    render_zoom(scene, layer, frame);
+}
+
+/// The probe image, titled with its file, and the prediction under it.
+fn render_probe(scene: Scene<'_>, snap: &FeatureSnapshot, frame: &mut Frame) {
+    let Scene {
+        state,
+        pictures,
+        gfx,
+        layout,
+    } = scene;
+    let a = &layout.features;
+    let dim = Style::new().fg(Color::DarkGray);
     let name = |i: usize| {
         state
-            .start
-            .as_ref()
+            .start()
             .and_then(|s| s.classes.get(i))
             .map_or_else(|| format!("class {i}"), Clone::clone)
     };
-    let (file, label) = probe_title(snap, state.start.as_ref().map(|s| &s.classes[..]));
+    let (file, label) = probe_title(snap, state.start().map(|s| &s.classes[..]));
     // Green when the image's folder names the predicted class, red when it names another.
     let verdict = match label {
         Some(l) if l == snap.predicted => Color::Green,
@@ -142,16 +109,23 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
     picture::draw(
         frame,
         gfx,
-        state.color_depth,
+        state.color_depth(),
         Slot::Probe,
         a.probe,
-        &state.pictures.probe,
+        &pictures.probe,
     );
+}
 
-    let Some(layer) = state.feature_layer() else {
-        return;
-    };
-    let levels = &state.pictures.levels;
+/// Every channel of the layer, with the dead ones listed in the title.
+fn render_grid(scene: Scene<'_>, layer: &LayerMaps, frame: &mut Frame) {
+    let Scene {
+        state,
+        pictures,
+        gfx,
+        layout,
+    } = scene;
+    let a = &layout.features;
+    let levels = &pictures.levels;
     let dead: Vec<usize> = levels
         .iter()
         .enumerate()
@@ -173,7 +147,7 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
                 layer.channels,
                 layer.height,
                 layer.width,
-                super::page_note(state.pictures.feature_geom.as_ref(), "channels")
+                super::page_note(pictures.feature_geom.as_ref(), "channels")
             )),
             Span::styled(dead_text, Style::new().fg(Color::Red)),
             Span::raw(" "),
@@ -183,18 +157,29 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
     picture::draw(
         frame,
         gfx,
-        state.color_depth,
+        state.color_depth(),
         Slot::FeatureGrid,
         a.grid,
-        &state.pictures.feature_grid,
+        &pictures.feature_grid,
     );
+}
 
-    let is_dead = levels.get(state.channel).is_some_and(|l| l.dead);
+/// The selected channel, with its range and mean.
+fn render_zoom(scene: Scene<'_>, layer: &LayerMaps, frame: &mut Frame) {
+    let Scene {
+        state,
+        pictures,
+        gfx,
+        layout,
+    } = scene;
+    let a = &layout.features;
+    let levels = &pictures.levels;
+    let is_dead = levels.get(state.channel()).is_some_and(|l| l.dead);
     let title = if is_dead {
         Line::from(vec![
             Span::raw(format!(
                 " channel {}/{} ",
-                state.channel + 1,
+                state.channel() + 1,
                 layer.channels
             )),
             Span::styled(
@@ -205,14 +190,14 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
     } else {
         Line::raw(format!(
             " channel {}/{} ",
-            state.channel + 1,
+            state.channel() + 1,
             layer.channels
         ))
     };
     let plane = layer.height * layer.width;
     let raw = layer
         .data
-        .get(state.channel * plane..(state.channel + 1) * plane)
+        .get(state.channel() * plane..(state.channel() + 1) * plane)
         .unwrap_or(&[]);
     let (lo, hi, sum) = raw.iter().filter(|v| v.is_finite()).fold(
         (f32::INFINITY, f32::NEG_INFINITY, 0.0_f64),
@@ -232,10 +217,10 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
     picture::draw(
         frame,
         gfx,
-        state.color_depth,
+        state.color_depth(),
         Slot::ChannelZoom,
         a.zoom,
-        &state.pictures.channel_zoom,
+        &pictures.channel_zoom,
     );
 }
 

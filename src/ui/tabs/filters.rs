@@ -2,86 +2,29 @@
 //! weights, and the first layer's filters as RGB patches.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph};
 
+use super::Scene;
 use crate::config::FilterNorm;
-use crate::ui::graphics::{Graphics, Slot};
 use crate::ui::picture;
-use crate::ui::pictures::Pic;
 use crate::ui::state::AppState;
+use crate::ui::vocab::Slot;
 use crate::viz::colormap;
 
-/// Where the parts of the Filters tab go.
-#[derive(Debug, Clone, Copy)]
-pub struct Areas {
-    pub header: Rect,
-    pub grid_block: Rect,
-    pub grid: Rect,
-    pub zoom_block: Rect,
-    pub zoom: Rect,
-    pub numbers: Rect,
-    pub rgb_block: Option<Rect>,
-    pub rgb: Option<Rect>,
-}
-
-/// Lay out the Filters tab in `body`.
-#[must_use]
-pub fn areas(state: &AppState, body: Rect) -> Areas {
-    let [header, main] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
-    let [grid_block, side] =
-        Layout::horizontal([Constraint::Percentage(64), Constraint::Percentage(36)]).areas(main);
-    let has_rgb = state.filter_layer().is_some_and(|l| l.in_channels == 3);
-    let (zoom_block, numbers, rgb_block) = if has_rgb {
-        let [z, n, r] = Layout::vertical([
-            Constraint::Percentage(30),
-            Constraint::Min(5),
-            Constraint::Percentage(30),
-        ])
-        .areas(side);
-        (z, n, Some(r))
-    } else {
-        let [z, n] = Layout::vertical([Constraint::Percentage(35), Constraint::Min(5)]).areas(side);
-        (z, n, None)
-    };
-    let inner = |r: Rect| Block::bordered().inner(r);
-    Areas {
-        header,
-        grid_block,
-        grid: inner(grid_block),
-        zoom_block,
-        zoom: inner(zoom_block),
-        numbers,
-        rgb_block,
-        rgb: rgb_block.map(inner),
-    }
-}
-
-/// The pictures this tab draws, and where.
-#[must_use]
-pub fn slots(state: &AppState, body: Rect) -> Vec<(Slot, Rect, &Pic)> {
-    if state.filter_layer().is_none() {
-        return Vec::new();
-    }
-    let a = areas(state, body);
-    let p = &state.pictures;
-    let mut v = vec![
-        (Slot::FilterGrid, a.grid, &p.filter_grid),
-        (Slot::FilterZoom, a.zoom, &p.filter_zoom),
-    ];
-    if let (Some(r), Some(pic)) = (a.rgb, p.filter_rgb.as_ref()) {
-        v.push((Slot::FilterRgb, r, pic));
-    }
-    v
-}
-
 /// Draw the Filters tab.
-pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
-    let a = areas(state, area);
+pub fn render(scene: Scene<'_>, frame: &mut Frame) {
+    let Scene {
+        state,
+        pictures,
+        gfx,
+        layout,
+    } = scene;
+    let a = &layout.filters;
     let dim = Style::new().fg(Color::DarkGray);
-    let Some(snap) = state.filters.as_ref() else {
+    let Some(snap) = state.filters() else {
         frame.render_widget(Line::styled(" Filters", dim), a.header);
         frame.render_widget(
             Paragraph::new(
@@ -96,11 +39,11 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
         return;
     };
     // Header: layer selector and modes.
-    let norm = match state.filter_norm {
+    let norm = match state.filter_norm() {
         FilterNorm::Layer => "min-max over layer",
         FilterNorm::Filter => "min-max per filter",
     };
-    let norm = if state.colormap == crate::config::ColormapName::Diverging {
+    let norm = if state.colormap() == crate::config::ColormapName::Diverging {
         format!("{norm}, symmetric about 0")
     } else {
         norm.to_string()
@@ -109,10 +52,10 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
     frame.render_widget(
         super::layer_bar(
             &names,
-            state.filter_layer,
+            state.filter_layer_index(),
             format!(
                 "│ {norm} │ {} │ epoch {}",
-                colormap::name(state.colormap),
+                colormap::name(state.colormap()),
                 snap.epoch
             ),
             a.header.width,
@@ -132,36 +75,36 @@ pub fn render(state: &AppState, gfx: &Graphics, frame: &mut Frame, area: Rect) {
         Block::bordered().title(format!(
             " {} · {out} filters × {inp} input channels · {kh}×{kw}{} ",
             layer.name,
-            super::page_note(state.pictures.filter_geom.as_ref(), "filters")
+            super::page_note(pictures.filter_geom.as_ref(), "filters")
         )),
         a.grid_block,
     );
     picture::draw(
         frame,
         gfx,
-        state.color_depth,
+        state.color_depth(),
         Slot::FilterGrid,
         a.grid,
-        &state.pictures.filter_grid,
+        &pictures.filter_grid,
     );
     frame.render_widget(
-        Block::bordered().title(format!(" filter {}/{out} ", state.filter + 1)),
+        Block::bordered().title(format!(" filter {}/{out} ", state.filter() + 1)),
         a.zoom_block,
     );
     picture::draw(
         frame,
         gfx,
-        state.color_depth,
+        state.color_depth(),
         Slot::FilterZoom,
         a.zoom,
-        &state.pictures.filter_zoom,
+        &pictures.filter_zoom,
     );
     render_numbers(state, layer, frame, a.numbers);
     if let (Some(block), Some(inner), Some(pic)) =
-        (a.rgb_block, a.rgb, state.pictures.filter_rgb.as_ref())
+        (a.rgb_block, a.rgb, pictures.filter_rgb.as_ref())
     {
         frame.render_widget(Block::bordered().title(" as RGB "), block);
-        picture::draw(frame, gfx, state.color_depth, Slot::FilterRgb, inner, pic);
+        picture::draw(frame, gfx, state.color_depth(), Slot::FilterRgb, inner, pic);
     }
 }
 
@@ -180,7 +123,7 @@ fn render_numbers(
     let per = inp * kh * kw;
     let weights = layer
         .weights
-        .get(state.filter * per..(state.filter + 1) * per)
+        .get(state.filter() * per..(state.filter() + 1) * per)
         .unwrap_or(&[]);
     let inner_h = usize::from(area.height.saturating_sub(2));
     let mut lines: Vec<Line> = Vec::new();

@@ -1,13 +1,13 @@
 //! Model tab: the Keras-style summary; Enter opens a layer's pictures.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Flex, Rect};
+use ratatui::layout::{Constraint, Flex};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 
+use super::Scene;
 use crate::events::{group_digits, keras_shape};
-use crate::ui::state::AppState;
 
 /// A number column's cell: right-aligned, so magnitudes line up.
 fn right(s: String) -> Cell<'static> {
@@ -15,8 +15,9 @@ fn right(s: String) -> Cell<'static> {
 }
 
 /// Draw the Model tab.
-pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
-    let Some(start) = &state.start else {
+pub fn render(scene: Scene<'_>, frame: &mut Frame) {
+    let (state, area) = (scene.state, scene.layout.body);
+    let Some(start) = state.start() else {
         frame.render_widget(
             Paragraph::new("The model summary appears when the trainer starts.")
                 .style(Style::new().fg(Color::DarkGray))
@@ -93,6 +94,6 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         Block::bordered()
             .title(" Model · Enter: filters (conv) or feature maps · m: feature maps "),
     );
-    let mut ts = TableState::default().with_selected(Some(state.model_row));
+    let mut ts = TableState::default().with_selected(Some(state.model_row()));
     frame.render_stateful_widget(table, area, &mut ts);
 }

@@ -3,102 +3,23 @@
 use std::fmt::Write as _;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
-use ratatui::text::{Line, Span};
 use ratatui::widgets::{
     Axis, Block, Cell, Chart, Dataset, Gauge, GraphType, LegendPosition, Paragraph, Row, Table,
     Wrap,
 };
 
-use crate::ui::render::phase_span;
-use crate::ui::state::{AppState, Phase};
-
-/// Format seconds as `1h02m03s` / `2m03s` / `3s`.
-#[must_use]
-pub fn duration(secs: f64) -> String {
-    let s = secs.max(0.0).round() as u64;
-    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
-    if h > 0 {
-        format!("{h}h{m:02}m{s:02}s")
-    } else if m > 0 {
-        format!("{m}m{s:02}s")
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// Rows the charts keep before the epoch table grows past its smallest (it scrolls): at 80×24
-/// that leaves the plots 6 rows, not 3.
-const CHARTS_MIN: u16 = 10;
-
-/// The Training tab's parts: header, error box, charts, epoch table; and the header's lines
-/// with the rows their text takes.
-struct Parts {
-    head: Rect,
-    error: Rect,
-    charts: Rect,
-    table: Rect,
-    lines: [Line<'static>; 2],
-    text_rows: u16,
-}
-
-fn parts(state: &AppState, area: Rect) -> Parts {
-    let error_h = if state.phase == Phase::Failed { 4 } else { 0 };
-    let lines = head_lines(state);
-    // Two lines of facts above the gauge with a blank row over them; on a narrow terminal
-    // they wrap, into that row and below it when they need more.
-    let text_rows = u16::try_from(head_text_rows(&lines, area.width)).unwrap_or(u16::MAX);
-    let head_h = text_rows.saturating_add(1).max(4);
-    let rest = area.height.saturating_sub(head_h + error_h);
-    let table_h = (state.epochs.len() as u16 + 3)
-        .min(10)
-        .min(rest.saturating_sub(CHARTS_MIN))
-        .max(4);
-    let [head, error, charts, table] = Layout::vertical([
-        Constraint::Length(head_h),
-        Constraint::Length(error_h),
-        Constraint::Min(6),
-        Constraint::Length(table_h),
-    ])
-    .areas(area);
-    Parts {
-        head,
-        error,
-        charts,
-        table,
-        lines,
-        text_rows,
-    }
-}
-
-/// How many epochs the table shows at once in a body `area`.
-#[must_use]
-pub fn table_rows(state: &AppState, area: Rect) -> usize {
-    usize::from(parts(state, area).table.height.saturating_sub(3))
-}
-
-/// The first epoch row the table shows: where it was scrolled to, else the newest rows.
-#[must_use]
-pub fn first_row(state: &AppState, visible: usize) -> usize {
-    let last_start = state.epochs.len().saturating_sub(visible);
-    state.epoch_scroll.map_or(last_start, |f| f.min(last_start))
-}
+use super::Scene;
+use crate::ui::header::{self, duration};
+use crate::ui::state::AppState;
 
 /// Draw the Training tab.
-pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
-    let Parts {
-        head,
-        error,
-        charts,
-        table,
-        lines,
-        text_rows,
-    } = parts(state, area);
-    let error_h = error.height;
-    render_head(state, lines, text_rows, frame, head);
-    if let Some(e) = state.error.as_deref().filter(|_| error_h > 0) {
+pub fn render(scene: Scene<'_>, frame: &mut Frame) {
+    let (state, a) = (scene.state, &scene.layout.training);
+    render_head(state, frame, a.head_text, a.gauge);
+    if let Some(e) = state.error().filter(|_| a.error.height > 0) {
         frame.render_widget(
             Paragraph::new(e.to_string())
                 .wrap(Wrap { trim: false })
@@ -108,113 +29,20 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
                         .title(" error ")
                         .border_style(Style::new().fg(Color::Red)),
                 ),
-            error,
+            a.error,
         );
     }
-    let [loss, acc] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
-    render_loss(state, frame, loss);
-    render_accuracy(state, frame, acc);
-    render_table(state, frame, table);
+    render_loss(state, frame, a.loss);
+    render_accuracy(state, frame, a.accuracy);
+    render_table(state, frame, a.table);
 }
 
-/// Rows the header's lines take wrapped at `width` (a word that does not fit whole moves to
-/// the next row, so a row is counted for every 90 % of the width, and one more).
-fn head_text_rows(lines: &[Line<'static>; 2], width: u16) -> usize {
-    let usable = (usize::from(width) * 9 / 10).max(1);
-    lines
-        .iter()
-        .map(|l| {
-            if l.width() <= usize::from(width) {
-                1
-            } else {
-                l.width().div_ceil(usable)
-            }
-        })
-        .sum()
-}
-
-/// The header's two lines: the run's facts, then its progress figures.
-fn head_lines(state: &AppState) -> [Line<'static>; 2] {
-    let dim = Style::new().fg(Color::DarkGray);
-    let mut l1 = vec![phase_span(state, true), Span::raw("  ")];
-    let mut l2 = Vec::new();
-    let last = state.batches.last();
-    if let Some(s) = &state.start {
-        let (epoch, batch) = state.position().unwrap_or((s.start_epoch, s.start_batch));
-        l1.push(Span::raw(format!(
-            "epoch {epoch}/{}  batch {batch}/{}",
-            s.epochs, s.batches_per_epoch
-        )));
-        l1.push(Span::styled(format!("  device {}", s.device), dim));
-        l1.push(Span::styled(
-            format!(
-                "  {} train / {} val images, {} classes",
-                s.train_images,
-                s.val_images,
-                s.classes.len()
-            ),
-            dim,
-        ));
-        if s.skipped_images > 0 {
-            // Unreadable images are left out, never silently: the list and the reasons are in
-            // the run's classes.json.
-            l1.push(Span::styled(
-                format!(
-                    "  {} unreadable image{} skipped (classes.json)",
-                    s.skipped_images,
-                    if s.skipped_images == 1 { "" } else { "s" }
-                ),
-                Style::new().fg(Color::Yellow),
-            ));
-        }
-    } else {
-        l1.push(Span::styled("waiting for the trainer…", dim));
-    }
-    if let Some(b) = last {
-        let eta = state
-            .eta_seconds()
-            .filter(|_| state.phase.is_active())
-            .map_or_else(|| "–".to_string(), duration);
-        l2.push(Span::raw(format!(
-            "ETA {eta}  {:.0} img/s  elapsed {}  loss {:.4}  acc {:.3}",
-            b.images_per_sec,
-            duration(b.elapsed),
-            b.loss,
-            b.accuracy
-        )));
-    }
-    if let Some(c) = &state.checkpoint {
-        l2.push(Span::styled(format!("  last checkpoint {}", c.name), dim));
-    }
-    [Line::from(l1), Line::from(l2)]
-}
-
-/// The header: its lines wrapped into the `rows` above the gauge, then the gauge.
-fn render_head(
-    state: &AppState,
-    lines: [Line<'static>; 2],
-    rows: u16,
-    frame: &mut Frame,
-    area: Rect,
-) {
-    let gauge_row = area.y + area.height.saturating_sub(1);
-    // Bottom-aligned above the gauge: rows the text does not need stay blank above it.
-    let rows = rows.min(area.height.saturating_sub(1));
-    let text = Rect {
-        y: gauge_row.saturating_sub(rows),
-        height: rows,
-        ..area
-    };
+/// The header: its lines wrapped into `text` above the gauge, then the gauge.
+fn render_head(state: &AppState, frame: &mut Frame, text: Rect, gauge: Rect) {
     frame.render_widget(
-        Paragraph::new(Vec::from(lines)).wrap(Wrap { trim: true }),
+        Paragraph::new(Vec::from(header::head_lines(state))).wrap(Wrap { trim: true }),
         text,
     );
-    let gauge = Rect {
-        y: gauge_row,
-        height: area.height.min(1),
-        ..area
-    };
     let (done, total) = state.progress().unwrap_or((0, 0));
     let ratio = if total == 0 {
         0.0
@@ -235,7 +63,7 @@ fn epoch_points(
     f: impl Fn(&crate::events::EpochMetrics) -> Option<f32>,
 ) -> Vec<(f64, f64)> {
     state
-        .epochs
+        .epochs()
         .iter()
         .filter_map(|e| {
             f(e).filter(|v| v.is_finite())
@@ -245,14 +73,14 @@ fn epoch_points(
 }
 
 fn x_max(state: &AppState) -> f64 {
-    let e = state.epochs.last().map_or(0, |e| e.epoch);
-    let b = state.batches.last().map_or(0, |b| b.epoch);
+    let e = state.epochs().last().map_or(0, |e| e.epoch);
+    let b = state.batches().last().map_or(0, |b| b.epoch);
     e.max(b).max(1) as f64
 }
 
 fn render_loss(state: &AppState, frame: &mut Frame, area: Rect) {
     let batch: Vec<(f64, f64)> = state
-        .batches
+        .batches()
         .iter()
         .filter(|b| b.loss.is_finite())
         .map(|b| {
@@ -368,8 +196,8 @@ fn render_table(state: &AppState, frame: &mut Frame, area: Rect) {
     let best = state.best_epoch();
     let opt = |v: Option<f32>, p: usize| v.map_or_else(|| "–".into(), |v| format!("{v:.p$}"));
     let visible = usize::from(area.height.saturating_sub(3));
-    let skip = first_row(state, visible);
-    let rows = state.epochs.iter().skip(skip).take(visible).map(|e| {
+    let skip = state.first_epoch_row(visible);
+    let rows = state.epochs().iter().skip(skip).take(visible).map(|e| {
         let is_best = Some(e.epoch) == best;
         let style = if is_best {
             Style::new().fg(Color::Green).add_modifier(Modifier::BOLD)
@@ -392,7 +220,7 @@ fn render_table(state: &AppState, frame: &mut Frame, area: Rect) {
     ])
     .style(Style::new().add_modifier(Modifier::BOLD));
     let widths = [Constraint::Length(8); 7];
-    let n = state.epochs.len();
+    let n = state.epochs().len();
     let mut title = String::from(" Epochs");
     if n > visible {
         // Which rows are shown, and how to see the others.
@@ -401,7 +229,7 @@ fn render_table(state: &AppState, frame: &mut Frame, area: Rect) {
         let below = if last < n { "↓" } else { "" };
         let _ = write!(title, " {}–{last} of {n} {above}{below}", skip + 1);
     }
-    match best.and_then(|b| state.epochs.iter().find(|e| e.epoch == b)) {
+    match best.and_then(|b| state.epochs().iter().find(|e| e.epoch == b)) {
         Some(b) => {
             let _ = write!(
                 title,

@@ -6,9 +6,11 @@ use super::*;
 #[test]
 fn with_more_than_two_classes_the_runners_up_are_shown() {
     let mut s = training_state();
-    if let Some(start) = s.start.as_mut() {
-        start.classes = ["bag", "boot", "coat", "dress"].map(String::from).to_vec();
-    }
+    s.arrange(|st| {
+        if let Some(start) = st.start_mut() {
+            start.classes = ["bag", "boot", "coat", "dress"].map(String::from).to_vec();
+        }
+    });
     let mut maps = fixtures::small_features();
     maps.probabilities = vec![0.1, 0.6, 0.25, 0.05];
     maps.predicted = 1;
@@ -24,10 +26,10 @@ fn with_more_than_two_classes_the_runners_up_are_shown() {
     assert!(!text.contains("12.7%"), "{text}");
 }
 
-fn snapshot_all(name: &str, state: &mut AppState, w: u16, h: u16) {
+fn snapshot_all(name: &str, state: &mut App, w: u16, h: u16) {
     state.resize(w, h);
     for tab in Tab::ALL {
-        state.tab = tab;
+        state.arrange(|st| st.set_tab(tab));
         let t = draw(state, w, h);
         insta::assert_snapshot!(
             format!("{name}_{}", tab.title().replace(' ', "_").to_lowercase()),
@@ -73,7 +75,7 @@ fn quit_prompt_and_stopping_are_on_screen() {
 #[test]
 fn a_narrow_tab_bar_keeps_the_phase_whole_and_drops_the_title() {
     let mut s = training_state();
-    s.title = "convscope · /home/someone/runs/a-long-run-name".into();
+    s.arrange(|st| st.set_title("convscope · /home/someone/runs/a-long-run-name"));
     let first_line = |w: u16| {
         let t = draw(&s, w, 30);
         let text = format!("{}", t.backend());
@@ -117,7 +119,7 @@ fn help_wraps_and_scrolls_on_a_small_terminal() {
     let mut s = training_state();
     s.resize(80, 24);
     press(&mut s, "5");
-    let screen = |s: &AppState| format!("{}", draw(s, 80, 24).backend());
+    let screen = |s: &App| format!("{}", draw(s, 80, 24).backend());
     let top = screen(&s);
     assert!(top.contains("Keys · ↓ more"), "{top}");
     assert!(!top.contains("probe an image by path"), "{top}");
@@ -134,12 +136,12 @@ fn help_wraps_and_scrolls_on_a_small_terminal() {
         bottom.contains("↑ more") && !bottom.contains("↓ more"),
         "{bottom}"
     );
-    let end = s.help_scroll;
+    let end = s.state().help_scroll();
     press(&mut s, "k");
-    assert_eq!(s.help_scroll, end - 1);
+    assert_eq!(s.state().help_scroll(), end - 1);
     press(&mut s, "K");
     press(&mut s, "K");
-    assert_eq!(s.help_scroll, 0);
+    assert_eq!(s.state().help_scroll(), 0);
     assert_eq!(screen(&s), top);
 }
 
@@ -160,7 +162,7 @@ fn cell_colours(t: &Terminal<TestBackend>, area: Rect) -> Vec<(Color, Color)> {
 #[test]
 fn heatmap_cells_are_the_viridis_colours_of_normalised_weights() {
     let mut s = new_state();
-    s.color_depth = ColorDepth::TrueColor;
+    s.arrange(|st| st.set_color_depth(ColorDepth::TrueColor));
     // One filter, one channel, 2×2 weights: layer min-max gives 0, 1/3, 2/3, 1.
     s.apply(Event::Filters(Box::new(FilterSnapshot {
         epoch: 1,
@@ -173,10 +175,9 @@ fn heatmap_cells_are_the_viridis_colours_of_normalised_weights() {
             weights: vec![-1.0, 0.0, 1.0, 2.0],
         }],
     })));
-    s.tab = Tab::Filters;
+    s.arrange(|st| st.set_tab(Tab::Filters));
     let t = draw(&s, 100, 30);
-    let area =
-        crate::ui::tabs::filters::areas(&s, crate::ui::render::body_area(Rect::new(0, 0, 100, 30)));
+    let area = s.layout().filters;
     let colours = cell_colours(&t, area.grid);
     let used: HashSet<Color> = colours.iter().flat_map(|&(f, b)| [f, b]).collect();
     for (i, t) in [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0].into_iter().enumerate() {
@@ -204,11 +205,10 @@ fn heatmap_cells_are_the_viridis_colours_of_normalised_weights() {
 #[test]
 fn filter_grid_has_many_distinct_colours_and_palette_fallback_works() {
     let mut s = training_state();
-    s.tab = Tab::Filters;
-    s.color_depth = ColorDepth::TrueColor;
+    s.arrange(|st| st.set_tab(Tab::Filters));
+    s.arrange(|st| st.set_color_depth(ColorDepth::TrueColor));
     let t = draw(&s, 100, 30);
-    let a =
-        crate::ui::tabs::filters::areas(&s, crate::ui::render::body_area(Rect::new(0, 0, 100, 30)));
+    let a = s.layout().filters;
     let distinct: HashSet<Color> = cell_colours(&t, a.grid)
         .into_iter()
         .flat_map(|(f, b)| [f, b])
@@ -219,7 +219,7 @@ fn filter_grid_has_many_distinct_colours_and_palette_fallback_works() {
             .iter()
             .all(|c| matches!(c, Color::Rgb(..) | Color::Reset))
     );
-    s.color_depth = ColorDepth::Palette256;
+    s.arrange(|st| st.set_color_depth(ColorDepth::Palette256));
     let t = draw(&s, 100, 30);
     let cells = cell_colours(&t, a.grid);
     assert!(!cells.is_empty());
@@ -229,16 +229,13 @@ fn filter_grid_has_many_distinct_colours_and_palette_fallback_works() {
 #[test]
 fn dead_channel_is_flat_and_marked() {
     let mut s = training_state();
-    s.tab = Tab::Features;
+    s.arrange(|st| st.set_tab(Tab::Features));
     press(&mut s, "jj"); // channel index 2 of conv2d is dead
     let t = draw(&s, 100, 30);
     let text = format!("{}", t.backend());
     assert!(text.contains("dead: 3"), "{text}");
     assert!(text.contains("dead (constant)"), "{text}");
-    let a = crate::ui::tabs::features::areas(
-        &s,
-        crate::ui::render::body_area(Rect::new(0, 0, 100, 30)),
-    );
+    let a = s.layout().features;
     let flat = to_color(
         colormap::color_u8(ColormapName::Viridis, 128),
         ColorDepth::TrueColor,
@@ -284,7 +281,7 @@ fn gpu_kernel_tuning_is_said_until_the_first_batch() {
     s.apply(Event::Status(StatusChange {
         state: RunState::Tuning,
     }));
-    assert_eq!(s.phase, Phase::Tuning);
+    assert_eq!(s.state().phase(), Phase::Tuning);
     let screen = format!("{:?}", draw(&s, 100, 30).backend().buffer());
     assert!(screen.contains("tuning GPU kernels"), "{screen}");
     s.apply(Event::Status(StatusChange {
@@ -295,11 +292,11 @@ fn gpu_kernel_tuning_is_said_until_the_first_batch() {
 }
 
 /// A state with the tutorial network's filters and maps (16 first-layer maps of 150×150).
-fn tutorial_state(w: u16, h: u16) -> AppState {
+fn tutorial_state(w: u16, h: u16) -> App {
     let mut s = training_state();
     s.apply(Event::Filters(Box::new(fixtures::tutorial_filters())));
     s.apply(Event::FeatureMaps(Box::new(fixtures::tutorial_features())));
-    s.color_depth = ColorDepth::TrueColor;
+    s.arrange(|st| st.set_color_depth(ColorDepth::TrueColor));
     s.resize(w, h);
     s
 }
@@ -327,14 +324,13 @@ fn pixels_of(t: &Terminal<TestBackend>, area: Rect) -> Vec<Vec<Color>> {
 fn maps_stay_apart(w: u16, h: u16, selected: usize) {
     let mut s = tutorial_state(w, h);
     press(&mut s, "4");
-    s.channel = selected;
+    s.arrange(|st| st.set_channel(selected));
     s.resize(w + 1, h);
     s.resize(w, h);
     let t = draw(&s, w, h);
-    let body = crate::ui::render::body_area(Rect::new(0, 0, w, h));
-    let area = crate::ui::tabs::features::areas(&s, body).grid;
-    let raster = &s.pictures.feature_grid.raster;
-    let g = s.pictures.feature_geom.expect("geometry");
+    let area = s.layout().features.grid;
+    let raster = &s.pictures().feature_grid.raster;
+    let g = s.pictures().feature_geom.expect("geometry");
     // The grid is made for the box: drawn at a whole factor, nothing is lost to scaling.
     let (fw, fh) = crate::ui::pictures::pixels(area, (1, 2));
     assert!(
@@ -394,7 +390,7 @@ fn feature_maps_keep_their_gaps_and_frames_at_every_size() {
 fn many_small_maps_are_paged_and_the_page_follows_the_selection() {
     let mut s = tutorial_state(80, 24);
     press(&mut s, "4ll"); // conv2d_1: 32 maps of 75×75
-    let g = s.pictures.feature_geom.expect("geometry");
+    let g = s.pictures().feature_geom.expect("geometry");
     assert!(g.paged(), "{g:?}");
     assert_eq!(g.first, 0);
     assert!(g.tile_w >= crate::viz::pictures::MIN_MAP_SIDE, "{g:?}");
@@ -407,13 +403,12 @@ fn many_small_maps_are_paged_and_the_page_follows_the_selection() {
     for _ in 0..g.count {
         press(&mut s, "j");
     }
-    let g2 = s.pictures.feature_geom.expect("geometry");
+    let g2 = s.pictures().feature_geom.expect("geometry");
     assert_eq!(g2.first, g.count);
-    assert!((g2.first..g2.first + g2.count).contains(&s.channel));
+    assert!((g2.first..g2.first + g2.count).contains(&s.state().channel()));
     // A click maps to the tile of the page shown.
-    let body = crate::ui::render::body_area(Rect::new(0, 0, 80, 24));
-    let area = crate::ui::tabs::features::areas(&s, body).grid;
-    let raster = s.pictures.feature_grid.raster.clone();
+    let area = s.layout().features.grid;
+    let raster = s.pictures().feature_grid.raster.clone();
     let (col, row) = (area.left()..area.right())
         .flat_map(|x| (area.top()..area.bottom()).map(move |y| (x, y)))
         .find(|&(x, y)| {
@@ -428,7 +423,7 @@ fn many_small_maps_are_paged_and_the_page_follows_the_selection() {
         row,
         modifiers: KeyModifiers::NONE,
     }));
-    assert_eq!(s.channel, g2.first + 1);
+    assert_eq!(s.state().channel(), g2.first + 1);
 }
 
 #[test]
@@ -438,7 +433,7 @@ fn snapshots_small_and_large_terminals() {
     for (w, h) in [(80, 24), (200, 60)] {
         let mut s = tutorial_state(w, h);
         for tab in [Tab::Training, Tab::Filters, Tab::Features] {
-            s.tab = tab;
+            s.arrange(|st| st.set_tab(tab));
             let t = draw(&s, w, h);
             insta::assert_snapshot!(
                 format!(

@@ -37,24 +37,29 @@ pub fn complete(line: &str, home: Option<OsString>) -> Completion {
     } else {
         expand_home(folder, home)
     };
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| {
-                    let name = e.file_name().into_string().ok()?;
-                    if !name.starts_with(prefix)
-                        || (name.starts_with('.') && !prefix.starts_with('.'))
-                    {
-                        return None;
-                    }
-                    // A link to a folder is a folder here, as for the shell.
-                    let is_dir = std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir());
-                    Some(if is_dir { name + "/" } else { name })
-                })
-                .collect()
+    // A folder that cannot be read (missing, not ours) completes nothing, as in a shell.
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::debug!("completing {}: {e}", dir.display());
+            return Completion {
+                line: line.to_string(),
+                matches: Vec::new(),
+            };
+        }
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if !name.starts_with(prefix) || (name.starts_with('.') && !prefix.starts_with('.')) {
+                return None;
+            }
+            // A link to a folder is a folder here, as for the shell.
+            let is_dir = std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir());
+            Some(if is_dir { name + "/" } else { name })
         })
-        .unwrap_or_default();
+        .collect();
     names.sort();
     match names.as_slice() {
         [] => Completion {

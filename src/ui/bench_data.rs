@@ -1,10 +1,11 @@
-//! Hand-built events for tests, snapshots and the render benchmark: the tutorial network's
-//! summary, a fake training history, and deterministic filter and feature-map snapshots.
+//! What `convscope bench --ui-only` draws: the tutorial network's summary, a made-up training
+//! history, and deterministic filter and feature-map snapshots of the tutorial network. Tests
+//! draw the same screens.
 
 use std::path::PathBuf;
 
 use crate::events::{
-    BatchMetrics, CheckpointInfo, EpochMetrics, Event, FailInfo, FeatureSnapshot, FilterSnapshot,
+    BatchMetrics, CheckpointInfo, EpochMetrics, Event, FeatureSnapshot, FilterSnapshot,
     LayerFilters, LayerMaps, RunState, StartInfo, StatusChange, SummaryRow,
 };
 
@@ -108,16 +109,6 @@ pub fn history() -> Vec<Event> {
     v
 }
 
-/// A failure event.
-#[must_use]
-pub fn failed() -> Event {
-    Event::Failed(FailInfo {
-        error: "loss became NaN at epoch 3, batch 7: lower the learning rate (train.lr in \
-                config.toml)"
-            .into(),
-    })
-}
-
 /// A filter snapshot with deterministic weights for `layers` of `(name, [out, in, kh, kw])`.
 #[must_use]
 pub fn filters(layers: &[(&str, [usize; 4])], epoch: usize) -> FilterSnapshot {
@@ -201,19 +192,6 @@ pub fn features(layers: &[(&str, [usize; 3])], dead: Option<(usize, usize)>) -> 
             })
             .collect(),
     }
-}
-
-/// A few small layers for snapshots: channel 2 of the first layer is dead.
-#[must_use]
-pub fn small_features() -> FeatureSnapshot {
-    features(
-        &[
-            ("conv2d", [8, 24, 24]),
-            ("max_pooling2d", [8, 12, 12]),
-            ("conv2d_1", [16, 12, 12]),
-        ],
-        Some((0, 2)),
-    )
 }
 
 /// The tutorial network's maps for a 150×150 input.
