@@ -189,6 +189,7 @@ pub async fn run(
     );
     tracing::info!("colours: {}", colors.describe());
     state.set_colors(&colors);
+    state.graphics_note = gfx.describe().to_string();
     for ev in options.history {
         state.apply(ev);
     }
@@ -253,7 +254,10 @@ pub async fn run(
                     tracing::info!("ui quits on a signal");
                     return Ok(UiExit::QuitStopped);
                 }
-                dirty |= gfx.poll_late();
+                if gfx.poll_late() {
+                    state.graphics_note = gfx.describe().to_string();
+                    dirty = true;
+                }
                 state.set_now(Instant::now());
                 if pacer.holds() {
                     let at_once = !pictures_on_screen(&state) || !worker_open;

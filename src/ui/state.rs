@@ -137,6 +137,8 @@ pub struct AppState {
     pub cell_pixels: (usize, usize),
     /// Which colour depth is in use and why (the Help tab says it).
     pub color_note: String,
+    /// The graphics protocol in use and why (`Graphics::describe`), for the Help tab.
+    pub graphics_note: String,
     /// Where the depth came from: asking the terminal, which can answer late (a late answer
     /// that shows 24-bit colour still counts), or something final.
     pub color_origin: crate::ui::truecolor::Origin,
@@ -204,6 +206,7 @@ impl AppState {
             color_depth: ColorDepth::TrueColor,
             cell_pixels: (1, 2),
             color_note: String::new(),
+            graphics_note: String::new(),
             color_origin: crate::ui::truecolor::Origin::Decided,
             start: None,
             phase: Phase::Waiting,

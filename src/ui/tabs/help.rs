@@ -130,17 +130,27 @@ fn visible(r: Rect) -> usize {
     usize::from(r.height.saturating_sub(2))
 }
 
-/// The line about the screen above the keys: the colour depth in use and why.
-fn screen_line(state: &AppState) -> Option<String> {
-    (!state.color_note.is_empty()).then(|| format!(" Colours: {}", state.color_note))
+/// The lines about the screen above the keys, wrapped to `width`: the colour depth in use and
+/// why, then the picture protocol in use and why (at most 3 rows each).
+fn screen_lines(state: &AppState, width: u16) -> Vec<String> {
+    let width = usize::from(width.max(1));
+    let mut lines = Vec::new();
+    for (label, note) in [
+        ("Colours", &state.color_note),
+        ("Pictures", &state.graphics_note),
+    ] {
+        if !note.is_empty() {
+            let mut wrapped = wrap(&format!(" {label}: {note}"), width);
+            wrapped.truncate(3);
+            lines.extend(wrapped);
+        }
+    }
+    lines
 }
 
-/// The body `area` split into the screen line's rows (wrapped, at most 3) and the keys.
+/// The body `area` split into the screen lines' rows and the keys.
 fn split(state: &AppState, area: Rect) -> (Rect, Rect) {
-    let rows = screen_line(state).map_or(0, |l| {
-        let width = usize::from(area.width.max(1));
-        u16::try_from(wrap(&l, width).len().min(3)).unwrap_or(3)
-    });
+    let rows = u16::try_from(screen_lines(state, area.width).len()).unwrap_or(6);
     let [info, keys] = Layout::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(area);
     (info, keys)
 }
@@ -155,10 +165,10 @@ pub fn max_scroll(state: &AppState, area: Rect) -> usize {
 /// Draw the Help tab.
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let (info, area) = split(state, area);
-    if let Some(line) = screen_line(state) {
+    let lines = screen_lines(state, info.width);
+    if !lines.is_empty() {
         frame.render_widget(
-            Paragraph::new(wrap(&line, usize::from(info.width.max(1))).join("\n"))
-                .style(Style::new().fg(Color::DarkGray)),
+            Paragraph::new(lines.join("\n")).style(Style::new().fg(Color::DarkGray)),
             info,
         );
     }
