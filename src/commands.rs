@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod export;
 pub mod predict;
+pub mod show;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
         Commands::Export(args) => export::run(&args),
+        Commands::Show(args) => show::run(&args),
         Commands::Completions(args) => {
             use clap::CommandFactory as _;
             let mut out = Vec::new();

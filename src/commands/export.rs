@@ -68,26 +68,8 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
     };
 
     let cp = &restored.checkpoint;
-    let epoch = cp.state.epoch;
-    let source = sheets::Source {
-        run: run_name(&run.path),
-        epoch: checkpoint_label(cp),
-    };
-    let ui = &restored.cfg.ui;
-
-    let prober = Probe::new(&restored.cfg, &restored.classes);
-    let mut stems = HashSet::new();
-    let mut probes = Vec::new();
-    for image in &images {
-        match prober.feature_maps(&restored.net, image, epoch) {
-            Event::FeatureMaps(snap) => probes.push((unique_stem(image, &mut stems), snap)),
-            Event::Warning(w) => bail!(
-                "{}; pass --image with a readable JPEG, PNG, WebP, BMP or GIF file",
-                w.message
-            ),
-            _ => {}
-        }
-    }
+    let source = sheet_source(&run, cp);
+    let probes = probe_all(&restored, &images)?;
 
     std::fs::create_dir_all(&args.out).with_context(|| {
         format!(
@@ -96,56 +78,13 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
         )
     })?;
     let mut written = Vec::new();
-
-    if let Event::Filters(snap) = probe::filters(&restored.net, epoch) {
-        for (i, layer) in snap.layers.iter().enumerate() {
-            let path = args
-                .out
-                .join(format!("filters_{}.png", file_part(&layer.name)));
-            let shape = [
-                layer.out_channels,
-                layer.in_channels,
-                layer.kernel[0],
-                layer.kernel[1],
-            ];
-            let pic = sheets::filters(
-                &layer.weights,
-                shape,
-                ui.colormap,
-                ui.filter_norm,
-                &layer.name,
-                &source,
-            );
-            save(&pic, &path)?;
-            written.push(path);
-            if i == 0
-                && let Some(pic) =
-                    sheets::filters_rgb(&layer.weights, shape, ui.filter_norm, &layer.name, &source)
-            {
-                let path = args
-                    .out
-                    .join(format!("filters_{}_rgb.png", file_part(&layer.name)));
-                save(&pic, &path)?;
-                written.push(path);
-            }
-        }
-    }
-
-    for (stem, snap) in &probes {
-        let class = restored
-            .classes
-            .get(snap.predicted)
-            .map_or("?", String::as_str);
-        for layer in &snap.layers {
-            let path = args
-                .out
-                .join(format!("features_{stem}_{}.png", file_part(&layer.name)));
-            save(
-                &feature_sheet(layer, snap, class, ui.colormap, &source),
-                &path,
-            )?;
-            written.push(path);
-        }
+    let pictures = filter_sheets(&restored, &source, None)
+        .into_iter()
+        .chain(feature_sheets(&restored, &probes, &source, None));
+    for (name, pic) in pictures {
+        let path = args.out.join(format!("{name}.png"));
+        save(&pic, &path)?;
+        written.push(path);
     }
 
     let csv_path = args.out.join("metrics.csv");
@@ -172,6 +111,106 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
         run.path.display()
     );
     Ok(0)
+}
+
+/// What every sheet's title says for checkpoint `cp` of `run`.
+pub(crate) fn sheet_source(run: &RunDir, cp: &Checkpoint) -> sheets::Source {
+    sheets::Source {
+        run: run_name(&run.path),
+        epoch: checkpoint_label(cp),
+    }
+}
+
+/// Each image's feature maps from the restored network, with the file stem its sheets are
+/// named by; an unreadable image is an error naming it.
+pub(crate) fn probe_all(
+    restored: &restore::Restored,
+    images: &[PathBuf],
+) -> Result<Vec<(String, FeatureSnapshot)>> {
+    let prober = Probe::new(&restored.cfg, &restored.classes);
+    let epoch = restored.checkpoint.state.epoch;
+    let mut stems = HashSet::new();
+    let mut probes = Vec::new();
+    for image in images {
+        match prober.feature_maps(&restored.net, image, epoch) {
+            Event::FeatureMaps(snap) => probes.push((unique_stem(image, &mut stems), *snap)),
+            Event::Warning(w) => bail!(
+                "{}; pass --image with a readable JPEG, PNG, WebP, BMP or GIF file",
+                w.message
+            ),
+            _ => {}
+        }
+    }
+    Ok(probes)
+}
+
+/// Whether a sheet of layer `name` is wanted (`only`: one layer's, by name).
+fn wanted(name: &str, only: Option<&str>) -> bool {
+    only.is_none_or(|o| o == name)
+}
+
+/// The filter sheets of every conv layer (of `only`, when given), named as `export` writes
+/// them (`filters_conv2d`, and `filters_conv2d_rgb` for the first layer's colours).
+pub(crate) fn filter_sheets(
+    restored: &restore::Restored,
+    source: &sheets::Source,
+    only: Option<&str>,
+) -> Vec<(String, Raster)> {
+    let ui = &restored.cfg.ui;
+    let mut out = Vec::new();
+    if let Event::Filters(snap) = probe::filters(&restored.net, restored.checkpoint.state.epoch) {
+        for (i, layer) in snap.layers.iter().enumerate() {
+            if !wanted(&layer.name, only) {
+                continue;
+            }
+            let shape = [
+                layer.out_channels,
+                layer.in_channels,
+                layer.kernel[0],
+                layer.kernel[1],
+            ];
+            let pic = sheets::filters(
+                &layer.weights,
+                shape,
+                ui.colormap,
+                ui.filter_norm,
+                &layer.name,
+                source,
+            );
+            out.push((format!("filters_{}", file_part(&layer.name)), pic));
+            if i == 0
+                && let Some(pic) =
+                    sheets::filters_rgb(&layer.weights, shape, ui.filter_norm, &layer.name, source)
+            {
+                out.push((format!("filters_{}_rgb", file_part(&layer.name)), pic));
+            }
+        }
+    }
+    out
+}
+
+/// The feature-map sheets of every layer (of `only`, when given) for each probed image, named
+/// as `export` writes them (`features_cat_conv2d`).
+pub(crate) fn feature_sheets(
+    restored: &restore::Restored,
+    probes: &[(String, FeatureSnapshot)],
+    source: &sheets::Source,
+    only: Option<&str>,
+) -> Vec<(String, Raster)> {
+    let mut out = Vec::new();
+    for (stem, snap) in probes {
+        let class = restored
+            .classes
+            .get(snap.predicted)
+            .map_or("?", String::as_str);
+        for layer in snap.layers.iter().filter(|l| wanted(&l.name, only)) {
+            out.push((
+                format!("features_{stem}_{}", file_part(&layer.name)),
+                feature_sheet(layer, snap, class, restored.cfg.ui.colormap, source),
+            ));
+        }
+    }
+    out
 }
 
 /// "epoch 7", or "epoch 8, batch 12 of 40" for a mid-epoch checkpoint.
@@ -226,7 +265,7 @@ pub(crate) fn run_name(run: &Path) -> String {
 }
 
 /// The newest record of each epoch, in epoch order (a resumed run may repeat one).
-fn epoch_metrics(events: &[Event]) -> Vec<EpochMetrics> {
+pub(crate) fn epoch_metrics(events: &[Event]) -> Vec<EpochMetrics> {
     let mut by_epoch = BTreeMap::new();
     for e in events {
         if let Event::Epoch(m) = e {
@@ -350,7 +389,11 @@ pub const DEFAULT_IMAGES: usize = 4;
 /// each class (up to [`DEFAULT_IMAGES`]), validation images first (the TUI probes them first),
 /// else training images; the demo, which starts on the bundled photos, gets those (the run's
 /// `samples/*.jpg`, else the bundled ones written to a temporary folder).
-fn default_images(run: &RunDir, events: &[Event], bundled: &TempSamples) -> Result<Vec<PathBuf>> {
+pub(crate) fn default_images(
+    run: &RunDir,
+    events: &[Event],
+    bundled: &TempSamples,
+) -> Result<Vec<PathBuf>> {
     let samples = run.samples_path();
     let started = events.iter().rev().find_map(|e| match e {
         Event::Started(s) => Some(s),
@@ -415,12 +458,12 @@ fn one_per_class(images: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// A temporary folder for the bundled sample photos, removed on drop.
-struct TempSamples {
+pub(crate) struct TempSamples {
     dir: PathBuf,
 }
 
 impl TempSamples {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: std::env::temp_dir().join(format!("convscope-export-{}", std::process::id())),
         }
