@@ -190,6 +190,11 @@ pub async fn run(
     tracing::info!("colours: {}", colors.describe());
     state.set_colors(&colors);
     state.graphics_note = gfx.describe().to_string();
+    // Sixel through tmux's passthrough is gone after tmux redraws: tmux says when.
+    let tmux_redraws = gfx
+        .sixel_through_tmux()
+        .then(super::graphics::redraw::TmuxRedraws::start)
+        .flatten();
     for ev in options.history {
         state.apply(ev);
     }
@@ -253,6 +258,11 @@ pub async fn run(
                 if options.shutdown.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
                     tracing::info!("ui quits on a signal");
                     return Ok(UiExit::QuitStopped);
+                }
+                if tmux_redraws.as_ref().is_some_and(super::graphics::redraw::TmuxRedraws::take) {
+                    // The next draw writes every cell, the pictures too.
+                    terminal.clear()?;
+                    dirty = true;
                 }
                 if gfx.poll_late() {
                     state.graphics_note = gfx.describe().to_string();

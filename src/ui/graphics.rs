@@ -2,6 +2,7 @@
 //! picture's raster generation or area changed; half blocks need no preparation.
 
 pub mod detect;
+pub mod redraw;
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -204,6 +205,13 @@ impl Graphics {
     #[must_use]
     pub fn describe(&self) -> &str {
         &self.note
+    }
+
+    /// Whether pictures are sixel through tmux's passthrough, which tmux does not keep: they
+    /// must be drawn again whenever tmux redraws ([`redraw::TmuxRedraws`]).
+    #[must_use]
+    pub fn sixel_through_tmux(&self) -> bool {
+        matches!(self.encoder, Some(Encoder::Sixel { tmux: true, .. }))
     }
 
     /// The protocol in use, `None` for half blocks.
