@@ -60,6 +60,14 @@ fn the_source_never_starts_a_process_or_loads_code() {
                     .replace(
                         "std::process::Command::new(\"tmux\")\n        .args([\"display-message\", \"-p\", \"#{client_termfeatures}\"])",
                         "<colour depth: tmux display-message -p #{client_termfeatures}>",
+                    )
+                    // Inside tmux, the picture protocol: fixed questions and settings to the tmux
+                    // server this process runs under (`ui::graphics::detect::tmux_command`, whose
+                    // callers pass constant arguments: display-message with a fixed format,
+                    // allow-passthrough for the pane, and redraw hooks that signal this process).
+                    .replace(
+                        "std::process::Command::new(\"tmux\")\n        .args(args)",
+                        "<pictures: tmux with the fixed arguments of detect.rs and redraw.rs>",
                     );
                 for needle in ["process::Command", "Command::new", "libloading", "dlopen"] {
                     if text.contains(needle) {
