@@ -595,7 +595,7 @@ pub fn ask_tmux() -> Result<TmuxAnswers, String> {
 }
 
 /// Run `tmux ARGS`, waiting at most [`TMUX_DEADLINE`]; its output.
-fn tmux_command(args: &[&str]) -> Result<String, String> {
+pub(super) fn tmux_command(args: &[&str]) -> Result<String, String> {
     let mut child = std::process::Command::new("tmux")
         .args(args)
         .stdin(std::process::Stdio::null())
