@@ -213,6 +213,11 @@ fn switching_tabs_in_xterm_leaves_nothing_of_an_earlier_picture() {
     // The same screen as before the switch.
     let (n, bbox) = again.differences(&maps);
     assert_eq!(n, 0, "{n} pixels differ from the first visit, in {bbox:?}");
+    // Quit: `script` runs the viewer in a session of its own, which closing xterm would leave.
+    xterm.keys("q");
+    wait_for("the viewer to quit", Duration::from_mins(1), || {
+        String::from_utf8_lossy(&read(&log)).contains("\u{1b}[?1049l")
+    });
 }
 
 #[test]
