@@ -40,6 +40,8 @@ pub enum Commands {
     Predict(PredictArgs),
     /// Write PNG pictures of filters, feature maps and training curves, and a metrics CSV.
     Export(ExportArgs),
+    /// Print a run's pictures (filters, feature maps, curves, confusion matrix) in the terminal.
+    Show(ShowArgs),
     /// Print a shell completion script, e.g. `convscope completions bash > ~/.local/share/bash-completion/completions/convscope`.
     Completions(CompletionsArgs),
     /// Print the manual page (roff), e.g. `convscope manpage > ~/.local/share/man/man1/convscope.1`.
@@ -94,8 +96,49 @@ pub struct PredictArgs {
     #[arg(long)]
     pub epoch: Option<usize>,
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "show")]
     pub json: bool,
+    /// Print each image in the terminal with its class and probability.
+    #[arg(long)]
+    pub show: bool,
+    /// Terminal graphics for --show [ui.graphics].
+    #[arg(long, env = "CONVSCOPE_GRAPHICS", value_enum)]
+    pub graphics: Option<GraphicsArg>,
+}
+
+/// `convscope show`.
+#[derive(Debug, Args, Clone)]
+pub struct ShowArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// What to print (default: filters, feature maps and curves).
+    #[arg(value_enum)]
+    pub what: Option<ShowWhat>,
+    /// Only this layer's filters or feature maps (e.g. conv2d_1).
+    #[arg(long, value_name = "NAME")]
+    pub layer: Option<String>,
+    /// Image to draw feature maps for; repeat for several (default: as `export`).
+    #[arg(long = "image", value_name = "IMG")]
+    pub images: Vec<PathBuf>,
+    /// Use the checkpoint of this epoch (default: the newest).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// Terminal graphics [ui.graphics].
+    #[arg(long, env = "CONVSCOPE_GRAPHICS", value_enum)]
+    pub graphics: Option<GraphicsArg>,
+}
+
+/// What `convscope show` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowWhat {
+    /// Every conv layer's filters.
+    Filters,
+    /// Every layer's feature maps for each image.
+    Maps,
+    /// Loss and accuracy per epoch.
+    Curves,
+    /// The validation confusion matrix, computed from the checkpoint.
+    Confusion,
 }
 
 /// Flags shared by commands that train.

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod export;
 pub mod predict;
+pub mod show;
 pub mod summary;
 pub mod view;
 
@@ -30,6 +31,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
         Commands::Export(args) => export::run(&args),
+        Commands::Show(args) => show::run(&args),
         Commands::Completions(args) => completions(&args),
         Commands::Manpage => manpage(),
         Commands::MemoryTrial(args) => crate::session::memory::run_trial(args.classes),

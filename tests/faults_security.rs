@@ -55,11 +55,25 @@ fn the_source_never_starts_a_process_or_loads_code() {
                         "std::process::Command::new(exe)\n            .args(std::env::args_os().skip(1))",
                         "<allocator: exec current_exe, same args>",
                     )
+                    // Under `ulimit -v`, one trial step of this same binary's hidden
+                    // `memory-trial` subcommand (`session::memory`).
+                    .replace(
+                        "std::process::Command::new(exe)\n        .args([SUBCOMMAND, \"--classes\", &classes.to_string()])",
+                        "<memory trial: current_exe memory-trial>",
+                    )
                     // Inside tmux, the colour depth is tmux's knowledge of its client terminal:
                     // a fixed query to the tmux server this process runs under.
                     .replace(
                         "std::process::Command::new(\"tmux\")\n        .args([\"display-message\", \"-p\", \"#{client_termfeatures}\"])",
                         "<colour depth: tmux display-message -p #{client_termfeatures}>",
+                    )
+                    // Inside tmux, the picture protocol: fixed questions and settings to the tmux
+                    // server this process runs under (`ui::graphics::detect::tmux_command`, whose
+                    // callers pass constant arguments: display-message with a fixed format,
+                    // allow-passthrough for the pane, and redraw hooks that signal this process).
+                    .replace(
+                        "std::process::Command::new(\"tmux\")\n        .args(args)",
+                        "<pictures: tmux with the fixed arguments of detect.rs and redraw.rs>",
                     );
                 for needle in ["process::Command", "Command::new", "libloading", "dlopen"] {
                     if text.contains(needle) {

@@ -112,7 +112,10 @@ fn sixel_pictures_keep_to_their_byte_limit() {
     assert!(pictures.len() >= 3);
     for p in pictures {
         // The passthrough wrapping doubles escapes; the limit counts what is written.
-        let end = p.find("\u{1b}\u{1b}\\\u{1b}\\").map_or(p.len(), |e| e + 5);
+        // The picture's end: the sixel's own terminator, the cursor restored, the passthrough's.
+        let end = p
+            .find("\u{1b}\u{1b}\\\u{1b}\u{1b}8\u{1b}\\")
+            .map_or(p.len(), |e| e + 8);
         assert!(end <= 8_000, "a picture of {end} bytes");
     }
     let images = sixels(&read(&log));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 
 use crate::cli::ExportArgs;
-use crate::events::{EpochMetrics, Event};
+use crate::events::{EpochMetrics, Event, FeatureSnapshot};
 use crate::infer::probe::{self, Probe};
 use crate::infer::restore::{self, Restored};
 use crate::run::checkpoint::Checkpoint;
@@ -91,17 +91,34 @@ fn compose_all(
     epochs: &[EpochMetrics],
     images: &[PathBuf],
 ) -> Result<Vec<ExportFile>> {
-    let cp = &restored.checkpoint;
-    let epoch = cp.state.epoch;
-    let style = Style {
+    let style = style(restored, run);
+    // Every image is probed before any picture is made: an unreadable one fails at once.
+    let probes = probe_all(restored, images)?;
+    let mut files = filter_files(restored, &style, None)?;
+    files.extend(feature_files(restored, &probes, &style, None));
+    files.extend(compose::training(epochs, Naming::Folder));
+    Ok(files)
+}
+
+/// How the pictures of `restored` look and are labelled.
+pub(crate) fn style(restored: &Restored, run: &RunDir) -> Style {
+    Style {
         colormap: restored.cfg.ui.colormap,
         filter_norm: restored.cfg.ui.filter_norm,
         source: sheets::Source {
             run: compose::run_name(&run.path),
-            epoch: checkpoint_label(cp),
+            epoch: checkpoint_label(&restored.checkpoint),
         },
-    };
-    // Every image is probed before any picture is made: an unreadable one fails at once.
+    }
+}
+
+/// The feature maps of every image, each with a file-name stem unique among them; an image
+/// that cannot be read fails the whole.
+pub(crate) fn probe_all(
+    restored: &Restored,
+    images: &[PathBuf],
+) -> Result<Vec<(String, Box<FeatureSnapshot>)>> {
+    let epoch = restored.checkpoint.state.epoch;
     let prober = Probe::new(&restored.cfg, &restored.classes);
     let mut stems = HashSet::new();
     let mut probes = Vec::new();
@@ -115,33 +132,56 @@ fn compose_all(
             _ => {}
         }
     }
+    Ok(probes)
+}
+
+/// Each conv layer's filter sheets (the first layer's also in RGB); only `layer`'s when given.
+pub(crate) fn filter_files(
+    restored: &Restored,
+    style: &Style,
+    layer: Option<&str>,
+) -> Result<Vec<ExportFile>> {
+    let epoch = restored.checkpoint.state.epoch;
     let mut files = Vec::new();
     if let Event::Filters(snap) = probe::filters(&restored.net, epoch)? {
-        for (i, layer) in snap.layers.iter().enumerate() {
+        for (i, l) in snap.layers.iter().enumerate() {
+            if layer.is_some_and(|name| name != l.name) {
+                continue;
+            }
             let parts = FilterParts {
                 one: None,
                 rgb: i == 0,
             };
-            files.extend(compose::filters(
-                layer,
-                epoch,
-                parts,
-                &style,
-                Naming::Folder,
-            ));
+            files.extend(compose::filters(l, epoch, parts, style, Naming::Folder));
         }
     }
-    for (stem, snap) in &probes {
+    Ok(files)
+}
+
+/// Each probe's feature maps in every layer (only `layer` when given).
+pub(crate) fn feature_files(
+    restored: &Restored,
+    probes: &[(String, Box<FeatureSnapshot>)],
+    style: &Style,
+    layer: Option<&str>,
+) -> Vec<ExportFile> {
+    let epoch = restored.checkpoint.state.epoch;
+    let mut files = Vec::new();
+    for (stem, snap) in probes {
         let class = restored
             .classes
             .get(snap.predicted)
             .map_or("?", String::as_str);
         let prediction = format!("{class} ({:.3})", snap.probability);
-        for layer in &snap.layers {
-            let (c, h, w) = (layer.channels, layer.height, layer.width);
-            let levels = pictures::feature_levels(&layer.data, c, h, w);
+        for l in snap
+            .layers
+            .iter()
+            .filter(|l| layer.is_none_or(|name| name == l.name))
+        {
+            let (c, h, w) = (l.channels, l.height, l.width);
+            let levels = pictures::feature_levels(&l.data, c, h, w);
             let maps = FeatureMaps {
-                layer: &layer.name,
+                layer: &l.name,
                 levels: &levels,
                 height: h,
                 width: w,
@@ -153,13 +193,12 @@ fn compose_all(
             files.extend(compose::feature_maps(
                 &maps,
                 FeatureParts::default(),
-                &style,
+                style,
                 Naming::Folder,
             ));
         }
     }
-    files.extend(compose::training(epochs, Naming::Folder));
-    Ok(files)
+    files
 }
 
 /// "epoch 7", or "epoch 8, batch 12 of 40" for a mid-epoch checkpoint.
@@ -210,7 +249,11 @@ pub const DEFAULT_IMAGES: usize = 4;
 /// each class (up to [`DEFAULT_IMAGES`]), validation images first (the TUI probes them first),
 /// else training images; the demo, which starts on the bundled photos, gets those (the run's
 /// `samples/*.jpg`, else the bundled ones written to a temporary folder).
-fn default_images(run: &RunDir, events: &[Event], bundled: &TempSamples) -> Result<Vec<PathBuf>> {
+pub(crate) fn default_images(
+    run: &RunDir,
+    events: &[Event],
+    bundled: &TempSamples,
+) -> Result<Vec<PathBuf>> {
     let samples = run.samples_path();
     let started = events.iter().rev().find_map(|e| match e {
         Event::Started(s) => {
@@ -280,12 +323,12 @@ fn one_per_class(images: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// A temporary folder for the bundled sample photos, removed on drop.
-struct TempSamples {
+pub(crate) struct TempSamples {
     dir: PathBuf,
 }
 
 impl TempSamples {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: std::env::temp_dir().join(format!("convscope-export-{}", std::process::id())),
         }

@@ -60,6 +60,15 @@ pub fn run(args: &PredictArgs) -> Result<i32> {
         }
     }
     let mut stdout = std::io::stdout();
+    if args.show && show_pictures(args, &restored, &predictions)? {
+        let _ = writeln!(
+            std::io::stderr(),
+            "convscope: checkpoint {} of {}",
+            restored.checkpoint.name,
+            run.path.display()
+        );
+        return Ok(i32::from(failures > 0));
+    }
     if args.json {
         let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&predictions)?);
     } else if !predictions.is_empty() {
@@ -106,4 +115,35 @@ pub fn run(args: &PredictArgs) -> Result<i32> {
         );
     }
     Ok(i32::from(failures > 0))
+}
+
+/// `--show`: each image printed in the terminal with its class and probability; returns whether
+/// it was (not when stdout is not a terminal: then the table is printed instead, with a note).
+fn show_pictures(
+    args: &PredictArgs,
+    restored: &restore::Restored,
+    predictions: &[Prediction],
+) -> Result<bool> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdout().is_terminal() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "convscope predict --show: {}; the table follows instead",
+            super::show::NOT_A_TERMINAL_MESSAGE
+        );
+        return Ok(false);
+    }
+    let setting = args.graphics.map_or(restored.cfg.ui.graphics, Into::into);
+    let printer = super::show::Printer::new(setting);
+    let _ = writeln!(
+        std::io::stderr(),
+        "convscope: pictures as {}",
+        printer.describe()
+    );
+    let rows: Vec<(PathBuf, String, f32)> = predictions
+        .iter()
+        .map(|p| (p.image.clone(), p.class.clone(), p.probability))
+        .collect();
+    super::show::show_predictions(&printer, &rows, &mut std::io::stdout().lock())?;
+    Ok(true)
 }

@@ -5,7 +5,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{Context as _, Result};
 
@@ -68,7 +68,7 @@ pub fn check(cfg: &Config, classes: usize) -> Result<Option<Watch>, MemoryError>
 fn trial_in_child(cfg: &Config, classes: usize) -> Result<Option<Trial>> {
     let exe = std::env::current_exe().context("finding this program")?;
     let toml = toml::to_string(cfg).context("writing the config for the trial")?;
-    let mut child = Command::new(exe)
+    let mut child = std::process::Command::new(exe)
         .args([SUBCOMMAND, "--classes", &classes.to_string()])
         .env_remove("CONVSCOPE_HEADLESS")
         .stdin(Stdio::piped())

@@ -266,6 +266,12 @@ impl App {
         self.update(Msg::Colors(choice));
     }
 
+    /// Say on the Help tab which graphics protocol is in use and why.
+    fn note_graphics(&mut self) {
+        let note = self.graphics.describe().to_string();
+        self.update(Msg::GraphicsNote(note));
+    }
+
     /// Take in what the user did and carry out what it asks for: completions and exports are
     /// done here, their outcomes taken in; the commands for the worker are returned.
     pub fn update(&mut self, msg: Msg) -> Vec<Command> {
@@ -420,6 +426,13 @@ pub async fn run(
     .with_graphics(gfx);
     tracing::info!("colours: {}", colors.describe());
     app.set_colors(colors);
+    app.note_graphics();
+    // Sixel through tmux's passthrough is gone after tmux redraws: tmux says when.
+    let tmux_redraws = app
+        .graphics
+        .sixel_through_tmux()
+        .then(super::graphics::redraw::TmuxRedraws::start)
+        .flatten();
     for ev in options.history {
         app.apply(ev);
     }
@@ -483,7 +496,18 @@ pub async fn run(
                     tracing::info!("ui quits on a signal");
                     return Ok(UiExit::QuitStopped);
                 }
-                dirty |= app.graphics.poll_late();
+                if tmux_redraws
+                    .as_ref()
+                    .is_some_and(super::graphics::redraw::TmuxRedraws::take)
+                {
+                    // The next draw writes every cell, the pictures too.
+                    terminal.clear()?;
+                    dirty = true;
+                }
+                if app.graphics.poll_late() {
+                    app.note_graphics();
+                    dirty = true;
+                }
                 app.set_now(Instant::now());
                 if app.pacer.holds() {
                     let at_once = !app.pictures_on_screen() || !worker_open;

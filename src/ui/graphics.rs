@@ -1,13 +1,13 @@
 //! Sixel / kitty / iTerm2 images through `ratatui-image`, encoded before drawing and only when a
 //! picture's raster generation or area changed; half blocks need no preparation.
 
-mod detect;
+pub mod detect;
+pub mod redraw;
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use ratatui::layout::{Rect, Size};
-use ratatui_image::Resize;
 use ratatui_image::protocol::Protocol;
 
 pub use self::detect::Encoder;
@@ -46,29 +46,7 @@ struct Job {
 
 impl Job {
     fn run(self) -> Encoded {
-        let font = self.encoder.font();
-        // Nearest-neighbour to the exact pixel size, so that the protocol never smooths a weight.
-        let (pw, ph) = self.raster.fit_size(
-            usize::from(self.area.width) * usize::from(font.width),
-            usize::from(self.area.height) * usize::from(font.height),
-        );
-        let protocol = match &self.encoder {
-            Encoder::Sixel { tmux, .. } => {
-                super::sixel::protocol_within(&self.raster, (pw, ph), font, *tmux, self.max_bytes)
-                    .map_err(EncodeError::Sixel)
-            }
-            Encoder::Picker(picker) => {
-                let resized = self.raster.resized(pw, ph);
-                let img = image::DynamicImage::ImageRgb8(resized.to_rgb_image());
-                picker
-                    .new_protocol(
-                        img,
-                        Size::new(self.area.width, self.area.height),
-                        Resize::Fit(None),
-                    )
-                    .map_err(EncodeError::from)
-            }
-        };
+        let protocol = self.encoder.encode(&self.raster, self.area, self.max_bytes);
         Encoded {
             slot: self.slot,
             generation: self.generation,
@@ -110,7 +88,9 @@ pub struct Graphics {
     /// Counts encoder changes, so that an encoding made with an earlier one is dropped.
     encoder_epoch: u64,
     /// The terminal's answer, when it did not come before the first frame.
-    late: Option<Receiver<Option<Encoder>>>,
+    late: Option<Receiver<detect::Decision>>,
+    /// The protocol in use and why, for the Help tab.
+    note: String,
     cache: HashMap<Slot, Entry>,
     /// Most bytes one sixel picture may take (0: no limit).
     sixel_max_bytes: usize,
@@ -144,7 +124,8 @@ impl Graphics {
     pub fn detect(setting: GraphicsSetting, done: EncodedSender) -> Self {
         let found = detect::start(setting);
         Self {
-            encoder: found.now,
+            note: found.now.describe(),
+            encoder: found.now.encoder,
             late: found.late,
             done: Some(done),
             ..Self::default()
@@ -176,8 +157,8 @@ impl Graphics {
         let Some(rx) = &self.late else {
             return false;
         };
-        let encoder = match rx.try_recv() {
-            Ok(encoder) => encoder,
+        let decision = match rx.try_recv() {
+            Ok(decision) => decision,
             Err(TryRecvError::Empty) => return false,
             Err(TryRecvError::Disconnected) => {
                 self.late = None;
@@ -185,11 +166,16 @@ impl Graphics {
             }
         };
         self.late = None;
-        tracing::info!("the terminal graphics query finished late: {encoder:?}");
+        tracing::info!(
+            "the terminal graphics query finished late: {}",
+            decision.describe()
+        );
         // A query that failed late keeps the stand-in (a forced sixel); an answer replaces it.
-        let Some(encoder) = encoder else {
+        let note = decision.describe();
+        let Some(encoder) = decision.encoder else {
             return false;
         };
+        self.note = note;
         self.encoder = Some(encoder);
         self.encoder_epoch += 1;
         self.cache.clear();
@@ -211,6 +197,20 @@ impl Graphics {
             let f = e.font();
             (usize::from(f.width).max(1), usize::from(f.height).max(1))
         })
+    }
+
+    /// The protocol in use and why (`sixel through tmux passthrough (...)`), for the Help tab;
+    /// empty when it was not detected.
+    #[must_use]
+    pub fn describe(&self) -> &str {
+        &self.note
+    }
+
+    /// Whether pictures are sixel through tmux's passthrough, which tmux does not keep: they
+    /// must be drawn again whenever tmux redraws ([`redraw::TmuxRedraws`]).
+    #[must_use]
+    pub fn sixel_through_tmux(&self) -> bool {
+        matches!(self.encoder, Some(Encoder::Sixel { tmux: true, .. }))
     }
 
     /// Start encoding every picture of the current screen whose raster or area changed, on
@@ -416,10 +416,13 @@ mod tests {
         assert!(jobs > 0);
         // The terminal answers: cells of 8x16 pixels.
         late_tx
-            .send(Some(Encoder::Sixel {
-                font: ratatui_image::FontSize::new(8, 16),
-                tmux: false,
-            }))
+            .send(detect::Decision {
+                encoder: Some(Encoder::Sixel {
+                    font: ratatui_image::FontSize::new(8, 16),
+                    tmux: false,
+                }),
+                why: "answered".into(),
+            })
             .expect("send");
         assert!(gfx.poll_late(), "the answer is taken in");
         assert!(gfx.late.is_none());

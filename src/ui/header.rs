@@ -142,8 +142,21 @@ pub fn head_text_rows(lines: &[Line<'static>; 2], width: u16) -> usize {
         .sum()
 }
 
-/// The Help tab's line about the screen above the keys: the colour depth in use and why.
+/// The Help tab's lines about the screen above the keys, wrapped to `width`: the colour depth
+/// in use and why, then the picture protocol in use and why (at most 3 rows each).
 #[must_use]
-pub fn colours_line(state: &AppState) -> Option<String> {
-    (!state.color_note().is_empty()).then(|| format!(" Colours: {}", state.color_note()))
+pub fn screen_lines(state: &AppState, width: u16) -> Vec<String> {
+    let width = usize::from(width.max(1));
+    let mut lines = Vec::new();
+    for (label, note) in [
+        ("Colours", state.color_note()),
+        ("Pictures", state.graphics_note()),
+    ] {
+        if !note.is_empty() {
+            let mut wrapped = super::keys::wrap(&format!(" {label}: {note}"), width);
+            wrapped.truncate(3);
+            lines.extend(wrapped);
+        }
+    }
+    lines
 }

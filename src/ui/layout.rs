@@ -320,11 +320,8 @@ fn feature_areas(body: Rect) -> FeatureAreas {
 }
 
 fn help_areas(state: &AppState, body: Rect) -> HelpAreas {
-    // The colours line's rows (wrapped, at most 3), then the keys.
-    let rows = header::colours_line(state).map_or(0, |l| {
-        let width = usize::from(body.width.max(1));
-        u16::try_from(keys::wrap(&l, width).len().min(3)).unwrap_or(3)
-    });
+    // The lines about colours and pictures (wrapped, at most 3 rows each), then the keys.
+    let rows = u16::try_from(header::screen_lines(state, body.width).len()).unwrap_or(6);
     let [info, keys_area] =
         Split::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(body);
     let sections: Vec<(Rect, &'static [Section])> = if keys_area.width >= HELP_TWO_COLUMNS_FROM {

@@ -198,6 +198,10 @@ fn protocol_bytes(p: &Protocol) -> usize {
     }
 }
 
+/// What a sixel picture ends with: the cursor one cell to the right of the picture's top-left
+/// cell, where the screen's next write expects it.
+pub const CURSOR_ON: &str = "\x1b[C";
+
 /// Sixel for `raster`, which fills `size` cells, wrapped like ratatui-image does: the cells
 /// erased first, and tmux's passthrough when inside tmux.
 fn protocol(raster: &Raster, size: Size, tmux: bool) -> Result<Protocol, String> {
@@ -208,8 +212,15 @@ fn protocol(raster: &Raster, size: Size, tmux: bool) -> Result<Protocol, String>
     };
     let (start, escape, end) =
         ratatui_image::picker::cap_parser::Parser::tmux_start_escape_end(tmux);
-    let mut data = String::with_capacity(body.len() + 16 * usize::from(size.height) + 32);
+    let mut data = String::with_capacity(body.len() + 16 * usize::from(size.height) + 40);
     data.push_str(start);
+    // The terminal moves the cursor when it draws a sixel (xterm: below the picture), but the
+    // screen's next cells are written relative to where it was (one cell to the right, the
+    // width this cell has for ratatui): save it, and put it back after the picture. Without it
+    // xterm wrote the row after a picture's top-left cell under the picture instead, and that
+    // row kept strips of an earlier picture (a bar across the top of the grid, pieces at its
+    // sides).
+    let _ = write!(data, "{escape}7");
     // Erase what was under the picture (ECH + cursor down per row, then back up).
     if size.height <= 1 {
         let _ = write!(data, "{escape}[{}X", size.width);
@@ -226,7 +237,10 @@ fn protocol(raster: &Raster, size: Size, tmux: bool) -> Result<Protocol, String>
     } else {
         data.push_str(body);
     }
+    let _ = write!(data, "{escape}8");
     data.push_str(end);
+    // One cell on, outside tmux's passthrough so that tmux's own cursor moves too.
+    data.push_str(CURSOR_ON);
     Ok(Protocol::Sixel(ratatui_image::protocol::sixel::Sixel {
         data,
         size,
@@ -370,11 +384,24 @@ mod tests {
             panic!("sixel protocols")
         };
         assert_eq!(p.size, Size::new(2, 1));
-        assert!(p.data.starts_with("\x1b[2X\x1bP"), "erase, then the image");
-        assert!(t.data.starts_with("\x1bPtmux;\x1b\x1b[2X\x1b\x1bP"));
-        assert!(t.data.ends_with("\x1b\x1b\\\x1b\\"));
-        let inner = &t.data["\x1bPtmux;".len()..t.data.len() - 2];
-        assert_eq!(inner.replace("\x1b\x1b", "\x1b"), p.data);
+        assert!(
+            p.data.starts_with("\x1b7\x1b[2X\x1bP"),
+            "cursor saved, erase, then the image"
+        );
+        assert!(
+            p.data.ends_with("\x1b\\\x1b8\x1b[C"),
+            "the cursor back, one cell on"
+        );
+        assert!(
+            t.data
+                .starts_with("\x1bPtmux;\x1b\x1b7\x1b\x1b[2X\x1b\x1bP")
+        );
+        assert!(t.data.ends_with("\x1b\x1b\\\x1b\x1b8\x1b\\\x1b[C"));
+        let inner = &t.data["\x1bPtmux;".len()..t.data.len() - 2 - CURSOR_ON.len()];
+        assert_eq!(
+            format!("{}{CURSOR_ON}", inner.replace("\x1b\x1b", "\x1b")),
+            p.data
+        );
         assert!(
             !inner.replace("\x1b\x1b", "").contains('\x1b'),
             "no lone escape ends the passthrough"

@@ -59,6 +59,8 @@ pub enum Msg {
     Exported(Result<Vec<PathBuf>, String>),
     /// The colour depth to use (see [`truecolor::detect`]).
     Colors(Choice),
+    /// The graphics protocol in use and why (`Graphics::describe`), for the Help tab.
+    GraphicsNote(String),
     /// The terminal's answer to the colour query came after start-up (a slow link): the body
     /// of its DCS reply.
     LateColorAnswer(String),
@@ -97,6 +99,8 @@ pub struct AppState {
     color_depth: ColorDepth,
     /// Which colour depth is in use and why (the Help tab says it).
     color_note: String,
+    /// The graphics protocol in use and why (`Graphics::describe`), for the Help tab.
+    graphics_note: String,
     /// Where the depth came from: asking the terminal, which can answer late (a late answer
     /// that shows 24-bit colour still counts), or something final.
     color_origin: Origin,
@@ -160,6 +164,7 @@ impl AppState {
             tab: Tab::Training,
             color_depth: ColorDepth::TrueColor,
             color_note: String::new(),
+            graphics_note: String::new(),
             color_origin: Origin::Decided,
             start: None,
             phase: Phase::Waiting,
@@ -552,6 +557,12 @@ impl AppState {
     pub fn color_note(&self) -> &str {
         &self.color_note
     }
+    /// The graphics protocol in use and why.
+    #[must_use]
+    pub fn graphics_note(&self) -> &str {
+        &self.graphics_note
+    }
+
     #[must_use]
     pub fn start(&self) -> Option<&StartInfo> {
         self.start.as_ref()

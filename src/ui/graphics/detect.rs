@@ -1,23 +1,48 @@
-//! Which graphics protocol the terminal gets, found without ever holding up the first frame.
+//! Which graphics protocol the terminal gets, and why, found without ever holding up the first
+//! frame.
 //!
-//! ratatui-image's picker asks the terminal (escape sequences answered on stdin) and, inside tmux,
-//! also runs `tmux set -p allow-passthrough on` and waits for it: every one of its constructors
-//! does, even `Picker::halfblocks()`. A slow or stuck `tmux` client, or a terminal that does not
-//! answer, must not leave the screen blank, so all of it runs on a thread of its own. The UI
-//! waits for it at most [`DEADLINE`] (the answer normally takes milliseconds); a later answer is
-//! taken in when it comes ([`super::Graphics::poll_late`]).
+//! The choice itself is [`decide`]: a pure function of the setting, the environment ([`Env`]),
+//! the terminal's replies to the graphics query ([`Replies`], outside tmux) and what tmux says
+//! about itself and its client terminal ([`TmuxAnswers`], inside tmux). Inside tmux, in order:
+//!
+//! 1. kitty graphics with Unicode placeholders when the outer terminal is kitty (0.28 or later)
+//!    or ghostty: the placeholder cells are text to tmux, so the pictures survive its redraws,
+//!    pane switches and scrolling (only the image data goes through passthrough, once);
+//! 2. plain sixel, no passthrough, when tmux itself draws sixel (`#{sixel_support}` is 1: tmux
+//!    3.4+ built with sixel) and its client terminal has the `sixel` feature;
+//! 3. sixel through passthrough when the outer terminal is known to draw sixel (tmux's
+//!    `sixel` client feature, or a terminal type that has it), redrawn whenever tmux redraws
+//!    ([`super::redraw`]);
+//! 4. half blocks.
+//!
+//! Asking the terminal: ratatui-image's picker writes escape sequences and reads the answers on
+//! stdin; inside tmux it also runs `tmux set -p allow-passthrough on` and waits for it, and tmux
+//! swallows the outer terminal's answers. So inside tmux the terminal is not asked at all (tmux
+//! is, with a deadline); outside, the query runs on a thread of its own and the UI waits for it
+//! at most [`DEADLINE`] (the answer normally takes milliseconds); a later answer is taken in
+//! when it comes ([`super::Graphics::poll_late`]).
 
 use std::io::Write as _;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ratatui::layout::{Rect, Size};
 use ratatui_image::FontSize;
-use ratatui_image::picker::{Picker, ProtocolType};
+use ratatui_image::picker::cap_parser::{Parser, Response};
+use ratatui_image::picker::{Capability, Picker, ProtocolType};
+use ratatui_image::protocol::Protocol;
 
 use crate::config::Graphics as GraphicsSetting;
+use crate::viz::Raster;
 
 /// How long the first frame waits for the terminal's answer.
 pub const DEADLINE: Duration = Duration::from_secs(3);
+
+/// How long tmux may take to answer `display-message`.
+const TMUX_DEADLINE: Duration = Duration::from_millis(500);
+
+/// The cell size assumed when nothing says it.
+pub const GUESSED_CELL: (u16, u16) = (10, 20);
 
 /// How pictures are turned into terminal graphics.
 #[derive(Clone)]
@@ -25,21 +50,22 @@ pub enum Encoder {
     /// Our own sixel encoder (exact palettes, see `ui::sixel`): it needs only the cell size and
     /// whether to wrap the image in tmux's passthrough.
     Sixel { font: FontSize, tmux: bool },
-    /// kitty or iTerm2, through ratatui-image.
-    Picker(Picker),
+    /// kitty graphics with Unicode placeholders (ratatui-image's): the image is transmitted once
+    /// (through tmux's passthrough inside tmux) and drawn by placeholder characters.
+    Kitty { font: FontSize, tmux: bool },
+    /// iTerm2's inline images (ratatui-image's).
+    Iterm2 { font: FontSize, tmux: bool },
 }
 
 impl Encoder {
-    /// The encoder for what `picker` chose; `None` for half blocks.
+    /// The encoder for a protocol; `None` for half blocks.
     #[must_use]
-    pub fn from_picker(picker: Picker) -> Option<Self> {
-        match picker.protocol_type() {
+    pub fn new(protocol: ProtocolType, font: FontSize, tmux: bool) -> Option<Self> {
+        match protocol {
             ProtocolType::Halfblocks => None,
-            ProtocolType::Sixel => Some(Self::Sixel {
-                font: picker.font_size(),
-                tmux: picker.tmux_detected(),
-            }),
-            ProtocolType::Kitty | ProtocolType::Iterm2 => Some(Self::Picker(picker)),
+            ProtocolType::Sixel => Some(Self::Sixel { font, tmux }),
+            ProtocolType::Kitty => Some(Self::Kitty { font, tmux }),
+            ProtocolType::Iterm2 => Some(Self::Iterm2 { font, tmux }),
         }
     }
 
@@ -47,7 +73,8 @@ impl Encoder {
     pub fn protocol(&self) -> ProtocolType {
         match self {
             Self::Sixel { .. } => ProtocolType::Sixel,
-            Self::Picker(p) => p.protocol_type(),
+            Self::Kitty { .. } => ProtocolType::Kitty,
+            Self::Iterm2 { .. } => ProtocolType::Iterm2,
         }
     }
 
@@ -55,76 +82,678 @@ impl Encoder {
     #[must_use]
     pub fn font(&self) -> FontSize {
         match self {
-            Self::Sixel { font, .. } => *font,
-            Self::Picker(p) => p.font_size(),
+            Self::Sixel { font, .. } | Self::Kitty { font, .. } | Self::Iterm2 { font, .. } => {
+                *font
+            }
+        }
+    }
+
+    /// Whether the image data goes through tmux's passthrough.
+    #[must_use]
+    pub fn passthrough(&self) -> bool {
+        match self {
+            Self::Sixel { tmux, .. } | Self::Kitty { tmux, .. } | Self::Iterm2 { tmux, .. } => {
+                *tmux
+            }
+        }
+    }
+
+    /// The picture `raster` fitted into `area` (nearest neighbour to the exact pixel size, so
+    /// that no protocol smooths a weight); a sixel within `max_bytes` (0: no limit).
+    pub fn encode(
+        &self,
+        raster: &Raster,
+        area: Rect,
+        max_bytes: usize,
+    ) -> Result<Protocol, super::EncodeError> {
+        let font = self.font();
+        let (fw, fh) = (
+            usize::from(font.width).max(1),
+            usize::from(font.height).max(1),
+        );
+        let (pw, ph) = raster.fit_size(usize::from(area.width) * fw, usize::from(area.height) * fh);
+        if let Self::Sixel { tmux, .. } = self {
+            return crate::ui::sixel::protocol_within(raster, (pw, ph), font, *tmux, max_bytes)
+                .map_err(super::EncodeError::Sixel);
+        }
+        let img = image::DynamicImage::ImageRgb8(raster.resized(pw, ph).to_rgb_image());
+        let cells = Size::new(
+            pw.div_ceil(fw).min(usize::from(area.width)) as u16,
+            ph.div_ceil(fh).min(usize::from(area.height)) as u16,
+        );
+        match self {
+            Self::Kitty { tmux, .. } => {
+                // Ids above 255 are told by the colour's three bytes and a fourth in a
+                // diacritic; never 0 (kitty's "no id").
+                let id = rand::random::<u32>().max(1);
+                ratatui_image::protocol::kitty::Kitty::new(img, cells, id, *tmux, false)
+                    .map(Protocol::Kitty)
+            }
+            Self::Iterm2 { tmux, .. } => {
+                ratatui_image::protocol::iterm2::Iterm2::new(img, cells, *tmux)
+                    .map(Protocol::ITerm2)
+            }
+            Self::Sixel { .. } => unreachable!("handled above"),
+        }
+        .map_err(super::EncodeError::from)
+    }
+}
+
+impl PartialEq for Encoder {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.font(), other.font());
+        self.protocol() == other.protocol()
+            && self.passthrough() == other.passthrough()
+            && (a.width, a.height) == (b.width, b.height)
+    }
+}
+
+impl Eq for Encoder {}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tmux = if self.passthrough() {
+            " via tmux passthrough"
+        } else {
+            ""
+        };
+        write!(f, "{:?} {:?}{tmux}", self.protocol(), self.font())
+    }
+}
+
+/// The environment variables that say something about the terminal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env {
+    /// Inside tmux (`$TMUX`, or `TERM`/`TERM_PROGRAM` saying tmux).
+    pub tmux: bool,
+    pub term: String,
+    pub term_program: String,
+    /// `LC_TERMINAL` (iTerm2 sets it, and OpenSSH passes `LC_*` on).
+    pub lc_terminal: String,
+    /// Over SSH (`SSH_CONNECTION` or `SSH_TTY`).
+    pub ssh: bool,
+}
+
+impl Env {
+    /// This process's environment.
+    #[must_use]
+    pub fn current() -> Self {
+        let var = |k: &str| std::env::var(k).unwrap_or_default();
+        let term = var("TERM");
+        let term_program = var("TERM_PROGRAM");
+        Self {
+            tmux: std::env::var_os("TMUX").is_some()
+                || term.starts_with("tmux")
+                || term_program == "tmux",
+            term,
+            term_program,
+            lc_terminal: var("LC_TERMINAL"),
+            ssh: std::env::var_os("SSH_CONNECTION").is_some()
+                || std::env::var_os("SSH_TTY").is_some(),
+        }
+    }
+
+    /// iTerm2's inline images, by the terminal's name (iTerm2, WezTerm, mintty, VS Code, ...).
+    fn iterm2_named(&self) -> Option<&str> {
+        const NAMES: [&str; 6] = ["iTerm", "WezTerm", "mintty", "vscode", "Tabby", "rio"];
+        [self.term_program.as_str(), self.lc_terminal.as_str()]
+            .into_iter()
+            .find(|v| NAMES.iter().any(|n| v.contains(n)))
+    }
+}
+
+/// What the terminal answered to the graphics query (outside tmux).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replies {
+    /// Anything came back at all.
+    pub answered: bool,
+    /// The kitty graphics query was answered `OK`.
+    pub kitty: bool,
+    /// The primary device attributes list sixel (4).
+    pub sixel: bool,
+    /// The cell size in pixels (CSI 16 t).
+    pub cell: Option<(u16, u16)>,
+}
+
+impl Replies {
+    /// The replies in a stream of bytes from the terminal (the answer to ratatui-image's query).
+    #[must_use]
+    pub fn parse(bytes: &[u8]) -> Self {
+        let mut parser = Parser::new();
+        let mut out = Self::default();
+        for &b in bytes {
+            for r in parser.push(char::from(b)) {
+                out.answered = true;
+                match r {
+                    Response::Kitty => out.kitty = true,
+                    Response::Sixel => out.sixel = true,
+                    Response::CellSize(c) => out.cell = out.cell.or(c),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// What ratatui-image's picker found.
+    #[must_use]
+    pub fn from_picker(picker: &Picker) -> Self {
+        let caps = picker.capabilities();
+        Self {
+            answered: !caps.is_empty(),
+            kitty: caps.contains(&Capability::Kitty),
+            sixel: caps.contains(&Capability::Sixel),
+            cell: caps.iter().find_map(|c| match c {
+                Capability::CellSize(c) => *c,
+                _ => None,
+            }),
         }
     }
 }
 
-impl std::fmt::Debug for Encoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} {:?}", self.protocol(), self.font())
+/// What tmux says about itself and its client terminal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TmuxAnswers {
+    /// `#{version}`, e.g. `3.3a`.
+    pub version: String,
+    /// `#{sixel_support}`: `Some(true)` for a tmux built with sixel; `None` when this tmux does
+    /// not know the variable (before 3.4).
+    pub sixel_support: Option<bool>,
+    /// `#{client_termname}`: the outer terminal's `TERM` (`xterm-kitty`, `xterm-ghostty`, ...).
+    pub termname: String,
+    /// `#{client_termtype}`: what the outer terminal called itself (`kitty(0.35.2)`, ...).
+    pub termtype: String,
+    /// `#{client_termfeatures}`: comma-separated (`RGB`, `sixel`, ...).
+    pub features: String,
+    /// `#{client_cell_width}` x `#{client_cell_height}`, where tmux knows them.
+    pub cell: Option<(u16, u16)>,
+}
+
+/// Terminals that always draw sixel, by the start of their name or type.
+const SIXEL_TERMINALS: [&str; 6] = ["foot", "wezterm", "mlterm", "contour", "konsole", "mintty"];
+
+/// The format [`TmuxAnswers::parse`] reads: tab-separated.
+pub const TMUX_FORMAT: &str = "#{version}\t#{sixel_support}\t#{client_termname}\t\
+     #{client_termtype}\t#{client_termfeatures}\t#{client_cell_width}\t#{client_cell_height}";
+
+impl TmuxAnswers {
+    /// tmux's expansion of [`TMUX_FORMAT`].
+    #[must_use]
+    pub fn parse(line: &str) -> Self {
+        let f: Vec<&str> = line.trim_end_matches(['\n', '\r']).split('\t').collect();
+        let get = |i: usize| f.get(i).map_or("", |s| s.trim()).to_string();
+        let num = |i: usize| get(i).parse::<u16>().ok().filter(|&n| n > 0);
+        Self {
+            version: get(0),
+            sixel_support: match get(1).as_str() {
+                "1" => Some(true),
+                "0" => Some(false),
+                _ => None,
+            },
+            termname: get(2),
+            termtype: get(3),
+            features: get(4),
+            cell: num(5).zip(num(6)),
+        }
     }
+
+    fn has_feature(&self, name: &str) -> bool {
+        self.features.split(',').any(|f| f.trim() == name)
+    }
+
+    /// The outer terminal, when it is kitty or ghostty: its name and, for kitty, its version.
+    fn kitty_like(&self) -> Option<(&'static str, Option<(u32, u32)>)> {
+        let name = self.termname.to_ascii_lowercase();
+        let kind = self.termtype.to_ascii_lowercase();
+        if name.contains("ghostty") || kind.starts_with("ghostty") {
+            return Some(("ghostty", None));
+        }
+        if name.contains("kitty") || kind.starts_with("kitty") {
+            // `kitty(0.26.5)`
+            let version = kind
+                .strip_prefix("kitty(")
+                .and_then(|v| v.strip_suffix(')'))
+                .and_then(|v| {
+                    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+                    Some((parts.next()??, parts.next()??))
+                });
+            return Some(("kitty", version));
+        }
+        None
+    }
+
+    /// The outer terminal draws sixel, as far as tmux knows: its `sixel` feature (tmux 3.4+
+    /// finds it in the terminal's device attributes), or a terminal type that always has it.
+    fn outer_sixel(&self) -> Option<String> {
+        if self.has_feature("sixel") {
+            return Some("tmux: the client terminal has the sixel feature".into());
+        }
+        let kind = self.termtype.to_ascii_lowercase();
+        let name = self.termname.to_ascii_lowercase();
+        SIXEL_TERMINALS
+            .iter()
+            .find(|t| kind.starts_with(*t) || name.starts_with(*t))
+            .map(|t| format!("the client terminal is {t}, which draws sixel"))
+    }
+
+    /// `tmux 3.3a`, or `tmux` when the version is unknown.
+    fn name(&self) -> String {
+        if self.version.is_empty() {
+            "tmux".into()
+        } else {
+            format!("tmux {}", self.version)
+        }
+    }
+}
+
+/// The protocol chosen, the cell size it draws with and why, as the Help tab says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// `None`: half blocks.
+    pub encoder: Option<Encoder>,
+    pub why: String,
+}
+
+impl Decision {
+    fn new(protocol: ProtocolType, font: FontSize, tmux: bool, why: impl Into<String>) -> Self {
+        Self {
+            encoder: Encoder::new(protocol, font, tmux),
+            why: why.into(),
+        }
+    }
+
+    fn halfblocks(why: impl Into<String>) -> Self {
+        Self {
+            encoder: None,
+            why: why.into(),
+        }
+    }
+
+    /// `sixel through tmux passthrough (why)`, `half blocks (why)`, ...
+    #[must_use]
+    pub fn describe(&self) -> String {
+        format!("{} ({})", protocol_name(self.encoder.as_ref()), self.why)
+    }
+}
+
+/// How the Help tab names what `encoder` draws.
+#[must_use]
+pub fn protocol_name(encoder: Option<&Encoder>) -> &'static str {
+    match encoder {
+        None => "half blocks",
+        Some(Encoder::Sixel { tmux: false, .. }) => "sixel",
+        Some(Encoder::Sixel { tmux: true, .. }) => "sixel through tmux passthrough",
+        Some(Encoder::Kitty { tmux: false, .. }) => "kitty graphics",
+        Some(Encoder::Kitty { tmux: true, .. }) => {
+            "kitty graphics with Unicode placeholders through tmux"
+        }
+        Some(Encoder::Iterm2 { tmux: false, .. }) => "iTerm2 images",
+        Some(Encoder::Iterm2 { tmux: true, .. }) => "iTerm2 images through tmux passthrough",
+    }
+}
+
+const FORCE: &str = "--graphics, CONVSCOPE_GRAPHICS or ui.graphics";
+
+/// Choose the protocol. `replies` is the terminal's answer (outside tmux; `None` when it was not
+/// asked or did not answer), `tmux` what tmux said (inside tmux; `Err` with the reason when it
+/// could not be asked), `kernel_cell` the cell size from the terminal's window size in pixels.
+#[must_use]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one decision table: the protocols are tried in order, top to bottom"
+)]
+pub fn decide(
+    setting: GraphicsSetting,
+    env: &Env,
+    replies: Option<&Replies>,
+    tmux: Option<&Result<TmuxAnswers, String>>,
+    kernel_cell: Option<(u16, u16)>,
+) -> Decision {
+    let answers = tmux.and_then(|t| t.as_ref().ok());
+    let cell = replies
+        .and_then(|r| r.cell)
+        .or_else(|| answers.and_then(|a| a.cell))
+        .or(kernel_cell)
+        .unwrap_or(GUESSED_CELL);
+    let font = FontSize::new(cell.0, cell.1);
+    let forced = |p: ProtocolType| format!("{p:?} forced by {FORCE}").to_lowercase();
+    match setting {
+        GraphicsSetting::Halfblocks => {
+            return Decision::halfblocks(format!("set by {FORCE}"));
+        }
+        GraphicsSetting::Auto => {}
+        GraphicsSetting::Sixel if env.tmux => {
+            // tmux's own sixel needs no passthrough and survives its redraws.
+            let own = answers.is_some_and(|a| a.sixel_support == Some(true));
+            let why = if own {
+                format!(
+                    "{}; {} draws sixel itself",
+                    forced(ProtocolType::Sixel),
+                    answers.map(TmuxAnswers::name).unwrap_or_default()
+                )
+            } else {
+                format!(
+                    "{}; passed through tmux and redrawn when tmux redraws",
+                    forced(ProtocolType::Sixel)
+                )
+            };
+            return Decision::new(ProtocolType::Sixel, font, !own, why);
+        }
+        GraphicsSetting::Sixel => {
+            return Decision::new(
+                ProtocolType::Sixel,
+                font,
+                false,
+                forced(ProtocolType::Sixel),
+            );
+        }
+        GraphicsSetting::Kitty => {
+            return Decision::new(
+                ProtocolType::Kitty,
+                font,
+                env.tmux,
+                forced(ProtocolType::Kitty),
+            );
+        }
+        GraphicsSetting::Iterm2 => {
+            return Decision::new(
+                ProtocolType::Iterm2,
+                font,
+                env.tmux,
+                forced(ProtocolType::Iterm2),
+            );
+        }
+    }
+    if env.tmux {
+        return decide_in_tmux(tmux, font);
+    }
+    let Some(replies) = replies.filter(|r| r.answered) else {
+        if let Some(name) = env.iterm2_named() {
+            return Decision::new(
+                ProtocolType::Iterm2,
+                font,
+                false,
+                format!("the terminal did not answer; {name} draws iTerm2 images"),
+            );
+        }
+        let ssh = if env.ssh { " (over SSH)" } else { "" };
+        return Decision::halfblocks(format!(
+            "the terminal did not answer the graphics query{ssh}; {FORCE} forces a protocol"
+        ));
+    };
+    if replies.kitty {
+        return Decision::new(
+            ProtocolType::Kitty,
+            font,
+            false,
+            "the terminal answered the kitty graphics query",
+        );
+    }
+    if replies.sixel {
+        return Decision::new(
+            ProtocolType::Sixel,
+            font,
+            false,
+            "the terminal lists sixel in its device attributes",
+        );
+    }
+    if let Some(name) = env.iterm2_named() {
+        return Decision::new(
+            ProtocolType::Iterm2,
+            font,
+            false,
+            format!("{name} draws iTerm2 images"),
+        );
+    }
+    let hint = if env.term.starts_with("xterm") && env.term_program.is_empty() {
+        "; xterm draws sixel when started with -ti vt340"
+    } else {
+        ""
+    };
+    Decision::halfblocks(format!(
+        "the terminal answered without kitty graphics or sixel{hint}"
+    ))
+}
+
+/// The automatic choice inside tmux.
+fn decide_in_tmux(tmux: Option<&Result<TmuxAnswers, String>>, font: FontSize) -> Decision {
+    let a = match tmux {
+        Some(Ok(a)) => a,
+        Some(Err(e)) => {
+            return Decision::halfblocks(format!(
+                "inside tmux, and tmux did not say what its terminal can do ({e}); {FORCE} forces a protocol"
+            ));
+        }
+        None => {
+            return Decision::halfblocks(format!(
+                "inside tmux, which was not asked; {FORCE} forces a protocol"
+            ));
+        }
+    };
+    let tmux_name = a.name();
+    if a.termname.is_empty() && a.termtype.is_empty() {
+        return Decision::halfblocks(format!(
+            "{tmux_name} has no client attached to say what the terminal can do"
+        ));
+    }
+    let mut notes = Vec::new();
+    match a.kitty_like() {
+        Some(("kitty", Some(v))) if v < (0, 28) => notes.push(format!(
+            "kitty {}.{} is too old for Unicode placeholders (0.28+)",
+            v.0, v.1
+        )),
+        Some((name, _)) => {
+            return Decision::new(
+                ProtocolType::Kitty,
+                font,
+                true,
+                format!(
+                    "{tmux_name} in {name}: placeholder cells are text to tmux, so pictures survive its redraws"
+                ),
+            );
+        }
+        None => {}
+    }
+    match a.sixel_support {
+        Some(true) if a.has_feature("sixel") => {
+            return Decision::new(
+                ProtocolType::Sixel,
+                font,
+                false,
+                format!(
+                    "{tmux_name} draws sixel itself (#{{sixel_support}} is 1) and its terminal has sixel"
+                ),
+            );
+        }
+        Some(true) => notes.push(format!(
+            "{tmux_name} draws sixel but its terminal lacks the sixel feature"
+        )),
+        Some(false) => notes.push(format!("{tmux_name} was built without sixel")),
+        None => notes.push(format!("{tmux_name} cannot draw sixel itself (3.4+ can)")),
+    }
+    if let Some(why) = a.outer_sixel() {
+        return Decision::new(
+            ProtocolType::Sixel,
+            font,
+            true,
+            format!(
+                "{}; {why}: through passthrough, redrawn when tmux redraws",
+                notes.join("; ")
+            ),
+        );
+    }
+    let outer = if a.termtype.is_empty() {
+        &a.termname
+    } else {
+        &a.termtype
+    };
+    notes.push(format!(
+        "its terminal ({outer}) is not known to draw kitty graphics or sixel"
+    ));
+    Decision::halfblocks(format!("{}; {FORCE} forces a protocol", notes.join("; ")))
+}
+
+/// Ask the tmux server this process runs under (through `$TMUX`) about itself and its client.
+pub fn ask_tmux() -> Result<TmuxAnswers, String> {
+    let out = tmux_command(&["display-message", "-p", TMUX_FORMAT])?;
+    Ok(TmuxAnswers::parse(&out))
+}
+
+/// Run `tmux ARGS`, waiting at most [`TMUX_DEADLINE`]; its output.
+pub(super) fn tmux_command(args: &[&str]) -> Result<String, String> {
+    let mut child = std::process::Command::new("tmux")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run tmux: {e}"))?;
+    let deadline = Instant::now() + TMUX_DEADLINE;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("tmux did not answer within {TMUX_DEADLINE:?}"));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Let tmux pass this pane's image data through to the outer terminal (`allow-passthrough`,
+/// for this pane only).
+pub fn allow_passthrough() {
+    if let Err(e) = tmux_command(&["set", "-p", "allow-passthrough", "on"]) {
+        tracing::warn!("cannot allow tmux passthrough: {e}");
+    }
+}
+
+/// How long [`ask_terminal`] waits for the first byte of the answer, and for all of it.
+const ASK_FIRST: Duration = Duration::from_millis(300);
+const ASK_WHOLE: Duration = Duration::from_secs(1);
+
+/// Ask the terminal ratatui-image's graphics query from a plain command line (outside the TUI)
+/// and read the answer: in raw mode, at most [`ASK_FIRST`] for it to begin and [`ASK_WHOLE`] in
+/// all, ending at the status report that closes it. `None` when there is no terminal to ask.
+#[must_use]
+pub fn ask_terminal() -> Option<Replies> {
+    use std::io::IsTerminal as _;
+    use std::os::fd::AsFd as _;
+    let stdin = std::io::stdin();
+    let tty;
+    let fd = if stdin.is_terminal() {
+        stdin.as_fd()
+    } else {
+        tty = std::fs::File::open("/dev/tty").ok()?;
+        tty.as_fd()
+    };
+    crossterm::terminal::enable_raw_mode().ok()?;
+    let query = Parser::query(
+        false,
+        ratatui_image::picker::cap_parser::QueryStdioOptions::default(),
+    );
+    let mut out = std::io::stdout();
+    let answer = out
+        .write_all(query.as_bytes())
+        .and_then(|()| out.flush())
+        .and_then(|()| read_until_status(fd));
+    let _ = crossterm::terminal::disable_raw_mode();
+    Some(Replies::parse(&answer.ok()?))
+}
+
+/// Read from `fd` until the status report (`ESC [ 0 n`) arrives or the time is up.
+fn read_until_status(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Vec<u8>> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    while !answer.windows(4).any(|w| w == b"\x1b[0n") {
+        let limit = if answer.contains(&0x1b) {
+            ASK_WHOLE
+        } else {
+            ASK_FIRST
+        };
+        let Some(left) = limit.checked_sub(start.elapsed()) else {
+            break;
+        };
+        let timeout = Timespec::try_from(left).map_err(std::io::Error::other)?;
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let mut buf = [0_u8; 256];
+        let n = rustix::io::read(fd, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    Ok(answer)
 }
 
 /// The outcome of [`start`].
 pub struct Detected {
-    /// What to draw with now (`None`: half blocks).
-    pub now: Option<Encoder>,
+    /// What to draw with now.
+    pub now: Decision,
     /// The answer, when it did not come within the deadline.
-    pub late: Option<Receiver<Option<Encoder>>>,
+    pub late: Option<Receiver<Decision>>,
 }
 
 /// Find the encoder for `setting`. Call it in the alternate screen and in raw mode, before
 /// anything else reads terminal input.
 #[must_use]
 pub fn start(setting: GraphicsSetting) -> Detected {
-    let none = Detected {
-        now: None,
-        late: None,
-    };
+    let env = Env::current();
+    let now = |d: Decision| Detected { now: d, late: None };
     if setting == GraphicsSetting::Halfblocks {
-        return none;
+        return now(decide(setting, &env, None, None, None));
     }
-    // tmux passes graphics through only with `allow-passthrough on`, and its answer to the
-    // query can leave the query waiting: in tmux, auto means half blocks (force a protocol with
-    // --graphics to use passthrough).
-    if setting == GraphicsSetting::Auto && std::env::var_os("TMUX").is_some() {
-        tracing::info!("inside tmux: half blocks (use --graphics sixel with allow-passthrough on)");
-        return none;
+    if env.tmux {
+        let answers = ask_tmux();
+        let d = decide(setting, &env, None, Some(&answers), font_from_kernel());
+        if d.encoder.as_ref().is_some_and(Encoder::passthrough) {
+            // The image data reaches the outer terminal only with passthrough allowed.
+            allow_passthrough();
+        }
+        tracing::info!("terminal graphics: {}", d.describe());
+        return now(d);
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("graphics-query".into())
         .spawn(move || {
             // The UI may be gone by now: nothing to do then.
-            let _ = tx.send(query(setting));
+            let _ = tx.send(query(setting, &env));
         });
     if let Err(e) = spawned {
         tracing::warn!("cannot start the terminal graphics query: {e}");
-        return Detected {
-            now: stand_in(setting),
-            late: None,
-        };
+        return now(stand_in(setting));
     }
     match rx.recv_timeout(DEADLINE) {
-        Ok(now) => Detected { now, late: None },
-        Err(RecvTimeoutError::Disconnected) => Detected {
-            now: stand_in(setting),
-            late: None,
-        },
+        Ok(d) => now(d),
+        Err(RecvTimeoutError::Disconnected) => now(stand_in(setting)),
         Err(RecvTimeoutError::Timeout) => {
             // A status request, which every terminal answers, ends ratatui-image's read loop if
             // that is where the query waits.
             let mut out = std::io::stdout();
             let _ = out.write_all(b"\x1b[5n").and_then(|()| out.flush());
-            let now = stand_in(setting);
+            let d = stand_in(setting);
             tracing::info!(
                 "the terminal graphics query did not finish within {DEADLINE:?}: drawing with \
-                 {now:?} until it does"
+                 {d:?} until it does"
             );
             Detected {
-                now,
+                now: d,
                 late: Some(rx),
             }
         }
@@ -132,104 +761,316 @@ pub fn start(setting: GraphicsSetting) -> Detected {
 }
 
 /// Ask the terminal (on the query thread) and decide.
-fn query(setting: GraphicsSetting) -> Option<Encoder> {
+fn query(setting: GraphicsSetting, env: &Env) -> Decision {
     let picker = Picker::from_query_stdio();
-    if picker
-        .as_ref()
-        .map_or(true, |p| p.capabilities().is_empty())
-    {
-        // The terminal did not answer (e.g. tmux without passthrough). ratatui-image's reader
-        // thread is still blocked on stdin and would swallow the first key press: ask for the
-        // primary device attributes, which every terminal (and tmux itself) answers, so that the
-        // thread reads its end marker and exits. If crossterm sees the answer instead, it
-        // discards it as an internal event.
+    let replies = picker.as_ref().ok().map(Replies::from_picker);
+    if !replies.as_ref().is_some_and(|r| r.answered) {
+        // The terminal did not answer. ratatui-image's reader thread is still blocked on stdin
+        // and would swallow the first key press: ask for the primary device attributes, which
+        // every terminal answers, so that the thread reads its end marker and exits. If
+        // crossterm sees the answer instead, it discards it as an internal event.
         let mut out = std::io::stdout();
         let _ = out.write_all(b"\x1b[c").and_then(|()| out.flush());
     }
-    let mut picker = match picker {
-        Ok(p) => p,
-        // A forced protocol is honoured even without an answer (font size guessed).
-        Err(e) if setting != GraphicsSetting::Auto => {
-            tracing::info!("terminal graphics query failed, forcing {setting:?}: {e}");
-            Picker::halfblocks()
-        }
-        Err(e) => {
-            tracing::info!("terminal graphics query failed, using half blocks: {e}");
-            return None;
-        }
-    };
-    if let Some(p) = forced(setting) {
-        picker.set_protocol_type(p);
+    if let Err(e) = &picker {
+        tracing::info!("terminal graphics query failed: {e}");
     }
-    tracing::info!(
-        "terminal graphics: {:?}, font {:?}",
-        picker.protocol_type(),
-        picker.font_size()
-    );
-    Encoder::from_picker(picker)
+    let d = decide(setting, env, replies.as_ref(), None, font_from_kernel());
+    tracing::info!("terminal graphics: {}", d.describe());
+    d
 }
 
-/// The protocol `setting` insists on, if any.
-fn forced(setting: GraphicsSetting) -> Option<ProtocolType> {
-    match setting {
-        GraphicsSetting::Sixel => Some(ProtocolType::Sixel),
-        GraphicsSetting::Kitty => Some(ProtocolType::Kitty),
-        GraphicsSetting::Iterm2 => Some(ProtocolType::Iterm2),
-        GraphicsSetting::Auto | GraphicsSetting::Halfblocks => None,
+/// What to draw with while the answer is outstanding: a forced sixel needs no answer (our own
+/// encoder, the cell size from the kernel or guessed); the others wait for the answer and draw
+/// half blocks meanwhile.
+fn stand_in(setting: GraphicsSetting) -> Decision {
+    if setting == GraphicsSetting::Sixel {
+        let env = Env::current();
+        let mut d = decide(setting, &env, None, None, font_from_kernel());
+        d.why.push_str("; the terminal has not answered yet");
+        d
+    } else {
+        Decision::halfblocks("waiting for the terminal to answer the graphics query")
     }
-}
-
-/// What to draw with while the answer is outstanding: a forced sixel needs no picker (our own
-/// encoder, the cell size from the kernel or guessed, tmux from the environment); the others wait
-/// for the picker and draw half blocks meanwhile.
-fn stand_in(setting: GraphicsSetting) -> Option<Encoder> {
-    (setting == GraphicsSetting::Sixel).then(|| Encoder::Sixel {
-        font: font_from_kernel().unwrap_or(FontSize::new(10, 20)),
-        tmux: in_tmux(),
-    })
 }
 
 /// The cell size from the terminal's window size in pixels, where the terminal reports it.
-fn font_from_kernel() -> Option<FontSize> {
+#[must_use]
+pub fn font_from_kernel() -> Option<(u16, u16)> {
     let w = crossterm::terminal::window_size().ok()?;
     if w.columns == 0 || w.rows == 0 || w.width == 0 || w.height == 0 {
         return None;
     }
-    Some(FontSize::new(w.width / w.columns, w.height / w.rows))
-}
-
-/// Whether this process runs inside tmux (the same test as ratatui-image's, plus `$TMUX`).
-fn in_tmux() -> bool {
-    std::env::var_os("TMUX").is_some()
-        || std::env::var("TERM").is_ok_and(|t| t.starts_with("tmux"))
-        || std::env::var("TERM_PROGRAM").is_ok_and(|t| t == "tmux")
+    Some((w.width / w.columns, w.height / w.rows))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_picker_maps_to_our_encoder() {
-        let mut p = Picker::halfblocks();
-        assert!(Encoder::from_picker(p.clone()).is_none());
-        p.set_protocol_type(ProtocolType::Sixel);
-        let tmux = p.tmux_detected();
-        match Encoder::from_picker(p.clone()) {
-            Some(Encoder::Sixel { font, tmux: t }) => {
-                assert_eq!((font.width, font.height), (10, 20));
-                assert_eq!(t, tmux);
-            }
-            other => panic!("our sixel encoder, got {other:?}"),
+    fn env_tmux() -> Env {
+        Env {
+            tmux: true,
+            term: "tmux-256color".into(),
+            term_program: "tmux".into(),
+            ..Env::default()
         }
-        p.set_protocol_type(ProtocolType::Kitty);
-        assert!(matches!(Encoder::from_picker(p), Some(Encoder::Picker(_))));
+    }
+
+    #[allow(clippy::unnecessary_wraps)] // what `decide` takes
+    fn tmux(line: &str) -> Result<TmuxAnswers, String> {
+        Ok(TmuxAnswers::parse(line))
+    }
+
+    fn auto_in_tmux(line: &str) -> Decision {
+        decide(
+            GraphicsSetting::Auto,
+            &env_tmux(),
+            None,
+            Some(&tmux(line)),
+            None,
+        )
+    }
+
+    fn kind(d: &Decision) -> (ProtocolType, bool) {
+        d.encoder
+            .as_ref()
+            .map_or((ProtocolType::Halfblocks, false), |e| {
+                (e.protocol(), e.passthrough())
+            })
+    }
+
+    /// What kitty 0.26.5 (Debian 12's, run under Xvfb with software GL) wrote back to
+    /// ratatui-image's query (`Parser::query(false, default)`: kitty graphics query, primary
+    /// device attributes, cell size, status), captured byte for byte from its pty: the kitty
+    /// graphics answer, device attributes without sixel, 9x18-pixel cells, the status report.
+    const KITTY_0_26_REPLY: &[u8] = b"\x1b_Gi=31;OK\x1b\\\x1b[?62;c\x1b[6;18;9t\x1b[0n";
+
+    /// What `xterm -ti vt340` (XTerm 379) wrote back to the same query, captured the same way:
+    /// no kitty answer, sixel (4) in its device attributes, no cell size (window ops are off).
+    const XTERM_VT340_REPLY: &[u8] = b"\x1b[?63;1;2;4;6;9;15;16;22;28c\x1b[0n";
+
+    /// Plain `xterm` (XTerm 379): device attributes without sixel.
+    const XTERM_REPLY: &[u8] = b"\x1b[?64;1;2;6;9;15;16;17;18;21;22;28c\x1b[0n";
+
+    #[test]
+    fn replies_are_read_from_the_terminals_bytes() {
+        let k = Replies::parse(KITTY_0_26_REPLY);
+        assert!(k.answered && k.kitty && !k.sixel);
+        assert_eq!(k.cell, Some((9, 18)));
+        let x = Replies::parse(XTERM_VT340_REPLY);
+        assert!(x.answered && !x.kitty && x.sixel);
+        assert_eq!(x.cell, None);
+        assert!(!Replies::parse(b"").answered);
+    }
+
+    #[test]
+    fn outside_tmux_the_answer_decides() {
+        let env = Env {
+            term: "xterm-kitty".into(),
+            ..Env::default()
+        };
+        let d = decide(
+            GraphicsSetting::Auto,
+            &env,
+            Some(&Replies::parse(KITTY_0_26_REPLY)),
+            None,
+            None,
+        );
+        assert_eq!(kind(&d), (ProtocolType::Kitty, false));
+        assert_eq!(
+            d.encoder
+                .as_ref()
+                .map(|e| (e.font().width, e.font().height)),
+            Some((9, 18))
+        );
+
+        let xterm = Env {
+            term: "xterm".into(),
+            ..Env::default()
+        };
+        let d = decide(
+            GraphicsSetting::Auto,
+            &xterm,
+            Some(&Replies::parse(XTERM_VT340_REPLY)),
+            None,
+            Some((7, 14)),
+        );
+        assert_eq!(kind(&d), (ProtocolType::Sixel, false));
+        assert_eq!(
+            d.encoder.as_ref().map(|e| e.font().height),
+            Some(14),
+            "the kernel's cell size"
+        );
+
+        // Plain xterm: device attributes without sixel.
+        let d = decide(
+            GraphicsSetting::Auto,
+            &xterm,
+            Some(&Replies::parse(XTERM_REPLY)),
+            None,
+            None,
+        );
+        assert_eq!(kind(&d), (ProtocolType::Halfblocks, false));
+        assert!(d.why.contains("-ti vt340"), "{}", d.why);
+
+        // Over SSH nothing answered: half blocks, saying so; iTerm2 by name.
+        let ssh = Env {
+            term: "xterm-256color".into(),
+            ssh: true,
+            ..Env::default()
+        };
+        let d = decide(GraphicsSetting::Auto, &ssh, None, None, None);
+        assert_eq!(kind(&d), (ProtocolType::Halfblocks, false));
+        assert!(
+            d.why.contains("over SSH") && d.why.contains("--graphics"),
+            "{}",
+            d.why
+        );
+        let iterm = Env {
+            lc_terminal: "iTerm2".into(),
+            ..ssh
+        };
+        let d = decide(GraphicsSetting::Auto, &iterm, None, None, None);
+        assert_eq!(kind(&d), (ProtocolType::Iterm2, false));
+    }
+
+    #[test]
+    fn inside_tmux_kitty_placeholders_come_first() {
+        let d = auto_in_tmux("3.3a\t\txterm-kitty\tkitty(0.35.2)\tRGB,title\t\t");
+        assert_eq!(kind(&d), (ProtocolType::Kitty, true));
+        assert!(
+            d.why.contains("kitty") && d.why.contains("survive"),
+            "{}",
+            d.why
+        );
+        let d = auto_in_tmux("3.5a\t1\txterm-ghostty\t\tRGB,sixel\t9\t18");
+        assert_eq!(
+            kind(&d),
+            (ProtocolType::Kitty, true),
+            "ghostty too, before tmux's sixel"
+        );
+        assert_eq!(
+            d.encoder.as_ref().map(|e| e.font().width),
+            Some(9),
+            "tmux's cell size"
+        );
+        // kitty before 0.28 has no placeholders: the next choice (here half blocks).
+        let d = auto_in_tmux("3.3a\t\txterm-kitty\tkitty(0.26.5)\tbpaste,title\t\t");
+        assert_eq!(kind(&d), (ProtocolType::Halfblocks, false));
+        assert!(d.why.contains("too old"), "{}", d.why);
+    }
+
+    #[test]
+    fn inside_tmux_its_own_sixel_then_passthrough_then_half_blocks() {
+        let d = auto_in_tmux("3.4\t1\txterm-256color\tXTerm(390)\tRGB,sixel\t\t");
+        assert_eq!(
+            kind(&d),
+            (ProtocolType::Sixel, false),
+            "tmux draws it: no passthrough"
+        );
+        assert!(d.why.contains("sixel_support"), "{}", d.why);
+        // tmux built without sixel, the terminal has it: through passthrough.
+        let d = auto_in_tmux("3.4\t0\txterm-256color\tXTerm(390)\tsixel\t\t");
+        assert_eq!(kind(&d), (ProtocolType::Sixel, true));
+        assert!(d.why.contains("redrawn when tmux redraws"), "{}", d.why);
+        // tmux 3.3 knows no sixel, but foot always has it.
+        let d = auto_in_tmux("3.3a\t\tfoot\tfoot(1.16.2)\tRGB\t\t");
+        assert_eq!(kind(&d), (ProtocolType::Sixel, true));
+        // tmux with sixel, the terminal without: neither.
+        let d = auto_in_tmux("3.4\t1\txterm-256color\tXTerm(390)\tRGB\t\t");
+        assert_eq!(kind(&d), (ProtocolType::Halfblocks, false));
+        assert!(d.why.contains("lacks the sixel feature"), "{}", d.why);
+        // tmux 3.3a in xterm: nothing known.
+        let d = auto_in_tmux("3.3a\t\txterm-256color\t\tbpaste,title\t\t");
+        assert_eq!(kind(&d), (ProtocolType::Halfblocks, false));
+        assert!(
+            d.why.contains("3.4+") && d.why.contains("--graphics"),
+            "{}",
+            d.why
+        );
+        // No client attached, tmux not answering.
+        assert_eq!(
+            kind(&auto_in_tmux("3.3a\t\t\t\t\t\t")),
+            (ProtocolType::Halfblocks, false)
+        );
+        let d = decide(
+            GraphicsSetting::Auto,
+            &env_tmux(),
+            None,
+            Some(&Err("no server".into())),
+            None,
+        );
+        assert!(
+            d.encoder.is_none() && d.why.contains("no server"),
+            "{}",
+            d.why
+        );
+    }
+
+    #[test]
+    fn a_forced_protocol_is_honoured_and_wrapped_for_tmux() {
+        let plain = Env::default();
+        for (s, p) in [
+            (GraphicsSetting::Sixel, ProtocolType::Sixel),
+            (GraphicsSetting::Kitty, ProtocolType::Kitty),
+            (GraphicsSetting::Iterm2, ProtocolType::Iterm2),
+            (GraphicsSetting::Halfblocks, ProtocolType::Halfblocks),
+        ] {
+            let d = decide(s, &plain, None, None, None);
+            assert_eq!(kind(&d), (p, false), "{s:?}");
+            assert!(d.why.contains("--graphics"), "{}", d.why);
+            let in_tmux = decide(
+                s,
+                &env_tmux(),
+                None,
+                Some(&tmux("3.3a\t\txterm\t\t\t\t")),
+                None,
+            );
+            assert_eq!(
+                kind(&in_tmux),
+                (p, p != ProtocolType::Halfblocks),
+                "{s:?} in tmux"
+            );
+        }
+        // A forced sixel in a tmux that draws sixel itself needs no passthrough.
+        let d = decide(
+            GraphicsSetting::Sixel,
+            &env_tmux(),
+            None,
+            Some(&tmux("3.4\t1\txterm\t\tsixel\t\t")),
+            None,
+        );
+        assert_eq!(kind(&d), (ProtocolType::Sixel, false));
+        // Nothing says the cell size: guessed.
+        assert_eq!(
+            decide(GraphicsSetting::Sixel, &plain, None, None, None)
+                .encoder
+                .map(|e| (e.font().width, e.font().height)),
+            Some(GUESSED_CELL)
+        );
+    }
+
+    #[test]
+    fn tmux_answers_are_parsed() {
+        let a = TmuxAnswers::parse("3.4\t1\txterm-kitty\tkitty(0.35.2)\tRGB,sixel\t10\t21\n");
+        assert_eq!(a.version, "3.4");
+        assert_eq!(a.sixel_support, Some(true));
+        assert_eq!(a.cell, Some((10, 21)));
+        assert!(a.has_feature("sixel") && a.has_feature("RGB"));
+        assert_eq!(a.kitty_like(), Some(("kitty", Some((0, 35)))));
+        let old = TmuxAnswers::parse("3.3a\t\txterm-256color\t\tbpaste\t\t");
+        assert_eq!(old.sixel_support, None);
+        assert_eq!(old.cell, None);
+        assert_eq!(old.kitty_like(), None);
     }
 
     #[test]
     fn only_a_forced_sixel_draws_graphics_before_the_answer() {
         assert_eq!(
-            stand_in(GraphicsSetting::Sixel).map(|e| e.protocol()),
+            stand_in(GraphicsSetting::Sixel)
+                .encoder
+                .map(|e| e.protocol()),
             Some(ProtocolType::Sixel)
         );
         for s in [
@@ -238,7 +1079,59 @@ mod tests {
             GraphicsSetting::Iterm2,
             GraphicsSetting::Halfblocks,
         ] {
-            assert!(stand_in(s).is_none(), "{s:?}");
+            assert!(stand_in(s).encoder.is_none(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn kitty_pictures_are_placeholders_that_carry_the_image_once() {
+        let raster = Raster::from_fn(40, 20, |x, y| [(x * 6) as u8, (y * 12) as u8, 7]);
+        let enc = Encoder::Kitty {
+            font: FontSize::new(10, 20),
+            tmux: true,
+        };
+        let proto = enc
+            .encode(&raster, Rect::new(0, 0, 30, 10), 0)
+            .expect("encodes");
+        // 40x20 fitted into 300x200 pixels (whole enlargements: 280x140), in 10x20 cells.
+        let (pw, ph) = raster.fit_size(300, 200);
+        let cells = Size::new(pw.div_ceil(10) as u16, ph.div_ceil(20) as u16);
+        assert_eq!(proto.size(), cells);
+        let mut buf = ratatui::buffer::Buffer::empty(Rect::new(0, 0, 30, 10));
+        ratatui::widgets::Widget::render(
+            ratatui_image::Image::new(&proto),
+            Rect::new(0, 0, 30, 10),
+            &mut buf,
+        );
+        let first = buf[(0, 0)].symbol();
+        assert!(
+            first.starts_with("\x1bPtmux;\x1b\x1b_Gq=2,i="),
+            "transmitted through passthrough"
+        );
+        assert!(
+            first.contains("a=T,U=1,f=32"),
+            "a virtual placement for placeholders"
+        );
+        assert!(first.ends_with('\u{10EEEE}') || first.contains('\u{10EEEE}'));
+        // Every other cell is a placeholder (no image data), in the id's colour.
+        let fg = buf[(0, 0)].fg;
+        for y in 0..cells.height {
+            for x in 0..cells.width {
+                let c = &buf[(x, y)];
+                assert!(c.symbol().contains('\u{10EEEE}'), "({x}, {y})");
+                assert_eq!(c.fg, fg);
+                if (x, y) != (0, 0) {
+                    assert!(!c.symbol().contains('\x1b'));
+                }
+            }
+        }
+        // Drawn again (a redraw): no second transmission.
+        let mut again = ratatui::buffer::Buffer::empty(Rect::new(0, 0, 30, 10));
+        ratatui::widgets::Widget::render(
+            ratatui_image::Image::new(&proto),
+            Rect::new(0, 0, 30, 10),
+            &mut again,
+        );
+        assert!(!again[(0, 0)].symbol().contains('\x1b'));
     }
 }

@@ -49,6 +49,10 @@ impl AppState {
                 self.set_colors(&choice);
                 Vec::new()
             }
+            Msg::GraphicsNote(note) => {
+                self.graphics_note = note;
+                Vec::new()
+            }
             Msg::LateColorAnswer(dcs) => {
                 self.late_color_answer(&dcs);
                 Vec::new()

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Paragraph, Row, Table};
 
 use super::Scene;
 use crate::ui::header;
-use crate::ui::keys::{HELP_KEYS_WIDTH, HelpRow, wrap};
+use crate::ui::keys::{HELP_KEYS_WIDTH, HelpRow};
 use crate::ui::layout::lines_from;
 
 /// A Help row as a table row.
@@ -25,10 +25,10 @@ fn row(r: &HelpRow) -> Row<'static> {
 /// Draw the Help tab.
 pub fn render(scene: Scene<'_>, frame: &mut Frame) {
     let (state, help) = (scene.state, &scene.layout.help);
-    if let Some(line) = header::colours_line(state) {
+    let lines = header::screen_lines(state, help.info.width);
+    if !lines.is_empty() {
         frame.render_widget(
-            Paragraph::new(wrap(&line, usize::from(help.info.width.max(1))).join("\n"))
-                .style(Style::new().fg(Color::DarkGray)),
+            Paragraph::new(lines.join("\n")).style(Style::new().fg(Color::DarkGray)),
             help.info,
         );
     }
