@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod export;
+pub mod export_weights;
+pub mod import;
 pub mod predict;
 
 use std::io::{IsTerminal as _, Write as _};
@@ -33,6 +35,8 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
         Commands::Export(args) => export::run(&args),
+        Commands::Import(args) => import::run(&args),
+        Commands::ExportWeights(args) => export_weights::run(&args),
         Commands::Completions(args) => {
             use clap::CommandFactory as _;
             let mut out = Vec::new();

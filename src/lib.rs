@@ -8,6 +8,7 @@ pub mod data;
 pub mod events;
 pub mod hangup;
 pub mod headless;
+pub mod import;
 pub mod logging;
 pub mod model;
 pub mod run;
