@@ -42,6 +42,10 @@ pub enum Commands {
     Export(ExportArgs),
     /// Print a run's pictures (filters, feature maps, curves, confusion matrix) in the terminal.
     Show(ShowArgs),
+    /// Make a run directory from a model trained elsewhere (Keras .keras / .weights.h5 / .h5, PyTorch .pt / .pth, .safetensors).
+    Import(ImportArgs),
+    /// Write a run's weights as a file PyTorch (.safetensors) or Keras (.keras, .weights.h5) loads.
+    ExportWeights(ExportWeightsArgs),
     /// Print a shell completion script, e.g. `convscope completions bash > ~/.local/share/bash-completion/completions/convscope`.
     Completions(CompletionsArgs),
     /// Print the manual page (roff), e.g. `convscope manpage > ~/.local/share/man/man1/convscope.1`.
@@ -82,6 +86,59 @@ pub struct ExportArgs {
     /// Folder to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+/// `convscope import`.
+#[derive(Debug, Args, Clone)]
+pub struct ImportArgs {
+    /// The model file: .keras, .weights.h5, .h5, .pt, .pth or .safetensors.
+    pub file: PathBuf,
+    /// The run directory to make (new, or an empty folder).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Config file (TOML): the network for files that do not describe it (.weights.h5, PyTorch,
+    /// .safetensors; default: the tutorial network), and the training settings.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Class names in index order, comma-separated (default: the file's, else the --data
+    /// folder's, else class0, class1, ...).
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    pub classes: Option<Vec<String>>,
+    /// Image folder (one sub-folder per class) that `convscope resume RUN --epochs N` goes on
+    /// training on.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Validation image folder for that training.
+    #[arg(long, value_name = "DIR", requires = "data")]
+    pub val: Option<PathBuf>,
+    /// Print every tensor (name, shape, target layer, conversion) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `convscope export-weights`.
+#[derive(Debug, Args, Clone)]
+pub struct ExportWeightsArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Use the checkpoint of this epoch (default: the newest).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// File format (default: from the --out name: .safetensors, .keras or .weights.h5).
+    #[arg(long, value_enum)]
+    pub format: Option<WeightsFormat>,
+    /// The file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `export-weights --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WeightsFormat {
+    /// PyTorch names and layout (`layers.{i}.weight`), the config in the metadata.
+    Safetensors,
+    /// A Keras 3 `.keras` model (or, for an --out ending in .h5, a `.weights.h5`).
+    Keras,
 }
 
 /// `convscope predict`.

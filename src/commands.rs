@@ -4,6 +4,8 @@
 
 pub mod bench;
 pub mod export;
+pub mod export_weights;
+pub mod import;
 pub mod predict;
 pub mod show;
 pub mod summary;
@@ -32,6 +34,8 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Predict(args) => predict::run(&args),
         Commands::Export(args) => export::run(&args),
         Commands::Show(args) => show::run(&args),
+        Commands::Import(args) => import::run(&args),
+        Commands::ExportWeights(args) => export_weights::run(&args),
         Commands::Completions(args) => completions(&args),
         Commands::Manpage => manpage(),
         Commands::MemoryTrial(args) => crate::session::memory::run_trial(args.classes),

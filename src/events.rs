@@ -18,6 +18,8 @@ pub enum Event {
     Failed(FailInfo),
     /// Something went wrong that does not stop training (a bad probe image, a skipped file).
     Warning(WarningInfo),
+    /// The run's weights were imported from a model file (`convscope import`).
+    Imported(Box<ImportInfo>),
     #[serde(skip)]
     Filters(Box<FilterSnapshot>),
     #[serde(skip)]
@@ -208,6 +210,25 @@ pub struct FinishInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailInfo {
     pub error: String,
+}
+
+/// Where an imported run's weights came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportInfo {
+    /// The model file, as given (absolute).
+    #[serde(serialize_with = "lossy_path")]
+    pub source: PathBuf,
+    /// `keras`, `keras-weights-h5`, `keras-legacy-h5`, `pytorch` or `safetensors`.
+    pub format: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    pub bytes: u64,
+    /// Tensors placed in the network.
+    pub tensors: usize,
+    /// The checkpoint written.
+    pub checkpoint: String,
+    /// Unix time in seconds.
+    pub time: f64,
 }
 
 /// A problem worth showing that training survives.

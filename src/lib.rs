@@ -11,6 +11,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod events;
+pub mod import;
 pub mod infer;
 pub mod logging;
 pub mod model;

@@ -252,6 +252,8 @@ impl AppState {
                 self.epoch_request = None;
                 self.confirm(w.message);
             }
+            // An imported run's origin is in its log; the screen shows its checkpoint.
+            Event::Imported(_) => {}
             Event::Filters(f) => {
                 self.settle_epoch_message(f.epoch);
                 self.filters = Some(f);
