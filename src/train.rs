@@ -26,6 +26,7 @@ use crate::events::{
 use crate::model::{self, Net};
 use crate::run::checkpoint::{self, Checkpoint, TrainState};
 use crate::run::event_log::EventLog;
+use crate::run::validation::Recorder;
 use crate::run::{ClassesInfo, Identity, RunDir, RunError, SkippedFile};
 
 /// Why training could not go on.
@@ -275,6 +276,7 @@ impl Worker {
         let dataset = Dataset::open(&data_dir, val_dir.as_deref(), &cfg)?;
         let classes = dataset.classes.clone();
         record_classes(&run, &dataset, resume.as_ref())?;
+        let mut record = Recorder::new(&run.path, &dataset.classes, &dataset.val)?;
         let summary = model::summary::summarize(&cfg, classes.len())?;
         let batch_size = cfg.train.batch_size;
         let batches = dataset.batches_per_epoch(batch_size);
@@ -479,7 +481,16 @@ impl Worker {
                 }
             }
             // Validation with the epoch's final weights.
-            let val = validate(&net, &dataset, epoch, batch_size, &device, [c, h, w]);
+            let val = validate(
+                &net,
+                &dataset,
+                epoch,
+                batch_size,
+                &device,
+                [c, h, w],
+                &mut record,
+            );
+            record.finish(epoch)?;
             let seconds = epoch_start
                 .elapsed()
                 .saturating_sub(self.paused.saturating_sub(paused_before_epoch))
@@ -786,6 +797,7 @@ fn validate(
     batch_size: usize,
     device: &burn::tensor::Device,
     [c, h, w]: [usize; 3],
+    record: &mut Recorder,
 ) -> Accum {
     let eval = net.valid();
     let mut val = Accum::default();
@@ -803,6 +815,7 @@ fn validate(
         let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
         let values = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
         let correct = model::count_correct(&values, outputs, &batch.labels);
+        record.add(&values, outputs, &batch.labels, &batch.indices);
         val.add(loss_value, correct, batch.len);
     }
     val
