@@ -1,6 +1,7 @@
 //! convscope: train a CNN on an image folder and look inside it from the terminal.
 
 pub mod allocator;
+pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod config;
