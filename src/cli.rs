@@ -36,6 +36,8 @@ pub enum Commands {
     Bench(BenchArgs),
     /// Class and probability for each image, from a run's checkpoint.
     Predict(PredictArgs),
+    /// Validation analysis of one epoch: accuracy, confusion matrix, per-class metrics, most wrong, flipped, label noise.
+    Report(ReportArgs),
     /// Write PNG pictures of filters, feature maps and training curves, and a metrics CSV.
     Export(ExportArgs),
     /// Print a shell completion script, e.g. `convscope completions bash > ~/.local/share/bash-completion/completions/convscope`.
@@ -66,6 +68,22 @@ pub struct ExportArgs {
     /// Folder to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+/// `convscope report`.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Report this epoch (default: the newest recorded).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// How many images the most-wrong and ambiguous lists show.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `convscope predict`.

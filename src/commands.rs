@@ -4,6 +4,7 @@ pub mod bench;
 pub mod export;
 pub mod memory;
 pub mod predict;
+pub mod report;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Summary(args) => summary(&args),
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
+        Commands::Report(args) => report::run(&args),
         Commands::Export(args) => export::run(&args),
         Commands::Completions(args) => {
             use clap::CommandFactory as _;
