@@ -38,6 +38,8 @@ pub enum Commands {
     Bench(BenchArgs),
     /// Class and probability for each image, from a run's checkpoint.
     Predict(PredictArgs),
+    /// Validation analysis of one epoch: accuracy, confusion matrix, per-class metrics, most wrong, flipped, label noise.
+    Report(ReportArgs),
     /// Write PNG pictures of filters, feature maps and training curves, and a metrics CSV.
     Export(ExportArgs),
     /// Print a run's pictures (filters, feature maps, curves, confusion matrix) in the terminal.
@@ -139,6 +141,22 @@ pub enum WeightsFormat {
     Safetensors,
     /// A Keras 3 `.keras` model (or, for an --out ending in .h5, a `.weights.h5`).
     Keras,
+}
+
+/// `convscope report`.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Report this epoch (default: the newest recorded).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// How many images the most-wrong and ambiguous lists show.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `convscope predict`.

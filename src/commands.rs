@@ -7,6 +7,7 @@ pub mod export;
 pub mod export_weights;
 pub mod import;
 pub mod predict;
+pub mod report;
 pub mod show;
 pub mod summary;
 pub mod view;
@@ -32,6 +33,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Summary(args) => summary::run(&args),
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
+        Commands::Report(args) => report::run(&args),
         Commands::Export(args) => export::run(&args),
         Commands::Show(args) => show::run(&args),
         Commands::Import(args) => import::run(&args),

@@ -5,6 +5,7 @@
 //! `ui`, `session`, `cli`, `commands`.
 
 pub mod allocator;
+pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod control;
 pub mod event_log;
 pub mod small_file;
+pub mod validation;
 
 use std::path::{Path, PathBuf};
 

@@ -21,6 +21,7 @@ use crate::infer::{inspect, restore};
 use crate::model::{self, Net, ReadError};
 use crate::run::checkpoint::{self, Checkpoint, TrainState};
 use crate::run::event_log::EventLog;
+use crate::run::validation::Recorder;
 use crate::run::{ClassesInfo, Identity, RunDir, RunError, SkippedFile};
 
 /// Why training could not go on.
@@ -359,6 +360,8 @@ struct Training<'w> {
     /// A pause in every batch ([`batch_delay`]).
     delay: Option<Duration>,
     memory: Option<memory::Watch>,
+    /// The per-image validation record of each epoch (`RUN/validation/`).
+    record: Recorder,
 }
 
 /// An epoch's running figures: its sums, its time, and the throughput window of the next
@@ -400,6 +403,7 @@ impl<'w> Training<'w> {
         }));
         let dataset = Dataset::open(&data_dir, val_dir.as_deref(), &cfg)?;
         record_classes(&run, &dataset, resume.as_ref())?;
+        let record = Recorder::new(&run.path, &dataset.classes, &dataset.val)?;
         let summary = model::summary::summarize(&cfg, dataset.classes.len())?;
         let batches = dataset.batches_per_epoch(cfg.train.batch_size);
         let ad_device = device.clone().autodiff();
@@ -443,6 +447,7 @@ impl<'w> Training<'w> {
             min_interval,
             delay: batch_delay(),
             memory,
+            record,
         };
         training.announce(summary, probes, &data_dir)?;
         Ok(training)
@@ -705,7 +710,9 @@ impl<'w> Training<'w> {
             self.cfg.train.batch_size,
             &self.device,
             self.cfg.input_shape(),
+            &mut self.record,
         )?;
+        self.record.finish(epoch)?;
         let seconds = progress
             .started
             .elapsed()
@@ -941,7 +948,8 @@ fn record_late_skips(run: &RunDir, dataset: &Dataset) -> Result<(), TrainError> 
     Ok(())
 }
 
-/// Loss and accuracy on the validation split with the epoch's final weights.
+/// Loss and accuracy on the validation split with the epoch's final weights; each image's
+/// label, prediction, probabilities and loss go into `record`.
 fn validate(
     net: &Net,
     dataset: &Dataset,
@@ -949,6 +957,7 @@ fn validate(
     batch_size: usize,
     device: &Device,
     [c, h, w]: [usize; 3],
+    record: &mut Recorder,
 ) -> Result<Accum, TrainError> {
     let eval = net.valid();
     let mut val = Accum::default();
@@ -963,6 +972,9 @@ fn validate(
         let x = Tensor::<4>::from_data(TensorData::new(batch.images, [batch.len, c, h, w]), &vd);
         let logits = eval.forward(x, false, false).logits;
         let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
+        let outputs = logits.dims()[1];
+        let values = model::read_f32(logits.clone(), "the validation logits")?;
+        record.add(&values, outputs, &batch.labels, &batch.indices);
         let correct = crate::infer::classify(logits)?
             .iter()
             .zip(&batch.labels)

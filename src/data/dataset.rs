@@ -31,6 +31,8 @@ pub struct Batch {
     /// `[len, channels, height, width]`, values already multiplied by `rescale`.
     pub images: Vec<f32>,
     pub labels: Vec<usize>,
+    /// Each image's index in its split's sample list.
+    pub indices: Vec<usize>,
     /// Number of images; below the batch size for the last batch or when a file went bad.
     pub len: usize,
 }
@@ -409,6 +411,7 @@ impl Job {
             })
             .collect();
         let mut labels = Vec::with_capacity(ok.len());
+        let mut indices = Vec::with_capacity(ok.len());
         let mut kept = 0;
         for (i, (&good, pos)) in ok.iter().zip(positions).enumerate() {
             if good {
@@ -416,6 +419,7 @@ impl Job {
                     images.copy_within(i * size..(i + 1) * size, kept * size);
                 }
                 labels.push(part.samples[order[pos]].label);
+                indices.push(order[pos]);
                 kept += 1;
             }
         }
@@ -423,6 +427,7 @@ impl Job {
         Batch {
             images,
             labels,
+            indices,
             len: kept,
         }
     }
