@@ -46,9 +46,3 @@ impl Signals {
         }
     }
 }
-
-impl crate::train::Interrupt for Signals {
-    fn requested(&self) -> Option<i32> {
-        self.stop.load(Ordering::SeqCst).then(|| self.received())
-    }
-}

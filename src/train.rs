@@ -102,6 +102,14 @@ pub trait Interrupt: Send + 'static {
     fn requested(&self) -> Option<i32>;
 }
 
+impl Interrupt for crate::signals::Signals {
+    fn requested(&self) -> Option<i32> {
+        self.stop
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then(|| self.received())
+    }
+}
+
 /// How a run ended without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

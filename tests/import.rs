@@ -475,3 +475,30 @@ fn import_full_size_keras_model() {
     let diff = max_abs_diff(&predict(&run_dir, &imgs), &want);
     assert!(diff < 1e-4, "{diff}");
 }
+
+/// The screen of an imported run: where its weights came from, its network on the Model tab and
+/// its filters, as for a run trained here (before: "waiting for the trainer…" and no summary).
+#[test]
+fn an_imported_run_is_viewed_with_its_origin_and_its_network() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = tmp.path().join("run");
+    let (ok, _, err) = import(&fixture("keras3_three.keras"), &run_dir, &[]);
+    assert!(ok, "{err}");
+    let view = common::Tmux::start(
+        "convscope-imported",
+        &format!(
+            "{} view {} --graphics halfblocks; sleep 30",
+            env!("CARGO_BIN_EXE_convscope"),
+            run_dir.display()
+        ),
+    );
+    let screen = common::strip(&view.wait_text("imported from keras3_three.keras"));
+    assert!(screen.contains("3 classes"), "{screen}");
+    assert!(!screen.contains("waiting for the trainer"), "{screen}");
+    view.keys("2");
+    let screen = common::strip(&view.wait_text("Conv2D"));
+    assert!(screen.contains("Dense"), "{screen}");
+    view.keys("3");
+    view.wait_text("filter");
+    view.keys("q");
+}

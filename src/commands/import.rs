@@ -204,7 +204,7 @@ fn fill_run(
         }
         .write(run)?;
     }
-    write_samples(run);
+    let samples = write_samples(run);
     let state = TrainState {
         epoch: 1,
         batch: 1,
@@ -225,6 +225,26 @@ fn fill_run(
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
+    // What a viewer needs to draw the network (its summary, classes and probe images), as a
+    // training session's start says it; the `imported` event after it says where it came from.
+    let summary = crate::model::summary::summarize(cfg, classes.len())?;
+    log.write(&Event::Started(Box::new(crate::events::StartInfo {
+        run_dir: run.path.clone(),
+        device: "imported".into(),
+        classes: classes.to_vec(),
+        train_images: 0,
+        val_images: 0,
+        skipped_images: 0,
+        epochs: 1,
+        batches_per_epoch: 1,
+        batch_size: cfg.train.batch_size,
+        start_epoch: 1,
+        start_batch: 1,
+        params: summary.iter().map(|r| r.params).sum(),
+        summary,
+        probe_images: samples,
+        time,
+    })))?;
     log.write(&Event::Imported(Box::new(ImportInfo {
         source: std::path::absolute(&source.path).unwrap_or_else(|_| source.path.clone()),
         format: source.format.name().into(),

@@ -92,6 +92,10 @@ fn onto(record: &EpochRecord, own: &ImageList, list: &ImageList) -> Vec<Row> {
 }
 
 /// Build the report of `epoch` (default: the newest recorded).
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over the record: each section of the report is a few lines, in the order printed"
+)]
 pub fn build(run: &RunDir, epoch: Option<usize>, top: usize) -> Result<Report> {
     let recorded = validation::epochs(&run.path);
     let Some(&newest) = recorded.last() else {

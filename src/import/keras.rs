@@ -409,6 +409,10 @@ pub(crate) struct Model {
 const SUPPORTED_LAYERS: &str = "convscope's networks are a chain of Conv2D, MaxPooling2D, Dropout, Flatten and Dense layers (ReLU or no activation; sigmoid or softmax only on the last Dense)";
 
 /// Turn a Keras model config (`config.json` or `model_config`) into an architecture.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one match over Keras layer kinds, each arm checking its own config keys"
+)]
 pub(crate) fn parse_model(v: &Value, origin: &str) -> Result<Model> {
     let class = v.get("class_name").and_then(Value::as_str).unwrap_or("");
     if !matches!(class, "Sequential" | "Functional" | "Model") {

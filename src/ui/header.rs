@@ -75,7 +75,25 @@ pub fn head_lines(state: &AppState) -> [Line<'static>; 2] {
     let mut l1 = vec![phase_span(state, true), Span::raw("  ")];
     let mut l2 = Vec::new();
     let last = state.batches().last();
-    if let Some(s) = state.start() {
+    if let (Some(s), Some(i)) = (state.start(), state.imported()) {
+        // An imported model: no training of its own yet, only where it came from.
+        let file = i.source.file_name().map_or_else(
+            || i.source.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        l1.push(Span::raw(format!(
+            "imported from {file} ({}, {} tensors)",
+            i.format, i.tensors
+        )));
+        l1.push(Span::styled(
+            format!(
+                "  {} classes  sha256 {}",
+                s.classes.len(),
+                i.sha256.get(..12).unwrap_or(&i.sha256)
+            ),
+            dim,
+        ));
+    } else if let Some(s) = state.start() {
         let (epoch, batch) = state.position().unwrap_or((s.start_epoch, s.start_batch));
         l1.push(Span::raw(format!(
             "epoch {epoch}/{}  batch {batch}/{}",

@@ -101,6 +101,8 @@ pub struct AppState {
     color_note: String,
     /// The graphics protocol in use and why (`Graphics::describe`), for the Help tab.
     graphics_note: String,
+    /// Where an imported run's weights came from (`convscope import`).
+    imported: Option<Box<crate::events::ImportInfo>>,
     /// Where the depth came from: asking the terminal, which can answer late (a late answer
     /// that shows 24-bit colour still counts), or something final.
     color_origin: Origin,
@@ -165,6 +167,7 @@ impl AppState {
             color_depth: ColorDepth::TrueColor,
             color_note: String::new(),
             graphics_note: String::new(),
+            imported: None,
             color_origin: Origin::Decided,
             start: None,
             phase: Phase::Waiting,
@@ -213,6 +216,8 @@ impl AppState {
                 // the last session ended with, a failure's error too, is over.
                 self.phase = Phase::Preparing;
                 self.error = None;
+                // A training session after an import is training, no longer only an import.
+                self.imported = None;
                 self.start = Some(*info);
                 self.session_base = None;
             }
@@ -252,8 +257,8 @@ impl AppState {
                 self.epoch_request = None;
                 self.confirm(w.message);
             }
-            // An imported run's origin is in its log; the screen shows its checkpoint.
-            Event::Imported(_) => {}
+            // An imported run says where its weights came from instead of its images.
+            Event::Imported(info) => self.imported = Some(info),
             Event::Filters(f) => {
                 self.settle_epoch_message(f.epoch);
                 self.filters = Some(f);
@@ -558,6 +563,11 @@ impl AppState {
     #[must_use]
     pub fn color_note(&self) -> &str {
         &self.color_note
+    }
+    /// Where an imported run's weights came from.
+    #[must_use]
+    pub fn imported(&self) -> Option<&crate::events::ImportInfo> {
+        self.imported.as_deref()
     }
     /// The graphics protocol in use and why.
     #[must_use]
