@@ -759,6 +759,12 @@ impl<'w> Training<'w> {
         batch: usize,
         cause: Option<StopCause>,
     ) -> Outcome {
+        // The last epoch's validation record is on disk before anyone hears the run ended.
+        if let Err(e) = self.record.flush() {
+            self.worker.emit(Event::Warning(crate::events::WarningInfo {
+                message: format!("the last epoch's validation record was not written: {e}"),
+            }));
+        }
         self.worker.emit(Event::Finished(FinishInfo {
             reason,
             epoch,

@@ -423,13 +423,16 @@ pub fn epochs(run: &Path) -> Vec<usize> {
     out
 }
 
-/// Gathers an epoch's rows during the validation pass and writes them at its end.
+/// Gathers an epoch's rows during the validation pass and writes them at its end, on a thread
+/// of its own: the file's fsync never holds up training (the next epoch's write, and
+/// [`Recorder::flush`], wait for it and report its error).
 #[derive(Debug)]
 pub struct Recorder {
     run: PathBuf,
     classes: u16,
     list_id: u64,
     rows: Vec<Row>,
+    writing: Option<std::thread::JoinHandle<Result<(), RunError>>>,
 }
 
 impl Recorder {
@@ -442,6 +445,7 @@ impl Recorder {
             classes: u16::try_from(classes.len()).unwrap_or(u16::MAX),
             list_id,
             rows: Vec::with_capacity(samples.len()),
+            writing: None,
         })
     }
 
@@ -451,15 +455,50 @@ impl Recorder {
             .extend(rows_from_logits(logits, outputs, labels, indices));
     }
 
-    /// Write the epoch's file and start over for the next epoch.
+    /// Start writing the epoch's file and start over for the next epoch; an error of the
+    /// previous epoch's write comes back here.
     pub fn finish(&mut self, epoch: usize) -> Result<(), RunError> {
+        self.flush()?;
         let record = EpochRecord {
             epoch: u32::try_from(epoch).unwrap_or(u32::MAX),
             classes: self.classes,
             list_id: self.list_id,
             rows: std::mem::take(&mut self.rows),
         };
-        write_epoch(&self.run, &record)
+        let run = self.run.clone();
+        let spawned = std::thread::Builder::new()
+            .name("validation-record".into())
+            .spawn(move || write_epoch(&run, &record));
+        match spawned {
+            Ok(handle) => self.writing = Some(handle),
+            Err(error) => {
+                return Err(RunError::Io {
+                    path: dir(&self.run),
+                    error,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until the last epoch's file is written.
+    pub fn flush(&mut self) -> Result<(), RunError> {
+        match self.writing.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(RunError::Corrupt {
+                path: dir(&self.run),
+                message: "writing the validation record failed".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!("the last epoch's validation record: {e}");
+        }
     }
 }
 
