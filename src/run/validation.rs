@@ -682,6 +682,8 @@ mod tests {
         assert_ne!(a.list_id, b.list_id);
         b.add(&[1.0, -1.0], 1, &[0, 1], &[0, 1]);
         b.finish(2).expect("finish");
+        assert!(b.rows.is_empty(), "finish starts over");
+        b.flush().expect("written");
         let rec = read_epoch(dir.path(), 2).expect("read");
         let list = read_list(dir.path(), rec.list_id).expect("list");
         assert_eq!(list.images[1].path, "c.jpg");
@@ -690,6 +692,5 @@ mod tests {
             read_list(dir.path(), a.list_id).expect("old").images[1].path,
             "b.jpg"
         );
-        assert!(b.rows.is_empty(), "finish starts over");
     }
 }
