@@ -433,8 +433,8 @@ impl<'w> Training<'w> {
         } else {
             val.chain(samples).collect()
         };
-        let inspector =
-            inspect::Inspector::new(&cfg, &dataset.classes, &run, probes.first().cloned());
+        // Its first image is asked for once `started` is out (read on a thread of its own).
+        let inspector = inspect::Inspector::new(&cfg, &dataset.classes, &run, None);
         let min_interval = Duration::from_secs_f64(1.0 / f64::from(cfg.train.batch_events_per_sec));
         let mut training = Self {
             worker,
@@ -491,11 +491,13 @@ impl<'w> Training<'w> {
             probe_images: probes,
             time: started,
         };
-        let warning = (start_epoch == 1 && start_batch == 0)
-            .then(|| crate::data::split_folders_warning(data_dir, classes))
-            .flatten();
+        let first_probe = info.probe_images.first().cloned();
         self.worker.emit(Event::Started(Box::new(info)));
-        if let Some(message) = warning {
+        if start_epoch == 1
+            && start_batch == 0
+            && let Some(message) =
+                crate::data::split_folders_warning(data_dir, &self.dataset.classes)
+        {
             // On the screen, on stderr when headless, in events.jsonl; and in the log.
             tracing::info!("warning: {message}");
             self.worker
@@ -509,6 +511,9 @@ impl<'w> Training<'w> {
             self.batches,
             self.cfg.train.device
         );
+        if let Some(image) = first_probe {
+            self.inspector.probe(image);
+        }
         let snapshots = self.inspector.snapshots(&self.net, self.state.epoch);
         self.worker.emit_all(snapshots);
         let gpu = !matches!(
