@@ -73,7 +73,14 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '
 /// Read one of the run's small files (see [`small_file`]): a FIFO, a device or a huge file in
 /// its place is refused, naming the file, instead of hanging or filling the memory.
 pub(crate) fn read_small(path: &Path) -> Result<String, RunError> {
-    small_file::read_string(path).map_err(|e| match e {
+    small_file::read_string(path).map_err(small_file_err(path))
+}
+
+/// A [`small_file`] refusal as the run's error, naming `path`.
+pub(crate) fn small_file_err(
+    path: &Path,
+) -> impl FnOnce(small_file::SmallFileError) -> RunError + '_ {
+    move |e| match e {
         small_file::SmallFileError::Io(error) => RunError::Io {
             path: path.to_path_buf(),
             error,
@@ -82,7 +89,7 @@ pub(crate) fn read_small(path: &Path) -> Result<String, RunError> {
             path: path.to_path_buf(),
             message: other.to_string(),
         },
-    })
+    }
 }
 
 /// `classes.json`: class names in index order, dataset sizes and skipped files.
@@ -263,6 +270,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
 }
 
 impl RunDir {
+    /// Write the bundled sample photos into `samples/` (the default probes); returns their
+    /// absolute paths (a viewer started in another folder finds them too). A photo already
+    /// there is kept; one that cannot be written is left out.
+    pub fn write_samples(&self) -> Vec<PathBuf> {
+        let dir = self.samples_path();
+        let mut out = Vec::new();
+        if std::fs::create_dir_all(&dir).is_err() {
+            return out;
+        }
+        for (name, bytes) in crate::viz::SAMPLE_PHOTOS {
+            let p = dir.join(name);
+            if p.exists() || std::fs::write(&p, bytes).is_ok() {
+                out.push(std::path::absolute(&p).unwrap_or(p));
+            }
+        }
+        out
+    }
+
     /// Create a run directory at `path` and lock it, before anything is written into it.
     /// Refuses a run that is in use or has a checkpoint, and a folder of other files; a run
     /// with no complete checkpoint is taken over (see [`Found::NoCheckpoint`]).

@@ -305,23 +305,6 @@ fn prepare_resume(path: &Path, overrides: Overrides, screen: Screen) -> Result<N
     })))
 }
 
-/// Write the bundled sample photos into the run directory as default probes.
-fn write_samples(run: &RunDir) -> Vec<PathBuf> {
-    let dir = run.samples_path();
-    let mut out = Vec::new();
-    if std::fs::create_dir_all(&dir).is_err() {
-        return out;
-    }
-    for (name, bytes) in crate::viz::SAMPLE_PHOTOS {
-        let p = dir.join(name);
-        if p.exists() || std::fs::write(&p, bytes).is_ok() {
-            // Absolute: a viewer started in another folder finds them too.
-            out.push(std::path::absolute(&p).unwrap_or(p));
-        }
-    }
-    out
-}
-
 /// The trainer at work and what talks to it.
 struct Training {
     result: std::sync::mpsc::Receiver<TrainResult>,
@@ -381,7 +364,7 @@ fn start(p: Prepared) -> Result<ExitCode> {
         val_dir,
         run: run.clone(),
         resume,
-        samples: write_samples(&run),
+        samples: run.write_samples(),
         samples_first,
         stop_by: train::StopBy::default(),
         memory,

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use burn::module::Module as _;
@@ -204,7 +204,7 @@ fn fill_run(
         }
         .write(run)?;
     }
-    let samples = write_samples(run);
+    let samples = run.write_samples();
     let state = TrainState {
         epoch: 1,
         batch: 1,
@@ -266,20 +266,4 @@ fn fill_run(
         cause: None,
     }))?;
     Ok(cp.name)
-}
-
-/// The bundled sample photos, the probes a viewer starts with.
-fn write_samples(run: &RunDir) -> Vec<PathBuf> {
-    let dir = run.samples_path();
-    let mut out = Vec::new();
-    if std::fs::create_dir_all(&dir).is_err() {
-        return out;
-    }
-    for (name, bytes) in crate::viz::SAMPLE_PHOTOS {
-        let p = dir.join(name);
-        if std::fs::write(&p, bytes).is_ok() {
-            out.push(p);
-        }
-    }
-    out
 }

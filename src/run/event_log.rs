@@ -86,16 +86,7 @@ pub fn read_all(path: &Path) -> Result<(Vec<Event>, usize), RunError> {
 fn open_log(path: &Path) -> Result<File, RunError> {
     small_file::open_regular(path, u64::MAX)
         .map(|(file, _)| file)
-        .map_err(|e| match e {
-            small_file::SmallFileError::Io(error) => RunError::Io {
-                path: path.to_path_buf(),
-                error,
-            },
-            other => RunError::Corrupt {
-                path: path.to_path_buf(),
-                message: other.to_string(),
-            },
-        })
+        .map_err(super::small_file_err(path))
 }
 
 /// Follows a growing `events.jsonl`.

@@ -372,13 +372,8 @@ pub fn write_list(run: &Path, list: &ImageList) -> Result<u64, RunError> {
 /// Read an image list by id.
 pub fn read_list(run: &Path, id: u64) -> Result<ImageList, RunError> {
     let path = list_path(run, id);
-    let bytes = super::small_file::read_capped(&path, MAX_FILE_BYTES).map_err(|e| match e {
-        super::small_file::SmallFileError::Io(error) => RunError::Io {
-            path: path.clone(),
-            error,
-        },
-        other => corrupt(&path, other),
-    })?;
+    let bytes = super::small_file::read_capped(&path, MAX_FILE_BYTES)
+        .map_err(super::small_file_err(&path))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| corrupt(&path, format!("not a valid image list: {e}")))
 }
@@ -392,13 +387,8 @@ pub fn write_epoch(run: &Path, record: &EpochRecord) -> Result<(), RunError> {
 /// Read one epoch's record; a missing, torn or damaged file is an error naming it.
 pub fn read_epoch(run: &Path, epoch: usize) -> Result<EpochRecord, RunError> {
     let path = epoch_path(run, epoch);
-    let bytes = super::small_file::read_capped(&path, MAX_FILE_BYTES).map_err(|e| match e {
-        super::small_file::SmallFileError::Io(error) => RunError::Io {
-            path: path.clone(),
-            error,
-        },
-        other => corrupt(&path, other),
-    })?;
+    let bytes = super::small_file::read_capped(&path, MAX_FILE_BYTES)
+        .map_err(super::small_file_err(&path))?;
     decode(&bytes).map_err(|e| corrupt(&path, e))
 }
 
