@@ -1,5 +1,6 @@
 //! The network: a burn `Module` built from the configured layer list.
 
+pub mod explain;
 pub mod health;
 pub mod ops;
 pub mod summary;

@@ -4,6 +4,7 @@
 pub mod colormap;
 pub mod export;
 pub mod norm;
+pub mod overlay;
 pub mod pictures;
 pub mod plot;
 pub mod raster;
