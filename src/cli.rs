@@ -38,6 +38,8 @@ pub enum Commands {
     Bench(BenchArgs),
     /// Class and probability for each image, from a run's checkpoint.
     Predict(PredictArgs),
+    /// Where the network looked: Grad-CAM, saliency or SmoothGrad over each image, as a PNG (and JSON).
+    Explain(ExplainArgs),
     /// Validation analysis of one epoch: accuracy, confusion matrix, per-class metrics, most wrong, flipped, label noise.
     Report(ReportArgs),
     /// Write PNG pictures of filters, feature maps and training curves, and a metrics CSV.
@@ -179,6 +181,58 @@ pub struct PredictArgs {
     /// Terminal graphics for --show [ui.graphics].
     #[arg(long, env = "CONVSCOPE_GRAPHICS", value_enum)]
     pub graphics: Option<GraphicsArg>,
+}
+
+/// `convscope explain`.
+#[derive(Debug, Args, Clone)]
+pub struct ExplainArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Images to explain.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// How the map is made.
+    #[arg(long, value_enum, default_value = "gradcam")]
+    pub method: ExplainMethodArg,
+    /// Grad-CAM's layer: a conv layer's name as the summary shows it (conv2d_2), its index in the
+    /// layer list, or `all` (every conv layer averaged) [default: the last conv before its pool].
+    #[arg(long, value_name = "NAME")]
+    pub layer: Option<String>,
+    /// Explain this class (its name) [default: the predicted class].
+    #[arg(long, value_name = "NAME")]
+    pub class: Option<String>,
+    /// Use the checkpoint of this epoch (default: the newest).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// Folder the overlay PNGs go to (created if missing) [default: the run's export/ folder].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print JSON (per image: the class explained, its probability, the layer, the map at the
+    /// layer's resolution) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The heat's colormap.
+    #[arg(long, value_enum, default_value = "jet")]
+    pub colormap: HeatColormapArg,
+    /// The image's share of the overlay: 0.3, 0.5, 0.7, or heat (the map alone).
+    #[arg(long, default_value = "0.5", value_parser = ["0.3", "0.5", "0.7", "heat"])]
+    pub image_weight: String,
+}
+
+/// `explain --method`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExplainMethodArg {
+    Gradcam,
+    Saliency,
+    Smoothgrad,
+}
+
+/// `explain --colormap`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HeatColormapArg {
+    Jet,
+    Turbo,
+    Magma,
 }
 
 /// `convscope show`.
@@ -396,6 +450,9 @@ pub struct BenchArgs {
     /// Only the UI timing (no training, no pipeline).
     #[arg(long)]
     pub ui_only: bool,
+    /// Only time explaining one image (Grad-CAM, saliency, SmoothGrad): p50 of --steps runs.
+    #[arg(long)]
+    pub explain: bool,
     /// Also time every op of a training step (conv, pool, dense, Adam) with burn's ops, the fast ops, and the fast ops with conv+pool fused (what training runs).
     #[arg(long)]
     pub breakdown: bool,

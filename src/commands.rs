@@ -3,6 +3,7 @@
 //! [`dispatch`] each.
 
 pub mod bench;
+pub mod explain;
 pub mod export;
 pub mod export_weights;
 pub mod import;
@@ -33,6 +34,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Summary(args) => summary::run(&args),
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
+        Commands::Explain(args) => explain::run(&args),
         Commands::Report(args) => report::run(&args),
         Commands::Export(args) => export::run(&args),
         Commands::Show(args) => show::run(&args),

@@ -59,6 +59,10 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let Some(device) = device else {
         return Ok(0);
     };
+    if args.explain {
+        explain_one(&cfg, &device, args.steps)?;
+        return Ok(0);
+    }
     train_step(&cfg, &device, spec, args.steps, args.warmup)?;
     if args.breakdown {
         use crate::model::ops::bench::{OpsPath, bench_step};
@@ -296,6 +300,42 @@ fn layer_types(s: &mut Stepper, ad: &Device, steps: usize, sync: &dyn Fn()) {
             both / k
         ));
     }
+}
+
+/// Explaining one image with the configured network (random weights): p50 of `steps` runs of
+/// each method after one untimed run.
+fn explain_one(cfg: &Config, device: &Device, steps: usize) -> Result<()> {
+    use crate::model::explain::{self, CamLayer, Method};
+    let [c, h, w] = cfg.input_shape();
+    let net = Net::new(cfg, 2, 1, device)?;
+    let layer = explain::default_layer(&net).map_or(CamLayer::AllConv, CamLayer::Step);
+    let x = Tensor::<4>::random([1, c, h, w], Distribution::Default, device);
+    let build = if cfg!(debug_assertions) {
+        "debug build"
+    } else {
+        "release build"
+    };
+    for (method, label) in [
+        (Method::GradCam, "gradcam"),
+        (Method::Saliency, "saliency"),
+        (Method::SmoothGrad, "smoothgrad"),
+    ] {
+        let mut times = Vec::with_capacity(steps.max(1));
+        for rep in 0..=steps.max(1) {
+            let t0 = Instant::now();
+            explain::explain(&net, x.clone(), method, layer, Some(1))?;
+            if rep > 0 {
+                times.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        out(&format!(
+            "explain {label:<10} p50 {:8.1} ms  ({} runs, one {h}x{w} image, {build})",
+            times[times.len() / 2],
+            times.len()
+        ));
+    }
+    Ok(())
 }
 
 fn pipeline(cfg: &Config) -> Result<()> {
