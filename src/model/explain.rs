@@ -281,16 +281,26 @@ fn check_input(input: &Tensor<4>) -> Result<(), ExplainError> {
 /// The network's class probabilities for one image (`[1, c, h, w]`), and the predicted class.
 pub fn classify(net: &Net, input: Tensor<4>) -> Result<(usize, Vec<f32>), ExplainError> {
     check_input(&input)?;
-    let logits = net.forward(input, false, false).logits;
-    let outputs = logits.dims()[1];
-    let z = read_f32(logits.clone(), "logits")?;
-    let p = read_f32(super::probabilities(logits), "class probabilities")?;
+    read_class(&net.valid().forward(input, false, false).logits)
+}
+
+/// The predicted class and the probabilities of the first row of `logits` (read off the
+/// graph, which stays usable for the backward pass).
+fn read_class(logits: &Tensor<2>) -> Result<(usize, Vec<f32>), ExplainError> {
+    let [_, outputs] = logits.dims();
+    let row = logits.clone().inner().slice([0..1, 0..outputs]);
+    let z = read_f32(row.clone(), "logits")?;
+    let p = read_f32(super::probabilities(row), "class probabilities")?;
     let class = super::predictions(&z, outputs)
         .first()
         .copied()
         .unwrap_or(0);
     Ok((class, p))
 }
+
+/// What a gradient method found, with the class it explained and the image's probabilities
+/// (from the same forward pass).
+type Found<T> = (T, usize, Vec<f32>);
 
 /// Grad-CAM's pieces at one convolution, kept for tests and for anyone checking the math.
 #[derive(Debug, Clone, PartialEq)]
@@ -344,8 +354,20 @@ pub fn grad_cam_parts(
     layer: usize,
     class: usize,
 ) -> Result<CamParts, ExplainError> {
+    Ok(cam(net, input, layer, Some(class))?.0)
+}
+
+/// [`grad_cam_parts`] for `class`, or the predicted class when it is `None`.
+fn cam(
+    net: &Net,
+    input: Tensor<4>,
+    layer: usize,
+    class: Option<usize>,
+) -> Result<Found<CamParts>, ExplainError> {
     check_input(&input)?;
-    check_class(net, class)?;
+    if let Some(c) = class {
+        check_class(net, c)?;
+    }
     if !matches!(net.steps.get(layer), Some(Step::Conv { .. })) {
         return Err(ExplainError::NotConv {
             index: layer,
@@ -361,6 +383,8 @@ pub fn grad_cam_parts(
     let a = x.into_map().autodiff().require_grad();
     let [_, channels, height, width] = a.dims();
     let logits = forward_from(&net, layer + 1, Flow::Map(a.clone()));
+    let (predicted, probabilities) = read_class(&logits)?;
+    let class = class.unwrap_or(predicted);
     let grads = target(logits, class).backward();
     let gradient = match a.grad(&grads) {
         Some(g) => read_f32(g, "Grad-CAM gradient")?,
@@ -374,7 +398,7 @@ pub fn grad_cam_parts(
         .map(|g| g.iter().sum::<f32>() / plane as f32)
         .collect();
     let raw = weighted_map(&weights, &activation, width, height);
-    Ok(CamParts {
+    let parts = CamParts {
         channels,
         height,
         width,
@@ -382,7 +406,8 @@ pub fn grad_cam_parts(
         gradient,
         weights,
         raw,
-    })
+    };
+    Ok((parts, class, probabilities))
 }
 
 /// Grad-CAM for `class` at `layer`, for one image `[1, c, h, w]`.
@@ -392,18 +417,32 @@ pub fn grad_cam(
     layer: CamLayer,
     class: usize,
 ) -> Result<Evidence, ExplainError> {
+    Ok(grad_cam_for(net, input, layer, Some(class))?.0)
+}
+
+/// [`grad_cam`] for `class`, or the predicted class when it is `None`.
+fn grad_cam_for(
+    net: &Net,
+    input: Tensor<4>,
+    layer: CamLayer,
+    class: Option<usize>,
+) -> Result<Found<Evidence>, ExplainError> {
     match layer {
-        CamLayer::Step(i) => Ok(Evidence::of(&grad_cam_parts(net, input, i, class)?.raw)),
+        CamLayer::Step(i) => {
+            let (parts, class, p) = cam(net, input, i, class)?;
+            Ok((Evidence::of(&parts.raw), class, p))
+        }
         CamLayer::AllConv => {
             let convs = conv_layers(net);
-            if convs.is_empty() {
+            let Some((&first, rest)) = convs.split_first() else {
                 return Err(ExplainError::NoConv);
+            };
+            let (parts, class, p) = cam(net, input.clone(), first, class)?;
+            let mut maps = vec![parts.raw];
+            for &i in rest {
+                maps.push(cam(net, input.clone(), i, Some(class))?.0.raw);
             }
-            let mut maps = Vec::with_capacity(convs.len());
-            for &i in &convs {
-                maps.push(grad_cam_parts(net, input.clone(), i, class)?.raw);
-            }
-            Ok(Evidence::of(&average(&maps)))
+            Ok((Evidence::of(&average(&maps)), class, p))
         }
     }
 }
@@ -435,16 +474,30 @@ fn average(maps: &[Heat]) -> Heat {
 /// The gradient of `class`'s target with respect to each image of `input` (`[n, c, h, w]`),
 /// summed over the batch; same layout as the input, `[n, c, h, w]`.
 pub fn input_gradient(net: &Net, input: Tensor<4>, class: usize) -> Result<Vec<f32>, ExplainError> {
-    check_class(net, class)?;
+    Ok(gradient_for(net, input, Some(class))?.0)
+}
+
+/// [`input_gradient`] for `class`, or the first image's predicted class when it is `None`.
+fn gradient_for(
+    net: &Net,
+    input: Tensor<4>,
+    class: Option<usize>,
+) -> Result<Found<Vec<f32>>, ExplainError> {
+    if let Some(c) = class {
+        check_class(net, c)?;
+    }
     let (net, device) = plain(net);
     let x = input.inner().to_device(&device).autodiff().require_grad();
     let logits = forward_from(&net, 0, Flow::Map(x.clone()));
+    let (predicted, probabilities) = read_class(&logits)?;
+    let class = class.unwrap_or(predicted);
     let grads = target(logits, class).backward();
     let [n, c, h, w] = x.dims();
-    Ok(match x.grad(&grads) {
+    let gradient = match x.grad(&grads) {
         Some(g) => read_f32(g, "input gradient")?,
         None => vec![0.0; n * c * h * w],
-    })
+    };
+    Ok((gradient, class, probabilities))
 }
 
 /// `max over channels of |g|` for a `[c, h, w]` gradient.
@@ -465,10 +518,19 @@ fn channel_max_abs(gradient: &[f32], width: usize, height: usize) -> Heat {
 
 /// Vanilla saliency for `class`: `max over channels of |d target / d input|`, one image.
 pub fn saliency(net: &Net, input: Tensor<4>, class: usize) -> Result<Evidence, ExplainError> {
+    Ok(saliency_for(net, input, Some(class))?.0)
+}
+
+/// [`saliency`] for `class`, or the predicted class when it is `None`.
+fn saliency_for(
+    net: &Net,
+    input: Tensor<4>,
+    class: Option<usize>,
+) -> Result<Found<Evidence>, ExplainError> {
     check_input(&input)?;
     let [_, _, h, w] = input.dims();
-    let g = input_gradient(net, input, class)?;
-    Ok(Evidence::of(&channel_max_abs(&g, w, h)))
+    let (g, class, p) = gradient_for(net, input, class)?;
+    Ok((Evidence::of(&channel_max_abs(&g, w, h)), class, p))
 }
 
 /// SmoothGrad for `class`: the saliency of the gradient averaged over [`SMOOTH_SAMPLES`] copies
@@ -524,12 +586,15 @@ pub fn explain(
     layer: CamLayer,
     class: Option<usize>,
 ) -> Result<Explanation, ExplainError> {
-    let (predicted, probabilities) = classify(net, input.clone())?;
-    let class = class.unwrap_or(predicted);
-    let evidence = match method {
-        Method::GradCam => grad_cam(net, input, layer, class)?,
-        Method::Saliency => saliency(net, input, class)?,
-        Method::SmoothGrad => smooth_grad(net, input, class, SMOOTH_SEED)?,
+    // The gradient methods classify in the forward pass they differentiate.
+    let (evidence, class, probabilities) = match method {
+        Method::GradCam => grad_cam_for(net, input, layer, class)?,
+        Method::Saliency => saliency_for(net, input, class)?,
+        Method::SmoothGrad => {
+            let (predicted, p) = classify(net, input.clone())?;
+            let class = class.unwrap_or(predicted);
+            (smooth_grad(net, input, class, SMOOTH_SEED)?, class, p)
+        }
     };
     Ok(Explanation {
         class,
@@ -700,6 +765,25 @@ mod tests {
         assert_ne!(a, c);
         assert_ne!(a, s);
         assert_eq!(a.size(), (16, 16));
+    }
+
+    #[test]
+    fn explain_classifies_in_the_pass_it_differentiates() {
+        let (net, _) = small_net(3, 5);
+        let (predicted, p) = classify(&net, image(4)).expect("classify");
+        for method in Method::ALL {
+            for layer in [CamLayer::Step(3), CamLayer::AllConv] {
+                let e = explain(&net, image(4), method, layer, None).expect("explain");
+                assert_eq!(e.class, predicted, "{method:?}");
+                for (a, b) in e.probabilities.iter().zip(&p) {
+                    assert!((a - b).abs() < 1e-5, "{method:?}: {a} vs {b}");
+                }
+                let other = (predicted + 1) % 3;
+                let e = explain(&net, image(4), method, layer, Some(other)).expect("explain");
+                assert_eq!(e.class, other);
+            }
+        }
+        assert!(explain(&net, image(4), Method::GradCam, CamLayer::AllConv, Some(3)).is_err());
     }
 
     #[test]
