@@ -60,7 +60,7 @@ fn from_the_matrix_to_a_cell_s_images_to_one_image_s_maps() {
         list = strip(&view.wait_text("p(pred)"));
     }
     let cell = first_title(&list).expect("the list's title");
-    assert!(cell.contains(" → ") && cell.contains("images"), "{list}");
+    assert!(cell.contains(" → ") && cell.contains(": "), "{list}");
     // Pick an image other than the probe shown now.
     let mut picked = selected_image(&list).expect("a selected image");
     for _ in 0..20 {

@@ -290,7 +290,7 @@ fn render_list(scene: Scene<'_>, data: &Loaded, list: &CellList, frame: &mut Fra
     let a = &scene.layout.validation;
     let (actual, predicted) = (list.cell.0, list.cell.1);
     let title = format!(
-        " {} → {} · {} images · {} ",
+        " {} → {}: {} · {} ",
         data.class(actual),
         data.class(predicted),
         group_digits(list.items.len()),
