@@ -5,6 +5,8 @@
 //! - `vocab` (tabs, phases, slots), `status` (the status line's note), `complete` (path
 //!   completion), `compact`, `pacing`, `sixel`, `truecolor`, `bench_data`: leaves;
 //! - `keys`: the key table, the Help rows and status hints generated from it;
+//! - `record`: the validation record read and analysed for the Validation tab, thumbnails
+//!   (jobs that `app` runs off the event loop);
 //! - `state`: what the user sees and chose, changed only by `apply` and `update`;
 //! - `header`: text about the run shown in more than one place;
 //! - `layout`: every area of the screen, from the size and the state;
@@ -29,6 +31,7 @@ pub mod layout;
 pub mod pacing;
 pub mod picture;
 pub mod pictures;
+pub mod record;
 pub mod render;
 pub mod sixel;
 pub mod state;

@@ -165,7 +165,7 @@ fn inside_tmux_in_kitty_auto_chooses_placeholders_and_help_says_why() {
     let mut client = view.attach("xterm-kitty");
     std::fs::write(&go, b"").expect("go");
     view.wait_text("● finished");
-    view.keys("5");
+    view.keys("6");
     let help = strip(&view.wait_text("Pictures:"));
     let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
@@ -198,7 +198,7 @@ fn inside_tmux_without_graphics_help_says_half_blocks_and_why() {
     let mut client = view.attach("xterm-256color");
     std::fs::write(&go, b"").expect("go");
     view.wait_text("● finished");
-    view.keys("5");
+    view.keys("6");
     let help = strip(&view.wait_text("Pictures:"));
     let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(

@@ -76,7 +76,7 @@ fn demo_in_tmux_tabs_colours_and_quit() {
         || truecolors(&tmux.capture()).len() > 40,
     );
 
-    tmux.keys("5");
+    tmux.keys("6");
     tmux.wait_text("Keys");
 
     // q while training asks first; y stops with a checkpoint.
@@ -520,7 +520,7 @@ fn colours_in_tmux_without_colorterm(session: &str, options: &[[&str; 2]]) -> (S
         },
     );
     let screen = view.capture();
-    view.keys("5");
+    view.keys("6");
     let help = strip(&view.wait_text("Colours:"));
     view.kill();
     let _ = client.kill();

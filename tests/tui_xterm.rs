@@ -179,7 +179,7 @@ fn switching_tabs_in_xterm_leaves_nothing_of_an_earlier_picture() {
     wait_for("the viewer", Duration::from_mins(1), || {
         String::from_utf8_lossy(&read(&log)).contains("finished")
     });
-    xterm.keys("5");
+    xterm.keys("6");
     let help = xterm.settled("the help", Duration::from_mins(1), |s| s.colours() > 1);
     xterm.keys("4");
     wait_for("three sixel pictures", Duration::from_mins(1), || {

@@ -21,6 +21,7 @@ use super::graphics::Graphics;
 use super::layout::{self, Layout};
 use super::pacing::Pacer;
 use super::pictures::Pictures;
+use super::record::{Done, Job};
 use super::state::{AppState, Effect, Msg, Worker};
 use super::tabs::Scene;
 use super::truecolor::{Choice, LateAnswer};
@@ -172,6 +173,8 @@ pub struct App {
     /// Where graphics images (sixel, kitty, iTerm2) were last drawn, by slot: their size follows
     /// the terminal's pixels, not the half-block layout, so clicks map through these.
     shown: Vec<(Slot, Rect)>,
+    /// File reads the state asked for, to run off the event loop ([`App::take_jobs`]).
+    jobs: Vec<Job>,
 }
 
 impl App {
@@ -191,6 +194,7 @@ impl App {
             cell,
             layout,
             shown: Vec::new(),
+            jobs: Vec::new(),
         }
     }
 
@@ -219,10 +223,32 @@ impl App {
         &self.layout
     }
 
-    /// Lay out the screen again and bring the pictures up to date: after every change.
+    /// Lay out the screen again and bring the pictures up to date: after every change. A read
+    /// of the validation record that the state now wants is queued as a job.
     fn refresh(&mut self) {
+        if let Some(want) = self.state.validation_due() {
+            let effects = self
+                .state
+                .update(Msg::ValidationAsked(want), &self.layout.view());
+            debug_assert!(effects.is_empty());
+            self.jobs.push(Job::Record {
+                run: self.state.run_dir().to_path_buf(),
+                want,
+            });
+        }
         self.layout = layout::compute(self.size, &self.state);
         self.pictures.sync(&self.state, &self.layout, self.cell);
+    }
+
+    /// The file reads asked for since the last call, to run off the event loop; each one's
+    /// outcome goes to [`App::job_done`].
+    pub fn take_jobs(&mut self) -> Vec<Job> {
+        std::mem::take(&mut self.jobs)
+    }
+
+    /// Take in what a job found; returns the commands for the worker.
+    pub fn job_done(&mut self, done: Done) -> Vec<Command> {
+        self.update(Msg::Done(done))
     }
 
     /// Take in one worker event.
@@ -288,6 +314,10 @@ impl App {
                     commands.push(Command::Probe {
                         image: expand_home(&path, std::env::var_os("HOME")),
                     });
+                    continue;
+                }
+                Effect::Job(job) => {
+                    self.jobs.push(job);
                     continue;
                 }
                 Effect::Complete(line) => Msg::Completed(complete(&line, std::env::var_os("HOME"))),
@@ -377,6 +407,30 @@ impl App {
     pub(crate) fn set_shown(&mut self, shown: Vec<(Slot, Rect)>) {
         self.shown = shown;
     }
+
+    /// Run the queued jobs here and now, and those their outcomes ask for, until none is left.
+    pub(crate) fn run_jobs(&mut self) {
+        loop {
+            let jobs = self.take_jobs();
+            if jobs.is_empty() {
+                return;
+            }
+            for job in jobs {
+                let _ = self.job_done(job.run());
+            }
+        }
+    }
+}
+
+/// Run `jobs` on tokio's blocking pool; each outcome is sent on `done`.
+fn spawn_jobs(jobs: Vec<Job>, done: &tokio::sync::mpsc::UnboundedSender<Done>) {
+    for job in jobs {
+        let done = done.clone();
+        tokio::task::spawn_blocking(move || {
+            // The UI has gone when nobody receives: nothing to do with the outcome.
+            let _ = done.send(job.run());
+        });
+    }
 }
 
 fn send(commands: &Sender<Command>, cmds: Vec<Command>) {
@@ -446,6 +500,7 @@ pub async fn run(
     let mut late = LateAnswer::default();
     let mut worker_open = true;
     let mut dirty = true;
+    let (jobs_tx, mut jobs_done) = tokio::sync::mpsc::unbounded_channel();
 
     loop {
         // Input is answered at once; everything else waits for the next tick (the frame cap),
@@ -491,6 +546,11 @@ pub async fn run(
             Some(done) = encoded.recv() => {
                 dirty |= app.graphics.accept(done);
             },
+            Some(done) = jobs_done.recv() => {
+                let cmds = app.job_done(done);
+                send(&commands, cmds);
+                dirty = true;
+            },
             _ = tick.tick() => {
                 if options.shutdown.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
                     tracing::info!("ui quits on a signal");
@@ -525,6 +585,7 @@ pub async fn run(
                 }
             },
         }
+        spawn_jobs(app.take_jobs(), &jobs_tx);
         if let Some(exit) = app.state.exit() {
             tracing::info!(?exit, "ui quits");
             return Ok(exit);

@@ -22,7 +22,8 @@ pub fn target(
     shown: &[(Slot, Rect)],
 ) -> Option<Msg> {
     if row == 0 {
-        return layout::tab_at(col).map(|tab| Msg::Action(Action::ShowTab(tab)));
+        return layout::tab_at(col, layout.tabs_compact)
+            .map(|tab| Msg::Action(Action::ShowTab(tab)));
     }
     // The grid tile under the click, if the click is on a grid picture: as a graphics image
     // where one was drawn, else as half blocks.

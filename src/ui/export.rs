@@ -32,6 +32,10 @@ pub enum ExportError {
     )]
     Help { run: PathBuf },
     #[error(
+        "the Validation tab exports nothing yet; its numbers as JSON: convscope report {run} --json"
+    )]
+    Validation { run: PathBuf },
+    #[error(
         "cannot create {inside} ({first}) nor {outside} ({error}); start the viewer in a folder you can write to"
     )]
     NoFolder {
@@ -186,6 +190,9 @@ fn compose_tab(state: &AppState, pictures: &Pictures) -> Result<Vec<ExportFile>,
             Ok(vec![compose::summary(&start.summary)])
         }
         Tab::Help => Err(ExportError::Help {
+            run: state.run_dir().to_path_buf(),
+        }),
+        Tab::Validation => Err(ExportError::Validation {
             run: state.run_dir().to_path_buf(),
         }),
     }

@@ -3,7 +3,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::vocab::Tab;
+use super::vocab::{ListMode, Tab};
 
 /// What a key asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,17 @@ pub enum Action {
     ScrollEnd,
     /// Training tab: scroll the epoch table to the best epoch (★).
     ShowBest,
+    /// Validation tab: move the cursor over the matrix's cells (rows, columns), or through a
+    /// cell's list of images (rows).
+    CellMove(i8, i8),
+    /// Validation tab: list the cell's images; on an image, probe it on the Feature maps tab.
+    Open,
+    /// Validation tab: from a cell's images back to the matrix.
+    Back,
+    /// Validation tab: list the cell's images in this order or filter (again: the default).
+    ListImages(ListMode),
+    /// Validation tab: the cells show counts or row percentages.
+    TogglePercent,
 }
 
 /// Where a binding applies.
@@ -172,8 +183,8 @@ pub const BINDINGS: &[Binding] = &[
         "Training tab",
     )
     .hinted(&[
-        hint_when(Run::Ended, Tab::Training, 6, "1-5 tabs"),
-        hint(Tab::Help, 2, "1-5 tabs"),
+        hint_when(Run::Ended, Tab::Training, 6, "1-6 tabs"),
+        hint(Tab::Help, 2, "1-6 tabs"),
     ]),
     bind(
         Global,
@@ -198,8 +209,15 @@ pub const BINDINGS: &[Binding] = &[
     ),
     bind(
         Global,
-        &[key('5'), key('?')],
-        "5 ?",
+        &[key('5')],
+        "5",
+        Action::ShowTab(Tab::Validation),
+        "Validation tab",
+    ),
+    bind(
+        Global,
+        &[key('6'), key('?')],
+        "6 ?",
         Action::ShowTab(Tab::Help),
         "Help",
     )
@@ -208,6 +226,7 @@ pub const BINDINGS: &[Binding] = &[
         hint(Tab::Model, 4, "? help"),
         hint(Tab::Filters, 8, "? help"),
         hint(Tab::Features, 8, "? help"),
+        hint(Tab::Validation, 7, "? help"),
     ]),
     bind(
         Global,
@@ -568,6 +587,110 @@ pub const BINDINGS: &[Binding] = &[
         "probe an image by path (Tab completes it, Ctrl-U clears it)",
     )
     .hinted(&[hint(Tab::Features, 5, "o open")]),
+    bind(
+        On(Tab::Validation),
+        &[code(KeyCode::Up), key('k')],
+        "↑ k",
+        Action::CellMove(-1, 0),
+        "the cell above; in a list, the previous image",
+    )
+    .hinted(&[hint(Tab::Validation, 1, "←↑↓→ cell")]),
+    bind(
+        On(Tab::Validation),
+        &[code(KeyCode::Down), key('j')],
+        "↓ j",
+        Action::CellMove(1, 0),
+        "the cell below; in a list, the next image",
+    ),
+    bind(
+        On(Tab::Validation),
+        &[code(KeyCode::Left), key('h')],
+        "← h",
+        Action::CellMove(0, -1),
+        "the cell to the left",
+    ),
+    bind(
+        On(Tab::Validation),
+        &[code(KeyCode::Right), key('l')],
+        "→ l",
+        Action::CellMove(0, 1),
+        "the cell to the right",
+    ),
+    bind(
+        On(Tab::Validation),
+        &[code(KeyCode::PageUp), key('K')],
+        "PgUp K",
+        Action::CellMove(-10, 0),
+        "10 up",
+    ),
+    bind(
+        On(Tab::Validation),
+        &[code(KeyCode::PageDown), key('J')],
+        "PgDn J",
+        Action::CellMove(10, 0),
+        "10 down",
+    ),
+    bind(
+        On(Tab::Validation),
+        &[code(KeyCode::Enter)],
+        "Enter",
+        Action::Open,
+        "list the cell's images; on an image: probe it on the Feature maps tab",
+    )
+    .hinted(&[hint(Tab::Validation, 2, "Enter open")]),
+    bind(
+        On(Tab::Validation),
+        &[code(KeyCode::Esc), code(KeyCode::Backspace)],
+        "Esc",
+        Action::Back,
+        "from the images back to the matrix",
+    )
+    .hinted(&[hint(Tab::Validation, 3, "Esc back")]),
+    bind(
+        On(Tab::Validation),
+        &[key('a')],
+        "a",
+        Action::ListImages(ListMode::Ambiguous),
+        "list: nearest the decision boundary first (again: highest loss first)",
+    )
+    .hinted(&[hint(Tab::Validation, 4, "a/f/n lists")]),
+    bind(
+        On(Tab::Validation),
+        &[key('f')],
+        "f",
+        Action::ListImages(ListMode::Flipped),
+        "list: only those flipped since the previous epoch",
+    ),
+    bind(
+        On(Tab::Validation),
+        &[key('n')],
+        "n",
+        Action::ListImages(ListMode::Noise),
+        "list: only probable label noise",
+    ),
+    bind(
+        On(Tab::Validation),
+        &[key('%')],
+        "%",
+        Action::TogglePercent,
+        "cells: counts / percentages of the row",
+    )
+    .hinted(&[hint(Tab::Validation, 5, "% pct")]),
+    bind(
+        On(Tab::Validation),
+        &[key('[')],
+        "[",
+        Action::PrevEpoch,
+        "the previous epoch's record",
+    )
+    .hinted(&[hint(Tab::Validation, 6, "[ ] epoch")]),
+    bind(
+        On(Tab::Validation),
+        &[key(']')],
+        "]",
+        Action::NextEpoch,
+        "the next epoch's record (past the newest: follow training)",
+    ),
 ];
 
 /// The action bound to `event` on `tab`: the tab's own bindings first, then the global ones.
@@ -617,22 +740,24 @@ pub type Section = (Context, &'static str);
 pub const HELP_LEFT: [Section; 3] = [
     (Context::Global, "everywhere"),
     (Context::On(Tab::Model), "Model"),
-    (Context::On(Tab::Help), "Help"),
+    (Context::On(Tab::Validation), "Validation"),
 ];
 /// The right-hand column of [`HELP_LEFT`].
-pub const HELP_RIGHT: [Section; 3] = [
+pub const HELP_RIGHT: [Section; 4] = [
     (Context::On(Tab::Training), "Training"),
     (Context::On(Tab::Filters), "Filters"),
     (Context::On(Tab::Features), "Feature maps"),
+    (Context::On(Tab::Help), "Help"),
 ];
 /// Every Help section in reading order, for one column.
-pub const HELP_ALL: [Section; 6] = [
+pub const HELP_ALL: [Section; 7] = [
     HELP_LEFT[0],
     HELP_RIGHT[0],
     HELP_LEFT[1],
     HELP_RIGHT[1],
     HELP_RIGHT[2],
     HELP_LEFT[2],
+    HELP_RIGHT[3],
 ];
 
 /// What the mouse does, listed with the keys that work everywhere.
@@ -761,7 +886,7 @@ mod tests {
         );
         assert_eq!(
             hints(Tab::Training, false),
-            "↑↓ b epochs · e export · 1-5 tabs · ? help · q quit"
+            "↑↓ b epochs · e export · 1-6 tabs · ? help · q quit"
         );
         assert_eq!(
             hints(Tab::Model, true),
@@ -777,7 +902,11 @@ mod tests {
         );
         assert_eq!(
             hints(Tab::Help, true),
-            "↑↓ PgUp PgDn scroll · 1-5 tabs · Tab next · q quit"
+            "↑↓ PgUp PgDn scroll · 1-6 tabs · Tab next · q quit"
+        );
+        assert_eq!(
+            hints(Tab::Validation, true),
+            "←↑↓→ cell · Enter open · Esc back · a/f/n lists · % pct · [ ] epoch · ? help"
         );
     }
 }

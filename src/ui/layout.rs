@@ -15,6 +15,9 @@
 //!           │ Features: header (layer bar)                                              │
 //!           │           probe block 30 % │ grid block 70 %                              │
 //!           │           zoom block       │                                              │
+//!           │ Validation: header · matrix block (matrix, metrics) · the cell's footer     │
+//!           │           or, with a cell open: list block 60 % │ image block             │
+//!           │                                                  │ thumbs block            │
 //!           │ Help:     colours line · key columns (two from 80 columns)                │
 //!           └───────────────────────────────────────────────────────────────────────────┘
 //!  status   the prompt, the path line, a note, or the key hints
@@ -45,12 +48,15 @@ pub struct Layout {
     /// The tab's smallest size, when the terminal is smaller: then only a notice is drawn.
     pub too_small: Option<(u16, u16)>,
     pub tab_bar: Rect,
+    /// The tab names are drawn without padding (a narrow terminal; see [`compact_tabs`]).
+    pub tabs_compact: bool,
     /// Between the tab bar and the status line: where the tabs draw.
     pub body: Rect,
     pub status: Rect,
     pub training: TrainingAreas,
     pub filters: FilterAreas,
     pub features: FeatureAreas,
+    pub validation: ValidationAreas,
     pub help: HelpAreas,
     /// The pictures on screen and where: none when the terminal is too small or the tab has
     /// nothing to show yet.
@@ -103,6 +109,19 @@ pub struct FeatureAreas {
     pub grid: Rect,
 }
 
+/// The Validation tab's parts: the matrix view, or a cell's list beside its pictures.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationAreas {
+    pub header: Rect,
+    /// Below the header: the matrix block and its footer, or the list and the pictures.
+    pub main: Rect,
+    pub list_block: Rect,
+    pub image_block: Rect,
+    pub image: Rect,
+    pub thumbs_block: Rect,
+    pub thumbs: Rect,
+}
+
 /// The Help tab's parts: the colours line, then one or two columns of keys.
 #[derive(Debug, Clone)]
 pub struct HelpAreas {
@@ -135,32 +154,47 @@ pub fn min_size(tab: Tab) -> (u16, u16) {
         Tab::Training => (60, 16),
         Tab::Model => (44, 8),
         Tab::Filters | Tab::Features => (64, 18),
+        Tab::Validation => (50, 12),
         Tab::Help => (50, 10),
     }
 }
 
-/// A tab's name in the tab bar.
+/// Columns the tab bar keeps free for the run's phase ("● interrupted" and a margin): below
+/// that, the tab names lose their padding.
+const PHASE_ROOM: u16 = 16;
+
+/// A tab's name in the tab bar; `compact` (a narrow terminal) without the padding around it.
 #[must_use]
-pub fn tab_label(i: usize, tab: Tab) -> String {
-    format!(" {} {} ", i + 1, tab.title())
+pub fn tab_label(i: usize, tab: Tab, compact: bool) -> String {
+    if compact {
+        format!("{} {}", i + 1, tab.title())
+    } else {
+        format!(" {} {} ", i + 1, tab.title())
+    }
 }
 
 /// Columns the tab names take in the tab bar, each with its separator.
 #[must_use]
-pub fn tab_names_width() -> u16 {
+pub fn tab_names_width(compact: bool) -> u16 {
     Tab::ALL
         .iter()
         .enumerate()
-        .map(|(i, &t)| tab_label(i, t).chars().count() as u16 + 1)
+        .map(|(i, &t)| tab_label(i, t, compact).chars().count() as u16 + 1)
         .sum()
+}
+
+/// Whether a tab bar `width` columns wide shows compact names, to keep room for the phase.
+#[must_use]
+pub fn compact_tabs(width: u16) -> bool {
+    width < tab_names_width(false) + PHASE_ROOM
 }
 
 /// The tab under column `x` of the tab bar.
 #[must_use]
-pub fn tab_at(x: u16) -> Option<Tab> {
+pub fn tab_at(x: u16, compact: bool) -> Option<Tab> {
     let mut start = 0_u16;
     for (i, &tab) in Tab::ALL.iter().enumerate() {
-        let w = tab_label(i, tab).chars().count() as u16;
+        let w = tab_label(i, tab, compact).chars().count() as u16;
         if (start..start + w).contains(&x) {
             return Some(tab);
         }
@@ -184,6 +218,7 @@ pub fn compute(size: (u16, u16), state: &AppState) -> Layout {
     );
     let filters = filter_areas(state, body);
     let features = feature_areas(body);
+    let validation = validation_areas(body);
     let mut slots = Vec::new();
     if too_small.is_none() {
         match tab {
@@ -197,6 +232,10 @@ pub fn compute(size: (u16, u16), state: &AppState) -> Layout {
                 slots.push((Slot::FeatureGrid, features.grid));
                 slots.push((Slot::ChannelZoom, features.zoom));
             }
+            Tab::Validation if state.validation().list().is_some() => {
+                slots.push((Slot::ValImage, validation.image));
+                slots.push((Slot::ValThumbs, validation.thumbs));
+            }
             _ => {}
         }
     }
@@ -205,11 +244,13 @@ pub fn compute(size: (u16, u16), state: &AppState) -> Layout {
         tab,
         too_small,
         tab_bar: Rect::new(screen.x, screen.y, screen.width, 1),
+        tabs_compact: compact_tabs(screen.width),
         body,
         status: Rect::new(screen.x, screen.bottom().saturating_sub(1), screen.width, 1),
         training: training_areas(state, body),
         filters,
         features,
+        validation,
         help: help_areas(state, body),
         slots,
     }
@@ -319,6 +360,23 @@ fn feature_areas(body: Rect) -> FeatureAreas {
     }
 }
 
+fn validation_areas(body: Rect) -> ValidationAreas {
+    let [header, main] = Split::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
+    let [list_block, side] =
+        Split::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(main);
+    let [image_block, thumbs_block] =
+        Split::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(side);
+    ValidationAreas {
+        header,
+        main,
+        list_block,
+        image_block,
+        image: inner(image_block),
+        thumbs_block,
+        thumbs: inner(thumbs_block),
+    }
+}
+
 fn help_areas(state: &AppState, body: Rect) -> HelpAreas {
     // The lines about colours and pictures (wrapped, at most 3 rows each), then the keys.
     let rows = u16::try_from(header::screen_lines(state, body.width).len()).unwrap_or(6);
@@ -387,13 +445,19 @@ mod tests {
         let small = compute((63, 30), &s);
         assert_eq!(small.too_small, Some((64, 18)));
         assert!(small.slots.is_empty());
-        let mut x = 0;
-        for (i, &tab) in Tab::ALL.iter().enumerate() {
-            let w = tab_label(i, tab).chars().count() as u16;
-            assert_eq!((tab_at(x), tab_at(x + w - 1)), (Some(tab), Some(tab)));
-            assert_eq!(tab_at(x + w), None, "the separator after {tab:?}");
-            x += w + 1;
+        for compact in [false, true] {
+            let mut x = 0;
+            for (i, &tab) in Tab::ALL.iter().enumerate() {
+                let w = tab_label(i, tab, compact).chars().count() as u16;
+                assert_eq!(
+                    (tab_at(x, compact), tab_at(x + w - 1, compact)),
+                    (Some(tab), Some(tab))
+                );
+                assert_eq!(tab_at(x + w, compact), None, "the separator after {tab:?}");
+                x += w + 1;
+            }
+            assert_eq!(x, tab_names_width(compact));
         }
-        assert_eq!(x, tab_names_width());
+        assert!(compact_tabs(80) && !compact_tabs(100));
     }
 }

@@ -55,6 +55,11 @@ pub struct Pictures {
     pub filter_geom: Option<Grid>,
     /// How the feature grid is tiled (for mouse selection).
     pub feature_geom: Option<Grid>,
+    /// Validation tab: the selected image of a cell's list, and thumbnails of its page.
+    pub val_image: Pic,
+    pub val_thumbs: Pic,
+    /// What the Validation tab's pictures were built from.
+    val_key: Option<(u64, (usize, usize))>,
     /// Standardised channels of the shown feature layer.
     pub levels: Vec<Standardised>,
     /// The (snapshot, layer) `levels` were computed for.
@@ -101,6 +106,8 @@ impl Pictures {
             Slot::Probe => Some(&self.probe),
             Slot::FeatureGrid => Some(&self.feature_grid),
             Slot::ChannelZoom => Some(&self.channel_zoom),
+            Slot::ValImage => Some(&self.val_image),
+            Slot::ValThumbs => Some(&self.val_thumbs),
         }
     }
 
@@ -116,6 +123,41 @@ impl Pictures {
     pub fn sync(&mut self, state: &AppState, layout: &Layout, cell: (usize, usize)) {
         self.sync_filters(state, layout, cell);
         self.sync_features(state, layout, cell);
+        self.sync_validation(state, layout, cell);
+    }
+
+    fn sync_validation(&mut self, state: &AppState, layout: &Layout, cell: (usize, usize)) {
+        let v = state.validation();
+        let Some(list) = v.list() else {
+            if self.val_key.is_some() {
+                self.val_image = Pic::default();
+                self.val_thumbs = Pic::default();
+                self.val_key = None;
+            }
+            return;
+        };
+        let key = (v.generation(), pixels(layout.validation.thumbs, cell));
+        if self.val_key == Some(key) {
+            return;
+        }
+        self.val_key = Some(key);
+        let index_of = |at: usize| v.loaded().and_then(|d| d.rows.get(at)).map(|r| r.index);
+        let selected = list.items.get(list.selected).copied().and_then(index_of);
+        let image = selected
+            .and_then(|i| v.thumb(i))
+            .cloned()
+            .unwrap_or_default();
+        self.val_image = self.pic(image);
+        let start = list.page_start();
+        let page: Vec<Option<&Raster>> = list
+            .items
+            .iter()
+            .skip(start)
+            .take(super::state::THUMB_PAGE)
+            .map(|&at| index_of(at).and_then(|i| v.thumb(i)))
+            .collect();
+        let sheet = super::record::thumbnail_sheet(&page, list.selected - start, key.1);
+        self.val_thumbs = self.pic(sheet);
     }
 
     fn sync_filters(&mut self, state: &AppState, layout: &Layout, cell: (usize, usize)) {

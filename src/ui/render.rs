@@ -9,7 +9,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::header::phase_span;
 use super::keys;
-use super::layout::{tab_label, tab_names_width};
+use super::layout::{Layout, tab_label, tab_names_width};
 use super::state::AppState;
 use super::tabs::{self, Scene};
 use super::vocab::{Prompt, Tab};
@@ -20,10 +20,11 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
     let area = layout.screen;
     if let Some((min_w, min_h)) = layout.too_small {
         let text = format!(
-            "Terminal too small for {}: {}×{}, needs {min_w}×{min_h}. Enlarge it, or press 1–5 / q.",
+            "Terminal too small for {}: {}×{}, needs {min_w}×{min_h}. Enlarge it, or press 1–{} / q.",
             state.tab().title(),
             area.width,
-            area.height
+            area.height,
+            Tab::ALL.len()
         );
         frame.render_widget(
             Paragraph::new(text)
@@ -33,28 +34,30 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
         );
         return;
     }
-    render_tab_bar(state, frame, layout.tab_bar);
+    render_tab_bar(state, frame, layout);
     match state.tab() {
         Tab::Training => tabs::training::render(scene, frame),
         Tab::Model => tabs::model::render(scene, frame),
         Tab::Filters => tabs::filters::render(scene, frame),
         Tab::Features => tabs::features::render(scene, frame),
+        Tab::Validation => tabs::validation::render(scene, frame),
         Tab::Help => tabs::help::render(scene, frame),
     }
     render_status(state, frame, layout.status);
 }
 
-fn render_tab_bar(state: &AppState, frame: &mut Frame, area: Rect) {
+fn render_tab_bar(state: &AppState, frame: &mut Frame, layout: &Layout) {
+    let area = layout.tab_bar;
     let mut spans = Vec::new();
     for (i, &tab) in Tab::ALL.iter().enumerate() {
         spans.push(Span::styled(
-            tab_label(i, tab),
+            tab_label(i, tab, layout.tabs_compact),
             tabs::chip_style(tab == state.tab()),
         ));
         spans.push(Span::styled("│", Style::new().fg(Color::DarkGray)));
     }
     frame.render_widget(Line::from(spans), area);
-    let used = tab_names_width();
+    let used = tab_names_width(layout.tabs_compact);
     // The run's phase always fits whole when anything does; the title only when it fits too
     // (cut from the left it showed half a path).
     let free = usize::from(area.width.saturating_sub(used));

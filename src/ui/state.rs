@@ -21,6 +21,9 @@ use crate::events::{
 };
 
 mod input;
+mod validation;
+
+pub use validation::{CellList, THUMB_PAGE, ValidationView, cell_items};
 
 /// How long a confirmation (an export's files) or an error stays on the status line before a
 /// routine message (a checkpoint at an epoch's end) may take its place.
@@ -66,6 +69,10 @@ pub enum Msg {
     LateColorAnswer(String),
     /// The time as the event loop sees it (tests set it).
     Now(Instant),
+    /// A read of the validation record was started ([`AppState::validation_due`]).
+    ValidationAsked(super::record::Want),
+    /// What a job ([`Effect::Job`], or the read above) found.
+    Done(super::record::Done),
 }
 
 /// What an update asks `ui::app` to do.
@@ -79,6 +86,8 @@ pub enum Effect {
     Complete(String),
     /// Export what the current tab shows; the outcome comes back as [`Msg::Exported`].
     Export,
+    /// Run this off the event loop; the outcome comes back as [`Msg::Done`].
+    Job(super::record::Job),
 }
 
 /// What an update needs to know of the screen as last laid out (scrolling moves by what fits).
@@ -154,6 +163,8 @@ pub struct AppState {
     now: Instant,
     /// Why the run was stopped, when it was and the log says.
     stop_cause: Option<StopCause>,
+    /// The Validation tab.
+    validation: ValidationView,
 }
 
 impl AppState {
@@ -201,6 +212,7 @@ impl AppState {
             message_held_until: None,
             now: Instant::now(),
             stop_cause: None,
+            validation: ValidationView::default(),
         }
     }
 

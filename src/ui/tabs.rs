@@ -5,6 +5,7 @@ pub mod filters;
 pub mod help;
 pub mod model;
 pub mod training;
+pub mod validation;
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};

@@ -959,7 +959,7 @@ fn e_exports_the_current_tab_as_png_files() {
         "{summary}"
     );
     // Help has nothing of its own and says what else to use.
-    press(&mut s, "5");
+    press(&mut s, "6");
     press(&mut s, "e");
     assert!(
         s.state()
@@ -971,3 +971,4 @@ fn e_exports_the_current_tab_as_png_files() {
 }
 
 mod screens;
+mod validation;

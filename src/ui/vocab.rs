@@ -10,16 +10,18 @@ pub enum Tab {
     Model,
     Filters,
     Features,
+    Validation,
     Help,
 }
 
 impl Tab {
     /// Every tab in order.
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Training,
         Tab::Model,
         Tab::Filters,
         Tab::Features,
+        Tab::Validation,
         Tab::Help,
     ];
 
@@ -31,6 +33,7 @@ impl Tab {
             Tab::Model => "Model",
             Tab::Filters => "Filters",
             Tab::Features => "Feature maps",
+            Tab::Validation => "Validation",
             Tab::Help => "Help",
         }
     }
@@ -111,6 +114,37 @@ pub enum Slot {
     Probe,
     FeatureGrid,
     ChannelZoom,
+    /// Validation tab: the selected image of a cell's list.
+    ValImage,
+    /// Validation tab: thumbnails of the listed images around the selected one.
+    ValThumbs,
+}
+
+/// Which images of a confusion cell the Validation tab lists, and in what order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListMode {
+    /// Every image of the cell, highest loss (most confidently wrong) first.
+    #[default]
+    Wrong,
+    /// Nearest the decision boundary (smallest gap between the top two probabilities) first.
+    Ambiguous,
+    /// Only those whose right/wrong changed since the previous epoch.
+    Flipped,
+    /// Only probable label noise (confidently wrong for several epochs in a row).
+    Noise,
+}
+
+impl ListMode {
+    /// How the list is described on screen.
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            ListMode::Wrong => "highest loss first",
+            ListMode::Ambiguous => "ambiguous: nearest the decision boundary first",
+            ListMode::Flipped => "flipped since the previous epoch",
+            ListMode::Noise => "probable label noise (wrong at p >= 0.9, 3+ epochs in a row)",
+        }
+    }
 }
 
 /// How the TUI ended.

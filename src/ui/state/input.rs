@@ -61,6 +61,8 @@ impl AppState {
                 self.now = now;
                 Vec::new()
             }
+            Msg::ValidationAsked(want) => self.validation_asked(want),
+            Msg::Done(done) => self.job_done(done),
         }
     }
 
@@ -199,9 +201,17 @@ impl AppState {
                 };
             }
             Action::Export => return vec![Effect::Export],
+            Action::PrevEpoch | Action::NextEpoch if self.tab == Tab::Validation => {
+                self.validation_step_epoch(action == Action::NextEpoch);
+            }
             Action::PrevEpoch | Action::NextEpoch => {
                 return self.step_epoch(action == Action::NextEpoch);
             }
+            Action::CellMove(rows, cols) => return self.validation_move(rows, cols),
+            Action::Open => return self.validation_open(),
+            Action::Back => self.validation_back(),
+            Action::ListImages(mode) => return self.validation_list_mode(mode),
+            Action::TogglePercent => self.validation_toggle_percent(),
             Action::RefreshFilters => {
                 self.tell("filters requested");
                 return vec![Effect::Command(Command::RefreshFilters)];

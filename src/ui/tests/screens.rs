@@ -91,7 +91,7 @@ fn a_narrow_tab_bar_keeps_the_phase_whole_and_drops_the_title() {
     }
     // Without room for the phase either, the tab bar is left alone.
     let narrow = first_line(64);
-    assert!(narrow.ends_with("5 Help │"), "{narrow}");
+    assert!(narrow.ends_with("6 Help│"), "{narrow}");
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn the_training_header_wraps_on_a_narrow_terminal_instead_of_losing_its_ends() {
 fn help_wraps_and_scrolls_on_a_small_terminal() {
     let mut s = training_state();
     s.resize(80, 24);
-    press(&mut s, "5");
+    press(&mut s, "6");
     let screen = |s: &App| format!("{}", draw(s, 80, 24).backend());
     let top = screen(&s);
     assert!(top.contains("Keys · ↓ more"), "{top}");
@@ -139,8 +139,8 @@ fn help_wraps_and_scrolls_on_a_small_terminal() {
     let end = s.state().help_scroll();
     press(&mut s, "k");
     assert_eq!(s.state().help_scroll(), end - 1);
-    press(&mut s, "K");
-    press(&mut s, "K");
+    // Ten lines a press: three reach the top.
+    press(&mut s, "KKK");
     assert_eq!(s.state().help_scroll(), 0);
     assert_eq!(screen(&s), top);
 }
@@ -251,7 +251,7 @@ fn dead_channel_is_flat_and_marked() {
 #[test]
 fn bench_render_reports_every_tab() {
     let r = crate::ui::bench_render(3);
-    assert_eq!(r.len(), 7);
+    assert_eq!(r.len(), 8);
     assert!(r.iter().all(|t| t.samples > 0 && t.p50 <= t.p99));
 }
 
