@@ -109,7 +109,11 @@ impl ImageList {
             images: samples
                 .iter()
                 .map(|s| ListedImage {
-                    path: s.path.to_string_lossy().into_owned(),
+                    // Absolute, so that a viewer started elsewhere finds the images.
+                    path: std::path::absolute(&s.path)
+                        .unwrap_or_else(|_| s.path.clone())
+                        .to_string_lossy()
+                        .into_owned(),
                     label: s.label,
                 })
                 .collect(),
@@ -676,11 +680,13 @@ mod tests {
         b.flush().expect("written");
         let rec = read_epoch(dir.path(), 2).expect("read");
         let list = read_list(dir.path(), rec.list_id).expect("list");
-        assert_eq!(list.images[1].path, "c.jpg");
+        // Relative paths are stored absolute: a viewer started elsewhere still finds them.
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(Path::new(&list.images[1].path), cwd.join("c.jpg"));
         assert_eq!(list.classes, classes);
         assert_eq!(
-            read_list(dir.path(), a.list_id).expect("old").images[1].path,
-            "b.jpg"
+            Path::new(&read_list(dir.path(), a.list_id).expect("old").images[1].path),
+            cwd.join("b.jpg")
         );
     }
 }
