@@ -118,3 +118,70 @@ fn health_is_recorded_reported_and_exported_with_the_confusion_matrix() {
             .is_some_and(|l| l.starts_with("output,"))
     );
 }
+
+#[test]
+fn a_viewer_shows_the_runs_unit_health_on_the_model_tab() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = common::synthetic(dir.path(), 12, 16);
+    let run = dir.path().join("run");
+    common::train(&data, &run).epochs(2).success();
+    let stored = convscope::run::health::read(&run, 2).expect("health");
+
+    // The viewer's worker sends what RUN/health/ holds: both epochs, the newest in full.
+    let (events_tx, mut rx) = convscope::events::channel(1024);
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let worker = convscope::infer::viewer::spawn(
+        convscope::run::RunDir::open(&run).expect("run"),
+        events_tx,
+        cmd_rx,
+    )
+    .expect("viewer");
+    let mut health = None;
+    common::wait_for(
+        "the viewer's unit health",
+        std::time::Duration::from_mins(1),
+        || {
+            while let Some(e) = rx.try_recv() {
+                if let convscope::events::Event::Health(h) = e {
+                    health = Some(h);
+                }
+            }
+            health.is_some()
+        },
+    );
+    let health = health.expect("health");
+    assert_eq!(
+        health.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(health.latest(), Some(&stored));
+    assert!(
+        health.epochs[0]
+            .layers
+            .iter()
+            .all(|l| l.channels.is_empty())
+    );
+    drop(cmd_tx);
+    worker.join().expect("the viewer thread ends");
+
+    // And `convscope view` draws it: the Model tab's health columns, with the stored numbers.
+    let view = common::Tmux::start(
+        &format!("convscope-health-{}", std::process::id()),
+        &format!("{} view {}", env!("CARGO_BIN_EXE_convscope"), run.display()),
+    );
+    view.wait_text("● finished");
+    view.keys("2");
+    let screen = common::strip(&view.wait_text("dead%"));
+    let conv = stored.layer("conv2d_2").expect("conv2d_2");
+    let row = screen
+        .lines()
+        .find(|l| l.contains("conv2d_2 (Conv2D)"))
+        .expect("the conv2d_2 row");
+    assert!(
+        row.contains(&format!("{:.1}", conv.dead_pct))
+            && row.contains(&format!("{:.1}", conv.dormant_pct)),
+        "{row}"
+    );
+    assert!(screen.contains("unit health, epoch 2"), "{screen}");
+    view.keys("q");
+}
