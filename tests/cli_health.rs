@@ -171,17 +171,24 @@ fn a_viewer_shows_the_runs_unit_health_on_the_model_tab() {
     );
     view.wait_text("● finished");
     view.keys("2");
-    let screen = common::strip(&view.wait_text("dead%"));
+    view.wait_text("dead%");
     let conv = stored.layer("conv2d_2").expect("conv2d_2");
-    let row = screen
-        .lines()
-        .find(|l| l.contains("conv2d_2 (Conv2D)"))
-        .expect("the conv2d_2 row");
-    assert!(
-        row.contains(&format!("{:.1}", conv.dead_pct))
-            && row.contains(&format!("{:.1}", conv.dormant_pct)),
-        "{row}"
+    let (dead, dormant) = (
+        format!("{:.1}", conv.dead_pct),
+        format!("{:.1}", conv.dormant_pct),
     );
-    assert!(screen.contains("unit health, epoch 2"), "{screen}");
+    // The whole table, once drawn (a capture may land in the middle of a redraw).
+    let mut screen = String::new();
+    common::wait_for(
+        "the Model tab's health columns",
+        std::time::Duration::from_secs(30),
+        || {
+            screen = common::strip(&view.capture());
+            screen.contains("unit health, epoch 2")
+                && screen.lines().any(|l| {
+                    l.contains("conv2d_2 (Conv2D)") && l.contains(&dead) && l.contains(&dormant)
+                })
+        },
+    );
     view.keys("q");
 }
