@@ -1,6 +1,8 @@
 //! Messages between the training worker and its observers (TUI, headless printer, viewers),
 //! and the `events.jsonl` schema: every `Event` but the big snapshots is one JSON line.
 
+pub mod health;
+
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,9 @@ pub enum Event {
     Filters(Box<FilterSnapshot>),
     #[serde(skip)]
     FeatureMaps(Box<FeatureSnapshot>),
+    /// Unit health after an epoch's validation (also in `RUN/health/`, so not logged).
+    #[serde(skip)]
+    Health(Box<health::HealthSnapshot>),
 }
 
 /// Run facts known before the first batch.

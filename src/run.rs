@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod control;
 pub mod event_log;
+pub mod health;
 pub mod small_file;
 pub mod validation;
 
@@ -467,6 +468,11 @@ impl RunDir {
     #[must_use]
     pub fn demo_data_path(&self) -> PathBuf {
         self.path.join(DEMO_DATA_DIR)
+    }
+    /// `health/`: unit health per epoch ([`health`]).
+    #[must_use]
+    pub fn health_path(&self) -> PathBuf {
+        health::dir(&self.path)
     }
 
     /// Write the fully resolved config (nothing, and an error, when it cannot be encoded).

@@ -13,12 +13,13 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::Config;
 use crate::data::{Batch, Dataset, Split};
+use crate::events::health::HealthSnapshot;
 use crate::events::{
     BatchMetrics, CheckpointInfo, Command, EpochMetrics, Event, EventSender, FailInfo, FinishInfo,
     FinishReason, RunState, StartInfo, StatusChange, StopCause,
 };
 use crate::infer::{inspect, restore};
-use crate::model::{self, Net, ReadError};
+use crate::model::{self, Net, ReadError, health};
 use crate::run::checkpoint::{self, Checkpoint, TrainState};
 use crate::run::event_log::EventLog;
 use crate::run::validation::Recorder;
@@ -370,6 +371,10 @@ struct Training<'w> {
     memory: Option<memory::Watch>,
     /// The per-image validation record of each epoch (`RUN/validation/`).
     record: Recorder,
+    /// The model summary's layer names, by step (unit health names its layers so).
+    layer_names: Vec<String>,
+    /// Unit health of the epochs so far (`RUN/health/`), sent after each validation.
+    health: HealthSnapshot,
 }
 
 /// An epoch's running figures: its sums, its time, and the throughput window of the next
@@ -413,6 +418,7 @@ impl<'w> Training<'w> {
         record_classes(&run, &dataset, resume.as_ref())?;
         let record = Recorder::new(&run.path, &dataset.classes, &dataset.val)?;
         let summary = model::summary::summarize(&cfg, dataset.classes.len())?;
+        let layer_names = summary.iter().map(|r| r.name.clone()).collect();
         let batches = dataset.batches_per_epoch(cfg.train.batch_size);
         let ad_device = device.clone().autodiff();
         let mut net = Net::new(&cfg, dataset.classes.len(), cfg.train.seed, &ad_device)?;
@@ -456,7 +462,15 @@ impl<'w> Training<'w> {
             delay: batch_delay(),
             memory,
             record,
+            layer_names,
+            health: HealthSnapshot::default(),
         };
+        // A resumed run's trend starts with the epochs it has already validated.
+        if let Some(before) =
+            crate::run::health::snapshot(&training.run.path, Some(training.state.epoch))
+        {
+            training.health = before;
+        }
         training.announce(summary, probes, &data_dir)?;
         Ok(training)
     }
@@ -716,6 +730,7 @@ impl<'w> Training<'w> {
     /// Validate with the epoch's final weights, report the epoch, checkpoint it and send its
     /// snapshots.
     fn end_epoch(&mut self, epoch: usize, progress: &EpochProgress) -> Result<(), TrainError> {
+        let mut gather = health::Gather::new(&self.net, &self.layer_names);
         let val = validate(
             &self.net,
             &self.dataset,
@@ -724,8 +739,10 @@ impl<'w> Training<'w> {
             &self.device,
             self.cfg.input_shape(),
             &mut self.record,
+            &mut gather,
         )?;
         self.record.finish(epoch)?;
+        let health_event = self.unit_health(&gather, epoch, val.seen > 0)?;
         let seconds = progress
             .started
             .elapsed()
@@ -741,6 +758,9 @@ impl<'w> Training<'w> {
             seconds,
             images_per_sec: progress.images as f32 / seconds.max(1e-9) as f32,
         }));
+        if let Some(event) = health_event {
+            self.worker.emit(event);
+        }
         self.state.epoch = epoch;
         self.state.batch = self.batches;
         self.state.train_seconds =
@@ -752,6 +772,28 @@ impl<'w> Training<'w> {
         let read = self.inspector.poll(&self.net, epoch, Duration::ZERO);
         self.worker.emit_all(read);
         Ok(())
+    }
+
+    /// The epoch's unit health: written to `RUN/health/` (a write that fails is a warning, not
+    /// the end of the run) and returned as the event for observers; none without validation.
+    fn unit_health(
+        &mut self,
+        gather: &health::Gather,
+        epoch: usize,
+        validated: bool,
+    ) -> Result<Option<Event>, TrainError> {
+        if !validated {
+            return Ok(None);
+        }
+        let input_max = 255.0 * self.cfg.data.rescale;
+        let h = gather.finish(&self.net, epoch, input_max)?;
+        if let Err(e) = crate::run::health::write(&self.run.path, &h) {
+            self.worker.emit(Event::Warning(crate::events::WarningInfo {
+                message: format!("the unit health of epoch {epoch} was not written: {e}"),
+            }));
+        }
+        self.health.push(h);
+        Ok(Some(Event::Health(Box::new(self.health.clone()))))
     }
 
     /// Say how the run ended (at `batch` of `epoch`), then keep answering the observer (probe
@@ -968,7 +1010,11 @@ fn record_late_skips(run: &RunDir, dataset: &Dataset) -> Result<(), TrainError> 
 }
 
 /// Loss and accuracy on the validation split with the epoch's final weights; each image's
-/// label, prediction, probabilities and loss go into `record`.
+/// label, prediction, probabilities and loss go into `record`, unit health into `health`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pass fills three things at once: the metrics, the per-image record and unit health"
+)]
 fn validate(
     net: &Net,
     dataset: &Dataset,
@@ -977,6 +1023,7 @@ fn validate(
     device: &Device,
     [c, h, w]: [usize; 3],
     record: &mut Recorder,
+    health: &mut health::Gather,
 ) -> Result<Accum, TrainError> {
     let eval = net.valid();
     let mut val = Accum::default();
@@ -989,11 +1036,13 @@ fn validate(
             .first()
             .map_or_else(|| device.clone(), |p| p.weight.val().device());
         let x = Tensor::<4>::from_data(TensorData::new(batch.images, [batch.len, c, h, w]), &vd);
-        let logits = eval.forward(x, false, false).logits;
+        // Step by step, so that each layer's output is there to gather (the same logits).
+        let logits = health.forward(&eval, x)?;
         let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
         let outputs = logits.dims()[1];
         let values = model::read_f32(logits.clone(), "the validation logits")?;
         record.add(&values, outputs, &batch.labels, &batch.indices);
+        health.add_logits(&values);
         let correct = crate::infer::classify(logits)?
             .iter()
             .zip(&batch.labels)

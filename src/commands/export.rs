@@ -97,7 +97,49 @@ fn compose_all(
     let mut files = filter_files(restored, &style, None)?;
     files.extend(feature_files(restored, &probes, &style, None));
     files.extend(compose::training(epochs, Naming::Folder));
+    files.extend(validation_files(restored, run, &style));
     Ok(files)
+}
+
+/// The confusion matrix (CSV, PNG) and unit health (CSV) of the checkpoint's epoch, from the
+/// run's validation record and health files; what is not recorded is left out, with a note.
+fn validation_files(restored: &Restored, run: &RunDir, style: &Style) -> Vec<ExportFile> {
+    use crate::run::validation;
+    let epoch = restored.checkpoint.state.epoch;
+    let mut files = Vec::new();
+    let mut stderr = std::io::stderr();
+    match validation::read_epoch(&run.path, epoch)
+        .and_then(|r| Ok((validation::read_list(&run.path, r.list_id)?, r)))
+    {
+        Ok((list, record)) => {
+            let counts = crate::analysis::confusion(&record.rows, list.classes.len());
+            files.extend(compose::confusion(
+                &compose::Confusion {
+                    classes: &list.classes,
+                    counts: &counts,
+                    epoch,
+                },
+                style,
+                Naming::Folder,
+            ));
+        }
+        Err(e) => {
+            let _ = writeln!(
+                stderr,
+                "convscope: no confusion matrix: epoch {epoch} has no readable validation record ({e})"
+            );
+        }
+    }
+    match crate::run::health::read(&run.path, epoch) {
+        Ok(h) => files.extend(compose::unit_health(&h, Naming::Folder)),
+        Err(e) => {
+            let _ = writeln!(
+                stderr,
+                "convscope: no unit health: epoch {epoch} has none recorded ({e})"
+            );
+        }
+    }
+    files
 }
 
 /// How the pictures of `restored` look and are labelled.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::analysis::{self, ClassMetrics};
 use crate::cli::ReportArgs;
+use crate::events::health::EpochHealth;
 use crate::run::RunDir;
 use crate::run::validation::{self, EpochRecord, ImageList, Row};
 
@@ -65,6 +66,63 @@ pub struct Report {
     pub ambiguous: Vec<ImageLine>,
     pub flipped: Option<FlippedLines>,
     pub label_noise: Vec<NoiseLine>,
+    /// Unit health of the epoch (`RUN/health/`); `None` when it was not recorded.
+    pub unit_health: Option<HealthLines>,
+}
+
+/// Unit health of one layer in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthLayerLine {
+    pub layer: String,
+    pub units: usize,
+    pub dead_pct: f64,
+    pub dormant_pct: f64,
+    pub always_on_pct: f64,
+    pub on_rate_histogram: [usize; crate::events::health::HISTOGRAM_BINS],
+    /// Units never > 0 (0-based).
+    pub dead_units: Vec<usize>,
+    /// Of those, the ones the weights alone keep off (see `weight_rule`).
+    pub dead_by_weights: Vec<usize>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub weight_rule: String,
+}
+
+/// The epoch's unit health in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthLines {
+    pub images: usize,
+    pub output_saturated_pct: f64,
+    pub layers: Vec<HealthLayerLine>,
+}
+
+impl HealthLines {
+    fn of(h: &EpochHealth) -> Self {
+        Self {
+            images: h.images,
+            output_saturated_pct: h.output_saturated_pct,
+            layers: h
+                .layers
+                .iter()
+                .map(|l| HealthLayerLine {
+                    layer: l.name.clone(),
+                    units: l.units,
+                    dead_pct: l.dead_pct,
+                    dormant_pct: l.dormant_pct,
+                    always_on_pct: l.always_on_pct,
+                    on_rate_histogram: l.on_rate_histogram,
+                    dead_units: l.dead_units(),
+                    dead_by_weights: l
+                        .channels
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| c.dead_by_weights)
+                        .map(|(i, _)| i)
+                        .collect(),
+                    weight_rule: l.weight_rule.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Rows of `record` re-indexed onto `list` by path (an older epoch may index another list).
@@ -207,6 +265,9 @@ pub fn build(run: &RunDir, epoch: Option<usize>, top: usize) -> Result<Report> {
         flipped,
         label_noise,
         classes,
+        unit_health: crate::run::health::read(&run.path, epoch)
+            .ok()
+            .map(|h| HealthLines::of(&h)),
     })
 }
 
@@ -321,5 +382,83 @@ pub fn text(r: &Report) -> String {
             n.epochs, n.label, n.predicted, n.path
         );
     }
+    health_text(&mut s, r.unit_health.as_ref());
     s
+}
+
+/// The unit health section of the text report.
+fn health_text(s: &mut String, health: Option<&HealthLines>) {
+    use std::fmt::Write as _;
+    let Some(h) = health else {
+        let _ = writeln!(
+            s,
+            "\nunit health: not recorded for this epoch (written by convscope versions that gather it)"
+        );
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "\nunit health over {} validation images (dead: never > 0; dormant: mean |a| <= {} x the layer's; always on: on > {} %)",
+        h.images,
+        crate::model::health::DORMANT_FRACTION,
+        100.0 * crate::model::health::ALWAYS_ON_RATE
+    );
+    let w = h
+        .layers
+        .iter()
+        .map(|l| l.layer.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let _ = writeln!(
+        s,
+        "{:w$}  units   dead  dormant  always on  on-rate histogram (tenths)",
+        "layer"
+    );
+    for l in &h.layers {
+        let hist: Vec<String> = l
+            .on_rate_histogram
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let _ = writeln!(
+            s,
+            "{:w$}  {:>5}  {:>4.1}%  {:>6.1}%  {:>8.1}%  {}",
+            l.layer,
+            l.units,
+            l.dead_pct,
+            l.dormant_pct,
+            l.always_on_pct,
+            hist.join(" ")
+        );
+        if !l.dead_units.is_empty() {
+            let list = |v: &[usize]| {
+                v.iter()
+                    .map(|i| (i + 1).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "{:w$}  dead units (1-based): {}",
+                "",
+                list(&l.dead_units)
+            );
+            if !l.dead_by_weights.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "{:w$}  dead by their weights alone ({}): {}",
+                    "",
+                    l.weight_rule,
+                    list(&l.dead_by_weights)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "output: {:.1} % of logits saturated (|z| > {})",
+        h.output_saturated_pct,
+        crate::model::health::SATURATED_LOGIT
+    );
 }

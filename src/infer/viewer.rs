@@ -186,6 +186,8 @@ struct Follower<'a> {
     last_event: Instant,
     shown_state: Option<RunState>,
     trainer_state: Option<RunState>,
+    /// Whether the run's unit health (`RUN/health/`) was read once.
+    health_read: bool,
 }
 
 impl<'a> Follower<'a> {
@@ -208,6 +210,7 @@ impl<'a> Follower<'a> {
             last_event: Instant::now(),
             shown_state: None,
             trainer_state: None,
+            health_read: false,
         })
     }
 
@@ -225,12 +228,15 @@ impl<'a> Follower<'a> {
             self.last_event = Instant::now();
         }
         let mut new_checkpoint = false;
+        // The trainer writes an epoch's unit health before its `epoch` event.
+        let mut new_health = !self.health_read && !batch.is_empty();
         for mut e in batch {
             if let Event::Started(s) = &mut e {
                 s.locate_probe_images(&self.run.path);
             }
             match &e {
                 Event::Checkpoint(_) => new_checkpoint = true,
+                Event::Epoch(_) => new_health = true,
                 Event::Finished(_) | Event::Failed(_) => self.ended = true,
                 Event::Status(s) => self.trainer_state = Some(s.state),
                 Event::Started(s) if self.started.is_none() => {
@@ -239,6 +245,14 @@ impl<'a> Follower<'a> {
                 _ => {}
             }
             if !self.events.send(e) {
+                return Ok(None);
+            }
+        }
+        if new_health {
+            self.health_read = true;
+            if let Some(h) = crate::run::health::snapshot(&self.run.path, None)
+                && !self.events.send(Event::Health(Box::new(h)))
+            {
                 return Ok(None);
             }
         }

@@ -1,8 +1,13 @@
 //! Unit health over the validation set: cheap per-channel sums fed batch by batch while the
-//! validation pass runs, and per-layer summaries (dead, dormant, always-on units; saturated
-//! outputs).
+//! validation pass runs ([`Gather`]), and per-layer summaries (dead, dormant, always-on units;
+//! saturated outputs). The stored and sent forms are in [`crate::events::health`].
 
-use serde::{Deserialize, Serialize};
+use burn::tensor::Tensor;
+
+pub use crate::events::health::{
+    ChannelHealth, EpochHealth, HISTOGRAM_BINS, HealthSnapshot, LayerHealth,
+};
+use crate::model::{Flow, Net, ReadError, Step, read_f32};
 
 /// A unit whose mean |activation| is at most this fraction of its layer's mean is dormant.
 pub const DORMANT_FRACTION: f64 = 0.025;
@@ -10,8 +15,6 @@ pub const DORMANT_FRACTION: f64 = 0.025;
 pub const ALWAYS_ON_RATE: f64 = 0.99;
 /// |logit| beyond this is a saturated output (probability beyond 0.01 / 0.99).
 pub const SATURATED_LOGIT: f32 = 4.6;
-/// Bins of the per-layer histogram of unit on-rates (0..0.1, ..., 0.9..1.0).
-pub const HISTOGRAM_BINS: usize = 10;
 
 /// Running sums of one channel (a conv channel over every image and position, or a dense unit
 /// over every image).
@@ -25,27 +28,65 @@ pub struct ChannelAccum {
     max: f32,
 }
 
+/// Lanes of the partial sums in [`ChannelAccum::add`]: independent chains the compiler can
+/// keep in vector registers.
+const LANES: usize = 8;
+
 impl ChannelAccum {
     fn add(&mut self, values: &[f32]) {
-        if self.count == 0 {
-            self.max = f32::NEG_INFINITY;
+        // Partial sums in f32 lanes over one plane (at most a few tens of thousands of values),
+        // then f64 across planes and batches.
+        let (mut on, mut sum, mut sum_sq, mut abs_sum, mut max) = (
+            [0f32; LANES],
+            [0f32; LANES],
+            [0f32; LANES],
+            [0f32; LANES],
+            [f32::NEG_INFINITY; LANES],
+        );
+        let chunks = values.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            for l in 0..LANES {
+                let v = chunk[l];
+                on[l] += if v > 0.0 { 1.0 } else { 0.0 };
+                sum[l] += v;
+                sum_sq[l] += v * v;
+                abs_sum[l] += v.abs();
+                max[l] = max[l].max(v);
+            }
         }
-        let (mut on, mut sum, mut sum_sq, mut abs_sum, mut max) =
-            (0u64, 0f64, 0f64, 0f64, self.max);
-        for &v in values {
-            on += u64::from(v > 0.0);
-            let d = f64::from(v);
-            sum += d;
-            sum_sq += d * d;
-            abs_sum += d.abs();
-            max = max.max(v);
+        for (l, &v) in rest.iter().enumerate() {
+            on[l] += if v > 0.0 { 1.0 } else { 0.0 };
+            sum[l] += v;
+            sum_sq[l] += v * v;
+            abs_sum[l] += v.abs();
+            max[l] = max[l].max(v);
         }
-        self.count += values.len() as u64;
-        self.on += on;
-        self.sum += sum;
-        self.sum_sq += sum_sq;
-        self.abs_sum += abs_sum;
-        self.max = max;
+        let total = |a: [f32; LANES]| a.iter().map(|&x| f64::from(x)).sum::<f64>();
+        self.add_sums(Sums {
+            count: values.len() as u64,
+            on: total(on) as u64,
+            sum: total(sum),
+            sum_sq: total(sum_sq),
+            abs_sum: total(abs_sum),
+            max: max.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        });
+    }
+
+    fn add_sums(&mut self, s: Sums) {
+        if s.count == 0 {
+            return;
+        }
+        self.max = if self.count == 0 {
+            s.max
+        } else {
+            self.max.max(s.max)
+        };
+        self.count += s.count;
+        self.on += s.on;
+        self.sum += s.sum;
+        self.sum_sq += s.sum_sq;
+        self.abs_sum += s.abs_sum;
     }
 
     fn summary(&self) -> ChannelHealth {
@@ -57,19 +98,20 @@ impl ChannelAccum {
             std: (self.sum_sq / n - mean * mean).max(0.0).sqrt(),
             max: if self.count == 0 { 0.0 } else { self.max },
             mean_abs: self.abs_sum / n,
+            dead_by_weights: false,
         }
     }
 }
 
-/// One unit's statistics over the validation set.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ChannelHealth {
-    /// Fraction of its values > 0.
-    pub on_rate: f64,
-    pub mean: f64,
-    pub std: f64,
-    pub max: f32,
-    pub mean_abs: f64,
+/// One batch's sums of one channel.
+#[derive(Debug, Clone, Copy)]
+struct Sums {
+    count: u64,
+    on: u64,
+    sum: f64,
+    sum_sq: f64,
+    abs_sum: f64,
+    max: f32,
 }
 
 /// Accumulates one layer's activations.
@@ -77,22 +119,6 @@ pub struct ChannelHealth {
 pub struct LayerAccum {
     pub name: String,
     channels: Vec<ChannelAccum>,
-}
-
-/// One layer's health.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerHealth {
-    pub name: String,
-    pub units: usize,
-    /// % of units never > 0.
-    pub dead_pct: f64,
-    /// % of units with mean |a| <= 0.025 x the layer's mean (a dead ReLU unit is dormant too).
-    pub dormant_pct: f64,
-    /// % of units on for more than 99 % of their values.
-    pub always_on_pct: f64,
-    /// Units per on-rate bin (tenths; an on-rate of 1 falls in the last bin).
-    pub on_rate_histogram: [usize; HISTOGRAM_BINS],
-    pub channels: Vec<ChannelHealth>,
 }
 
 impl LayerAccum {
@@ -112,6 +138,15 @@ impl LayerAccum {
             return;
         }
         let spatial = values.len() / (batch * channels);
+        if spatial == 1 {
+            // A dense layer: one value per unit and image.
+            for row in values.chunks_exact(channels) {
+                for (c, &v) in self.channels.iter_mut().zip(row) {
+                    c.add(std::slice::from_ref(&v));
+                }
+            }
+            return;
+        }
         for (i, chunk) in values.chunks_exact(spatial).enumerate() {
             self.channels[i % channels].add(chunk);
         }
@@ -144,6 +179,7 @@ impl LayerAccum {
                 .filter(|c| c.on_rate > ALWAYS_ON_RATE)
                 .count()),
             on_rate_histogram,
+            weight_rule: String::new(),
             channels,
         }
     }
@@ -168,6 +204,266 @@ impl OutputAccum {
     pub fn saturated_pct(&self) -> f64 {
         100.0 * self.saturated as f64 / self.count.max(1) as f64
     }
+}
+
+/// What a layer's input can be, for telling a filter dead from its weights alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InputRange {
+    /// Between 0 and this (the rescaled image).
+    UpTo(f32),
+    /// Any non-negative value (after a `ReLU`).
+    NonNegative,
+    /// Negative values too: the weights alone prove nothing.
+    Any,
+}
+
+impl InputRange {
+    /// The rule [`dead_by_weights`] checks, in words; empty for [`InputRange::Any`].
+    #[must_use]
+    pub fn rule(self) -> String {
+        match self {
+            Self::UpTo(m) => format!("sum(w+) x {m} + b <= 0"),
+            Self::NonNegative => "all w <= 0, b <= 0".into(),
+            Self::Any => String::new(),
+        }
+    }
+}
+
+/// Per filter of a conv layer (`weight` `[out, per_filter]` flattened, `bias` `[out]`):
+/// whether its largest possible pre-activation on `input` is `<= 0`, so that it can never
+/// be on: `sum(max(w, 0)) * input_max + b <= 0`.
+#[must_use]
+pub fn dead_by_weights(weight: &[f32], bias: &[f32], input: InputRange) -> Vec<bool> {
+    let out = bias.len();
+    if out == 0 || !weight.len().is_multiple_of(out) {
+        return vec![false; out];
+    }
+    let per = weight.len() / out;
+    weight
+        .chunks_exact(per.max(1))
+        .zip(bias)
+        .map(|(w, &b)| {
+            let positive: f32 = w.iter().map(|&v| v.max(0.0)).sum();
+            match input {
+                InputRange::UpTo(m) => positive * m + b <= 0.0,
+                InputRange::NonNegative => positive == 0.0 && b <= 0.0,
+                InputRange::Any => false,
+            }
+        })
+        .collect()
+}
+
+/// The input range of every step of `net` (by step index), its input being in `[0, input_max]`.
+#[must_use]
+pub fn input_ranges(net: &Net, input_max: f32) -> Vec<InputRange> {
+    let mut range = if input_max >= 0.0 {
+        InputRange::UpTo(input_max)
+    } else {
+        InputRange::Any
+    };
+    let mut out = Vec::with_capacity(net.steps.len());
+    for step in &net.steps {
+        out.push(range);
+        match *step {
+            Step::Conv { relu, .. } | Step::Dense { relu, .. } => {
+                range = if relu {
+                    InputRange::NonNegative
+                } else {
+                    InputRange::Any
+                };
+            }
+            Step::Pool { .. } | Step::Dropout { .. } | Step::Flatten => {}
+        }
+    }
+    out
+}
+
+/// Gathers unit health while the validation pass runs: [`Gather::forward`] runs the network
+/// step by step (a convolution's own output is only made then, not in the fused
+/// convolution + pooling of training) and adds each conv and hidden dense layer's output
+/// to its sums; [`Gather::add_logits`] counts saturated outputs.
+#[derive(Debug, Clone)]
+pub struct Gather {
+    /// `(step index, sums)` of the conv and hidden dense layers.
+    layers: Vec<(usize, LayerAccum)>,
+    output: OutputAccum,
+    images: usize,
+    /// Sum on the device and read back only the sums (a GPU); else read the values and sum
+    /// them here (the CPU, where that is one pass instead of five).
+    on_device: Option<bool>,
+}
+
+impl Gather {
+    /// Sums for `net`'s conv and hidden dense layers; `names[i]` names step `i` (the model
+    /// summary's names).
+    #[must_use]
+    pub fn new(net: &Net, names: &[String]) -> Self {
+        let last = net.steps.len().saturating_sub(1);
+        let name = |i: usize| {
+            names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("layer {i}"))
+        };
+        let layers = net
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, step)| match *step {
+                Step::Conv { index, .. } => {
+                    let units = net.convs.get(index)?.bias.val().dims()[0];
+                    Some((i, LayerAccum::new(&name(i), units)))
+                }
+                Step::Dense { index, .. } if i != last => {
+                    let units = net.denses.get(index)?.bias.val().dims()[0];
+                    Some((i, LayerAccum::new(&name(i), units)))
+                }
+                _ => None,
+            })
+            .collect();
+        Self {
+            layers,
+            output: OutputAccum::default(),
+            images: 0,
+            on_device: None,
+        }
+    }
+
+    /// Sum on the device (`true`) or on the host (`false`) whatever the device is (tests).
+    #[must_use]
+    pub fn summing_on_device(mut self, on_device: bool) -> Self {
+        self.on_device = Some(on_device);
+        self
+    }
+
+    /// Run `net` (evaluation: no dropout) on `[batch, c, h, w]`, adding every gathered layer's
+    /// output; returns the logits `[batch, outputs]`, the same as [`Net::forward`]'s.
+    pub fn forward(&mut self, net: &Net, x: Tensor<4>) -> Result<Tensor<2>, ReadError> {
+        let batch = x.dims()[0];
+        let mut flow = Flow::Map(x);
+        let mut next = 0;
+        for i in 0..net.steps.len() {
+            flow = net.step(i, flow, false);
+            if let Some((step, layer)) = self.layers.get_mut(next)
+                && *step == i
+            {
+                next += 1;
+                let on_device = self.on_device.unwrap_or_else(|| !flow_on_flex(&flow));
+                if on_device {
+                    add_device_sums(layer, &flow)?;
+                } else {
+                    let values = match &flow {
+                        Flow::Map(m) => read_f32(m.clone(), "a layer's validation output")?,
+                        Flow::Flat(f) => read_f32(f.clone(), "a layer's validation output")?,
+                    };
+                    layer.add_batch(&values, batch);
+                }
+            }
+        }
+        self.images += batch;
+        Ok(flow.into_flat())
+    }
+
+    /// Count the saturated logits of a batch (the values [`Gather::forward`] returned).
+    pub fn add_logits(&mut self, logits: &[f32]) {
+        self.output.add_batch(logits);
+    }
+
+    /// The epoch's health; conv filters that `net`'s weights alone keep off (its input in
+    /// `[0, input_max]`) are marked.
+    pub fn finish(
+        &self,
+        net: &Net,
+        epoch: usize,
+        input_max: f32,
+    ) -> Result<EpochHealth, ReadError> {
+        let ranges = input_ranges(net, input_max);
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (i, accum) in &self.layers {
+            let mut layer = accum.summary();
+            if let (Some(Step::Conv { index, .. }), Some(&range)) =
+                (net.steps.get(*i), ranges.get(*i))
+                && range != InputRange::Any
+                && let Some(p) = net.convs.get(*index)
+            {
+                let w = read_f32(p.weight.val(), "the conv weights")?;
+                let b = read_f32(p.bias.val(), "the conv biases")?;
+                for (c, dead) in layer
+                    .channels
+                    .iter_mut()
+                    .zip(dead_by_weights(&w, &b, range))
+                {
+                    c.dead_by_weights = dead;
+                }
+                layer.weight_rule = range.rule();
+            }
+            layers.push(layer);
+        }
+        Ok(EpochHealth {
+            epoch,
+            images: self.images,
+            layers,
+            output_saturated_pct: self.output.saturated_pct(),
+        })
+    }
+}
+
+fn flow_on_flex(flow: &Flow) -> bool {
+    match flow {
+        Flow::Map(m) => crate::model::ops::flex_f32(m),
+        Flow::Flat(f) => crate::model::ops::flex_f32(f),
+    }
+}
+
+/// Per-channel sums of a layer's output made on its device: five reductions, one read back.
+fn add_device_sums(layer: &mut LayerAccum, flow: &Flow) -> Result<(), ReadError> {
+    // Each reduction gives `[channels]`; `count` values per channel.
+    let (parts, count): ([Tensor<1>; 5], usize) = match flow {
+        Flow::Map(y) => {
+            let [b, c, h, w] = y.dims();
+            let red = |t: Tensor<4>| t.sum_dim(3).sum_dim(2).sum_dim(0).reshape([c]);
+            (
+                [
+                    red(y.clone().greater_elem(0.0).float()),
+                    red(y.clone()),
+                    red(y.clone() * y.clone()),
+                    red(y.clone().abs()),
+                    y.clone().max_dim(3).max_dim(2).max_dim(0).reshape([c]),
+                ],
+                b * h * w,
+            )
+        }
+        Flow::Flat(y) => {
+            let [b, u] = y.dims();
+            let red = |t: Tensor<2>| t.sum_dim(0).reshape([u]);
+            (
+                [
+                    red(y.clone().greater_elem(0.0).float()),
+                    red(y.clone()),
+                    red(y.clone() * y.clone()),
+                    red(y.clone().abs()),
+                    y.clone().max_dim(0).reshape([u]),
+                ],
+                b,
+            )
+        }
+    };
+    let values = read_f32(Tensor::cat(parts.to_vec(), 0), "a layer's validation sums")?;
+    let units = layer.channels.len();
+    if values.len() != 5 * units {
+        return Ok(());
+    }
+    for (i, c) in layer.channels.iter_mut().enumerate() {
+        c.add_sums(Sums {
+            count: count as u64,
+            on: values[i].round() as u64,
+            sum: f64::from(values[units + i]),
+            sum_sq: f64::from(values[2 * units + i]),
+            abs_sum: f64::from(values[3 * units + i]),
+            max: values[4 * units + i],
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -233,6 +529,291 @@ mod tests {
             s.channels
                 .iter()
                 .all(|c| c.max.abs() < f32::EPSILON && c.mean.abs() < 1e-12)
+        );
+    }
+
+    use crate::config::Config;
+    use burn::module::Param;
+    use burn::tensor::{Device, Distribution, TensorData};
+
+    fn small_net(device: &Device) -> (Net, Vec<String>) {
+        let mut cfg = Config::default();
+        cfg.data.image_size = [16, 16];
+        let net = Net::new(&cfg, 3, 5, device).expect("valid");
+        let names = crate::model::summary::summarize(&cfg, 3)
+            .expect("summary")
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        (net, names)
+    }
+
+    /// Per channel of `[batch, channels, spatial]` values, computed the plain way in f64.
+    fn direct(values: &[f32], batch: usize, channels: usize) -> Vec<(f64, f64, f64, f32, f64)> {
+        let spatial = values.len() / (batch * channels);
+        (0..channels)
+            .map(|c| {
+                let v: Vec<f64> = (0..batch)
+                    .flat_map(|b| {
+                        let at = (b * channels + c) * spatial;
+                        values[at..at + spatial].iter().map(|&x| f64::from(x))
+                    })
+                    .collect();
+                let n = v.len() as f64;
+                let mean = v.iter().sum::<f64>() / n;
+                let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+                let on = v.iter().filter(|&&x| x > 0.0).count() as f64 / n;
+                let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max) as f32;
+                let abs = v.iter().map(|x| x.abs()).sum::<f64>() / n;
+                (on, mean, var.sqrt(), max, abs)
+            })
+            .collect()
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-4 * (1.0 + b.abs())
+    }
+
+    #[test]
+    fn gathered_health_equals_a_direct_computation_on_both_paths() {
+        let device = Device::flex();
+        let (net, names) = small_net(&device);
+        let batches: Vec<Tensor<4>> = (0..2)
+            .map(|_| Tensor::<4>::random([3, 3, 16, 16], Distribution::Default, &device))
+            .collect();
+        // The plain way: every conv output from the step-by-step forward of `Net::forward`,
+        // the hidden dense layer by hand from the last pooled maps.
+        let conv_steps: Vec<usize> = net
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s, Step::Conv { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        let mut per_layer: Vec<Vec<f32>> = vec![Vec::new(); conv_steps.len() + 1];
+        let mut channels = vec![0; conv_steps.len() + 1];
+        let w = read_f32(net.denses[0].weight.val(), "w").expect("w");
+        let bias = read_f32(net.denses[0].bias.val(), "b").expect("b");
+        let units = bias.len();
+        let mut logits_fused = Vec::new();
+        for x in &batches {
+            let out = net.forward(x.clone(), false, true);
+            for (k, &i) in conv_steps.iter().enumerate() {
+                let (_, t) = out.activations.iter().find(|(j, _)| *j == i).expect("conv");
+                channels[k] = t.dims()[1];
+                // Batch by batch: channels of one batch are contiguous per image.
+                per_layer[k].extend(read_f32(t.clone(), "a").expect("a"));
+            }
+            let (_, last) = out.activations.last().expect("pool");
+            let flat = read_f32(last.clone(), "p").expect("p");
+            let n_in = flat.len() / 3;
+            for row in flat.chunks_exact(n_in) {
+                for u in 0..units {
+                    let z: f32 =
+                        (0..n_in).map(|i| row[i] * w[i * units + u]).sum::<f32>() + bias[u];
+                    per_layer[conv_steps.len()].push(z.max(0.0));
+                }
+            }
+            channels[conv_steps.len()] = units;
+            logits_fused
+                .extend(read_f32(net.forward(x.clone(), false, false).logits, "l").expect("l"));
+        }
+        for on_device in [false, true] {
+            let mut g = Gather::new(&net, &names).summing_on_device(on_device);
+            let mut logits = Vec::new();
+            for x in &batches {
+                let l = read_f32(g.forward(&net, x.clone()).expect("forward"), "l").expect("l");
+                g.add_logits(&l);
+                logits.extend(l);
+            }
+            // The same logits as the fused forward, bit for bit.
+            assert_eq!(logits, logits_fused);
+            let h = g.finish(&net, 1, 1.0).expect("finish");
+            assert_eq!(h.images, 6);
+            let got: Vec<&str> = h.layers.iter().map(|l| l.name.as_str()).collect();
+            assert_eq!(got, ["conv2d", "conv2d_1", "conv2d_2", "dense"]);
+            for (k, layer) in h.layers.iter().enumerate() {
+                // Two batches of 3: each batch's block is [3, channels, spatial].
+                let half = per_layer[k].len() / 2;
+                let mut joined = Vec::new();
+                joined.extend_from_slice(&per_layer[k][..half]);
+                joined.extend_from_slice(&per_layer[k][half..]);
+                let want = direct(&joined, 6, channels[k]);
+                assert_eq!(layer.units, channels[k]);
+                for (c, (got, want)) in layer.channels.iter().zip(&want).enumerate() {
+                    let ctx = format!("{} unit {c} (device sums: {on_device})", layer.name);
+                    assert!(
+                        close(got.on_rate, want.0),
+                        "{ctx}: on {} vs {}",
+                        got.on_rate,
+                        want.0
+                    );
+                    assert!(
+                        close(got.mean, want.1),
+                        "{ctx}: mean {} vs {}",
+                        got.mean,
+                        want.1
+                    );
+                    assert!(
+                        close(got.std, want.2),
+                        "{ctx}: std {} vs {}",
+                        got.std,
+                        want.2
+                    );
+                    assert!((got.max - want.3).abs() <= 1e-6, "{ctx}: max");
+                    assert!(close(got.mean_abs, want.4), "{ctx}: |a|");
+                }
+                let dead = want.iter().filter(|w| w.0 == 0.0).count();
+                assert!(close(
+                    layer.dead_pct,
+                    100.0 * dead as f64 / channels[k] as f64
+                ));
+            }
+            let saturated = logits.iter().filter(|z| z.abs() > SATURATED_LOGIT).count();
+            assert!(close(
+                h.output_saturated_pct,
+                100.0 * saturated as f64 / logits.len() as f64
+            ));
+        }
+    }
+
+    /// Replace filter `f` of conv `index` with `weights` (one value each) and its bias.
+    fn set_filter(net: &mut Net, index: usize, f: usize, weight: impl Fn(f32) -> f32, bias: f32) {
+        let p = &net.convs[index];
+        let dims = p.weight.val().dims();
+        let device = p.weight.val().device();
+        let mut w = read_f32(p.weight.val(), "w").expect("w");
+        let per = w.len() / dims[0];
+        for v in &mut w[f * per..(f + 1) * per] {
+            *v = weight(*v);
+        }
+        let mut b = read_f32(p.bias.val(), "b").expect("b");
+        b[f] = bias;
+        net.convs[index].weight =
+            Param::from_tensor(Tensor::from_data(TensorData::new(w, dims), &device));
+        net.convs[index].bias =
+            Param::from_tensor(Tensor::from_data(TensorData::new(b, [dims[0]]), &device));
+    }
+
+    #[test]
+    fn a_filter_forced_negative_is_dead_with_the_weight_reason() {
+        let device = Device::flex();
+        let (mut net, names) = small_net(&device);
+        // First layer (input in [0, 1]): positive weights summing to 0.27 and bias -0.5.
+        set_filter(&mut net, 0, 2, |_| 0.01, -0.5);
+        // Second layer (after a ReLU): every weight <= 0 and bias 0.
+        set_filter(&mut net, 1, 5, |w| -w.abs(), 0.0);
+        let mut g = Gather::new(&net, &names);
+        for _ in 0..2 {
+            let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &device);
+            g.forward(&net, x).expect("forward");
+        }
+        let h = g.finish(&net, 1, 1.0).expect("finish");
+        let first = &h.layers[0];
+        assert_eq!(first.weight_rule, "sum(w+) x 1 + b <= 0");
+        assert!(first.channels[2].on_rate <= 0.0 && first.channels[2].dead_by_weights);
+        assert!(first.dead_units().contains(&2));
+        let second = &h.layers[1];
+        assert_eq!(second.weight_rule, "all w <= 0, b <= 0");
+        assert!(second.channels[5].on_rate <= 0.0 && second.channels[5].dead_by_weights);
+        // Ordinary filters are neither.
+        let alive = first.channels.iter().filter(|c| !c.dead_by_weights).count();
+        assert_eq!(alive, first.units - 1);
+        assert!(first.channels.iter().any(|c| c.on_rate > 0.0));
+        // The dense layer has no weight rule.
+        assert!(h.layers[3].weight_rule.is_empty());
+    }
+
+    #[test]
+    fn weights_explain_a_dead_filter_only_within_the_input_range() {
+        // Two filters of 3 weights: positive sum 0.5 with bias -0.4, and all <= 0 with bias 0.
+        let w = [0.2, 0.3, -1.0, -0.1, 0.0, -0.2];
+        let b = [-0.4, 0.0];
+        assert_eq!(
+            dead_by_weights(&w, &b, InputRange::UpTo(1.0)),
+            [false, true]
+        );
+        assert_eq!(dead_by_weights(&w, &b, InputRange::UpTo(0.5)), [true, true]);
+        assert_eq!(
+            dead_by_weights(&w, &b, InputRange::NonNegative),
+            [false, true]
+        );
+        assert_eq!(dead_by_weights(&w, &b, InputRange::Any), [false, false]);
+        // A positive bias is never dead by its weights.
+        assert_eq!(
+            dead_by_weights(&w, &[-0.4, 0.1], InputRange::NonNegative),
+            [false, false]
+        );
+    }
+
+    /// The cost of gathering against a demo epoch (`convscope demo`: the tutorial network on
+    /// 64×64 images, 320 training and 80 validation images, batches of 32), timed in one
+    /// process with the three parts alternated: a training epoch, the validation pass as before
+    /// (fused, no health) and with [`Gather`]. Run with
+    /// `cargo test --lib cost_of_gathering -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check: prints the cost"]
+    fn cost_of_gathering_against_a_demo_epoch() {
+        use burn::module::Module as _;
+        use burn::optim::GradientsParams;
+        use std::time::Instant;
+        let mut cfg = Config::default();
+        cfg.data.image_size = [64, 64];
+        let names: Vec<String> = crate::model::summary::summarize(&cfg, 2)
+            .expect("summary")
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        let device = Device::flex();
+        let ad = device.clone().autodiff();
+        let mut net = Net::new(&cfg, 2, 3, &ad).expect("net");
+        let mut optim = crate::model::ops::adam::adam(&cfg.optimizer);
+        let batch = |n| Tensor::<4>::random([n, 3, 64, 64], Distribution::Default, &device);
+        let train: Vec<Tensor<4>> = (0..10).map(|_| batch(32)).collect();
+        let val: Vec<Tensor<4>> = (0..3).map(|_| batch(32)).chain([batch(16)]).collect();
+        let labels: Vec<usize> = (0..32).map(|i| i % 2).collect();
+        let (mut t_train, mut t_fused, mut t_gather) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..6 {
+            let t = Instant::now();
+            for x in &train {
+                let x = Tensor::<4>::from_data(x.to_data(), &ad);
+                let loss = crate::model::loss(net.forward(x, true, false).logits, &labels, &ad);
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = optim.step(cfg.optimizer.lr, net, grads);
+            }
+            t_train.push(t.elapsed().as_secs_f64());
+            let eval = net.valid();
+            let t = Instant::now();
+            for x in &val {
+                let l = read_f32(eval.forward(x.clone(), false, false).logits, "l").expect("l");
+                assert!(!l.is_empty());
+            }
+            t_fused.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let mut g = Gather::new(&eval, &names);
+            for x in &val {
+                let l = read_f32(g.forward(&eval, x.clone()).expect("f"), "l").expect("l");
+                g.add_logits(&l);
+            }
+            let h = g.finish(&eval, 1, 1.0).expect("finish");
+            t_gather.push(t.elapsed().as_secs_f64());
+            assert_eq!(h.images, 112);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (tr, fu, ga) = (
+            median(&mut t_train),
+            median(&mut t_fused),
+            median(&mut t_gather),
+        );
+        // The demo validates 80 images; 112 were timed.
+        let (fu, ga) = (fu * 80.0 / 112.0, ga * 80.0 / 112.0);
+        eprintln!(
+            "train epoch {tr:.3} s, validation {fu:.3} s fused, {ga:.3} s gathering: +{:.3} s = {:.2} % of an epoch",
+            ga - fu,
+            100.0 * (ga - fu) / (tr + fu)
         );
     }
 

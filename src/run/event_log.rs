@@ -55,7 +55,10 @@ impl EventLog {
 
     /// Append one event (snapshots are not logged).
     pub fn write(&mut self, event: &Event) -> Result<(), RunError> {
-        if matches!(event, Event::Filters(_) | Event::FeatureMaps(_)) {
+        if matches!(
+            event,
+            Event::Filters(_) | Event::FeatureMaps(_) | Event::Health(_)
+        ) {
             return Ok(());
         }
         let mut line = serde_json::to_vec(event).map_err(|e| RunError::Corrupt {

@@ -196,7 +196,7 @@ impl Printer {
                 });
             }
             Event::Failed(f) => return Some(Ending::Failed(f.error.clone())),
-            Event::Filters(_) | Event::FeatureMaps(_) | Event::Imported(_) => {}
+            Event::Filters(_) | Event::FeatureMaps(_) | Event::Imported(_) | Event::Health(_) => {}
         }
         None
     }

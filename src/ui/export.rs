@@ -187,7 +187,12 @@ fn compose_tab(state: &AppState, pictures: &Pictures) -> Result<Vec<ExportFile>,
             let Some(start) = state.start() else {
                 return Err(ExportError::NoSummary);
             };
-            Ok(vec![compose::summary(&start.summary)])
+            let mut files = vec![compose::summary(&start.summary)];
+            // The unit health the tab shows, per unit and per layer.
+            if let Some(h) = state.health().and_then(|h| h.latest()) {
+                files.extend(compose::unit_health(h, Naming::Run));
+            }
+            Ok(files)
         }
         Tab::Help => Err(ExportError::Help {
             run: state.run_dir().to_path_buf(),

@@ -123,6 +123,8 @@ pub struct AppState {
     checkpoint: Option<CheckpointInfo>,
     filters: Option<Box<FilterSnapshot>>,
     features: Option<Box<FeatureSnapshot>>,
+    /// Unit health of the newest validated epoch, with the trend of earlier ones.
+    health: Option<Box<crate::events::health::HealthSnapshot>>,
     /// Counts the filter and feature snapshots taken in: a new one is new pictures even when
     /// its numbers are the same.
     snapshots: (u64, u64),
@@ -187,6 +189,7 @@ impl AppState {
             epochs: Vec::new(),
             checkpoint: None,
             filters: None,
+            health: None,
             features: None,
             snapshots: (0, 0),
             model_row: 0,
@@ -287,6 +290,7 @@ impl AppState {
                 self.snapshots.1 += 1;
                 self.clamp_selection();
             }
+            Event::Health(h) => self.health = Some(h),
         }
     }
 
@@ -614,6 +618,11 @@ impl AppState {
     #[must_use]
     pub fn filters(&self) -> Option<&FilterSnapshot> {
         self.filters.as_deref()
+    }
+    /// Unit health of the newest validated epoch and the trend before it.
+    #[must_use]
+    pub fn health(&self) -> Option<&crate::events::health::HealthSnapshot> {
+        self.health.as_deref()
     }
     #[must_use]
     pub fn features(&self) -> Option<&FeatureSnapshot> {

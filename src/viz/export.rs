@@ -379,6 +379,230 @@ pub fn curves(epochs: &[EpochMetrics]) -> Raster {
     out
 }
 
+/// Header of the confusion matrix CSV: the actual class, then one column per predicted class.
+pub const CONFUSION_CORNER: &str = "actual\\predicted";
+/// Header of the per-unit health CSV.
+pub const HEALTH_CSV_HEADER: &str =
+    "layer,unit,on_rate,mean,std,max,mean_abs,dead,dormant,always_on,dead_by_weights";
+/// Header of the per-layer health CSV (then one column per on-rate tenth).
+pub const HEALTH_LAYERS_HEADER: &str =
+    "layer,units,dead_pct,dormant_pct,always_on_pct,output_saturated_pct";
+
+/// A validation confusion matrix to export: actual (row) x predicted (column) counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Confusion<'a> {
+    pub classes: &'a [String],
+    pub counts: &'a [Vec<u64>],
+    pub epoch: usize,
+}
+
+/// The confusion matrix as CSV and as a picture (counts and row percentages, cells shaded by
+/// the row percentage).
+#[must_use]
+pub fn confusion(m: &Confusion, style: &Style, naming: Naming) -> Vec<ExportFile> {
+    let stem = match naming {
+        Naming::Folder => "confusion".to_string(),
+        Naming::Run => format!("confusion-epoch-{:04}", m.epoch),
+    };
+    vec![
+        ExportFile::text(format!("{stem}.csv"), confusion_csv(m.classes, m.counts)),
+        ExportFile::picture(format!("{stem}.png"), confusion_picture(m, style)),
+    ]
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The confusion matrix CSV: a header of predicted classes, one row per actual class.
+#[must_use]
+pub fn confusion_csv(classes: &[String], counts: &[Vec<u64>]) -> String {
+    let mut out = CONFUSION_CORNER.to_string();
+    for c in classes {
+        out.push(',');
+        out.push_str(&csv_field(c));
+    }
+    out.push('\n');
+    for (c, row) in classes.iter().zip(counts) {
+        out.push_str(&csv_field(c));
+        for n in row {
+            let _ = write!(out, ",{n}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The confusion matrix drawn: one cell per (actual, predicted) pair with its count and row %.
+#[must_use]
+pub fn confusion_picture(m: &Confusion, style: &Style) -> Raster {
+    use super::text::{self, GLYPH};
+    const CELL_W: usize = 12 * GLYPH;
+    const CELL_H: usize = 4 * GLYPH;
+    let n = m.classes.len();
+    let label = |c: &str| -> String { c.chars().take(11).collect() };
+    let label_w = m
+        .classes
+        .iter()
+        .map(|c| text::width(&label(c), 1))
+        .max()
+        .unwrap_or(0)
+        + GLYPH;
+    let top = 2 * GLYPH;
+    let mut body = Raster::new(label_w + n * CELL_W, top + n * CELL_H, plot::BACKGROUND);
+    for (j, c) in m.classes.iter().enumerate() {
+        text::draw(
+            &mut body,
+            label_w + j * CELL_W + 4,
+            0,
+            &label(c),
+            1,
+            text::INK,
+        );
+    }
+    for (i, row) in m.counts.iter().enumerate().take(n) {
+        let y = top + i * CELL_H;
+        text::draw(
+            &mut body,
+            0,
+            y + CELL_H / 2 - GLYPH / 2,
+            &label(&m.classes[i]),
+            1,
+            text::INK,
+        );
+        let total: u64 = row.iter().sum();
+        for (j, &count) in row.iter().enumerate().take(n) {
+            let pct = 100.0 * count as f32 / total.max(1) as f32;
+            let x = label_w + j * CELL_W;
+            let fill = super::colormap::color(style.colormap, pct / 100.0);
+            for yy in y + 1..y + CELL_H - 1 {
+                for xx in x + 1..x + CELL_W - 1 {
+                    body.set(xx, yy, fill);
+                }
+            }
+            // Dark ink on a light cell, light ink on a dark one.
+            let light = u32::from(fill[0]) * 3 + u32::from(fill[1]) * 6 + u32::from(fill[2]) > 1280;
+            let ink = if light { [20, 20, 20] } else { text::INK };
+            text::draw(&mut body, x + 6, y + 6, &count.to_string(), 1, ink);
+            text::draw(
+                &mut body,
+                x + 6,
+                y + 6 + GLYPH + 4,
+                &format!("{pct:.1}%"),
+                1,
+                ink,
+            );
+        }
+    }
+    let total: u64 = m.counts.iter().flatten().sum();
+    let right: u64 = m
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.get(i).copied().unwrap_or(0))
+        .sum();
+    let title = format!(
+        "run {} · {} · {total} validation images · accuracy {:.1} %",
+        style.source.run,
+        style.source.epoch,
+        100.0 * right as f64 / total.max(1) as f64
+    );
+    text::titled(
+        &body,
+        "confusion matrix",
+        &[
+            &title,
+            "rows: actual class · columns: predicted · count and row %",
+        ],
+        plot::BACKGROUND,
+    )
+}
+
+/// Unit health as two CSV files: one row per unit, and one per layer with the output's
+/// saturation.
+#[must_use]
+pub fn unit_health(h: &crate::events::health::EpochHealth, naming: Naming) -> Vec<ExportFile> {
+    let (units, layers) = match naming {
+        Naming::Folder => (
+            "unit_health.csv".to_string(),
+            "unit_health_layers.csv".to_string(),
+        ),
+        Naming::Run => (
+            format!("unit-health-epoch-{:04}.csv", h.epoch),
+            format!("unit-health-layers-epoch-{:04}.csv", h.epoch),
+        ),
+    };
+    vec![
+        ExportFile::text(units, unit_health_csv(h)),
+        ExportFile::text(layers, layer_health_csv(h)),
+    ]
+}
+
+/// One row per unit: its statistics and whether it is dead, dormant, always on, and dead by
+/// its weights alone (`1`/`0`).
+#[must_use]
+pub fn unit_health_csv(h: &crate::events::health::EpochHealth) -> String {
+    use crate::model::health::{ALWAYS_ON_RATE, DORMANT_FRACTION};
+    let mut out = format!("{HEALTH_CSV_HEADER}\n");
+    for l in &h.layers {
+        let layer_mean =
+            l.channels.iter().map(|c| c.mean_abs).sum::<f64>() / l.channels.len().max(1) as f64;
+        for (i, c) in l.channels.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{},{i},{},{},{},{},{},{},{},{},{}",
+                csv_field(&l.name),
+                c.on_rate,
+                c.mean,
+                c.std,
+                c.max,
+                c.mean_abs,
+                u8::from(c.on_rate <= 0.0),
+                u8::from(c.mean_abs <= DORMANT_FRACTION * layer_mean),
+                u8::from(c.on_rate > ALWAYS_ON_RATE),
+                u8::from(c.dead_by_weights),
+            );
+        }
+    }
+    out
+}
+
+/// One row per layer: % dead, dormant, always on and the on-rate histogram; the output's %
+/// saturated on a row of its own (`output`).
+#[must_use]
+pub fn layer_health_csv(h: &crate::events::health::EpochHealth) -> String {
+    use crate::events::health::HISTOGRAM_BINS;
+    let mut out = HEALTH_LAYERS_HEADER.to_string();
+    for b in 0..HISTOGRAM_BINS {
+        let _ = write!(out, ",on_rate_{b}");
+    }
+    out.push('\n');
+    for l in &h.layers {
+        let _ = write!(
+            out,
+            "{},{},{},{},{},",
+            csv_field(&l.name),
+            l.units,
+            l.dead_pct,
+            l.dormant_pct,
+            l.always_on_pct
+        );
+        for n in l.on_rate_histogram {
+            let _ = write!(out, ",{n}");
+        }
+        out.push('\n');
+    }
+    let _ = write!(out, "output,,,,,{}", h.output_saturated_pct);
+    out.push_str(&",".repeat(HISTOGRAM_BINS));
+    out.push('\n');
+    out
+}
+
 /// `raster` enlarged by the smallest whole factor that makes its longer side at least
 /// `min_side` (as is when it is already).
 #[must_use]

@@ -1,5 +1,6 @@
 //! Filters tab: every filter of a conv layer as heatmaps, the selected one zoomed with its
-//! weights, and the first layer's filters as RGB patches.
+//! weights, and the first layer's filters as RGB patches. Filters that were never on over the
+//! last validated epoch are marked dead, with the reason when their weights alone explain it.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -9,6 +10,7 @@ use ratatui::widgets::{Block, Paragraph};
 
 use super::Scene;
 use crate::config::FilterNorm;
+use crate::events::health::LayerHealth;
 use crate::ui::picture;
 use crate::ui::state::AppState;
 use crate::ui::vocab::Slot;
@@ -65,6 +67,11 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
     let Some(layer) = state.filter_layer() else {
         return;
     };
+    let health = state
+        .health()
+        .and_then(|h| h.latest())
+        .and_then(|h| h.layer(&layer.name))
+        .filter(|l| l.channels.len() == layer.out_channels);
     let [out, inp, kh, kw] = [
         layer.out_channels,
         layer.in_channels,
@@ -73,8 +80,9 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
     ];
     frame.render_widget(
         Block::bordered().title(format!(
-            " {} · {out} filters × {inp} input channels · {kh}×{kw}{} ",
+            " {}{} · {out} filters × {inp} input channels · {kh}×{kw}{} ",
             layer.name,
+            health.map_or_else(String::new, dead_note),
             super::page_note(pictures.filter_geom.as_ref(), "filters")
         )),
         a.grid_block,
@@ -87,8 +95,9 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
         a.grid,
         &pictures.filter_grid,
     );
+    let this = health.and_then(|l| l.channels.get(state.filter()));
     frame.render_widget(
-        Block::bordered().title(format!(" filter {}/{out} ", state.filter() + 1)),
+        Block::bordered().title(zoom_title(this, state.filter(), out)),
         a.zoom_block,
     );
     picture::draw(
@@ -99,7 +108,7 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
         a.zoom,
         &pictures.filter_zoom,
     );
-    render_numbers(state, layer, frame, a.numbers);
+    render_numbers(state, layer, health, frame, a.numbers);
     if let (Some(block), Some(inner), Some(pic)) =
         (a.rgb_block, a.rgb, pictures.filter_rgb.as_ref())
     {
@@ -108,9 +117,47 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
     }
 }
 
+/// The zoomed filter's title, red and saying so when the filter is dead.
+fn zoom_title(
+    health: Option<&crate::events::health::ChannelHealth>,
+    filter: usize,
+    out: usize,
+) -> Line<'static> {
+    let red = Style::new().fg(Color::Red);
+    match health {
+        Some(c) if c.on_rate <= 0.0 && c.dead_by_weights => Line::styled(
+            format!(" filter {}/{out} · dead (weights) ", filter + 1),
+            red,
+        ),
+        Some(c) if c.on_rate <= 0.0 => {
+            Line::styled(format!(" filter {}/{out} · dead ", filter + 1), red)
+        }
+        _ => Line::raw(format!(" filter {}/{out} ", filter + 1)),
+    }
+}
+
+/// The grid title's note of the layer's dead filters (1-based), the first few.
+fn dead_note(l: &LayerHealth) -> String {
+    const SHOWN: usize = 6;
+    let dead = l.dead_units();
+    if dead.is_empty() {
+        return String::new();
+    }
+    let mut list: Vec<String> = dead
+        .iter()
+        .take(SHOWN)
+        .map(|i| (i + 1).to_string())
+        .collect();
+    if dead.len() > SHOWN {
+        list.push("…".into());
+    }
+    format!(" · dead {}", list.join(", "))
+}
+
 fn render_numbers(
     state: &AppState,
     layer: &crate::events::LayerFilters,
+    health: Option<&LayerHealth>,
     frame: &mut Frame,
     area: Rect,
 ) {
@@ -127,6 +174,18 @@ fn render_numbers(
         .unwrap_or(&[]);
     let inner_h = usize::from(area.height.saturating_sub(2));
     let mut lines: Vec<Line> = Vec::new();
+    // Why a dead filter is dead, first: what the validation pass saw, and whether the
+    // weights alone explain it.
+    if let Some(c) = health.and_then(|l| l.channels.get(state.filter()))
+        && c.on_rate <= 0.0
+    {
+        let red = Style::new().fg(Color::Red);
+        lines.push(Line::styled("dead: never > 0 (validation)", red));
+        if c.dead_by_weights {
+            let rule = health.map_or("", |l| l.weight_rule.as_str());
+            lines.push(Line::styled(format!("weights: {rule}"), red));
+        }
+    }
     for c in 0..inp {
         if lines.len() + kh + 1 > inner_h {
             lines.push(Line::styled(

@@ -463,3 +463,79 @@ fn charts_keep_readable_plots_at_80_by_24() {
     // Inside the border the x axis takes two rows; the plot needs at least 6.
     assert!(chart_rows >= 8, "chart {chart_rows} rows: {}", t.backend());
 }
+
+/// Unit health of three epochs: `conv2d` loses units (filter 1 dead by its weights, filter 10
+/// dead on the data), `conv2d_1` stays healthy, `dense` has a few dormant units.
+fn health_fixture() -> crate::events::health::HealthSnapshot {
+    use crate::events::health::{ChannelHealth, EpochHealth, HISTOGRAM_BINS, LayerHealth};
+    let unit = |on_rate: f64, by_weights: bool| ChannelHealth {
+        on_rate,
+        mean: on_rate,
+        std: 0.5,
+        max: 2.0,
+        mean_abs: on_rate,
+        dead_by_weights: by_weights,
+    };
+    let layer = |name: &str, units: usize, dead: &[usize], pct: [f64; 3]| LayerHealth {
+        name: name.into(),
+        units,
+        dead_pct: pct[0],
+        dormant_pct: pct[1],
+        always_on_pct: pct[2],
+        on_rate_histogram: [0; HISTOGRAM_BINS],
+        weight_rule: if name == "conv2d" {
+            "sum(w+) x 1 + b <= 0".into()
+        } else {
+            String::new()
+        },
+        channels: (0..units)
+            .map(|i| {
+                if dead.contains(&i) {
+                    unit(0.0, i == 0)
+                } else {
+                    unit(0.5, false)
+                }
+            })
+            .collect(),
+    };
+    let mut snap = crate::events::health::HealthSnapshot::default();
+    for (epoch, dead) in [(1, 0.0), (2, 6.25), (3, 12.5)] {
+        let dead_units: &[usize] = if epoch == 3 { &[0, 9] } else { &[0] };
+        snap.push(EpochHealth {
+            epoch,
+            images: 40,
+            layers: vec![
+                layer("conv2d", 16, dead_units, [dead, dead, 6.25]),
+                layer("conv2d_1", 32, &[], [0.0, 3.1, 0.0]),
+                layer("dense", 512, &[], [0.0, 1.2, 0.0]),
+            ],
+            output_saturated_pct: 12.5,
+        });
+    }
+    snap
+}
+
+#[test]
+fn model_and_filters_tabs_show_unit_health() {
+    let mut s = training_state();
+    s.apply(Event::Health(Box::new(health_fixture())));
+    s.resize(100, 30);
+    for tab in [Tab::Model, Tab::Filters] {
+        s.arrange(|st| st.set_tab(tab));
+        let t = draw(&s, 100, 30);
+        let text = format!("{}", t.backend());
+        if tab == Tab::Model {
+            // conv2d: 12.5 % dead now, rising over the three epochs.
+            assert!(text.contains("12.5"), "{text}");
+            assert!(text.contains("▁▂▂"), "{text}");
+        } else {
+            assert!(text.contains("conv2d · dead 1, 10 · 16 filters"), "{text}");
+            assert!(text.contains("filter 1/16 · dead (weights)"), "{text}");
+            assert!(text.contains("weights: sum(w+) x 1 + b <= 0"), "{text}");
+        }
+        insta::assert_snapshot!(
+            format!("health_{}", tab.title().replace(' ', "_").to_lowercase()),
+            t.backend()
+        );
+    }
+}
