@@ -1,6 +1,7 @@
 //! The network: a burn `Module` built from the configured layer list.
 
 pub mod health;
+pub mod maximize;
 pub mod ops;
 pub mod summary;
 
