@@ -13,14 +13,16 @@
 //!   resampling in tensor ops), Adam at 0.05, and an optional total-variation penalty.
 //!
 //! The objective is the channel's mean activation with a 2-pixel border left out (the guide's
-//! choice; maps of 5 pixels or less keep their border). Every image's random start and every
+//! choice; maps of 5 pixels or less keep their border), taken before the layer's `ReLU` so that
+//! a filter silent on its start image still gets a gradient; what is reported is the mean after
+//! the `ReLU`, as the layer outputs it. Every image's random start and every
 //! transform comes from `seed` alone, and images do not interact, so a filter's result is the
 //! same bit for bit whichever other filters share its batch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::module::Module as _;
-use burn::tensor::activation::sigmoid;
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
@@ -85,10 +87,14 @@ pub struct Maximized {
     pub filter: usize,
     /// `[c, h, w]`, values in `[0, 1]` (the network's input scale).
     pub image: Vec<f32>,
-    /// The objective on the random start image.
+    /// The filter's mean activation (after `ReLU`, border left out) on the random start image.
     pub seed_activation: f32,
-    /// The objective on `image`.
+    /// The same on the optimised image before the quick tier's deprocessing (what the gradient
+    /// ascent reached).
     pub activation: f32,
+    /// The same on `image`, the picture shown (the quick tier's deprocessing sets its contrast,
+    /// which can take some of the activation back; the regularised tier shows what it reached).
+    pub shown_activation: f32,
 }
 
 /// Why no images were made.
@@ -144,12 +150,14 @@ pub fn maximize(
         settings,
         cancel,
     };
-    let (start, images) = match settings.tier {
+    let [start, reached, images] = match settings.tier {
         Tier::Quick => run.quick(progress)?,
         Tier::Regularised => run.regularised(progress)?,
     };
-    let seed_activation = target.score(&tensor(start, &run.batch_shape(), &device))?;
-    let activation = target.score(&tensor(images.clone(), &run.batch_shape(), &device))?;
+    let score = |v: Vec<f32>| target.score(&tensor(v, &run.batch_shape(), &device));
+    let seed_activation = score(start)?;
+    let activation = score(reached)?;
+    let shown_activation = score(images.clone())?;
     let len = shape.iter().product::<usize>();
     Ok(filters
         .iter()
@@ -159,6 +167,7 @@ pub fn maximize(
             image: images[i * len..(i + 1) * len].to_vec(),
             seed_activation: seed_activation[i],
             activation: activation[i],
+            shown_activation: shown_activation[i],
         })
         .collect())
 }
@@ -176,10 +185,33 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    /// Each image's objective `[n]` for images `[n, c, h, w]` (autodiff or not).
-    fn objective(&self, x: Tensor<4>) -> Tensor<1> {
+    /// Each image's own filter before its `ReLU`, border left out: `[n, h', w']` for images
+    /// `[n, c, h, w]` (autodiff or not).
+    fn own_map(&self, x: Tensor<4>) -> Tensor<3> {
         let device = x.device();
-        let y = forward_to(self.net, x, self.step);
+        let x = match self.step {
+            0 => x,
+            s => forward_to(self.net, x, s - 1),
+        };
+        let Step::Conv {
+            index,
+            stride,
+            padding,
+            ..
+        } = self.net.steps[self.step]
+        else {
+            unreachable!("maximize checks that the step is a convolution");
+        };
+        let p = &self.net.convs[index];
+        let y = super::conv2d(
+            x,
+            p.weight.val(),
+            p.bias.val(),
+            stride,
+            padding,
+            false,
+            self.net.fast_conv,
+        );
         // [n, channels, h, w]
         let [n, c, h, w] = y.dims();
         let rows: Vec<i64> = self
@@ -193,14 +225,25 @@ impl Target<'_> {
         let own = y.reshape([n * c, h * w]).select(0, rows).reshape([n, h, w]);
         let border = |side: usize| if side > 5 { 2 } else { 0 };
         let (bh, bw) = (border(h), border(w));
-        let inner = own.slice([0..n, bh..h - bh, bw..w - bw]);
-        let count = ((h - 2 * bh) * (w - 2 * bw)) as f32;
-        inner.reshape([n as i32, -1]).sum_dim(1).reshape([n]) / count
+        own.slice([0..n, bh..h - bh, bw..w - bw])
     }
 
-    /// The objective of each image, read back.
+    /// What is maximised, `[n]`: the mean before the `ReLU`, so that a filter silent on its
+    /// start image still gets a gradient (Lucid optimises pre-`ReLU` channels for this reason).
+    fn objective(&self, x: Tensor<4>) -> Tensor<1> {
+        let own = self.own_map(x);
+        let n = own.dims()[0];
+        own.reshape([n as i32, -1]).mean_dim(1).reshape([n])
+    }
+
+    /// Each image's mean activation (after the `ReLU`, as the layer outputs it), read back.
     fn score(&self, x: &Tensor<4>) -> Result<Vec<f32>, ReadError> {
-        read_f32(self.objective(x.clone()), "filter activations")
+        let own = relu(self.own_map(x.clone()));
+        let n = own.dims()[0];
+        read_f32(
+            own.reshape([n as i32, -1]).mean_dim(1).reshape([n]),
+            "filter activations",
+        )
     }
 
     fn len(&self) -> usize {
@@ -269,11 +312,11 @@ impl Run<'_> {
     }
 
     /// The Keras guide: gradient ascent on the L2-normalised gradient; returns the start
-    /// images and the deprocessed results, both `[n, c, h, w]` flattened.
+    /// images, the optimised ones and those deprocessed, each `[n, c, h, w]` flattened.
     fn quick(
         &self,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<(Vec<f32>, Vec<f32>), MaximizeError> {
+    ) -> Result<[Vec<f32>; 3], MaximizeError> {
         let shape = self.batch_shape();
         let len: usize = self.shape.iter().product();
         let mut start = Vec::with_capacity(shape.iter().product());
@@ -303,19 +346,20 @@ impl Run<'_> {
             x = x + g / norm * QUICK_STEP;
             progress(done + 1, self.settings.steps);
         }
-        let mut images = read_f32(x, "optimised images")?;
+        let reached = read_f32(x, "optimised images")?;
+        let mut images = reached.clone();
         for image in images.chunks_mut(len) {
             deprocess(image);
         }
-        Ok((start, images))
+        Ok([start, reached, images])
     }
 
     /// Lucid: Fourier parameterisation, random transforms, Adam; returns the start images and
-    /// the results, both `[n, c, h, w]` flattened.
+    /// the results (twice: nothing is deprocessed), each `[n, c, h, w]` flattened.
     fn regularised(
         &self,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<(Vec<f32>, Vec<f32>), MaximizeError> {
+    ) -> Result<[Vec<f32>; 3], MaximizeError> {
         let [n, c, h, w] = self.batch_shape();
         let fourier = Fourier::new(c, h, w, self.device);
         let half = w / 2 + 1;
@@ -363,7 +407,7 @@ impl Run<'_> {
             progress(done + 1, self.settings.steps);
         }
         let images = read_f32(fourier.image(&params[0], &params[1]), "optimised images")?;
-        Ok((start, images))
+        Ok([start, images.clone(), images])
     }
 }
 
