@@ -40,6 +40,8 @@ pub enum Commands {
     Predict(PredictArgs),
     /// Validation analysis of one epoch: accuracy, confusion matrix, per-class metrics, most wrong, flipped, label noise.
     Report(ReportArgs),
+    /// Why the network does what it does; `--maximize LAYER`: what each filter of a conv layer looks for.
+    Explain(ExplainArgs),
     /// Write PNG pictures of filters, feature maps and training curves, and a metrics CSV.
     Export(ExportArgs),
     /// Print a run's pictures (filters, feature maps, curves, confusion matrix) in the terminal.
@@ -157,6 +159,44 @@ pub struct ReportArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `convscope explain`.
+#[derive(Debug, Args, Clone)]
+pub struct ExplainArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Make, for every filter of this conv layer (e.g. conv2d_2), an image that drives it hard
+    /// (activation maximisation); cached in the run directory.
+    #[arg(long, value_name = "LAYER")]
+    pub maximize: Option<String>,
+    /// Filters to maximise, e.g. `0-15` or `0,3,8-11` (default: all of the layer's).
+    #[arg(long, value_name = "LIST", requires = "maximize")]
+    pub filters: Option<String>,
+    /// Maximisation recipe: quick (30 steps of gradient ascent) or regularised (Fourier
+    /// parameterisation, random transforms, 256 Adam steps; slower, more natural).
+    #[arg(long, value_enum, default_value = "quick", requires = "maximize")]
+    pub tier: TierArg,
+    /// Seed of the random start images and transforms.
+    #[arg(long, default_value_t = 0, requires = "maximize")]
+    pub seed: u64,
+    /// Use the checkpoint of this epoch (default: the newest).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// Folder to write the pictures into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `explain --tier`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TierArg {
+    Quick,
+    #[value(alias = "regularized")]
+    Regularised,
 }
 
 /// `convscope predict`.
@@ -396,6 +436,9 @@ pub struct BenchArgs {
     /// Only the UI timing (no training, no pipeline).
     #[arg(long)]
     pub ui_only: bool,
+    /// Only time activation maximisation: the quick and regularised tiers for all 64 filters of the tutorial network's third conv layer.
+    #[arg(long)]
+    pub maximize: bool,
     /// Also time every op of a training step (conv, pool, dense, Adam) with burn's ops, the fast ops, and the fast ops with conv+pool fused (what training runs).
     #[arg(long)]
     pub breakdown: bool,

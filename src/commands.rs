@@ -6,6 +6,7 @@ pub mod bench;
 pub mod export;
 pub mod export_weights;
 pub mod import;
+pub mod maximize;
 pub mod predict;
 pub mod report;
 pub mod show;
@@ -34,6 +35,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
         Commands::Report(args) => report::run(&args),
+        Commands::Explain(args) => maximize::explain(&args),
         Commands::Export(args) => export::run(&args),
         Commands::Show(args) => show::run(&args),
         Commands::Import(args) => import::run(&args),
