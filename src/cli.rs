@@ -439,6 +439,9 @@ pub struct BenchArgs {
     /// Only time activation maximisation: the quick and regularised tiers for all 64 filters of the tutorial network's third conv layer.
     #[arg(long)]
     pub maximize: bool,
+    /// Steps of the regularised tier in --maximize (its recipe: 256).
+    #[arg(long, default_value_t = 256, requires = "maximize")]
+    pub maximize_steps: usize,
     /// Also time every op of a training step (conv, pool, dense, Adam) with burn's ops, the fast ops, and the fast ops with conv+pool fused (what training runs).
     #[arg(long)]
     pub breakdown: bool,

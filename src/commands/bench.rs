@@ -60,7 +60,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         return Ok(0);
     };
     if args.maximize {
-        maximize(&cfg, &device)?;
+        maximize(&cfg, &device, args.maximize_steps)?;
         return Ok(0);
     }
     train_step(&cfg, &device, spec, args.steps, args.warmup)?;
@@ -311,7 +311,7 @@ fn pipeline(cfg: &Config) -> Result<()> {
 
 /// Activation maximisation of every filter of the third conv layer (`conv2d_2` of the tutorial
 /// network), each tier once, on a seeded untrained network.
-fn maximize(cfg: &Config, device: &Device) -> Result<()> {
+fn maximize(cfg: &Config, device: &Device, regularised_steps: usize) -> Result<()> {
     use crate::model::maximize::{Settings, Tier, maximize};
     let net = Net::new(cfg, 2, 1, device)?;
     let convs: Vec<usize> = (0..net.steps.len())
@@ -327,7 +327,10 @@ fn maximize(cfg: &Config, device: &Device) -> Result<()> {
     let [_, h, w] = cfg.input_shape();
     let never = std::sync::atomic::AtomicBool::new(false);
     for tier in [Tier::Quick, Tier::Regularised] {
-        let settings = Settings::new(tier, 0);
+        let mut settings = Settings::new(tier, 0);
+        if tier == Tier::Regularised {
+            settings.steps = regularised_steps;
+        }
         let t0 = Instant::now();
         let images = maximize(
             &net,
