@@ -38,7 +38,8 @@ pub enum Commands {
     Bench(BenchArgs),
     /// Class and probability for each image, from a run's checkpoint.
     Predict(PredictArgs),
-    /// Where the network looked: Grad-CAM, saliency or SmoothGrad over each image, as a PNG (and JSON).
+    /// Where the network looked: Grad-CAM, saliency or SmoothGrad over each image, as a PNG (and
+    /// JSON); `--maximize LAYER`: what each filter of a conv layer looks for.
     Explain(ExplainArgs),
     /// Validation analysis of one epoch: accuracy, confusion matrix, per-class metrics, most wrong, flipped, label noise.
     Report(ReportArgs),
@@ -161,6 +162,14 @@ pub struct ReportArgs {
     pub json: bool,
 }
 
+/// `explain --tier`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TierArg {
+    Quick,
+    #[value(alias = "regularized")]
+    Regularised,
+}
+
 /// `convscope predict`.
 #[derive(Debug, Args, Clone)]
 pub struct PredictArgs {
@@ -189,8 +198,22 @@ pub struct ExplainArgs {
     /// The run directory.
     pub run: PathBuf,
     /// Images to explain.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "maximize", conflicts_with = "maximize")]
     pub images: Vec<PathBuf>,
+    /// Make, for every filter of this conv layer (e.g. conv2d_2), an image that drives it hard
+    /// (activation maximisation); cached in the run directory.
+    #[arg(long, value_name = "LAYER")]
+    pub maximize: Option<String>,
+    /// Filters to maximise, e.g. `0-15` or `0,3,8-11` (default: all of the layer's).
+    #[arg(long, value_name = "LIST", requires = "maximize")]
+    pub filters: Option<String>,
+    /// Maximisation recipe: quick (30 steps of gradient ascent) or regularised (Fourier
+    /// parameterisation, random transforms, 256 Adam steps; slower, more natural).
+    #[arg(long, value_enum, default_value = "quick", requires = "maximize")]
+    pub tier: TierArg,
+    /// Seed of the random start images and transforms.
+    #[arg(long, default_value_t = 0, requires = "maximize")]
+    pub seed: u64,
     /// How the map is made.
     #[arg(long, value_enum, default_value = "gradcam")]
     pub method: ExplainMethodArg,
@@ -453,6 +476,12 @@ pub struct BenchArgs {
     /// Only time explaining one image (Grad-CAM, saliency, SmoothGrad): p50 of --steps runs.
     #[arg(long)]
     pub explain: bool,
+    /// Only time activation maximisation: the quick and regularised tiers for all 64 filters of the tutorial network's third conv layer.
+    #[arg(long)]
+    pub maximize: bool,
+    /// Steps of the regularised tier in --maximize (its recipe: 256).
+    #[arg(long, default_value_t = 256, requires = "maximize")]
+    pub maximize_steps: usize,
     /// Also time every op of a training step (conv, pool, dense, Adam) with burn's ops, the fast ops, and the fast ops with conv+pool fused (what training runs).
     #[arg(long)]
     pub breakdown: bool,

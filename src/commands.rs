@@ -7,6 +7,7 @@ pub mod explain;
 pub mod export;
 pub mod export_weights;
 pub mod import;
+pub mod maximize;
 pub mod predict;
 pub mod report;
 pub mod show;
@@ -34,6 +35,7 @@ pub fn dispatch(command: Commands) -> Result<ExitCode> {
         Commands::Summary(args) => summary::run(&args),
         Commands::Bench(args) => bench::run(&args),
         Commands::Predict(args) => predict::run(&args),
+        Commands::Explain(args) if args.maximize.is_some() => maximize::explain(&args),
         Commands::Explain(args) => explain::run(&args),
         Commands::Report(args) => report::run(&args),
         Commands::Export(args) => export::run(&args),

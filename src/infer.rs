@@ -6,6 +6,7 @@
 //! trains, and imports nothing from [`crate::train`].
 
 pub mod inspect;
+pub mod maximize;
 pub mod probe;
 pub mod restore;
 pub mod viewer;

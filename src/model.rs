@@ -2,6 +2,7 @@
 
 pub mod explain;
 pub mod health;
+pub mod maximize;
 pub mod ops;
 pub mod summary;
 

@@ -142,6 +142,8 @@ const SOURCE_FILE: &str = "run.json";
 const EXPORT_DIR: &str = "export";
 /// The demo's synthetic dataset, inside its run directory.
 const DEMO_DATA_DIR: &str = "demo-data";
+/// Cached activation-maximisation images (`convscope explain --maximize`).
+const MAXIMIZE_DIR: &str = "maximize";
 
 /// Files a new run directory may already hold: the lock, the output of `--detach` (which makes
 /// the folder before its background process takes it) and what a start that failed before
@@ -473,6 +475,15 @@ impl RunDir {
     #[must_use]
     pub fn health_path(&self) -> PathBuf {
         health::dir(&self.path)
+    }
+
+    /// The cached activation-maximisation images of one checkpoint, conv layer, tier and seed.
+    #[must_use]
+    pub fn maximize_path(&self, checkpoint: &str, layer: &str, tier: &str, seed: u64) -> PathBuf {
+        self.path
+            .join(MAXIMIZE_DIR)
+            .join(checkpoint)
+            .join(format!("{layer}-{tier}-seed{seed}"))
     }
 
     /// Write the fully resolved config (nothing, and an error, when it cannot be encoded).

@@ -63,6 +63,10 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         explain_one(&cfg, &device, args.steps)?;
         return Ok(0);
     }
+    if args.maximize {
+        maximize(&cfg, &device, args.maximize_steps)?;
+        return Ok(0);
+    }
     train_step(&cfg, &device, spec, args.steps, args.warmup)?;
     if args.breakdown {
         use crate::model::ops::bench::{OpsPath, bench_step};
@@ -342,5 +346,55 @@ fn pipeline(cfg: &Config) -> Result<()> {
     // Photo-sized JPEGs (500x375, like the cats-vs-dogs images) -> the network's input size.
     let report = crate::data::bench_pipeline(500, [375, 500], cfg)?;
     out(&report.to_string());
+    Ok(())
+}
+
+/// Activation maximisation of every filter of the third conv layer (`conv2d_2` of the tutorial
+/// network), each tier once, on a seeded untrained network.
+fn maximize(cfg: &Config, device: &Device, regularised_steps: usize) -> Result<()> {
+    use crate::model::maximize::{Settings, Tier, maximize};
+    let net = Net::new(cfg, 2, 1, device)?;
+    let convs: Vec<usize> = (0..net.steps.len())
+        .filter(|&i| matches!(net.steps[i], Step::Conv { .. }))
+        .collect();
+    let Some(&step) = convs.get(2).or(convs.last()) else {
+        anyhow::bail!("the network has no conv layer to maximise");
+    };
+    let Step::Conv { index, .. } = net.steps[step] else {
+        anyhow::bail!("step {step} is not a conv layer");
+    };
+    let filters: Vec<usize> = (0..net.convs[index].weight.dims()[0]).collect();
+    let [_, h, w] = cfg.input_shape();
+    let never = std::sync::atomic::AtomicBool::new(false);
+    for tier in [Tier::Quick, Tier::Regularised] {
+        let mut settings = Settings::new(tier, 0);
+        if tier == Tier::Regularised {
+            settings.steps = regularised_steps;
+        }
+        let t0 = Instant::now();
+        let images = maximize(
+            &net,
+            step,
+            cfg.input_shape(),
+            &filters,
+            &settings,
+            &never,
+            &mut |_, _| {},
+        )?;
+        let secs = t0.elapsed().as_secs_f64();
+        let mean = |f: fn(&crate::model::maximize::Maximized) -> f32| {
+            images.iter().map(f).sum::<f32>() / images.len().max(1) as f32
+        };
+        out(&format!(
+            "maximize {}: {} filters of conv layer {} at {h}x{w}, {} steps: {secs:.2} s ({:.0} ms/step); mean activation {:.4} -> {:.4}",
+            tier.name(),
+            filters.len(),
+            convs.iter().position(|&c| c == step).unwrap_or(0) + 1,
+            settings.steps,
+            secs * 1e3 / settings.steps.max(1) as f64,
+            mean(|m| m.seed_activation),
+            mean(|m| m.activation),
+        ));
+    }
     Ok(())
 }
