@@ -84,6 +84,16 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let Some(device) = device else {
         return Ok(0);
     };
+    let trained = if args.end_to_end {
+        let opts = end_to_end::Options {
+            folder: args.folder.clone(),
+            images: args.images,
+            epochs: args.epochs,
+        };
+        Some(end_to_end::train(&cfg, &device, &opts)?)
+    } else {
+        None
+    };
     let (step_rate, mut stepper) = train_step(&cfg, &device, spec, args.steps, args.warmup)?;
     if args.breakdown {
         use crate::model::ops::bench::{OpsPath, bench_step};
@@ -104,13 +114,8 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     if args.pipeline {
         pipeline(&cfg)?;
     }
-    if args.end_to_end {
-        let opts = end_to_end::Options {
-            folder: args.folder.clone(),
-            images: args.images,
-            epochs: args.epochs,
-        };
-        end_to_end::run(&cfg, &device, &mut stepper, step_rate, &opts)?;
+    if let Some(trained) = &trained {
+        end_to_end::report(trained, &mut stepper, step_rate)?;
     }
     if args.peers {
         let shape = peers::Shape {

@@ -50,14 +50,21 @@ fn memory_text() -> String {
     )
 }
 
-/// Run the end-to-end benchmark; `step_rate` is the in-memory step's img/s measured just before.
-pub fn run(
-    cfg: &Config,
-    device: &Device,
-    stepper: &mut Stepper,
-    step_rate: f64,
-    opts: &Options,
-) -> Result<()> {
+/// A finished end-to-end training, for [`report`] once the step alone is timed.
+pub struct Trained {
+    /// The generated data (and the run) live here until the report is made.
+    scratch: Scratch,
+    data: PathBuf,
+    cfg: Config,
+    /// From the first step to the end, checkpoints on disk.
+    wall: f64,
+    train_images: usize,
+    val_images: usize,
+}
+
+/// Train first (so that each epoch's peak RSS is the training's alone, before the step
+/// benchmark's own network and batches), printing each epoch.
+pub fn train(cfg: &Config, device: &Device, opts: &Options) -> Result<Trained> {
     let scratch = Scratch::new("e2e")?;
     let data = if let Some(folder) = &opts.folder {
         folder.clone()
@@ -69,7 +76,6 @@ pub fn run(
     let mut cfg = cfg.clone();
     cfg.augment.enabled = true;
     cfg.train.epochs = opts.epochs.max(1);
-    out("");
     out(&format!(
         "end to end: training {} for {} epochs (augmentation, validation, a checkpoint and snapshots every epoch)",
         opts.folder.as_ref().map_or_else(
@@ -78,9 +84,36 @@ pub fn run(
         ),
         cfg.train.epochs
     ));
-    epoch_end_costs(&cfg, stepper, &scratch.0)?;
-    competing(&cfg, &data, stepper, step_rate)?;
-    train_folder(&cfg, device, &data, &scratch.0, step_rate)
+    let (wall, train_images, val_images) = train_folder(&cfg, device, &data, &scratch.0)?;
+    out("");
+    Ok(Trained {
+        scratch,
+        data,
+        cfg,
+        wall,
+        train_images,
+        val_images,
+    })
+}
+
+/// The end-to-end rate against the step's (`step_rate`, img/s, measured after the training),
+/// what the epoch end holds the step up for, and the step fed by the data pipeline.
+pub fn report(t: &Trained, stepper: &mut Stepper, step_rate: f64) -> Result<()> {
+    out("");
+    let images = (t.train_images * t.cfg.train.epochs) as f64;
+    let rate = images / t.wall;
+    let at_step_rate = images / step_rate.max(1e-9);
+    out(&format!(
+        "end to end: {rate:.1} img/s ({} train + {} val images, {} epochs in {:.2} s); step alone {step_rate:.1} img/s: {:.2}x the step rate, overhead {:.0} % beyond the step time",
+        t.train_images,
+        t.val_images,
+        t.cfg.train.epochs,
+        t.wall,
+        rate / step_rate.max(1e-9),
+        100.0 * (t.wall / at_step_rate - 1.0),
+    ));
+    epoch_end_costs(&t.cfg, stepper, &t.scratch.0)?;
+    competing(&t.cfg, &t.data, stepper, step_rate)
 }
 
 /// What the work at an epoch's end holds the step up for: a checkpoint written on the
@@ -189,14 +222,14 @@ impl train::Interrupt for NoInterrupt {
     }
 }
 
-/// Train `data` as `convscope train` would, in this process, and time it from the observer's side.
+/// Train `data` as `convscope train` would, in this process, and time it from the
+/// observer's side: seconds from the first step to the end, train and validation images.
 fn train_folder(
     cfg: &Config,
     device: &Device,
     data: &Path,
     scratch: &Path,
-    step_rate: f64,
-) -> Result<()> {
+) -> Result<(f64, usize, usize)> {
     let (run, _lock, _) = RunDir::create(&scratch.join("run"))?;
     run.write_config(cfg)?;
     let job = train::Job {
@@ -270,17 +303,6 @@ fn train_folder(
         bail!("the end-to-end training ended without finishing");
     };
     let wall = finished.duration_since(started).as_secs_f64().max(1e-9);
-    let images = (train_images * cfg.train.epochs) as f64;
-    let rate = images / wall;
-    let at_step_rate = images / step_rate.max(1e-9);
-    out(&format!(
-        "  end to end: {rate:.1} img/s ({} train + {} val images, {} epochs in {wall:.2} s); step alone {step_rate:.1} img/s: {:.2}x the step rate, overhead {:.0} % beyond the step time",
-        train_images,
-        val_images,
-        cfg.train.epochs,
-        rate / step_rate.max(1e-9),
-        100.0 * (wall / at_step_rate - 1.0),
-    ));
     out(&format!("  after training: {}", memory_text()));
-    Ok(())
+    Ok((wall, train_images, val_images))
 }
