@@ -13,16 +13,42 @@ use common::{checkpoint_weights, events, synthetic, wait_for};
 use convscope::events::Event;
 use convscope::run::checkpoint;
 
+/// A gated run, killed if the test fails before it ends (its checkpoint would wait forever).
+struct Gated(Child);
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A two-epoch headless run whose checkpoints wait for `gate` to exist before going into place.
-fn spawn_gated(data: &Path, run: &Path, gate: &Path) -> Child {
-    common::train(data, run)
+fn spawn_gated(data: &Path, run: &Path, gate: &Path) -> Gated {
+    let child = common::train(data, run)
         .epochs(2)
         .command()
         .env("CONVSCOPE_CHECKPOINT_GATE", gate)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .expect("convscope starts")
+        .expect("convscope starts");
+    Gated(child)
+}
+
+/// Wait for the run to end; its exit status and stderr.
+fn wait_with_output(child: &mut Gated) -> std::process::Output {
+    use std::io::Read as _;
+    let mut stderr = Vec::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        e.read_to_end(&mut stderr).expect("read stderr");
+    }
+    let status = child.0.wait().expect("wait");
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    }
 }
 
 fn has_event(run: &Path, pred: impl Fn(&Event) -> bool) -> bool {
@@ -64,7 +90,7 @@ fn training_goes_on_while_a_checkpoint_is_written_and_latest_moves_only_when_com
     let data = synthetic(tmp.path(), 12, 16);
     let run = tmp.path().join("run");
     let gate = tmp.path().join("gate");
-    let child = spawn_gated(&data, &run, &gate);
+    let mut child = spawn_gated(&data, &run, &gate);
     epoch_two_trained_while_held(&run, &gate);
     // Epoch 1's files are written but held in their temporary folder: nothing claims them yet.
     let dir = run.join("checkpoints");
@@ -92,7 +118,7 @@ fn training_goes_on_while_a_checkpoint_is_written_and_latest_moves_only_when_com
     assert!(!has_event(&run, |e| matches!(e, Event::Finished(_))));
 
     fs::write(&gate, b"").expect("open the gate");
-    let out = child.wait_with_output().expect("wait");
+    let out = wait_with_output(&mut child);
     assert!(
         out.status.success(),
         "{}",
@@ -126,14 +152,14 @@ fn a_checkpoint_that_fails_in_the_background_fails_the_run() {
     let data = synthetic(tmp.path(), 12, 16);
     let run = tmp.path().join("run");
     let gate = tmp.path().join("gate");
-    let child = spawn_gated(&data, &run, &gate);
+    let mut child = spawn_gated(&data, &run, &gate);
     epoch_two_trained_while_held(&run, &gate);
     let held = temporary(&run);
     assert_eq!(held.len(), 1, "{held:?}");
     // The folder goes while its files are held: finishing it must fail, and say so.
     fs::remove_dir_all(&held[0]).expect("rm");
     fs::write(&gate, b"").expect("open the gate");
-    let out = child.wait_with_output().expect("wait");
+    let out = wait_with_output(&mut child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("writing the checkpoint failed"), "{err}");

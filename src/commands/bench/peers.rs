@@ -2,7 +2,6 @@
 //! stack) and PyTorch, on the same cores in the same run, and the ratios.
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result};
 
@@ -78,7 +77,7 @@ fn run_peer(python: &Path, dir: &Path, peer: &Peer, shape: &Shape) -> Result<Pee
     let script = dir.join(peer.file);
     std::fs::write(&script, peer.script)
         .with_context(|| format!("writing {}", script.display()))?;
-    let output = Command::new(python)
+    let output = std::process::Command::new(python)
         .arg(&script)
         .args(["--random", &shape.images.to_string()])
         .args(["--size", &shape.size.to_string()])
