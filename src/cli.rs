@@ -485,6 +485,24 @@ pub struct BenchArgs {
     /// Also time every op of a training step (conv, pool, dense, Adam) with burn's ops, the fast ops, and the fast ops with conv+pool fused (what training runs).
     #[arg(long)]
     pub breakdown: bool,
+    /// Also train a folder as `convscope train` does (augmentation, validation, a checkpoint every epoch) and print its rate against the step's, the overhead, and peak memory per epoch.
+    #[arg(long)]
+    pub end_to_end: bool,
+    /// The image folder of --end-to-end (one sub-folder per class); default: generated photo-sized JPEGs.
+    #[arg(long, value_name = "DIR", requires = "end_to_end")]
+    pub folder: Option<PathBuf>,
+    /// Images generated for --end-to-end, and random images per epoch of the --peers runs.
+    #[arg(long, default_value_t = 512)]
+    pub images: usize,
+    /// Epochs of --end-to-end and of the --peers runs (their best epoch after the first counts).
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Also time the same step in TensorFlow/Keras and PyTorch (`pip install tensorflow-cpu tf-keras scipy torch`) and print the ratios.
+    #[arg(long)]
+    pub peers: bool,
+    /// The Python that runs the --peers scripts.
+    #[arg(long, value_name = "PATH", default_value = "python3")]
+    pub python: PathBuf,
 }
 
 /// `--conv-impl`.

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use serde::{Serialize, Serializer};
 
 pub use augment::{Transform, warp_into};
-pub use bench::{BenchReport, bench_pipeline};
+pub use bench::{BenchReport, bench_pipeline, write_bench_jpegs};
 pub use dataset::{Batch, Batches, Dataset, Split};
 pub use decode::{Decoded, ImageError, decode_resized, load_image, luma, resize_nearest};
 pub use scan::{IMAGE_EXTENSIONS, Scan, has_image_extension, scan, split_folders_warning};

@@ -375,6 +375,8 @@ struct Training<'w> {
     layer_names: Vec<String>,
     /// Unit health of the epochs so far (`RUN/health/`), sent after each validation.
     health: HealthSnapshot,
+    /// Writes checkpoints while training goes on.
+    writer: checkpoint::Background,
 }
 
 /// An epoch's running figures: its sums, its time, and the throughput window of the next
@@ -464,6 +466,7 @@ impl<'w> Training<'w> {
             record,
             layer_names,
             health: HealthSnapshot::default(),
+            writer: checkpoint::Background::default(),
         };
         // A resumed run's trend starts with the epochs it has already validated.
         if let Some(before) =
@@ -558,12 +561,12 @@ impl<'w> Training<'w> {
                 return Ok(outcome);
             }
         }
-        Ok(self.finish(
+        self.finish_written(
             FinishReason::Completed,
             self.cfg.train.epochs,
             self.batches,
             None,
-        ))
+        )
     }
 
     /// Train one epoch from batch `first_batch` (0-based), validate, checkpoint and take the
@@ -597,36 +600,38 @@ impl<'w> Training<'w> {
                 continue;
             }
             self.batch(epoch, b, batch, &mut progress)?;
+            self.checkpoint_done(false)?;
             self.worker.check_run_dir(&self.run)?;
             if let Some(watch) = &mut self.memory
                 && let Err(e) = watch.check(&self.run.path)
             {
                 // Out of room for another step: keep what was learnt, say why and how to go on.
                 self.checkpoint(Keep::from(&self.cfg.train))?;
+                self.checkpoint_done(true)?;
                 return Err(TrainError::Memory(e));
             }
             if b + 1 < self.batches
                 && let Control::Stop(cause) = self.handle_commands()?
             {
                 self.checkpoint(Keep::from(&self.cfg.train))?;
-                return Ok(Some(self.finish(
+                return Ok(Some(self.finish_written(
                     FinishReason::Stopped,
                     epoch,
                     b + 1,
                     cause,
-                )));
+                )?));
             }
         }
         self.end_epoch(epoch, &progress)?;
         if epoch < self.cfg.train.epochs
             && let Control::Stop(cause) = self.handle_commands()?
         {
-            return Ok(Some(self.finish(
+            return Ok(Some(self.finish_written(
                 FinishReason::Stopped,
                 epoch,
                 self.batches,
                 cause,
-            )));
+            )?));
         }
         Ok(None)
     }
@@ -652,6 +657,8 @@ impl<'w> Training<'w> {
         let loss = model::loss(logits.clone(), &batch.labels, &self.ad_device);
         let loss_value: f32 = loss.clone().into_scalar();
         if !loss_value.is_finite() {
+            // The checkpoint being written is the last good one.
+            self.checkpoint_done(true)?;
             return Err(self.diverged(loss_value, epoch, b + 1));
         }
         let logit_values = model::read_f32(logits, "logits")?;
@@ -849,27 +856,71 @@ impl<'w> Training<'w> {
         }
     }
 
-    /// Write a checkpoint of where the run is, then remove what `keep` does not keep.
+    /// Start writing a checkpoint of where the run is, then remove what `keep` does not keep.
+    /// The weights and optimizer state are snapshots (tensors are never changed in place:
+    /// the next step makes new ones), written on the checkpoint thread while training goes
+    /// on; its event is sent once the files are complete ([`Self::checkpoint_done`]).
     fn checkpoint(&mut self, keep: Keep) -> Result<(), TrainError> {
         self.worker.check_run_dir(&self.run)?;
         let dir = self.run.checkpoints_path();
-        let (net, optim) = (&self.net, &self.optim);
-        let cp = checkpoint::save(&dir, &self.state, |tmp| {
-            net.clone().save_file(tmp.join(checkpoint::MODEL_FILE))?;
-            optim.save(tmp.join(checkpoint::OPTIM_FILE))
-        })?;
-        checkpoint::prune(&dir, keep.checkpoints)?;
-        let freed = checkpoint::drop_old_optimizer_state(&dir, keep.optimizer)?;
+        let (net, optim) = (self.net.clone(), self.optim.clone());
+        let files: checkpoint::FilesWriter = Box::new(move |tmp: &Path| {
+            net.save_file(tmp.join(checkpoint::MODEL_FILE))
+                .map_err(|e| e.to_string())?;
+            optim
+                .save(tmp.join(checkpoint::OPTIM_FILE))
+                .map_err(|e| e.to_string())
+        });
+        let previous =
+            self.writer
+                .start(&dir, &self.state, [keep.checkpoints, keep.optimizer], files)?;
+        if let Some(written) = previous {
+            self.checkpoint_written(written);
+        }
+        Ok(())
+    }
+
+    /// Report the checkpoint written in the background, if it is done (waiting for it with
+    /// `wait`); its error is the run's.
+    fn checkpoint_done(&mut self, wait: bool) -> Result<(), TrainError> {
+        let outcome = if wait {
+            self.writer.wait()
+        } else {
+            self.writer.poll()
+        };
+        if let Some(written) = outcome.transpose()? {
+            self.checkpoint_written(written);
+        }
+        Ok(())
+    }
+
+    /// Say that a checkpoint is complete on disk.
+    fn checkpoint_written(&mut self, written: checkpoint::Written) {
+        let checkpoint::Written {
+            checkpoint: cp,
+            freed,
+        } = written;
         if freed > 0 {
             tracing::info!("optimizer state of older checkpoints dropped: {freed} bytes freed");
         }
         tracing::info!("checkpoint {} written", cp.name);
         self.worker.emit(Event::Checkpoint(CheckpointInfo {
-            epoch: self.state.epoch,
-            batch: self.state.batch,
+            epoch: cp.state.epoch,
+            batch: cp.state.batch,
             name: cp.name,
         }));
-        Ok(())
+    }
+
+    /// Wait for the checkpoint being written, then [`Self::finish`].
+    fn finish_written(
+        &mut self,
+        reason: FinishReason,
+        epoch: usize,
+        batch: usize,
+        cause: Option<StopCause>,
+    ) -> Result<Outcome, TrainError> {
+        self.checkpoint_done(true)?;
+        Ok(self.finish(reason, epoch, batch, cause))
     }
 
     /// Handle pending commands; blocks while paused, and counts the time paused.
@@ -894,6 +945,7 @@ impl<'w> Training<'w> {
                 .inspector
                 .poll(&self.net, self.state.epoch, Duration::ZERO);
             self.worker.emit_all(read);
+            self.checkpoint_done(false)?;
             if let Some(signal) = self.worker.interrupt.requested() {
                 return Ok(self.worker.stopping(StopCause::from_signal(signal)));
             }

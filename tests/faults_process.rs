@@ -130,8 +130,10 @@ fn kill_9_keeps_the_previous_checkpoint_usable_and_resume_works() {
     let straight = straight_run(tmp.path(), &data);
     let run = tmp.path().join("killed");
     let mut child = spawn_slow(&data, &run);
+    // Checkpoints are written in the background: epoch 1's is complete once it is reported.
     wait_for("a batch of epoch 2", Duration::from_mins(2), || {
         has_event(&run, |e| matches!(e, Event::Batch(b) if b.epoch == 2))
+            && has_event(&run, |e| matches!(e, Event::Checkpoint(c) if c.epoch == 1))
     });
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("wait");

@@ -74,6 +74,12 @@ fn the_source_never_starts_a_process_or_loads_code() {
                     .replace(
                         "std::process::Command::new(\"tmux\")\n        .args(args)",
                         "<pictures: tmux with the fixed arguments of detect.rs and redraw.rs>",
+                    )
+                    // `convscope bench --peers`: the Python named by `--python` (default
+                    // `python3`), on the peer script the binary embeds, with numeric arguments.
+                    .replace(
+                        "std::process::Command::new(python)\n        .arg(&script)",
+                        "<bench --peers: the given python on the embedded peer script>",
                     );
                 for needle in ["process::Command", "Command::new", "libloading", "dlopen"] {
                     if text.contains(needle) {

@@ -1,9 +1,15 @@
-//! `convscope bench`: training and data-pipeline throughput, printed beside the peer command.
+//! `convscope bench`: training and data-pipeline throughput, printed beside the peer command;
+//! `--end-to-end` trains a folder as `convscope train` does (`bench/end_to_end.rs`), `--peers`
+//! times TensorFlow/Keras and PyTorch in the same run (`bench/peers.rs`).
+
+mod end_to_end;
+mod peers;
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
@@ -14,6 +20,25 @@ use crate::model::{self, Flow, Net, Step};
 
 fn out(text: &str) {
     let _ = writeln!(std::io::stdout(), "{text}");
+}
+
+/// A scratch folder under the temporary directory, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Result<Self> {
+        let path =
+            std::env::temp_dir().join(format!("convscope-bench-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path); // a leftover from a killed run
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Run the benchmarks.
@@ -67,7 +92,17 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         maximize(&cfg, &device, args.maximize_steps)?;
         return Ok(0);
     }
-    train_step(&cfg, &device, spec, args.steps, args.warmup)?;
+    let trained = if args.end_to_end {
+        let opts = end_to_end::Options {
+            folder: args.folder.clone(),
+            images: args.images,
+            epochs: args.epochs,
+        };
+        Some(end_to_end::train(&cfg, &device, &opts)?)
+    } else {
+        None
+    };
+    let (step_rate, mut stepper) = train_step(&cfg, &device, spec, args.steps, args.warmup)?;
     if args.breakdown {
         use crate::model::ops::bench::{OpsPath, bench_step};
         let side = args.image_size[0].min(args.image_size[1]) as usize;
@@ -86,6 +121,20 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     }
     if args.pipeline {
         pipeline(&cfg)?;
+    }
+    if let Some(trained) = &trained {
+        end_to_end::report(trained, &mut stepper, step_rate)?;
+    }
+    if args.peers {
+        let shape = peers::Shape {
+            batch: args.batch_size,
+            size: args.image_size[0],
+            threads,
+            images: args.images,
+            epochs: args.epochs.max(2),
+        };
+        peers::run(&args.python, &shape, step_rate)?;
+        return Ok(0);
     }
     out("");
     out("peer (same machine, same session):");
@@ -177,7 +226,7 @@ fn train_step(
     spec: DeviceSpec,
     steps: usize,
     warmup: usize,
-) -> Result<()> {
+) -> Result<(f64, Stepper)> {
     let ad = device.clone().autodiff();
     let [c, h, w] = cfg.input_shape();
     let n = cfg.train.batch_size;
@@ -219,9 +268,9 @@ fn train_step(
         s.step(&ad);
     }
     let per_step = t0.elapsed().as_secs_f64() / steps.max(1) as f64;
+    let step_rate = n as f64 / per_step;
     out(&format!(
-        "train step: {:.1} img/s ({:.1} ms/step, {steps} steps)",
-        n as f64 / per_step,
+        "train step: {step_rate:.1} img/s ({:.1} ms/step, {steps} steps)",
         per_step * 1e3
     ));
 
@@ -251,7 +300,7 @@ fn train_step(
         "inference: {:.1} img/s",
         n as f64 * steps as f64 / t0.elapsed().as_secs_f64()
     ));
-    Ok(())
+    Ok((step_rate, s))
 }
 
 /// Forward and forward+backward time of each layer on its own, summed by layer type.

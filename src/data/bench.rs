@@ -65,7 +65,7 @@ impl fmt::Display for BenchReport {
 }
 
 /// Write `images` photo-like JPEGs of `[height, width]` into `dir` (two class folders).
-fn write_bench_jpegs(dir: &Path, images: usize, [h, w]: [u32; 2]) -> Result<(), DataError> {
+pub fn write_bench_jpegs(dir: &Path, images: usize, [h, w]: [u32; 2]) -> Result<(), DataError> {
     let per_class = images.div_ceil(2).max(1);
     for name in SYNTHETIC_CLASSES {
         let sub = dir.join(name);

@@ -210,6 +210,128 @@ pub fn save<E: std::fmt::Display>(
     })
 }
 
+/// The files of one checkpoint, written by [`Background`] on its thread into the temporary
+/// folder it is given (the caller's snapshot of the weights and optimizer state goes with it).
+pub type FilesWriter = Box<dyn FnOnce(&Path) -> Result<(), String> + Send>;
+
+/// What a finished background checkpoint left: the checkpoint, and the bytes of older
+/// optimizer state dropped after it.
+#[derive(Debug)]
+pub struct Written {
+    pub checkpoint: Checkpoint,
+    pub freed: u64,
+}
+
+/// Writes checkpoints on a thread of their own, one at a time, so that training goes on while
+/// the files are serialised, synced and hashed: [`save`] runs there (the folder is renamed into
+/// place and `latest` moved only when its files are complete), then [`prune`] and
+/// [`drop_old_optimizer_state`]. A write's outcome comes back from [`Self::poll`],
+/// [`Self::wait`] or the next [`Self::start`] (which waits for the one before); dropping it
+/// waits too, so a checkpoint started is never left half-written by the process ending.
+#[derive(Debug, Default)]
+pub struct Background {
+    writing: Option<(PathBuf, std::thread::JoinHandle<Result<Written, RunError>>)>,
+}
+
+impl Background {
+    /// Start writing `state`'s checkpoint into `dir` with `files`, then keep the newest `keep`
+    /// epoch-end checkpoints and the optimizer state of the newest `keep_optimizer` (see
+    /// [`prune`] and [`drop_old_optimizer_state`]). The previous write is waited for first;
+    /// its outcome is returned.
+    pub fn start(
+        &mut self,
+        dir: &Path,
+        state: &TrainState,
+        [keep, keep_optimizer]: [usize; 2],
+        files: FilesWriter,
+    ) -> Result<Option<Written>, RunError> {
+        let previous = self.wait().transpose()?;
+        let (dir, state) = (dir.to_path_buf(), state.clone());
+        let path = dir.join(name_for(&state));
+        let thread_dir = dir.clone();
+        let handle = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                let dir = thread_dir;
+                let checkpoint = save_gated(&dir, &state, files)?;
+                prune(&dir, keep)?;
+                let freed = drop_old_optimizer_state(&dir, keep_optimizer)?;
+                Ok(Written { checkpoint, freed })
+            })
+            .map_err(io_err(&dir))?;
+        self.writing = Some((path, handle));
+        Ok(previous)
+    }
+
+    /// Whether a write is under way (or finished and not yet collected).
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        self.writing.is_some()
+    }
+
+    /// The outcome of the write under way if it has finished; never waits.
+    pub fn poll(&mut self) -> Option<Result<Written, RunError>> {
+        if self.writing.as_ref().is_some_and(|(_, h)| h.is_finished()) {
+            self.wait()
+        } else {
+            None
+        }
+    }
+
+    /// Wait for the write under way, if any, and give its outcome.
+    pub fn wait(&mut self) -> Option<Result<Written, RunError>> {
+        let (path, handle) = self.writing.take()?;
+        Some(handle.join().unwrap_or_else(|_| {
+            Err(RunError::Corrupt {
+                path,
+                message:
+                    "the thread writing the checkpoint failed; the previous checkpoint is kept"
+                        .into(),
+            })
+        }))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(Err(e)) = self.wait() {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// [`save`], held back before the rename by the `test-hooks` gate ([`gate_wait`]).
+fn save_gated(dir: &Path, state: &TrainState, files: FilesWriter) -> Result<Checkpoint, RunError> {
+    save(dir, state, |tmp| {
+        files(tmp)?;
+        gate_wait();
+        Ok::<(), String>(())
+    })
+}
+
+/// Test hook, only in builds with the `test-hooks` feature: with `CONVSCOPE_CHECKPOINT_GATE`
+/// set to a path, a checkpoint's files are written and then held in their temporary folder
+/// until that path exists (so a test sees training go on meanwhile, and `latest` unmoved);
+/// `PATH.held` is created once they are.
+#[cfg(feature = "test-hooks")]
+fn gate_wait() {
+    if let Some(gate) = std::env::var_os("CONVSCOPE_CHECKPOINT_GATE") {
+        let gate = PathBuf::from(gate);
+        let mut held = gate.clone().into_os_string();
+        held.push(".held");
+        if let Err(e) = std::fs::write(&held, b"") {
+            tracing::warn!("test hook: {e}");
+        }
+        while !gate.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Without the `test-hooks` feature nothing holds a checkpoint back.
+#[cfg(not(feature = "test-hooks"))]
+fn gate_wait() {}
+
 // Create `tmp` and write the model, optimizer and state files into it.
 fn fill<E: std::fmt::Display>(
     tmp: &Path,

@@ -1,0 +1,138 @@
+//! `convscope bench --peers` and `--end-to-end` through the real binary, at test sizes: the
+//! three-way table's ratios (a fake Python prints the peers' JSON lines), what a missing
+//! package says, and the end-to-end report. No timing is asserted, only what is printed.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use common::{bin, synthetic};
+
+/// A stand-in for Python: prints fixed epochs for `peer_tf.py`; for `peer_torch.py`, either
+/// fixed epochs or the error of a missing `torch`.
+fn fake_python(dir: &Path, torch_missing: bool) -> PathBuf {
+    let torch = if torch_missing {
+        "echo 'Traceback (most recent call last):' >&2; echo \"ModuleNotFoundError: No module named 'torch'\" >&2; exit 1"
+    } else {
+        "echo '{\"epoch\": 1, \"img_per_s\": 90.0}'; echo '{\"epoch\": 2, \"img_per_s\": 80.0}'"
+    };
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in\n*peer_tf.py) echo 'loading'; echo '{{\"epoch\": 1, \"epoch_s\": 9.0, \"img_per_s\": 500.0}}'; echo '{{\"epoch\": 2, \"epoch_s\": 2.0, \"img_per_s\": 200.0}}'; echo '{{\"epoch\": 3, \"epoch_s\": 2.5, \"img_per_s\": 160.0}}' ;;\n*peer_torch.py) {torch} ;;\n*) exit 2 ;;\nesac\n"
+    );
+    let path = dir.join("python");
+    fs::write(&path, script).expect("write");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+fn bench(args: &[&str]) -> String {
+    let out = bin()
+        .args([
+            "bench",
+            "--pipeline",
+            "false",
+            "--image-size",
+            "16",
+            "--batch-size",
+            "4",
+        ])
+        .args(["--steps", "1", "--warmup", "1"])
+        .args(args)
+        .output()
+        .expect("convscope runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The rate and ratio of a table row.
+fn row(text: &str, name: &str) -> (String, String) {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("  {name} ")))
+        .unwrap_or_else(|| panic!("{name} in {text}"));
+    let mut fields = line[name.len() + 2..].split_whitespace();
+    (
+        fields.next().expect("rate").to_string(),
+        fields.next().expect("ratio").to_string(),
+    )
+}
+
+#[test]
+fn peers_table_gives_each_rate_and_convscope_over_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let python = fake_python(tmp.path(), false);
+    let text = bench(&["--peers", "--python", python.to_str().expect("utf8")]);
+    assert!(
+        text.contains("three-way training step (random data in memory, batch 4, 16x16,"),
+        "{text}"
+    );
+    let (ours, one) = row(&text, "convscope");
+    assert_eq!(one, "1.00x", "{text}");
+    let ours: f64 = ours.parse().expect("convscope's rate");
+    // The best epoch after the first: 200 for TensorFlow (not its first, 500), 80 for PyTorch.
+    for (name, peer) in [("TensorFlow/Keras", 200.0), ("PyTorch", 80.0)] {
+        let (rate, ratio) = row(&text, name);
+        assert_eq!(rate, format!("{peer:.1}"), "{text}");
+        assert_eq!(ratio, format!("{:.2}x", ours / peer), "{text}");
+    }
+}
+
+#[test]
+fn a_peer_without_its_packages_says_what_to_install() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let python = fake_python(tmp.path(), true);
+    let text = bench(&["--peers", "--python", python.to_str().expect("utf8")]);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("PyTorch"))
+        .expect("a PyTorch row");
+    assert!(
+        line.contains(&format!(
+            "has no `torch`; install the peer's packages with `{} -m pip install torch numpy pillow`",
+            python.display()
+        )),
+        "{line}"
+    );
+    assert_eq!(row(&text, "TensorFlow/Keras").0, "200.0", "{text}");
+    // No Python at all.
+    let text = bench(&["--peers", "--python", "/nonexistent/python"]);
+    assert!(text.contains("cannot run /nonexistent/python"), "{text}");
+}
+
+#[test]
+fn end_to_end_reports_each_epoch_s_memory_and_the_overhead() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 12, 16);
+    let text = bench(&[
+        "--end-to-end",
+        "--folder",
+        data.to_str().expect("utf8"),
+        "--epochs",
+        "2",
+    ]);
+    for epoch in 1..=2 {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("epoch {epoch}:")))
+            .unwrap_or_else(|| panic!("epoch {epoch} in {text}"));
+        assert!(line.contains("peak RSS"), "{line}");
+    }
+    assert!(
+        text.contains("  epoch end: checkpoint on the training thread"),
+        "{text}"
+    );
+    assert!(text.contains("  data pipeline: "), "{text}");
+    let summary = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("end to end:") && l.contains("img/s"))
+        .unwrap_or_else(|| panic!("the summary in {text}"));
+    assert!(summary.contains("2 epochs in"), "{summary}");
+    assert!(summary.contains("the step rate, overhead"), "{summary}");
+}
