@@ -273,6 +273,21 @@ fn leaving_a_training_s_screen_hands_it_to_the_background() {
     );
     assert_eq!(exit_status(&status), Some(0));
     term.wait_text("the training goes on in the background");
+    // The background process answers on its socket before it has read the data and the
+    // checkpoint: its `started` follows.
+    wait_for(
+        "the background process to start",
+        Duration::from_mins(1),
+        || {
+            let evs = events(&run_dir);
+            evs.iter()
+                .position(|e| {
+                    matches!(e, Event::Finished(f)
+                    if f.cause == Some(convscope::events::StopCause::HandOff))
+                })
+                .is_some_and(|h| evs[h..].iter().any(|e| matches!(e, Event::Started(_))))
+        },
+    );
     let evs = events(&run_dir);
     let handed = evs
         .iter()

@@ -790,7 +790,9 @@ mod tests {
             }
             t_fused.push(t.elapsed().as_secs_f64());
             let t = Instant::now();
-            let mut g = Gather::new(&eval, &names);
+            // HEALTH_SUMS=device: the five reductions on the device instead of one host pass.
+            let on_device = std::env::var("HEALTH_SUMS").is_ok_and(|v| v == "device");
+            let mut g = Gather::new(&eval, &names).summing_on_device(on_device);
             for x in &val {
                 let l = read_f32(g.forward(&eval, x.clone()).expect("f"), "l").expect("l");
                 g.add_logits(&l);
