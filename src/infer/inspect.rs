@@ -109,6 +109,33 @@ impl Inspector {
         out
     }
 
+    /// Grad-CAM with every feature-map snapshot from now on (`None`: none), and the probe's
+    /// snapshot again with it.
+    pub fn explain(
+        &mut self,
+        live: &Net,
+        live_epoch: usize,
+        cam: Option<crate::events::CamRequest>,
+    ) -> Vec<Event> {
+        self.probe.set_cam(cam);
+        let (net, epoch) = match &self.pinned {
+            Some((e, n)) => (n, *e),
+            None => (live, live_epoch),
+        };
+        match (&self.image, &self.input) {
+            (Some(image), Some(input)) => {
+                vec![shown(self.probe.feature_maps_of(net, image, input, epoch))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Grad-CAM with the feature-map snapshots to come, with no network to make one now.
+    pub fn explain_later(&mut self, cam: Option<crate::events::CamRequest>) -> Vec<Event> {
+        self.probe.set_cam(cam);
+        Vec::new()
+    }
+
     /// Look at another image: it is read on a thread of its own, and its feature maps come
     /// from [`Self::poll`] (a FIFO, a huge or slow file never holds up the training).
     pub fn probe(&mut self, image: PathBuf) {

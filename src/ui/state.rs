@@ -22,6 +22,17 @@ use crate::events::{
 
 mod input;
 
+/// The Grad-CAM overlay of the Feature maps tab, as the user set it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CamView {
+    /// Drawn over the probe image (the worker computes it only while this is on).
+    pub on: bool,
+    /// The layer and class, as steps from the defaults (the worker resolves them).
+    pub request: crate::events::CamRequest,
+    pub weight: crate::viz::overlay::ImageWeight,
+    pub colormap: crate::viz::overlay::HeatColormap,
+}
+
 /// How long a confirmation (an export's files) or an error stays on the status line before a
 /// routine message (a checkpoint at an epoch's end) may take its place.
 pub const MESSAGE_HOLD: Duration = Duration::from_secs(5);
@@ -154,6 +165,7 @@ pub struct AppState {
     now: Instant,
     /// Why the run was stopped, when it was and the log says.
     stop_cause: Option<StopCause>,
+    cam: CamView,
 }
 
 impl AppState {
@@ -201,6 +213,7 @@ impl AppState {
             message_held_until: None,
             now: Instant::now(),
             stop_cause: None,
+            cam: CamView::default(),
         }
     }
 
@@ -603,6 +616,11 @@ impl AppState {
     pub fn filters(&self) -> Option<&FilterSnapshot> {
         self.filters.as_deref()
     }
+    #[must_use]
+    pub fn cam(&self) -> CamView {
+        self.cam
+    }
+
     #[must_use]
     pub fn features(&self) -> Option<&FeatureSnapshot> {
         self.features.as_deref()
