@@ -585,7 +585,7 @@ pub const BINDINGS: &[Binding] = &[
         Action::ToggleCam,
         "Grad-CAM over the probe on / off",
     )
-    .hinted(&[hint(Tab::Features, 9, "v Grad-CAM")]),
+    .hinted(&[hint(Tab::Features, 9, "v CAM")]),
     bind(
         On(Tab::Features),
         &[key('d')],
@@ -819,7 +819,7 @@ mod tests {
         );
         assert_eq!(
             hints(Tab::Features, false),
-            "←→ layer · ↑↓ channel · [ ] epoch · n/p probe · o open · c colormap · e export · ? help · v Grad-CAM"
+            "←→ layer · ↑↓ channel · [ ] epoch · n/p probe · o open · c colormap · e export · ? help · v CAM"
         );
         assert_eq!(
             hints(Tab::Help, true),
