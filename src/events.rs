@@ -277,6 +277,43 @@ pub struct FeatureSnapshot {
     /// Probability of every class.
     pub probabilities: Vec<f32>,
     pub layers: Vec<LayerMaps>,
+    /// Grad-CAM of the probe, while an observer asks for it ([`Command::Explain`]).
+    pub cam: Option<CamMap>,
+}
+
+/// The Grad-CAM an observer asks for with each feature-map snapshot. Both are steps from the
+/// default, so that the observer needs to know neither the network nor the prediction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CamRequest {
+    /// Steps from the default layer (the last conv before its pool) through the conv layers in
+    /// order, then "all conv layers averaged", wrapping around.
+    pub layer: usize,
+    /// Steps from the predicted class through the classes (0: the predicted class; others
+    /// explain a class the network did not pick, a counterfactual).
+    pub class: usize,
+}
+
+/// Grad-CAM of a probe image at one layer (or all conv layers averaged) for one class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CamMap {
+    /// The layer's summary name, or `all conv layers`.
+    pub layer: String,
+    /// The class explained, and its probability.
+    pub class: usize,
+    pub probability: f32,
+    /// The map at the layer's resolution, row-major, min-max normalised to `0..=1`; empty when
+    /// its maximum was ≤ 0 (no positive evidence for the class at the layer).
+    pub width: usize,
+    pub height: usize,
+    pub values: Vec<f32>,
+}
+
+impl CamMap {
+    /// Whether anything in the image speaks for the class at the layer.
+    #[must_use]
+    pub fn has_evidence(&self) -> bool {
+        !self.values.is_empty()
+    }
 }
 
 /// One layer's activations, `data` in `[channels, h, w]` order.
@@ -308,6 +345,10 @@ pub enum Command {
     SelectEpoch {
         epoch: Option<usize>,
     },
+    /// Add Grad-CAM of the probe to its feature-map snapshots (`None`: stop), and send them again.
+    Explain {
+        cam: Option<CamRequest>,
+    },
 }
 
 impl Command {
@@ -318,6 +359,7 @@ impl Command {
             Self::Probe { .. } => Some(0),
             Self::SelectEpoch { .. } => Some(1),
             Self::RefreshFilters => Some(2),
+            Self::Explain { .. } => Some(3),
             Self::Pause | Self::Resume | Self::Stop | Self::CheckpointNow => None,
         }
     }

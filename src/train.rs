@@ -844,6 +844,7 @@ impl<'w> Training<'w> {
                 }
                 Command::RefreshFilters => self.inspector.snapshots(net, epoch),
                 Command::SelectEpoch { epoch: e } => self.inspector.select_epoch(net, epoch, e),
+                Command::Explain { cam } => self.inspector.explain(net, epoch, cam),
                 Command::Pause | Command::Resume | Command::Stop | Command::CheckpointNow => {
                     Vec::new()
                 }
@@ -999,6 +1000,10 @@ impl<'w> Training<'w> {
                     let snapshots = self
                         .inspector
                         .select_epoch(&self.net, self.state.epoch, epoch);
+                    self.worker.emit_all(snapshots);
+                }
+                Command::Explain { cam } => {
+                    let snapshots = self.inspector.explain(&self.net, self.state.epoch, cam);
                     self.worker.emit_all(snapshots);
                 }
             }

@@ -109,6 +109,33 @@ impl Inspector {
         out
     }
 
+    /// Grad-CAM with every feature-map snapshot from now on (`None`: none), and the probe's
+    /// snapshot again with it.
+    pub fn explain(
+        &mut self,
+        live: &Net,
+        live_epoch: usize,
+        cam: Option<crate::events::CamRequest>,
+    ) -> Vec<Event> {
+        self.probe.set_cam(cam);
+        let (net, epoch) = match &self.pinned {
+            Some((e, n)) => (n, *e),
+            None => (live, live_epoch),
+        };
+        match (&self.image, &self.input) {
+            (Some(image), Some(input)) => {
+                vec![shown(self.probe.feature_maps_of(net, image, input, epoch))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Grad-CAM with the feature-map snapshots to come, with no network to make one now.
+    pub fn explain_later(&mut self, cam: Option<crate::events::CamRequest>) -> Vec<Event> {
+        self.probe.set_cam(cam);
+        Vec::new()
+    }
+
     /// Look at another image: it is read on a thread of its own, and its feature maps come
     /// from [`Self::poll`] (a FIFO, a huge or slow file never holds up the training).
     pub fn probe(&mut self, image: PathBuf) {
@@ -192,5 +219,93 @@ mod tests {
             marks(&inspector.select_epoch(&net, 1, None)),
             [("filters", false), ("maps", false)]
         );
+    }
+
+    #[test]
+    fn explain_adds_grad_cam_to_the_probe_s_maps_until_told_to_stop() {
+        use crate::events::CamRequest;
+        use crate::model::explain;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (run, _lock, _) = RunDir::create(&dir.path().join("r")).expect("create");
+        let image = dir.path().join("probe.png");
+        image::RgbImage::from_fn(32, 32, |x, y| {
+            image::Rgb([(x * 8) as u8, (y * 8) as u8, 90])
+        })
+        .save(&image)
+        .expect("png");
+        let mut cfg = Config::default();
+        cfg.data.image_size = [32, 32];
+        let classes = ["a".to_string(), "b".to_string(), "c".to_string()];
+        let net = Net::new(&cfg, 3, 1, &Device::flex()).expect("net");
+        let mut inspector = Inspector::new(&cfg, &classes, &run, Some(image));
+        let maps = |events: &[Event]| -> Vec<crate::events::FeatureSnapshot> {
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::FeatureMaps(f) => Some((**f).clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let first = maps(&inspector.poll(&net, 1, std::time::Duration::from_mins(1)));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].cam, None, "no Grad-CAM until asked for");
+        let predicted = first[0].predicted;
+
+        let ask = |inspector: &mut Inspector, layer, class| {
+            let got = maps(&inspector.explain(&net, 1, Some(CamRequest { layer, class })));
+            assert_eq!(got.len(), 1, "the probe's maps again, with the map");
+            got[0].cam.clone().expect("a Grad-CAM")
+        };
+        // The default: the last conv before its pool, the predicted class; the map at the
+        // layer's resolution, or none at all (no positive evidence).
+        let cam = ask(&mut inspector, 0, 0);
+        let default = explain::default_layer(&net).expect("a conv");
+        let rows = crate::model::summary::summarize(&cfg, 3).expect("summary");
+        assert_eq!(cam.layer, rows[default].name);
+        let layer = first[0]
+            .layers
+            .iter()
+            .find(|l| l.name == cam.layer)
+            .expect("the layer's maps");
+        assert_eq!(cam.class, predicted);
+        assert_eq!((cam.width, cam.height), (layer.width, layer.height));
+        assert!(cam.values.is_empty() || cam.values.len() == layer.width * layer.height);
+        assert!(cam.values.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!((cam.probability - first[0].probabilities[predicted]).abs() < 1e-5);
+        // The same as the engine's own.
+        let input = read(&inspector, &cfg);
+        let engine = explain::grad_cam(&net, input, explain::CamLayer::Step(default), predicted)
+            .expect("grad-cam");
+        assert_eq!(
+            cam.values,
+            engine.map().map(|h| h.values.clone()).unwrap_or_default()
+        );
+        // Counterfactuals: the next classes after the predicted one, wrapping.
+        assert_eq!(ask(&mut inspector, 0, 1).class, (predicted + 1) % 3);
+        assert_eq!(ask(&mut inspector, 0, 2).class, (predicted + 2) % 3);
+        assert_eq!(ask(&mut inspector, 0, 3).class, predicted);
+        // Layers: every conv once and "all conv layers", then the default again.
+        let convs = explain::conv_layers(&net).len();
+        let names: Vec<String> = (0..=convs)
+            .map(|step| ask(&mut inspector, step, 0).layer)
+            .collect();
+        assert!(names.contains(&"all conv layers".to_string()), "{names:?}");
+        let distinct: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), convs + 1, "{names:?}");
+        assert_eq!(ask(&mut inspector, convs + 1, 0).layer, names[0]);
+        // Kept for the epoch's snapshots; gone once told to stop.
+        assert!(maps(&inspector.on_epoch_end(&net, 2))[0].cam.is_some());
+        assert!(maps(&inspector.explain(&net, 2, None))[0].cam.is_none());
+        assert!(maps(&inspector.on_epoch_end(&net, 2))[0].cam.is_none());
+    }
+
+    /// The probe's pixels as the network takes them.
+    fn read(inspector: &Inspector, cfg: &Config) -> burn::tensor::Tensor<4> {
+        let [c, h, w] = cfg.input_shape();
+        burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(inspector.input.clone().expect("read"), [1, c, h, w]),
+            &Device::flex(),
+        )
     }
 }

@@ -9,7 +9,11 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::config::{Config, LayerSpec};
 use crate::data::DataError;
-use crate::events::{Event, FeatureSnapshot, FilterSnapshot, LayerFilters, LayerMaps, WarningInfo};
+use crate::events::{
+    CamMap, CamRequest, Event, FeatureSnapshot, FilterSnapshot, LayerFilters, LayerMaps,
+    WarningInfo,
+};
+use crate::model::explain::{self, CamLayer, Evidence, ExplainError, Method};
 use crate::model::{self, Net, ReadError};
 
 /// Why a probe image gave no feature maps; shown as a warning, it names the image.
@@ -53,6 +57,8 @@ pub fn filters(net: &Net, epoch: usize) -> Result<Event, ReadError> {
 pub struct Probe {
     cfg: Config,
     names: Vec<String>,
+    /// The Grad-CAM each snapshot carries, while an observer asks for one.
+    cam: Option<CamRequest>,
 }
 
 impl Probe {
@@ -65,7 +71,54 @@ impl Probe {
         Self {
             cfg: cfg.clone(),
             names,
+            cam: None,
         }
+    }
+
+    /// Add Grad-CAM to the snapshots from now on (`None`: no more).
+    pub fn set_cam(&mut self, cam: Option<CamRequest>) {
+        self.cam = cam;
+    }
+
+    /// Grad-CAM of `x` as `request` picks it: the layer `request.layer` steps from the default
+    /// through the conv layers and "all averaged", the class `request.class` steps from
+    /// `predicted`.
+    pub fn grad_cam(
+        &self,
+        net: &Net,
+        x: Tensor<4>,
+        predicted: usize,
+        request: CamRequest,
+    ) -> Result<CamMap, ExplainError> {
+        let convs = explain::conv_layers(net);
+        let default = explain::default_layer(net).ok_or(ExplainError::NoConv)?;
+        let start = convs.iter().position(|&i| i == default).unwrap_or(0);
+        let (layer, name) = match convs.get((start + request.layer) % (convs.len() + 1)) {
+            Some(&i) => (
+                CamLayer::Step(i),
+                self.names
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("layer {i}")),
+            ),
+            None => (CamLayer::AllConv, "all conv layers".to_string()),
+        };
+        let class = (predicted + request.class) % explain::class_count(net);
+        let found = explain::explain(net, x, Method::GradCam, layer, Some(class))?;
+        let probability = found.probabilities.get(class).copied().unwrap_or(0.0);
+        let (width, height) = found.evidence.size();
+        let values = match found.evidence {
+            Evidence::Map(heat) => heat.values,
+            Evidence::NoPositiveEvidence { .. } => Vec::new(),
+        };
+        Ok(CamMap {
+            layer: name,
+            class,
+            probability,
+            width,
+            height,
+            values,
+        })
     }
 
     /// Run `image` through the current weights; an unreadable image gives `Event::Warning`.
@@ -96,6 +149,7 @@ impl Probe {
             TensorData::new(input.to_vec(), [1, shape[0], shape[1], shape[2]]),
             &device,
         );
+        let cam_input = self.cam.map(|request| (request, x.clone()));
         let out = eval.forward(x, false, true);
         let super::Classified {
             class: predicted,
@@ -129,6 +183,12 @@ impl Probe {
                 data: model::read_f32(t, "feature maps")?,
             });
         }
+        // Looking inside never stops the training: a Grad-CAM that fails is logged, not shown.
+        let cam = cam_input.and_then(|(request, x)| {
+            self.grad_cam(net, x, predicted, request)
+                .inspect_err(|e| tracing::warn!("Grad-CAM of {}: {e}", image.display()))
+                .ok()
+        });
         // The network sees rescaled pixels; observers get them as 0..1 for display.
         let scale = self.cfg.data.rescale * 255.0;
         let display: Vec<f32> = input.iter().map(|v| (v / scale).clamp(0.0, 1.0)).collect();
@@ -142,6 +202,7 @@ impl Probe {
             probability,
             probabilities,
             layers,
+            cam,
         })))
     }
 }

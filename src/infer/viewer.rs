@@ -375,7 +375,10 @@ fn handle(cmd: Command, socket: &std::path::Path, network: Option<&mut Network>)
                     Err(e) => warn(e.to_string()),
                 }
             }
-            Command::Probe { .. } | Command::RefreshFilters | Command::SelectEpoch { .. } => warn(
+            Command::Probe { .. }
+            | Command::RefreshFilters
+            | Command::SelectEpoch { .. }
+            | Command::Explain { .. } => warn(
                 "the run is still reading its data: filters and feature maps come after it".into(),
             ),
         };
@@ -404,6 +407,11 @@ fn handle(cmd: Command, socket: &std::path::Path, network: Option<&mut Network>)
         Command::SelectEpoch { epoch } => match loaded {
             Some(l) => inspector.select_epoch(&l.net, l.epoch, epoch),
             None => warn("no checkpoint yet".into()),
+        },
+        Command::Explain { cam } => match loaded {
+            Some(l) => inspector.explain(&l.net, l.epoch, cam),
+            // Kept for the maps that come with the first checkpoint.
+            None => inspector.explain_later(cam),
         },
     }
 }

@@ -191,6 +191,7 @@ pub fn features(layers: &[(&str, [usize; 3])], dead: Option<(usize, usize)>) -> 
                     .collect(),
             })
             .collect(),
+        cam: None,
     }
 }
 

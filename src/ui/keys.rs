@@ -62,6 +62,16 @@ pub enum Action {
     ListImages(ListMode),
     /// Validation tab: the cells show counts or row percentages.
     TogglePercent,
+    /// Feature maps: Grad-CAM over the probe image on / off.
+    ToggleCam,
+    /// Feature maps: Grad-CAM at the next conv layer (then all of them averaged); turns it on.
+    NextCamLayer,
+    /// Feature maps: Grad-CAM of the next class (a counterfactual); turns it on.
+    NextCamClass,
+    /// Feature maps: the photo's weight in the overlay, 0.3 / 0.5 / 0.7 / heat only.
+    CycleCamWeight,
+    /// Feature maps: the overlay's colormap, jet / turbo / magma.
+    CycleCamColormap,
 }
 
 /// Where a binding applies.
@@ -691,6 +701,42 @@ pub const BINDINGS: &[Binding] = &[
         Action::NextEpoch,
         "the next epoch's record (past the newest: follow training)",
     ),
+    bind(
+        On(Tab::Features),
+        &[key('v')],
+        "v",
+        Action::ToggleCam,
+        "Grad-CAM over the probe on / off",
+    )
+    .hinted(&[hint(Tab::Features, 9, "v CAM")]),
+    bind(
+        On(Tab::Features),
+        &[key('d')],
+        "d",
+        Action::NextCamLayer,
+        "Grad-CAM: next conv layer, then all averaged",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('t')],
+        "t",
+        Action::NextCamClass,
+        "Grad-CAM: explain the next class (counterfactual)",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('i')],
+        "i",
+        Action::CycleCamWeight,
+        "Grad-CAM: image weight 0.3/0.5/0.7/heat only",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('u')],
+        "u",
+        Action::CycleCamColormap,
+        "Grad-CAM: colormap jet/turbo/magma",
+    ),
 ];
 
 /// The action bound to `event` on `tab`: the tab's own bindings first, then the global ones.
@@ -898,7 +944,7 @@ mod tests {
         );
         assert_eq!(
             hints(Tab::Features, false),
-            "←→ layer · ↑↓ channel · [ ] epoch · n/p probe · o open · c colormap · e export · ? help"
+            "←→ layer · ↑↓ channel · [ ] epoch · n/p probe · o open · c colormap · e export · ? help · v CAM"
         );
         assert_eq!(
             hints(Tab::Help, true),

@@ -5,7 +5,7 @@
 use ratatui::layout::Rect;
 
 use super::layout::Layout;
-use super::state::AppState;
+use super::state::{AppState, CamView};
 use super::vocab::Slot;
 use crate::config::{ColormapName, FilterNorm};
 use crate::viz::Raster;
@@ -66,6 +66,8 @@ pub struct Pictures {
     levels_key: Option<(u64, usize)>,
     filter_key: Option<FilterKey>,
     feature_key: Option<(FeatureKey, (u64, usize))>,
+    /// The (snapshot, overlay) the probe picture was built for.
+    probe_key: Option<(u64, CamView)>,
 }
 
 /// A cell area's size in the pixels pictures are drawn with: `cell` pixels a cell (half
@@ -212,14 +214,23 @@ impl Pictures {
             self.levels.clear();
             self.levels_key = None;
             self.feature_key = None;
+            self.probe_key = None;
             return;
         };
+        let probe_key = (state.snapshots().1, state.cam());
+        if self.probe_key != Some(probe_key) {
+            self.probe_key = Some(probe_key);
+            let photo = vp::probe(&snap.input, snap.input_shape);
+            let r = match (&snap.cam, state.cam()) {
+                (Some(map), cam) if cam.on && map.has_evidence() => overlay(&photo, map, cam),
+                // The pane says so in words instead (`tabs/features.rs`).
+                (Some(_), cam) if cam.on => Raster::default(),
+                _ => photo,
+            };
+            self.probe = self.pic(r);
+        }
         let levels_key = (state.snapshots().1, state.feature_layer_index());
         if self.levels_key != Some(levels_key) {
-            self.probe = {
-                let r = vp::probe(&snap.input, snap.input_shape);
-                self.pic(r)
-            };
             self.levels = state.feature_layer().map_or_else(Vec::new, |l| {
                 vp::feature_levels(&l.data, l.channels, l.height, l.width)
             });
@@ -265,4 +276,14 @@ impl Pictures {
             });
         self.channel_zoom = self.pic(zoom);
     }
+}
+
+/// The probe photo with Grad-CAM's map over it, as the user set the overlay.
+fn overlay(photo: &Raster, map: &crate::events::CamMap, cam: CamView) -> Raster {
+    let heat = crate::model::explain::Heat {
+        width: map.width,
+        height: map.height,
+        values: map.values.clone(),
+    };
+    crate::viz::overlay::overlay(photo, &heat, cam.weight, cam.colormap)
 }

@@ -25,6 +25,17 @@ mod validation;
 
 pub use validation::{CellList, THUMB_PAGE, ValidationView, cell_items};
 
+/// The Grad-CAM overlay of the Feature maps tab, as the user set it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CamView {
+    /// Drawn over the probe image (the worker computes it only while this is on).
+    pub on: bool,
+    /// The layer and class, as steps from the defaults (the worker resolves them).
+    pub request: crate::events::CamRequest,
+    pub weight: crate::viz::overlay::ImageWeight,
+    pub colormap: crate::viz::overlay::HeatColormap,
+}
+
 /// How long a confirmation (an export's files) or an error stays on the status line before a
 /// routine message (a checkpoint at an epoch's end) may take its place.
 pub const MESSAGE_HOLD: Duration = Duration::from_secs(5);
@@ -167,6 +178,7 @@ pub struct AppState {
     stop_cause: Option<StopCause>,
     /// The Validation tab.
     validation: ValidationView,
+    cam: CamView,
 }
 
 impl AppState {
@@ -216,6 +228,7 @@ impl AppState {
             now: Instant::now(),
             stop_cause: None,
             validation: ValidationView::default(),
+            cam: CamView::default(),
         }
     }
 
@@ -624,6 +637,11 @@ impl AppState {
     pub fn health(&self) -> Option<&crate::events::health::HealthSnapshot> {
         self.health.as_deref()
     }
+    #[must_use]
+    pub fn cam(&self) -> CamView {
+        self.cam
+    }
+
     #[must_use]
     pub fn features(&self) -> Option<&FeatureSnapshot> {
         self.features.as_deref()

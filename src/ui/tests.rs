@@ -972,3 +972,86 @@ fn e_exports_the_current_tab_as_png_files() {
 
 mod screens;
 mod validation;
+
+#[test]
+fn grad_cam_keys_ask_the_worker_for_the_map_and_set_the_overlay() {
+    use crate::events::CamRequest;
+    use crate::viz::overlay::{HeatColormap, ImageWeight};
+    let mut s = training_state();
+    press(&mut s, "4");
+    let asked = |layer, class| Command::Explain {
+        cam: Some(CamRequest { layer, class }),
+    };
+    assert!(!s.state().cam().on);
+    assert_eq!(press(&mut s, "v"), vec![asked(0, 0)]);
+    assert!(s.state().cam().on);
+    assert_eq!(press(&mut s, "d"), vec![asked(1, 0)]);
+    assert_eq!(press(&mut s, "t"), vec![asked(1, 1)]);
+    assert_eq!(press(&mut s, "v"), vec![Command::Explain { cam: None }]);
+    assert!(!s.state().cam().on);
+    // The layer and class keys turn it on again, from where they were.
+    assert_eq!(press(&mut s, "d"), vec![asked(2, 1)]);
+    assert!(s.state().cam().on);
+    // Image weight and colormap are the screen's own: nothing to recompute.
+    assert_eq!(s.state().cam().weight, ImageWeight::Half);
+    assert!(press(&mut s, "i").is_empty());
+    assert_eq!(s.state().cam().weight, ImageWeight::Strong);
+    assert!(press(&mut s, "iii").is_empty());
+    assert_eq!(s.state().cam().weight, ImageWeight::Half);
+    assert_eq!(s.state().cam().colormap, HeatColormap::Jet);
+    assert!(press(&mut s, "u").is_empty());
+    assert_eq!(s.state().cam().colormap, HeatColormap::Turbo);
+    press(&mut s, "uu");
+    assert_eq!(s.state().cam().colormap, HeatColormap::Jet);
+    // The keys belong to the Feature maps tab.
+    press(&mut s, "3");
+    assert!(press(&mut s, "vdt").is_empty());
+    assert!(s.state().cam().on);
+}
+
+#[test]
+fn the_probe_pane_shows_the_grad_cam_overlay_or_says_there_is_no_evidence() {
+    use crate::events::CamMap;
+    let mut s = training_state();
+    press(&mut s, "4");
+    let plain = s.pictures().probe.raster.clone();
+    let with_cam = |values: Vec<f32>| {
+        let mut snap = fixtures::small_features();
+        snap.cam = Some(CamMap {
+            layer: "conv2d_1".into(),
+            class: 1,
+            probability: 0.127,
+            width: 2,
+            height: 2,
+            values,
+        });
+        Event::FeatureMaps(Box::new(snap))
+    };
+    // A map arriving while the overlay is off is not drawn.
+    s.apply(with_cam(vec![0.0, 1.0, 0.5, 0.25]));
+    assert_eq!(s.pictures().probe.raster, plain);
+    press(&mut s, "v");
+    s.apply(with_cam(vec![0.0, 1.0, 0.5, 0.25]));
+    let over = s.pictures().probe.raster.clone();
+    assert_eq!(
+        (over.width(), over.height()),
+        (plain.width(), plain.height())
+    );
+    assert_ne!(over, plain);
+    let text = format!("{}", draw(&s, 160, 40).backend());
+    assert!(text.contains("Grad-CAM conv2d_1 · dogs 12.7%"), "{text}");
+    assert!(text.contains("Grad-CAM jet image 0.5"), "{text}");
+    // Another image weight redraws it.
+    press(&mut s, "i");
+    assert_ne!(s.pictures().probe.raster, over);
+    // No positive evidence: words instead of a normalised nothing.
+    s.apply(with_cam(Vec::new()));
+    let text = format!("{}", draw(&s, 160, 40).backend());
+    assert!(
+        text.contains("no positive evidence for dogs at conv2d_1"),
+        "{text}"
+    );
+    // Off again: the photo.
+    press(&mut s, "v");
+    assert_eq!(s.pictures().probe.raster, plain);
+}

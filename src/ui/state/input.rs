@@ -217,6 +217,11 @@ impl AppState {
                 return vec![Effect::Command(Command::RefreshFilters)];
             }
             Action::CycleColormap => self.colormap = colormap::next(self.colormap),
+            Action::ToggleCam | Action::NextCamLayer | Action::NextCamClass => {
+                return self.step_cam(action);
+            }
+            Action::CycleCamWeight => self.cam.weight = self.cam.weight.next(),
+            Action::CycleCamColormap => self.cam.colormap = self.cam.colormap.next(),
             Action::NextProbe | Action::PrevProbe => {
                 return self.step_probe(action == Action::NextProbe);
             }
@@ -233,6 +238,21 @@ impl AppState {
             }
         }
         Vec::new()
+    }
+
+    /// Grad-CAM on or off, or the next layer or class (which turn it on): the worker is asked
+    /// for the probe's map again.
+    fn step_cam(&mut self, action: Action) -> Vec<Effect> {
+        let cam = &mut self.cam;
+        match action {
+            Action::NextCamLayer => cam.request.layer = cam.request.layer.wrapping_add(1),
+            Action::NextCamClass => cam.request.class = cam.request.class.wrapping_add(1),
+            _ => {}
+        }
+        cam.on = action != Action::ToggleCam || !cam.on;
+        vec![Effect::Command(Command::Explain {
+            cam: cam.on.then_some(cam.request),
+        })]
     }
 
     /// `q` or Ctrl-C (`interrupt`): ask while the run is going; a second Ctrl-C while it

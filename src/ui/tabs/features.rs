@@ -6,8 +6,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::Scene;
-use crate::events::{FeatureSnapshot, LayerMaps};
+use crate::events::{CamMap, FeatureSnapshot, LayerMaps};
 use crate::ui::picture;
+use crate::ui::state::CamView;
 use crate::ui::vocab::Slot;
 use crate::viz::colormap;
 
@@ -36,9 +37,10 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
             &names,
             state.feature_layer_index(),
             format!(
-                "│ (x-mean)/std·64+128 │ {} │ epoch {}",
+                "│ (x-mean)/std·64+128 │ {} │ epoch {}{}",
                 colormap::name(state.colormap()),
-                snap.epoch
+                snap.epoch,
+                cam_note(state.cam())
             ),
             a.header.width,
         ),
@@ -100,12 +102,34 @@ fn render_probe(scene: Scene<'_>, snap: &FeatureSnapshot, frame: &mut Frame) {
             prediction.push(Span::styled(text, dim));
         }
     }
+    let cam = state.cam();
+    let shown = snap.cam.as_ref().filter(|_| cam.on);
+    let title = match shown {
+        Some(c) => Line::styled(
+            format!(" {} ", cam_caption(c, &name(c.class))),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+        None if cam.on => Line::raw(format!(" {file} · Grad-CAM… ")),
+        None => Line::raw(format!(" {file} ")),
+    };
     frame.render_widget(
         Block::bordered()
-            .title(format!(" {file} "))
+            .title(title)
             .title_bottom(Line::from(prediction)),
         a.probe_block,
     );
+    if let Some(c) = shown.filter(|c| !c.has_evidence()) {
+        frame.render_widget(
+            Paragraph::new(format!(
+                "no positive evidence for {} at {}",
+                name(c.class),
+                c.layer
+            ))
+            .wrap(Wrap { trim: true }),
+            a.probe,
+        );
+        return;
+    }
     picture::draw(
         frame,
         gfx,
@@ -114,6 +138,28 @@ fn render_probe(scene: Scene<'_>, snap: &FeatureSnapshot, frame: &mut Frame) {
         a.probe,
         &pictures.probe,
     );
+}
+
+/// The Grad-CAM pane's caption: the layer, the class explained and its probability.
+fn cam_caption(cam: &CamMap, class: &str) -> String {
+    format!(
+        "Grad-CAM {} · {class} {:.1}%",
+        cam.layer,
+        cam.probability * 100.0
+    )
+}
+
+/// The overlay's settings for the header, while it is on.
+fn cam_note(cam: CamView) -> String {
+    if cam.on {
+        format!(
+            " │ Grad-CAM {} image {}",
+            cam.colormap.name(),
+            cam.weight.name()
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Every channel of the layer, with the dead ones listed in the title.

@@ -139,8 +139,8 @@ fn help_wraps_and_scrolls_on_a_small_terminal() {
     let end = s.state().help_scroll();
     press(&mut s, "k");
     assert_eq!(s.state().help_scroll(), end - 1);
-    // Ten lines a press: three reach the top.
-    press(&mut s, "KKK");
+    // Ten lines a press, stopping at the top.
+    press(&mut s, "KKKK");
     assert_eq!(s.state().help_scroll(), 0);
     assert_eq!(screen(&s), top);
 }
