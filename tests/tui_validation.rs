@@ -24,7 +24,7 @@ fn selected_image(screen: &str) -> Option<String> {
 }
 
 #[test]
-fn from_the_matrix_to_a_cell_s_images_to_one_image_s_maps() {
+fn from_the_matrix_to_a_cell_s_images_to_one_image_s_maps_with_the_overlay() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = common::synthetic(tmp.path(), 20, 16);
     let run = tmp.path().join("run");
@@ -80,5 +80,9 @@ fn from_the_matrix_to_a_cell_s_images_to_one_image_s_maps() {
         let screen = strip(&view.capture());
         screen.contains("std·64+128") && first_title(&screen).as_deref() == Some(picked.as_str())
     });
+    // Where in that image the network looked: the Grad-CAM overlay over the picked probe.
+    view.keys("v");
+    let screen = strip(&view.wait_text("Grad-CAM conv2d_"));
+    assert!(screen.contains("Grad-CAM jet image 0.5"), "{screen}");
     view.kill();
 }
