@@ -84,24 +84,10 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let Some(device) = device else {
         return Ok(0);
     };
-    if args.explain {
-        explain_one(&cfg, &device, args.steps)?;
+    if one_mode(args, &cfg, &device)? {
         return Ok(0);
     }
-    if args.maximize {
-        maximize(&cfg, &device, args.maximize_steps)?;
-        return Ok(0);
-    }
-    let trained = if args.end_to_end {
-        let opts = end_to_end::Options {
-            folder: args.folder.clone(),
-            images: args.images,
-            epochs: args.epochs,
-        };
-        Some(end_to_end::train(&cfg, &device, &opts)?)
-    } else {
-        None
-    };
+    let trained = end_to_end_first(args, &cfg, &device)?;
     let (step_rate, mut stepper) = train_step(&cfg, &device, spec, args.steps, args.warmup)?;
     if args.breakdown {
         use crate::model::ops::bench::{OpsPath, bench_step};
@@ -357,6 +343,35 @@ fn layer_types(s: &mut Stepper, ad: &Device, steps: usize, sync: &dyn Fn()) {
 
 /// Explaining one image with the configured network (random weights): p50 of `steps` runs of
 /// each method after one untimed run.
+/// `--end-to-end`: the folder trained first, so that its peak RSS is the training's alone.
+fn end_to_end_first(
+    args: &BenchArgs,
+    cfg: &Config,
+    device: &Device,
+) -> Result<Option<end_to_end::Trained>> {
+    if !args.end_to_end {
+        return Ok(None);
+    }
+    let opts = end_to_end::Options {
+        folder: args.folder.clone(),
+        images: args.images,
+        epochs: args.epochs,
+    };
+    end_to_end::train(cfg, device, &opts).map(Some)
+}
+
+/// The modes that time one thing and nothing else (`--explain`, `--maximize`); whether one ran.
+fn one_mode(args: &BenchArgs, cfg: &Config, device: &Device) -> Result<bool> {
+    if args.explain {
+        explain_one(cfg, device, args.steps)?;
+    } else if args.maximize {
+        maximize(cfg, device, args.maximize_steps)?;
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 fn explain_one(cfg: &Config, device: &Device, steps: usize) -> Result<()> {
     use crate::model::explain::{self, CamLayer, Method};
     let [c, h, w] = cfg.input_shape();
