@@ -49,22 +49,7 @@ pub fn read(run: &Path, epoch: usize) -> Result<EpochHealth, RunError> {
 /// The epochs with a health file, in order.
 #[must_use]
 pub fn epochs(run: &Path) -> Vec<usize> {
-    let Ok(entries) = std::fs::read_dir(dir(run)) else {
-        return Vec::new();
-    };
-    let mut out: Vec<usize> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name();
-            let name = name.to_str()?;
-            name.strip_prefix("epoch-")?
-                .strip_suffix(".json")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    out.sort_unstable();
-    out
+    super::numbered_epochs(&dir(run), ".json")
 }
 
 /// The snapshot of every recorded epoch up to `up_to` (all when `None`): the newest in full,

@@ -399,22 +399,7 @@ pub fn read_epoch(run: &Path, epoch: usize) -> Result<EpochRecord, RunError> {
 /// The epochs that have a record file, in order.
 #[must_use]
 pub fn epochs(run: &Path) -> Vec<usize> {
-    let Ok(entries) = std::fs::read_dir(dir(run)) else {
-        return Vec::new();
-    };
-    let mut out: Vec<usize> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name();
-            let name = name.to_str()?;
-            name.strip_prefix("epoch-")?
-                .strip_suffix(".bin")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    out.sort_unstable();
-    out
+    super::numbered_epochs(&dir(run), ".bin")
 }
 
 /// Gathers an epoch's rows during the validation pass and writes them at its end, on a thread
