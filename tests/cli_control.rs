@@ -327,14 +327,7 @@ fn a_stopped_run_records_why_and_view_shows_it_with_the_resume_command() {
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(text.contains("stopped by SIGTERM"), "{text}");
     // `view` says it beside the state, with the command that goes on.
-    let view = common::Tmux::start(
-        "convscope-stop-cause",
-        &format!(
-            "{} view {}; sleep 30",
-            env!("CARGO_BIN_EXE_convscope"),
-            run_dir.display()
-        ),
-    );
+    let view = common::Tmux::view("convscope-stop-cause", &run_dir);
     view.wait_text(&format!(
         "● stopped by SIGTERM: resume with `convscope resume {}`",
         run_dir.display()

@@ -8,15 +8,6 @@ use std::path::Path;
 
 use serde_json::Value;
 
-fn json(out: &std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
 fn first_image(data: &Path, class: &str) -> String {
     let mut files: Vec<_> = std::fs::read_dir(data.join(class))
         .expect("class folder")
@@ -28,7 +19,7 @@ fn first_image(data: &Path, class: &str) -> String {
 
 /// The one explained image of `out`, checked for the shape every answer has.
 fn one(out: &std::process::Output) -> Value {
-    let v = json(out);
+    let v = common::json(out);
     let list = v.as_array().expect("array");
     assert_eq!(list.len(), 1, "{v}");
     let e = list[0].clone();
@@ -86,7 +77,7 @@ fn explain_maps_layers_classes_and_errors() {
         (Some(4), Some(4))
     );
     assert_eq!(e["class"], e["predicted"]);
-    let p = json(&common::run(&["predict", run_s, img.as_str(), "--json"]));
+    let p = common::json(&common::run(&["predict", run_s, img.as_str(), "--json"]));
     assert_eq!(p[0]["class"], e["class"]);
     let (pp, ep) = (
         p[0]["probability"].as_f64().expect("p"),

@@ -6,15 +6,6 @@ mod common;
 
 use serde_json::Value;
 
-fn json(out: &std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
 #[test]
 fn health_is_recorded_reported_and_exported_with_the_confusion_matrix() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -39,7 +30,7 @@ fn health_is_recorded_reported_and_exported_with_the_confusion_matrix() {
             .expect("json");
     assert_eq!(classes["val_images"], stored.images);
 
-    let report = json(&common::run(&["report", run_s, "--json"]));
+    let report = common::json(&common::run(&["report", run_s, "--json"]));
     let health = &report["unit_health"];
     let layers = health["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 4);

@@ -7,15 +7,6 @@ use std::path::Path;
 
 use serde_json::Value;
 
-fn json(out: &std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
 fn explain(run: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "explain",
@@ -38,7 +29,7 @@ fn maximize_writes_a_picture_per_filter_raises_each_and_caches_them() {
     common::train(&data, &run).epochs(2).success();
     let out = dir.path().join("out");
 
-    let first = json(&explain(&run, &out, &["--filters", "0-7"]));
+    let first = common::json(&explain(&run, &out, &["--filters", "0-7"]));
     assert_eq!(first["layer"], "conv2d_1");
     assert_eq!(first["tier"], "quick");
     assert_eq!(first["epoch"], 2);
@@ -73,7 +64,7 @@ fn maximize_writes_a_picture_per_filter_raises_each_and_caches_them() {
     let before = std::fs::read(out.join("conv2d_1-quick-filter-005.png")).expect("png");
 
     let out2 = dir.path().join("out2");
-    let second = json(&explain(&run, &out2, &["--filters", "2-5"]));
+    let second = common::json(&explain(&run, &out2, &["--filters", "2-5"]));
     assert_eq!(second["cached"], true);
     let filters = second["filters"].as_array().expect("filters");
     assert_eq!(filters.len(), 4);
@@ -84,7 +75,7 @@ fn maximize_writes_a_picture_per_filter_raises_each_and_caches_them() {
     assert_eq!(before, after, "the cached picture differs");
 
     // Another seed is another cache entry: computed afresh.
-    let other = json(&explain(&run, &out2, &["--filters", "0", "--seed", "9"]));
+    let other = common::json(&explain(&run, &out2, &["--filters", "0", "--seed", "9"]));
     assert_eq!(other["cached"], false);
     assert_ne!(other["cache"], first["cache"]);
 }

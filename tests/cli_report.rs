@@ -6,15 +6,6 @@ use std::path::Path;
 
 use serde_json::Value;
 
-fn json(out: &std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
 #[test]
 fn report_confusion_matrix_equals_what_predict_gives() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -23,7 +14,7 @@ fn report_confusion_matrix_equals_what_predict_gives() {
     common::train(&data, &run).epochs(3).success();
     let run_s = run.to_str().expect("utf8");
 
-    let report = json(&common::run(&["report", run_s, "--json"]));
+    let report = common::json(&common::run(&["report", run_s, "--json"]));
     assert_eq!(report["epoch"], 3);
     let confusion: Vec<Vec<u64>> =
         serde_json::from_value(report["confusion"].clone()).expect("matrix");
@@ -40,7 +31,7 @@ fn report_confusion_matrix_equals_what_predict_gives() {
 
     let mut args = vec!["predict", run_s, "--json"];
     args.extend(list.images.iter().map(|i| i.path.as_str()));
-    let predictions = json(&common::run(&args));
+    let predictions = common::json(&common::run(&args));
     let mut expected = vec![vec![0u64; list.classes.len()]; list.classes.len()];
     for (image, p) in list
         .images
@@ -66,7 +57,7 @@ fn report_confusion_matrix_equals_what_predict_gives() {
     );
 
     // An earlier epoch, and the plain-text form.
-    let first = json(&common::run(&["report", run_s, "--epoch", "1", "--json"]));
+    let first = common::json(&common::run(&["report", run_s, "--epoch", "1", "--json"]));
     assert_eq!(first["epoch"], 1);
     assert!(first["flipped"].is_null());
     let text = common::run(&["report", run_s]);

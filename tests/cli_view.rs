@@ -25,14 +25,7 @@ fn viewer_follows_a_live_headless_run() {
     wait_for("the live run", Duration::from_mins(2), || {
         control::is_live(&sock) && run_dir.join("events.jsonl").exists()
     });
-    let view = Tmux::start(
-        "convscope-view-live",
-        &format!(
-            "{} view {}; sleep 30",
-            env!("CARGO_BIN_EXE_convscope"),
-            run_dir.display()
-        ),
-    );
+    let view = Tmux::view("convscope-view-live", &run_dir);
     view.wait_text("● running");
     // The viewer probes what the trainer probes first: one of the dataset's own images.
     let first_probe = events(&run_dir)
@@ -196,14 +189,7 @@ fn viewer_of_a_run_that_dies_says_interrupted_and_survives_resizing() {
     wait_for("the live run", Duration::from_mins(2), || {
         control::is_live(&sock) && run_dir.join("checkpoints/latest").exists()
     });
-    let view = Tmux::start(
-        "convscope-dies",
-        &format!(
-            "{} view {}; sleep 30",
-            env!("CARGO_BIN_EXE_convscope"),
-            run_dir.display()
-        ),
-    );
+    let view = Tmux::view("convscope-dies", &run_dir);
     view.wait_text("● running");
     // The trainer dies without a word (kill -9): the viewer says so and how to go on.
     trainer.kill().expect("kill -9");

@@ -370,14 +370,7 @@ fn a_fifo_in_place_of_the_event_log_is_named_not_waited_on() {
         "the FIFO is left as it was"
     );
     // The viewer says so on its screen and goes on answering keys.
-    let view = common::Tmux::start(
-        "convscope-fifo-log",
-        &format!(
-            "{} view {}; sleep 30",
-            env!("CARGO_BIN_EXE_convscope"),
-            run.display()
-        ),
-    );
+    let view = common::Tmux::view("convscope-fifo-log", &run);
     view.wait_text("FIFO");
     view.keys("q");
     wait_for("the viewer to quit", Duration::from_mins(1), || {

@@ -18,20 +18,7 @@ fn caption(screen: &str) -> Option<String> {
 #[test]
 fn the_overlay_key_shows_grad_cam_of_the_probe_and_the_layer_key_moves_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data = common::synthetic(tmp.path(), 20, 16);
-    let run = tmp.path().join("run");
-    common::train(&data, &run).epochs(2).success();
-    let view = Tmux::start(
-        &format!("convscope-camtab-{}", std::process::id()),
-        &format!(
-            "{} view {}; sleep 30",
-            env!("CARGO_BIN_EXE_convscope"),
-            run.display()
-        ),
-    );
-    view.wait_text("● finished");
-    view.keys("4");
-    let maps = strip(&view.wait_text("std·64+128"));
+    let (view, maps) = Tmux::on_feature_maps("convscope-camtab", tmp.path());
     assert_eq!(caption(&maps), None, "no overlay before the key: {maps}");
     view.keys("v");
     // The default layer: the last conv before its pool (conv2d_2 in the tutorial network).

@@ -442,14 +442,7 @@ fn a_resumed_run_s_screen_starts_at_epoch_one() {
 fn brackets_typed_in_one_burst_move_one_epoch_each() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run_dir = common::demo_run(tmp.path(), 8, 16, 8);
-    let view = Tmux::start(
-        "convscope-brackets",
-        &format!(
-            "{} view {}; sleep 30",
-            env!("CARGO_BIN_EXE_convscope"),
-            run_dir.display()
-        ),
-    );
+    let view = Tmux::view("convscope-brackets", &run_dir);
     view.wait_text("● finished");
     view.keys("4");
     wait_for("the maps of epoch 8", Duration::from_mins(1), || {

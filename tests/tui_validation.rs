@@ -26,21 +26,8 @@ fn selected_image(screen: &str) -> Option<String> {
 #[test]
 fn from_the_matrix_to_a_cell_s_images_to_one_image_s_maps_with_the_overlay() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data = common::synthetic(tmp.path(), 20, 16);
-    let run = tmp.path().join("run");
-    common::train(&data, &run).epochs(2).success();
-    let view = Tmux::start(
-        &format!("convscope-valtab-{}", std::process::id()),
-        &format!(
-            "{} view {}; sleep 30",
-            env!("CARGO_BIN_EXE_convscope"),
-            run.display()
-        ),
-    );
-    view.wait_text("● finished");
     // The probe the Feature maps tab starts with.
-    view.keys("4");
-    let maps = strip(&view.wait_text("std·64+128"));
+    let (view, maps) = Tmux::on_feature_maps("convscope-valtab", tmp.path());
     let first_probe = first_title(&maps).unwrap_or_else(|| panic!("the probe's title in {maps}"));
 
     view.keys("5");

@@ -125,6 +125,16 @@ pub fn live_trainer(data: &Path, run: &Path, stderr: std::process::Stdio) -> std
         .spawn(stderr)
 }
 
+/// The JSON a successful run printed on stdout (its stderr in the failure message otherwise).
+pub fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
 /// Run the binary to completion.
 pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("convscope runs")
@@ -220,6 +230,32 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// `convscope view RUN` in a session named `name` and this process's id (suites in other
+    /// checkouts run at the same time), kept open 30 s after the viewer quits.
+    pub fn view(name: &str, run: &Path) -> Self {
+        Self::start(
+            &format!("{name}-{}", std::process::id()),
+            &format!(
+                "{} view {}; sleep 30",
+                env!("CARGO_BIN_EXE_convscope"),
+                run.display()
+            ),
+        )
+    }
+
+    /// A two-epoch run on 20 synthetic 16 px images per class, viewed in tmux from its Feature
+    /// maps tab once the first probe's maps are drawn: the viewer and that screen, stripped.
+    pub fn on_feature_maps(name: &str, tmp: &Path) -> (Self, String) {
+        let data = synthetic(tmp, 20, 16);
+        let run = tmp.join("run");
+        train(&data, &run).epochs(2).success();
+        let view = Self::view(name, &run);
+        view.wait_text("● finished");
+        view.keys("4");
+        let maps = strip(&view.wait_text("std·64+128"));
+        (view, maps)
+    }
+
     pub fn start(session: &str, command: &str) -> Self {
         let _ = Command::new("tmux")
             .args(["-L", session, "kill-server"])
