@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 
 use common::{bin, events, synthetic};
 use convscope::events::Event;
@@ -62,16 +63,12 @@ fn tiff_trains_and_heic_or_avif_are_listed_as_skipped_with_what_to_do() {
     assert!(!classes_json.contains("scan.tif"), "{classes_json}");
 }
 
-#[test]
-fn a_memory_limit_is_named_up_front_with_what_to_do() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = synthetic(tmp.path(), 4, 16);
-    let run = tmp.path().join("run");
-    // 32 GiB of address space: enough to train, but a limit all the same.
-    let out = std::process::Command::new("sh")
+/// One headless epoch of `convscope train DATA --run RUN ARGS` under `ulimit -v KIB`.
+fn train_under_ulimit(kib: u64, data: &Path, run: &Path, args: &str) -> std::process::Output {
+    std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "ulimit -v 33554432 && exec '{}' train '{}' --run '{}' --headless --image-size 16 --epochs 1",
+            "ulimit -v {kib} && exec '{}' train '{}' --run '{}' --headless --epochs 1 {args}",
             env!("CARGO_BIN_EXE_convscope"),
             data.display(),
             run.display()
@@ -79,7 +76,16 @@ fn a_memory_limit_is_named_up_front_with_what_to_do() {
         .env_remove("RUST_LOG")
         .env("TERM", "dumb")
         .output()
-        .expect("runs");
+        .expect("runs")
+}
+
+#[test]
+fn a_memory_limit_is_named_up_front_with_what_to_do() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 4, 16);
+    let run = tmp.path().join("run");
+    // 32 GiB of address space: enough to train, but a limit all the same.
+    let out = train_under_ulimit(33_554_432, &data, &run, "--image-size 16");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
@@ -111,18 +117,7 @@ fn a_memory_limit_too_small_for_one_step_is_refused_before_anything_is_written()
     let data = synthetic(tmp.path(), 4, 16);
     let run = tmp.path().join("run");
     // 300 MB: the program starts, but a 150 px step at batch 64 needs far more.
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -v 300000 && exec '{}' train '{}' --run '{}' --headless --image-size 150 --batch-size 64 --epochs 1",
-            env!("CARGO_BIN_EXE_convscope"),
-            data.display(),
-            run.display()
-        ))
-        .env_remove("RUST_LOG")
-        .env("TERM", "dumb")
-        .output()
-        .expect("runs");
+    let out = train_under_ulimit(300_000, &data, &run, "--image-size 150 --batch-size 64");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

@@ -730,6 +730,20 @@ fn bench_on_a_device_this_build_lacks_refuses_before_its_banner() {
 
 // ---- run directories -----------------------------------------------------------------------
 
+/// `convscope resume RUN --headless --epochs EPOCHS` succeeds, saying `why` and that it falls
+/// back to checkpoint `to`; its stderr.
+fn resumes_from(run: &Path, epochs: &str, why: &str, to: &str) -> String {
+    let out = resume(run, &["--epochs", epochs]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(why), "{err}");
+    assert!(
+        err.contains(&format!("using the newest complete one, {to}")),
+        "{err}"
+    );
+    err
+}
+
 fn resume(run: &Path, extra: &[&str]) -> Output {
     bin()
         .arg("resume")
@@ -837,24 +851,10 @@ fn emptied_optimizer_or_missing_state_falls_back_too() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = two_epoch_run(tmp.path());
     fs::write(run.join("checkpoints/epoch-0002/optimizer.bpk"), b"").expect("empty");
-    let out = resume(&run, &["--epochs", "3"]);
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert!(err.contains("optimizer.bpk is empty"), "{err}");
-    assert!(
-        err.contains("using the newest complete one, epoch-0001"),
-        "{err}"
-    );
+    resumes_from(&run, "3", "optimizer.bpk is empty", "epoch-0001");
     // Now the newest is epoch-0003; remove its state.json and point latest nowhere.
     fs::remove_file(run.join("checkpoints/epoch-0003/state.json")).expect("rm");
-    let out = resume(&run, &["--epochs", "4"]);
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert!(err.contains("cannot read state.json"), "{err}");
-    assert!(
-        err.contains("using the newest complete one, epoch-0002"),
-        "{err}"
-    );
+    resumes_from(&run, "4", "cannot read state.json", "epoch-0002");
 }
 
 #[test]
@@ -899,14 +899,7 @@ fn corrupt_checkpoint_of_the_right_size_falls_back() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
     fs::write(&opt, bytes).expect("write");
-    let out = resume(&run, &["--epochs", "4"]);
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert!(err.contains("checkpoint epoch-0003 is damaged"), "{err}");
-    assert!(
-        err.contains("using the newest complete one, epoch-0002"),
-        "{err}"
-    );
+    resumes_from(&run, "4", "checkpoint epoch-0003 is damaged", "epoch-0002");
 }
 
 #[test]

@@ -428,29 +428,29 @@ pub fn to_keras_conv(src: &[f32], shape: &[usize]) -> Vec<f32> {
 
 /// Rows of a dense kernel `[in, out]` from Keras's `(H, W, C)` flattening to `(C, H, W)`.
 #[must_use]
-pub fn keras_flatten_rows(src: &[f32], [c, h, w]: [usize; 3], out: usize) -> Vec<f32> {
-    let mut dst = vec![0.0; src.len()];
-    for ch in 0..c {
-        for y in 0..h {
-            for x in 0..w {
-                let to = (ch * h + y) * w + x;
-                let from = (y * w + x) * c + ch;
-                dst[to * out..(to + 1) * out].copy_from_slice(&src[from * out..(from + 1) * out]);
-            }
-        }
-    }
-    dst
+pub fn keras_flatten_rows(src: &[f32], chw: [usize; 3], out: usize) -> Vec<f32> {
+    move_flatten_rows(src, chw, out, |hwc, chw| (hwc, chw))
 }
 
 /// Rows of a dense kernel `[in, out]` from `(C, H, W)` back to Keras's `(H, W, C)`.
 #[must_use]
-pub fn to_keras_flatten_rows(src: &[f32], [c, h, w]: [usize; 3], out: usize) -> Vec<f32> {
+pub fn to_keras_flatten_rows(src: &[f32], chw: [usize; 3], out: usize) -> Vec<f32> {
+    move_flatten_rows(src, chw, out, |hwc, chw| (chw, hwc))
+}
+
+/// Rows of `[in, out]` moved between the two flattenings: `from_to(hwc row, chw row)` says
+/// which of the two a row comes from and which it goes to.
+fn move_flatten_rows(
+    src: &[f32],
+    [c, h, w]: [usize; 3],
+    out: usize,
+    from_to: impl Fn(usize, usize) -> (usize, usize),
+) -> Vec<f32> {
     let mut dst = vec![0.0; src.len()];
     for ch in 0..c {
         for y in 0..h {
             for x in 0..w {
-                let from = (ch * h + y) * w + x;
-                let to = (y * w + x) * c + ch;
+                let (from, to) = from_to((y * w + x) * c + ch, (ch * h + y) * w + x);
                 dst[to * out..(to + 1) * out].copy_from_slice(&src[from * out..(from + 1) * out]);
             }
         }
