@@ -368,6 +368,7 @@ fn start(p: Prepared) -> Result<ExitCode> {
         samples_first,
         stop_by: train::StopBy::default(),
         memory,
+        breakdown: None,
     };
     let Training {
         result,

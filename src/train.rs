@@ -1,6 +1,7 @@
 //! The training loop on its own OS thread: batches, validation, checkpoints, events.
 
 pub mod memory;
+pub mod timing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,6 +76,8 @@ pub struct Job {
     pub stop_by: StopBy,
     /// Under `ulimit -v`: stop with a checkpoint before a step would not fit.
     pub memory: Option<memory::Watch>,
+    /// Where each epoch's wall time went, added once the epoch is done (`bench --end-to-end`).
+    pub breakdown: Option<timing::Breakdown>,
 }
 
 /// Who asks for a stop, shared between the worker and those who send it `Command::Stop`.
@@ -377,6 +380,10 @@ struct Training<'w> {
     health: HealthSnapshot,
     /// Writes checkpoints while training goes on.
     writer: checkpoint::Background,
+    /// Where the epochs' time goes, when someone asked ([`Job::breakdown`]).
+    breakdown: Option<timing::Breakdown>,
+    /// The epoch under way's times so far.
+    times: timing::EpochTimes,
 }
 
 /// An epoch's running figures: its sums, its time, and the throughput window of the next
@@ -407,6 +414,7 @@ impl<'w> Training<'w> {
             samples_first,
             stop_by: _,
             memory,
+            breakdown,
         } = job;
         worker.run_identity = Some(Identity::of(&run.path).map_err(|error| RunError::Io {
             path: run.path.clone(),
@@ -467,6 +475,8 @@ impl<'w> Training<'w> {
             layer_names,
             health: HealthSnapshot::default(),
             writer: checkpoint::Background::default(),
+            breakdown,
+            times: timing::EpochTimes::default(),
         };
         // A resumed run's trend starts with the epochs it has already validated.
         if let Some(before) =
@@ -590,16 +600,27 @@ impl<'w> Training<'w> {
             paused_at_last_event: self.worker.paused,
             images_since_event: 0,
         };
+        self.times = timing::EpochTimes {
+            epoch,
+            ..timing::EpochTimes::default()
+        };
         let batch_size = self.cfg.train.batch_size;
-        let batches = self
+        let mut batches = self
             .dataset
             .batches(Split::Train, epoch, first_batch, batch_size);
-        for (offset, batch) in batches.enumerate() {
-            let b = first_batch + offset; // 0-based index of this batch
+        for b in first_batch.. {
+            // b: the 0-based index of this batch
+            let asked = Instant::now();
+            let Some(batch) = batches.next() else {
+                break;
+            };
+            self.times.data_wait += asked.elapsed();
             if batch.len == 0 {
                 continue;
             }
+            let step = Instant::now();
             self.batch(epoch, b, batch, &mut progress)?;
+            self.times.steps += step.elapsed();
             self.checkpoint_done(false)?;
             self.worker.check_run_dir(&self.run)?;
             if let Some(watch) = &mut self.memory
@@ -622,7 +643,13 @@ impl<'w> Training<'w> {
                 )?));
             }
         }
+        drop(batches);
         self.end_epoch(epoch, &progress)?;
+        if let Some(breakdown) = &self.breakdown {
+            self.times.wall = now.elapsed();
+            self.times.memory_mib = timing::memory_mib();
+            breakdown.push(self.times);
+        }
         if epoch < self.cfg.train.epochs
             && let Control::Stop(cause) = self.handle_commands()?
         {
@@ -737,6 +764,7 @@ impl<'w> Training<'w> {
     /// Validate with the epoch's final weights, report the epoch, checkpoint it and send its
     /// snapshots.
     fn end_epoch(&mut self, epoch: usize, progress: &EpochProgress) -> Result<(), TrainError> {
+        let began = Instant::now();
         let mut gather = health::Gather::new(&self.net, &self.layer_names);
         let val = validate(
             &self.net,
@@ -747,7 +775,10 @@ impl<'w> Training<'w> {
             self.cfg.input_shape(),
             &mut self.record,
             &mut gather,
+            &mut self.times.validation_data_wait,
         )?;
+        self.times.validation = began.elapsed();
+        let began = Instant::now();
         self.record.finish(epoch)?;
         let health_event = self.unit_health(&gather, epoch, val.seen > 0)?;
         let seconds = progress
@@ -773,11 +804,14 @@ impl<'w> Training<'w> {
         self.state.train_seconds =
             self.base_seconds + self.worker.training_time(self.t0).as_secs_f64();
         record_late_skips(&self.run, &self.dataset)?;
+        let checkpoint = Instant::now();
         self.checkpoint(Keep::from(&self.cfg.train))?;
+        self.times.checkpoint = checkpoint.elapsed();
         let snapshots = self.inspector.on_epoch_end(&self.net, epoch);
         self.worker.emit_all(snapshots);
         let read = self.inspector.poll(&self.net, epoch, Duration::ZERO);
         self.worker.emit_all(read);
+        self.times.epoch_end = began.elapsed().saturating_sub(self.times.checkpoint);
         Ok(())
     }
 
@@ -1066,11 +1100,16 @@ fn record_late_skips(run: &RunDir, dataset: &Dataset) -> Result<(), TrainError> 
     Ok(())
 }
 
+/// Images per chunk of the validation pass's conv layers ([`health::Gather::forward_chunked`]):
+/// the first conv layer's output for 8 images of 150x150 is 22 MB, against 180 MB for a batch
+/// of 64.
+const VALIDATION_CHUNK: usize = 8;
+
 /// Loss and accuracy on the validation split with the epoch's final weights; each image's
 /// label, prediction, probabilities and loss go into `record`, unit health into `health`.
 #[expect(
     clippy::too_many_arguments,
-    reason = "the pass fills three things at once: the metrics, the per-image record and unit health"
+    reason = "the pass fills four things at once: the metrics, the per-image record, unit health and its data wait"
 )]
 fn validate(
     net: &Net,
@@ -1081,10 +1120,17 @@ fn validate(
     [c, h, w]: [usize; 3],
     record: &mut Recorder,
     health: &mut health::Gather,
+    data_wait: &mut Duration,
 ) -> Result<Accum, TrainError> {
     let eval = net.valid();
     let mut val = Accum::default();
-    for batch in dataset.batches(Split::Val, epoch, 0, batch_size) {
+    let mut batches = dataset.batches(Split::Val, epoch, 0, batch_size);
+    loop {
+        let asked = Instant::now();
+        let Some(batch) = batches.next() else {
+            break;
+        };
+        *data_wait += asked.elapsed();
         if batch.len == 0 {
             continue;
         }
@@ -1093,8 +1139,10 @@ fn validate(
             .first()
             .map_or_else(|| device.clone(), |p| p.weight.val().device());
         let x = Tensor::<4>::from_data(TensorData::new(batch.images, [batch.len, c, h, w]), &vd);
-        // Step by step, so that each layer's output is there to gather (the same logits).
-        let logits = health.forward(&eval, x)?;
+        // Step by step, so that each layer's output is there to gather (the same logits); a
+        // few images at a time up to Flatten, so that no full-size conv output of the whole
+        // batch is ever made (the fused training path never makes one).
+        let logits = health.forward_chunked(&eval, x, VALIDATION_CHUNK)?;
         let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
         let outputs = logits.dims()[1];
         let values = model::read_f32(logits.clone(), "the validation logits")?;

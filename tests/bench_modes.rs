@@ -135,4 +135,21 @@ fn end_to_end_reports_each_epoch_s_memory_and_the_overhead() {
         .unwrap_or_else(|| panic!("the summary in {text}"));
     assert!(summary.contains("2 epochs in"), "{summary}");
     assert!(summary.contains("the step rate, overhead"), "{summary}");
+    // Where the time went: a row per epoch and one for all, with its peak/current RSS.
+    assert!(text.contains("  where the time goes (s): epoch"), "{text}");
+    for epoch in ["1", "2", "all"] {
+        let row = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(epoch) && l.contains('('))
+            .unwrap_or_else(|| panic!("breakdown row {epoch} in {text}"));
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        // wall, steps, data wait, validation: numbers, the steps inside the wall time.
+        let wall: f64 = fields[1].parse().expect("wall seconds");
+        let steps: f64 = fields[2].parse().expect("step seconds");
+        assert!(steps > 0.0 && steps <= wall + 0.01, "{row}");
+        if epoch != "all" {
+            assert!(fields.last().is_some_and(|m| m.contains('/')), "{row}");
+        }
+    }
+    assert!(text.contains("  share of the wall time: steps "), "{text}");
 }

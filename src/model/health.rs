@@ -3,6 +3,7 @@
 //! saturated outputs). The stored and sent forms are in [`crate::events::health`].
 
 use burn::tensor::Tensor;
+use rayon::prelude::*;
 
 pub use crate::events::health::{
     ChannelHealth, EpochHealth, HISTOGRAM_BINS, HealthSnapshot, LayerHealth,
@@ -34,6 +35,11 @@ const LANES: usize = 8;
 
 impl ChannelAccum {
     fn add(&mut self, values: &[f32]) {
+        self.add_sums(Self::sums(values));
+    }
+
+    /// The sums of one plane of values.
+    fn sums(values: &[f32]) -> Sums {
         // Partial sums in f32 lanes over one plane (at most a few tens of thousands of values),
         // then f64 across planes and batches.
         let (mut on, mut sum, mut sum_sq, mut abs_sum, mut max) = (
@@ -63,14 +69,14 @@ impl ChannelAccum {
             max[l] = max[l].max(v);
         }
         let total = |a: [f32; LANES]| a.iter().map(|&x| f64::from(x)).sum::<f64>();
-        self.add_sums(Sums {
+        Sums {
             count: values.len() as u64,
             on: total(on) as u64,
             sum: total(sum),
             sum_sq: total(sum_sq),
             abs_sum: total(abs_sum),
             max: max.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-        });
+        }
     }
 
     fn add_sums(&mut self, s: Sums) {
@@ -147,8 +153,13 @@ impl LayerAccum {
             }
             return;
         }
-        for (i, chunk) in values.chunks_exact(spatial).enumerate() {
-            self.channels[i % channels].add(chunk);
+        // The planes' sums in parallel, added in order: the same totals as one by one.
+        let planes: Vec<Sums> = values
+            .par_chunks_exact(spatial)
+            .map(ChannelAccum::sums)
+            .collect();
+        for (i, sums) in planes.into_iter().enumerate() {
+            self.channels[i % channels].add_sums(sums);
         }
     }
 
@@ -340,14 +351,58 @@ impl Gather {
     /// output; returns the logits `[batch, outputs]`, the same as [`Net::forward`]'s.
     pub fn forward(&mut self, net: &Net, x: Tensor<4>) -> Result<Tensor<2>, ReadError> {
         let batch = x.dims()[0];
-        let mut flow = Flow::Map(x);
-        let mut next = 0;
-        for i in 0..net.steps.len() {
+        let flow = self.steps(net, Flow::Map(x), 0..net.steps.len(), batch)?;
+        self.images += batch;
+        Ok(flow.into_flat())
+    }
+
+    /// [`Gather::forward`] with the steps before `Flatten` run on `chunk` images at a time (the
+    /// rest on the whole batch): a convolution's full-size output is then made for a few
+    /// images, not the batch. Each image's values, the logits and the sums are the same as
+    /// [`Gather::forward`]'s (the convolutions work image by image; the sums go image by image).
+    pub fn forward_chunked(
+        &mut self,
+        net: &Net,
+        x: Tensor<4>,
+        chunk: usize,
+    ) -> Result<Tensor<2>, ReadError> {
+        let batch = x.dims()[0];
+        let chunk = chunk.max(1);
+        if batch <= chunk {
+            return self.forward(net, x);
+        }
+        let flatten = net
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Flatten))
+            .unwrap_or(net.steps.len());
+        let mut maps = Vec::with_capacity(batch.div_ceil(chunk));
+        for start in (0..batch).step_by(chunk) {
+            let len = chunk.min(batch - start);
+            let part = Flow::Map(x.clone().narrow(0, start, len));
+            maps.push(self.steps(net, part, 0..flatten, len)?.into_map());
+        }
+        let flow = self.steps(
+            net,
+            Flow::Map(Tensor::cat(maps, 0)),
+            flatten..net.steps.len(),
+            batch,
+        )?;
+        self.images += batch;
+        Ok(flow.into_flat())
+    }
+
+    /// Run `steps` of `net` on `flow` (`batch` images), adding the gathered layers' outputs.
+    fn steps(
+        &mut self,
+        net: &Net,
+        mut flow: Flow,
+        steps: std::ops::Range<usize>,
+        batch: usize,
+    ) -> Result<Flow, ReadError> {
+        for i in steps {
             flow = net.step(i, flow, false);
-            if let Some((step, layer)) = self.layers.get_mut(next)
-                && *step == i
-            {
-                next += 1;
+            if let Some((_, layer)) = self.layers.iter_mut().find(|(step, _)| *step == i) {
                 let on_device = self.on_device.unwrap_or_else(|| !flow_on_flex(&flow));
                 if on_device {
                     add_device_sums(layer, &flow)?;
@@ -360,8 +415,7 @@ impl Gather {
                 }
             }
         }
-        self.images += batch;
-        Ok(flow.into_flat())
+        Ok(flow)
     }
 
     /// Count the saturated logits of a batch (the values [`Gather::forward`] returned).

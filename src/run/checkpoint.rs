@@ -228,9 +228,69 @@ pub struct Written {
 /// [`drop_old_optimizer_state`]. A write's outcome comes back from [`Self::poll`],
 /// [`Self::wait`] or the next [`Self::start`] (which waits for the one before); dropping it
 /// waits too, so a checkpoint started is never left half-written by the process ending.
+///
+/// The thread is started with the first checkpoint and writes every later one: one thread
+/// (and one allocator arena, whose freed serialisation buffers the next checkpoint reuses)
+/// for the whole run, not one per checkpoint.
 #[derive(Debug, Default)]
 pub struct Background {
-    writing: Option<(PathBuf, std::thread::JoinHandle<Result<Written, RunError>>)>,
+    writer: Option<Writer>,
+    /// The checkpoint folder of the write under way (sent, its outcome not yet collected).
+    writing: Option<PathBuf>,
+}
+
+/// One checkpoint for the writer thread.
+struct Work {
+    dir: PathBuf,
+    state: TrainState,
+    keep: [usize; 2],
+    files: FilesWriter,
+}
+
+/// The writer thread: checkpoints go in on `work`, outcomes come back on `done`.
+#[derive(Debug)]
+struct Writer {
+    work: std::sync::mpsc::Sender<Work>,
+    done: std::sync::mpsc::Receiver<Result<Written, RunError>>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Work")
+            .field("dir", &self.dir)
+            .field("epoch", &self.state.epoch)
+            .field("batch", &self.state.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    fn spawn(dir: &Path) -> Result<Self, RunError> {
+        let (work_tx, work) = std::sync::mpsc::channel::<Work>();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                for w in work {
+                    let outcome = (|| {
+                        let checkpoint = save_gated(&w.dir, &w.state, w.files)?;
+                        prune(&w.dir, w.keep[0])?;
+                        let freed = drop_old_optimizer_state(&w.dir, w.keep[1])?;
+                        Ok(Written { checkpoint, freed })
+                    })();
+                    if done_tx.send(outcome).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(io_err(dir))?;
+        Ok(Self {
+            work: work_tx,
+            done,
+            handle,
+        })
+    }
 }
 
 impl Background {
@@ -246,20 +306,24 @@ impl Background {
         files: FilesWriter,
     ) -> Result<Option<Written>, RunError> {
         let previous = self.wait().transpose()?;
-        let (dir, state) = (dir.to_path_buf(), state.clone());
-        let path = dir.join(name_for(&state));
-        let thread_dir = dir.clone();
-        let handle = std::thread::Builder::new()
-            .name("checkpoint".into())
-            .spawn(move || {
-                let dir = thread_dir;
-                let checkpoint = save_gated(&dir, &state, files)?;
-                prune(&dir, keep)?;
-                let freed = drop_old_optimizer_state(&dir, keep_optimizer)?;
-                Ok(Written { checkpoint, freed })
-            })
-            .map_err(io_err(&dir))?;
-        self.writing = Some((path, handle));
+        let writer = match self.writer.take() {
+            Some(w) => w,
+            None => Writer::spawn(dir)?,
+        };
+        let path = dir.join(name_for(state));
+        let work = Work {
+            dir: dir.to_path_buf(),
+            state: state.clone(),
+            keep: [keep, keep_optimizer],
+            files,
+        };
+        if writer.work.send(work).is_err() {
+            // The thread is gone (it failed writing the one before): say so, start afresh next time.
+            let _ = writer.handle.join();
+            return Err(thread_failed(path));
+        }
+        self.writer = Some(writer);
+        self.writing = Some(path);
         Ok(previous)
     }
 
@@ -271,24 +335,40 @@ impl Background {
 
     /// The outcome of the write under way if it has finished; never waits.
     pub fn poll(&mut self) -> Option<Result<Written, RunError>> {
-        if self.writing.as_ref().is_some_and(|(_, h)| h.is_finished()) {
-            self.wait()
-        } else {
-            None
+        let writer = self.writer.as_ref()?;
+        self.writing.as_ref()?;
+        match writer.done.try_recv() {
+            Ok(outcome) => {
+                self.writing = None;
+                Some(outcome)
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => self.wait(),
         }
     }
 
     /// Wait for the write under way, if any, and give its outcome.
     pub fn wait(&mut self) -> Option<Result<Written, RunError>> {
-        let (path, handle) = self.writing.take()?;
-        Some(handle.join().unwrap_or_else(|_| {
-            Err(RunError::Corrupt {
-                path,
-                message:
-                    "the thread writing the checkpoint failed; the previous checkpoint is kept"
-                        .into(),
-            })
-        }))
+        let path = self.writing.take()?;
+        let Some(writer) = self.writer.take() else {
+            return Some(Err(thread_failed(path)));
+        };
+        if let Ok(outcome) = writer.done.recv() {
+            self.writer = Some(writer);
+            Some(outcome)
+        } else {
+            // The thread ended without an outcome (it panicked): a fresh one next time.
+            let _ = writer.handle.join();
+            Some(Err(thread_failed(path)))
+        }
+    }
+}
+
+/// The error of a checkpoint whose writer thread failed.
+fn thread_failed(path: PathBuf) -> RunError {
+    RunError::Corrupt {
+        path,
+        message: "the thread writing the checkpoint failed; the previous checkpoint is kept".into(),
     }
 }
 
@@ -296,6 +376,12 @@ impl Drop for Background {
     fn drop(&mut self) {
         if let Some(Err(e)) = self.wait() {
             tracing::warn!("{e}");
+        }
+        if let Some(Writer { work, done, handle }) = self.writer.take() {
+            // No more work: the thread's loop ends.
+            drop(work);
+            drop(done);
+            let _ = handle.join();
         }
     }
 }
@@ -756,6 +842,78 @@ mod tests {
         let (fallback, note) = latest(dir.path()).expect("latest");
         assert_eq!(fallback.name, "epoch-0001");
         assert!(note.expect("note").contains("epoch-0002"));
+    }
+
+    /// A `FilesWriter` that writes the fake files and records the thread it ran on.
+    fn on_thread(
+        threads: &std::sync::Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>,
+    ) -> FilesWriter {
+        let threads = std::sync::Arc::clone(threads);
+        Box::new(move |p: &Path| {
+            threads
+                .lock()
+                .expect("lock")
+                .push(std::thread::current().id());
+            fake_files(p)
+        })
+    }
+
+    #[test]
+    fn background_writes_every_checkpoint_on_one_thread_and_survives_a_failure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let threads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut writer = Background::default();
+        assert!(!writer.busy());
+        for epoch in 1..=3 {
+            // Each start waits for the one before and hands back its outcome.
+            let previous = writer
+                .start(dir.path(), &state(epoch, 10), [0, 0], on_thread(&threads))
+                .expect("start");
+            assert_eq!(previous.is_some(), epoch > 1);
+            assert!(writer.busy());
+        }
+        let last = writer.wait().expect("a write").expect("written");
+        assert_eq!(last.checkpoint.name, "epoch-0003");
+        assert!(!writer.busy() && writer.poll().is_none() && writer.wait().is_none());
+        let seen = threads.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 3);
+        assert!(seen.iter().all(|t| *t == seen[0]), "{seen:?}");
+        assert_ne!(seen[0], std::thread::current().id());
+        // A write that fails is reported, the latest stays; the thread writes the next one.
+        writer
+            .start(
+                dir.path(),
+                &state(4, 10),
+                [0, 0],
+                Box::new(|_: &Path| Err("disk full".to_string())),
+            )
+            .expect("start");
+        let failed = writer.wait().expect("a write");
+        assert!(failed.is_err());
+        assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0003");
+        // A writer that panics ends the thread: reported as failed, and a new one takes over.
+        writer
+            .start(
+                dir.path(),
+                &state(5, 10),
+                [0, 0],
+                Box::new(|_: &Path| panic!("a test panic in the checkpoint writer")),
+            )
+            .expect("start");
+        let panicked = writer.wait().expect("a write");
+        assert!(
+            panicked
+                .expect_err("a failed write")
+                .to_string()
+                .contains("the previous checkpoint is kept")
+        );
+        writer
+            .start(dir.path(), &state(6, 10), [0, 0], on_thread(&threads))
+            .expect("start");
+        drop(writer); // waits for the write
+        assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0006");
+        let seen = threads.lock().expect("lock").clone();
+        assert_ne!(seen[3], seen[0], "a fresh thread after the panic");
     }
 
     #[test]

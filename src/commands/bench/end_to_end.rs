@@ -26,25 +26,8 @@ pub struct Options {
     pub epochs: usize,
 }
 
-/// Peak and current resident memory of this process in MiB (`VmHWM`, `VmRSS`).
-#[must_use]
-pub fn memory_mib() -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<f64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kib: f64 = line[name.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kib / 1024.0)
-    };
-    Some((field("VmHWM:")?, field("VmRSS:")?))
-}
-
 fn memory_text() -> String {
-    memory_mib().map_or_else(
+    train::timing::memory_mib().map_or_else(
         || "peak RSS unknown (no /proc/self/status)".into(),
         |(peak, now)| format!("peak RSS {peak:.0} MiB (now {now:.0} MiB)"),
     )
@@ -60,6 +43,8 @@ pub struct Trained {
     wall: f64,
     train_images: usize,
     val_images: usize,
+    /// Where each epoch's time went.
+    epochs: Vec<train::timing::EpochTimes>,
 }
 
 /// Train first (so that each epoch's peak RSS is the training's alone, before the step
@@ -84,7 +69,9 @@ pub fn train(cfg: &Config, device: &Device, opts: &Options) -> Result<Trained> {
         ),
         cfg.train.epochs
     ));
-    let (wall, train_images, val_images) = train_folder(&cfg, device, &data, &scratch.0)?;
+    let breakdown = train::timing::Breakdown::default();
+    let (wall, train_images, val_images) =
+        train_folder(&cfg, device, &data, &scratch.0, &breakdown)?;
     out("");
     Ok(Trained {
         scratch,
@@ -93,6 +80,7 @@ pub fn train(cfg: &Config, device: &Device, opts: &Options) -> Result<Trained> {
         wall,
         train_images,
         val_images,
+        epochs: breakdown.epochs(),
     })
 }
 
@@ -112,8 +100,73 @@ pub fn report(t: &Trained, stepper: &mut Stepper, step_rate: f64) -> Result<()> 
         rate / step_rate.max(1e-9),
         100.0 * (t.wall / at_step_rate - 1.0),
     ));
+    breakdown(&t.epochs, t.train_images, step_rate);
     epoch_end_costs(&t.cfg, stepper, &t.scratch.0)?;
     competing(&t.cfg, &t.data, stepper, step_rate)
+}
+
+/// Where each epoch's wall time went, in seconds: the steps, waiting for the pipeline, the
+/// validation pass (of which waiting for its data), the checkpoint's start, the rest of the epoch end and
+/// what none of them accounts for; then the sums over the epochs, and the time the steps
+/// would take at the step-alone rate (what the steps lose to what runs beside them).
+fn breakdown(epochs: &[train::timing::EpochTimes], train_images: usize, step_rate: f64) {
+    if epochs.is_empty() {
+        return;
+    }
+    out(
+        "  where the time goes (s): epoch   wall  steps  data-wait  validation (its data)  checkpoint  epoch-end  other   peak/now RSS MiB",
+    );
+    let s = |d: Duration| d.as_secs_f64();
+    let mut total = train::timing::EpochTimes::default();
+    for e in epochs {
+        let mem = e
+            .memory_mib
+            .map_or_else(|| "-".into(), |(peak, now)| format!("{peak:.0}/{now:.0}"));
+        out(&format!(
+            "  {:>29} {:>6.2} {:>6.2} {:>10.3} {:>11.3} ({:.3}) {:>11.3} {:>10.3} {:>6.3}   {mem}",
+            e.epoch,
+            s(e.wall),
+            s(e.steps),
+            s(e.data_wait),
+            s(e.validation),
+            s(e.validation_data_wait),
+            s(e.checkpoint),
+            s(e.epoch_end),
+            s(e.other()),
+        ));
+        total.wall += e.wall;
+        total.steps += e.steps;
+        total.data_wait += e.data_wait;
+        total.validation += e.validation;
+        total.validation_data_wait += e.validation_data_wait;
+        total.checkpoint += e.checkpoint;
+        total.epoch_end += e.epoch_end;
+    }
+    let pct = |d: Duration| 100.0 * s(d) / s(total.wall).max(1e-9);
+    let alone = (train_images * epochs.len()) as f64 / step_rate.max(1e-9);
+    out(&format!(
+        "  {:>29} {:>6.2} {:>6.2} {:>10.3} {:>11.3} ({:.3}) {:>11.3} {:>10.3} {:>6.3}",
+        "all",
+        s(total.wall),
+        s(total.steps),
+        s(total.data_wait),
+        s(total.validation),
+        s(total.validation_data_wait),
+        s(total.checkpoint),
+        s(total.epoch_end),
+        s(total.other()),
+    ));
+    out(&format!(
+        "  share of the wall time: steps {:.0} %, data wait {:.0} %, validation {:.0} %, checkpoint {:.0} %, epoch end {:.0} %, other {:.0} %; the steps took {:.2} s against {alone:.2} s at the step-alone rate ({:+.0} % slower beside the pipeline and background work)",
+        pct(total.steps),
+        pct(total.data_wait),
+        pct(total.validation),
+        pct(total.checkpoint),
+        pct(total.epoch_end),
+        pct(total.other()),
+        s(total.steps),
+        100.0 * (s(total.steps) / alone.max(1e-9) - 1.0),
+    ));
 }
 
 /// What the work at an epoch's end holds the step up for: a checkpoint written on the
@@ -229,6 +282,7 @@ fn train_folder(
     device: &Device,
     data: &Path,
     scratch: &Path,
+    breakdown: &train::timing::Breakdown,
 ) -> Result<(f64, usize, usize)> {
     let (run, _lock, _) = RunDir::create(&scratch.join("run"))?;
     run.write_config(cfg)?;
@@ -243,6 +297,7 @@ fn train_folder(
         samples_first: false,
         stop_by: train::StopBy::default(),
         memory: None,
+        breakdown: Some(breakdown.clone()),
     };
     let (events_tx, mut events) = crate::events::channel(256);
     let (commands_tx, commands) = std::sync::mpsc::channel();
