@@ -247,3 +247,86 @@ fn fused_relu_pool_first_layer_twice() {
     check(c);
     check(c);
 }
+
+/// A case the Winograd kernel takes (3×3, stride 1, ≥ 8 channels in and out), checked against
+/// burn's reference; it fails if the case would fall back to im2col.
+fn check_winograd(c: Case) {
+    use ops::conv::{ConvGeom, winograd};
+    let g = ConvGeom::new(c.x, [c.out_ch, c.x[1], c.k, c.k], c.stride, c.pad);
+    assert!(winograd::applies(&g), "Winograd does not take {c:?}");
+    let gt = winograd::dx_geom(&g).expect("the input gradient's convolution");
+    assert!(
+        winograd::applies(&gt),
+        "Winograd does not take the dx of {c:?}"
+    );
+    check(c);
+}
+
+#[test]
+fn winograd_same_padding_odd_sizes_with_relu() {
+    check_winograd(Case {
+        x: [2, 8, 9, 11],
+        out_ch: 12,
+        relu: true,
+        ..base()
+    });
+}
+
+#[test]
+fn winograd_valid_padding_no_bias() {
+    check_winograd(Case {
+        x: [3, 9, 7, 10],
+        out_ch: 8,
+        pad: [0, 0],
+        bias: false,
+        ..base()
+    });
+}
+
+#[test]
+fn winograd_padding_two_and_mixed_padding() {
+    check_winograd(Case {
+        x: [2, 10, 6, 5],
+        out_ch: 9,
+        pad: [2, 2],
+        ..base()
+    });
+    check_winograd(Case {
+        x: [2, 8, 7, 6],
+        out_ch: 8,
+        pad: [0, 2],
+        relu: true,
+        ..base()
+    });
+}
+
+#[test]
+fn winograd_fused_relu_pool_odd_sizes_like_the_tutorial_layers() {
+    // 37x37 is the tutorial's third layer (pooled to 18x18, dropping an edge).
+    for x in [[2, 16, 11, 9], [2, 32, 37, 37]] {
+        check_winograd(Case {
+            x,
+            out_ch: 16,
+            relu: true,
+            pool: 2,
+            ..base()
+        });
+    }
+}
+
+#[test]
+fn winograd_tiny_planes_and_no_input_gradient() {
+    check_winograd(Case {
+        x: [3, 8, 1, 2],
+        out_ch: 8,
+        ..base()
+    });
+    check_winograd(Case {
+        x: [2, 12, 5, 5],
+        out_ch: 8,
+        relu: true,
+        pool: 2,
+        x_grad: false,
+        ..base()
+    });
+}

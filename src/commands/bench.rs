@@ -91,6 +91,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let (step_rate, mut stepper) = train_step(&cfg, &device, spec, args.steps, args.warmup)?;
     if args.breakdown {
         use crate::model::ops::bench::{OpsPath, bench_step};
+        kernel_ab(&mut stepper, &device.clone().autodiff(), args.steps);
         let side = args.image_size[0].min(args.image_size[1]) as usize;
         for path in OpsPath::ALL {
             let r = bench_step(args.batch_size, side, args.steps, path);
@@ -461,4 +462,94 @@ fn maximize(cfg: &Config, device: &Device, regularised_steps: usize) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// The training step with the im2col kernels everywhere against the step with Winograd where
+/// it applies, alternating step by step in this one process (the order flips every round), so
+/// both see the same machine load: median wall time, CPU time, and each fast op's time.
+fn kernel_ab(s: &mut Stepper, ad: &Device, steps: usize) {
+    use crate::model::ops::bench::process_cpu_time;
+    use crate::model::ops::{conv::winograd, profile};
+    use std::time::Duration;
+    const NAMES: [&str; 2] = ["im2col", "winograd"];
+    let was = winograd::enabled();
+    let mut wall: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut cpu = [Duration::ZERO; 2];
+    let mut cpu_ok = true;
+    let mut kernels: [Vec<(String, Duration)>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..=steps.max(1) {
+        for i in [round % 2, 1 - round % 2] {
+            winograd::set_enabled(i == 1);
+            profile::enable(true);
+            let c0 = process_cpu_time();
+            let t0 = Instant::now();
+            s.step(ad);
+            let dt = t0.elapsed();
+            let c1 = process_cpu_time();
+            let totals = profile::totals();
+            profile::enable(false);
+            if round == 0 {
+                continue; // warms both kernels' buffers
+            }
+            wall[i].push(dt.as_secs_f64() * 1e3);
+            match (c0, c1) {
+                (Some(a), Some(b)) => cpu[i] += b.saturating_sub(a),
+                _ => cpu_ok = false,
+            }
+            for (name, d) in totals {
+                match kernels[i].iter_mut().find(|(n, _)| *n == name) {
+                    Some(entry) => entry.1 += d,
+                    None => kernels[i].push((name, d)),
+                }
+            }
+        }
+    }
+    winograd::set_enabled(was);
+    let n = steps.max(1) as f64;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let med = [median(&mut wall[0]), median(&mut wall[1])];
+    let batch = s.shape[0] as f64;
+    out(&format!(
+        "kernels A/B ({} alternating steps each, one process; CPU ms counts all threads):",
+        steps.max(1)
+    ));
+    for i in 0..2 {
+        let cpu_ms = if cpu_ok {
+            format!("{:.0}", cpu[i].as_secs_f64() * 1e3 / n)
+        } else {
+            "?".into()
+        };
+        out(&format!(
+            "  {:<9} {:7.1} img/s  median step {:7.1} ms  CPU {cpu_ms} ms/step",
+            NAMES[i],
+            batch * 1e3 / med[i],
+            med[i]
+        ));
+    }
+    out(&format!(
+        "  winograd / im2col: {:.2}x by median wall time{}",
+        med[0] / med[1],
+        if cpu_ok && cpu[1] > Duration::ZERO {
+            format!(
+                ", {:.2}x by CPU time",
+                cpu[0].as_secs_f64() / cpu[1].as_secs_f64()
+            )
+        } else {
+            String::new()
+        }
+    ));
+    for (name, d0) in &kernels[0] {
+        let d1 = kernels[1]
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(Duration::ZERO, |e| e.1);
+        let (a, b) = (d0.as_secs_f64() * 1e3 / n, d1.as_secs_f64() * 1e3 / n);
+        out(&format!(
+            "  {name:<34} {a:8.1} ms {b:8.1} ms  {:5.2}x",
+            a / b.max(f64::MIN_POSITIVE)
+        ));
+    }
 }

@@ -217,7 +217,8 @@ pub fn bench_step(batch: usize, size: usize, steps: usize, path: OpsPath) -> Ben
 }
 
 /// CPU time of this process so far (all threads, user + system), from `/proc/self/stat`.
-fn process_cpu_time() -> Option<Duration> {
+#[must_use]
+pub fn process_cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')')? + 2..];

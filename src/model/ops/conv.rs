@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use super::pool::{self, PoolGeom};
 
 mod backward;
+pub mod winograd;
 
 pub use backward::{Grads, Needs, Upstream, backward, backward_into};
 
@@ -130,6 +131,8 @@ struct Scratch {
     dy: Vec<f32>,
     /// One sample's unpooled output in the fused conv+pool forward pass.
     y: Vec<f32>,
+    /// The Winograd kernel's transformed tiles and products.
+    wino: winograd::Buffers,
 }
 
 thread_local! {
@@ -206,16 +209,29 @@ fn bands(g: &ConvGeom) -> impl Iterator<Item = (usize, usize)> {
         .map(move |oh0| (oh0, step.min(out_h - oh0)))
 }
 
-/// One sample's forward pass into `y` (`[out_ch, p]`).
+/// The weights of `g` transformed for [`winograd::forward_sample`], when that kernel applies.
+fn winograd_weights(g: &ConvGeom, w: &[f32]) -> Option<Vec<f32>> {
+    winograd::applies(g).then(|| winograd::filter_transform(w, g.out_ch, g.in_ch))
+}
+
+/// One sample's forward pass into `y` (`[out_ch, p]`): Winograd when `u` (the transformed
+/// weights) is given, else im2col + GEMM.
+#[allow(clippy::too_many_arguments)]
 fn forward_sample(
     g: &ConvGeom,
     x: &[f32],
     w: &[f32],
+    u: Option<&[f32]>,
     bias: Option<&[f32]>,
     relu: bool,
     y: &mut [f32],
-    col: &mut Vec<f32>,
+    s: &mut Scratch,
 ) {
+    if let Some(u) = u {
+        winograd::forward_sample(g, x, u, (bias, relu), y, &mut s.wino);
+        return;
+    }
+    let col = &mut s.col;
     let (k, p) = (g.k(), g.p());
     let wm = MatRef::from_row_major_slice(w, g.out_ch, k);
     for (oh0, rows) in bands(g) {
@@ -274,10 +290,12 @@ pub fn forward_into(
         y.fill(0.0);
         return;
     }
+    let u = winograd_weights(g, w);
     y.par_chunks_mut(g.y_len())
         .zip(x.par_chunks(g.x_len()))
         .for_each(|(y_n, x_n)| {
-            SCRATCH.with_borrow_mut(|s| forward_sample(g, x_n, w, bias, relu, y_n, &mut s.col));
+            SCRATCH
+                .with_borrow_mut(|s| forward_sample(g, x_n, w, u.as_deref(), bias, relu, y_n, s));
         });
 }
 
@@ -318,21 +336,23 @@ pub fn forward_pooled_into(
         codes.fill(pool::BLOCKED);
         return;
     }
+    let u = winograd_weights(g, w);
     pooled
         .par_chunks_mut(pl)
         .zip(codes.par_chunks_mut(pl))
         .zip(x.par_chunks(g.x_len()))
         .for_each(|((p_n, c_n), x_n)| {
             SCRATCH.with_borrow_mut(|s| {
-                let Scratch { col, y, .. } = s;
+                let mut y = std::mem::take(&mut s.y);
                 y.resize(g.y_len(), 0.0);
-                forward_sample(g, x_n, w, bias, relu, y, col);
+                forward_sample(g, x_n, w, u.as_deref(), bias, relu, &mut y, s);
                 let planes = y
                     .chunks_exact(g.p())
                     .zip(p_n.chunks_exact_mut(plane).zip(c_n.chunks_exact_mut(plane)));
                 for (y_o, (p_o, c_o)) in planes {
                     pool::forward_plane_codes(&pg, y_o, p_o, c_o, relu);
                 }
+                s.y = y;
             });
         });
 }

@@ -9,7 +9,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::{ConvGeom, SCRATCH, Scratch, bands, im2col, input_row, valid_range};
+use super::{ConvGeom, SCRATCH, Scratch, bands, im2col, input_row, valid_range, winograd};
 use crate::model::ops::dw;
 use crate::model::ops::pool::{self, PoolGeom};
 
@@ -132,11 +132,25 @@ impl<'a> Upstream<'a> {
     }
 }
 
-/// One sample's backward pass: accumulate into `acc`, write the input gradient into `dx`.
+/// The input gradient as a Winograd convolution of the output gradient: its geometry and
+/// transformed weights.
+type DxWinograd = (ConvGeom, Vec<f32>);
+
+/// [`DxWinograd`] for `g` when the Winograd kernel applies to its input gradient.
+fn dx_winograd(g: &ConvGeom, w: &[f32]) -> Option<DxWinograd> {
+    let gt = winograd::dx_geom(g).filter(winograd::applies)?;
+    let wt = winograd::dx_weights(w, g.out_ch, g.in_ch);
+    Some((gt, winograd::filter_transform(&wt, g.in_ch, g.out_ch)))
+}
+
+/// One sample's backward pass: accumulate into `acc`, write the input gradient into `dx`
+/// (by Winograd when `wino` is given, else by GEMM and col2im band by band).
+#[allow(clippy::too_many_arguments)]
 fn backward_sample(
     g: &ConvGeom,
     x: &[f32],
     w: &[f32],
+    wino: Option<&DxWinograd>,
     up: Upstream<'_>,
     dx: Option<&mut [f32]>,
     acc: &mut Partial,
@@ -194,8 +208,16 @@ fn backward_sample(
     let dym = MatRef::from_row_major_slice(dy, g.out_ch, p);
     let wm = MatRef::from_row_major_slice(w, g.out_ch, k);
     let mut dx = dx;
-    if let Some(dx) = dx.as_deref_mut() {
-        dx.fill(0.0);
+    match (dx.as_deref_mut(), wino) {
+        (Some(dx), Some((gt, u))) => {
+            winograd::forward_sample(gt, dy, u, (None, false), dx, &mut s.wino);
+        }
+        (Some(dx), None) => dx.fill(0.0),
+        (None, _) => {}
+    }
+    let mut dx = if wino.is_some() { None } else { dx };
+    if acc.w.is_empty() && dx.is_none() {
+        return;
     }
     for (oh0, rows) in bands(g) {
         let band = rows * g.out_w;
@@ -312,10 +334,13 @@ pub fn backward_into(
         );
     }
     let xl = g.x_len().max(1);
+    let wino = dx.as_ref().and_then(|_| dx_winograd(g, w));
     let body = |mut acc: Partial, (i, dx_n): (usize, Option<&mut [f32]>)| {
         let x_n = &x[i * xl..(i + 1) * xl];
         let up_n = up.sample(g, i);
-        SCRATCH.with_borrow_mut(|s| backward_sample(g, x_n, w, up_n, dx_n, &mut acc, s));
+        SCRATCH.with_borrow_mut(|s| {
+            backward_sample(g, x_n, w, wino.as_ref(), up_n, dx_n, &mut acc, s);
+        });
         acc
     };
     let partial = if g.y_len() == 0 || g.x_len() == 0 {
