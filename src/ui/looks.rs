@@ -91,6 +91,10 @@ pub struct FilterLook {
     pub seed_activation: f32,
     /// The same on the optimised image.
     pub activation: f32,
+    /// Its strongest validation activations' patches (the receptive field around each, cut
+    /// from the image as the network saw it), strongest first; empty when the epoch's unit
+    /// health has none.
+    pub patches: Vec<Raster>,
 }
 
 /// A layer's optimised images.
@@ -106,6 +110,8 @@ pub struct Looks {
     pub seconds: f64,
     /// Why the new images could not be cached, when they could not.
     pub cache_note: Option<String>,
+    /// Why there are no validation patches, when there are none.
+    pub patches_note: Option<String>,
 }
 
 /// What a [`Job`] found.
@@ -146,6 +152,10 @@ fn compute(run: &Path, want: &Want, progress: &Progress) -> Result<Looks, String
         &mut |done, steps| progress.set(done, steps),
     )
     .map_err(|e| e.to_string())?;
+    let (mut patches, patches_note) = match top_patches(run, &restored, want) {
+        Ok(p) => (p, None),
+        Err(why) => (Vec::new(), Some(why)),
+    };
     Ok(Looks {
         checkpoint: restored.checkpoint.name.clone(),
         cached: outcome.images.iter().all(|i| i.cached),
@@ -157,11 +167,73 @@ fn compute(run: &Path, want: &Want, progress: &Progress) -> Result<Looks, String
                 picture: i.picture,
                 seed_activation: i.seed_activation,
                 activation: i.activation,
+                patches: patches
+                    .get_mut(i.filter)
+                    .map(std::mem::take)
+                    .unwrap_or_default(),
             })
             .collect(),
         seconds: start.elapsed().as_secs_f64(),
         cache_note: outcome.cache_note,
+        patches_note,
     })
+}
+
+/// Per filter of `want`'s layer, the patches of its strongest validation activations (stored
+/// with the epoch's unit health): the receptive field around each, clamped at the borders,
+/// cut from the validation image as the network saw it (decoded and resized to its input).
+fn top_patches(
+    run: &Path,
+    restored: &restore::Restored,
+    want: &Want,
+) -> Result<Vec<Vec<Raster>>, String> {
+    use crate::run::{health, validation};
+    let h = health::read(run, want.epoch).map_err(|e| e.to_string())?;
+    let layer = h
+        .layer(&want.layer)
+        .filter(|l| !l.top.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "no top-9 patches: epoch {}'s unit health has none (a run trained before they \
+                 were gathered)",
+                want.epoch
+            )
+        })?;
+    let convs = maximize::conv_layers(restored).map_err(|e| e.to_string())?;
+    let step = convs
+        .iter()
+        .find(|(name, ..)| *name == want.layer)
+        .map(|(_, step, _)| *step)
+        .ok_or_else(|| format!("no conv layer {}", want.layer))?;
+    let [fy, fx] = maximize::receptive_field(&restored.net, step)
+        .ok_or_else(|| format!("{} has no receptive field", want.layer))?;
+    let record = validation::read_epoch(run, want.epoch).map_err(|e| e.to_string())?;
+    let list = validation::read_list(run, record.list_id).map_err(|e| e.to_string())?;
+    let mut decoded: std::collections::HashMap<u32, Option<crate::data::Decoded>> =
+        std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(layer.top.len());
+    for top in &layer.top {
+        let mut patches = Vec::with_capacity(top.len());
+        for t in top {
+            let image = decoded.entry(t.image).or_insert_with(|| {
+                let path = &list.images.get(t.image as usize)?.path;
+                crate::data::decode_resized(Path::new(path), &restored.cfg).ok()
+            });
+            let Some(d) = image.as_ref() else {
+                continue;
+            };
+            let rows = fy.span(t.y as usize, d.height);
+            let cols = fx.span(t.x as usize, d.width);
+            let c = d.channels.max(1);
+            patches.push(Raster::from_fn(cols.len(), rows.len(), |x, y| {
+                let at = ((rows.start + y) * d.width + cols.start + x) * c;
+                let ch = |k: usize| d.pixels.get(at + k.min(c - 1)).copied().unwrap_or(0);
+                [ch(0), ch(1), ch(2)]
+            }));
+        }
+        out.push(patches);
+    }
+    Ok(out)
 }
 
 /// The Filters tab's "what it looks for" mode: the tier shown (none: raw weights), the job
@@ -308,17 +380,47 @@ pub fn grid(looks: &Looks, fit: (usize, usize), selected: usize) -> Raster {
     })
 }
 
-/// The selected filter's image as large as `fit` allows.
+/// The selected filter's image as large as `fit` allows, beside its validation patches in a
+/// 3 × 3 grid (strongest first) when it has them.
 #[must_use]
 pub fn zoom(looks: &Looks, fit: (usize, usize), selected: usize) -> Raster {
     let Some(f) = looks.filters.get(selected) else {
         return Raster::default();
     };
-    let (w, h) = f.picture.fit_size(fit.0, fit.1);
+    let image_fit = if f.patches.is_empty() {
+        fit
+    } else {
+        (fit.0.saturating_sub(GAP) / 2, fit.1)
+    };
+    let (w, h) = f.picture.fit_size(image_fit.0, image_fit.1);
     if w == 0 || h == 0 {
         return Raster::default();
     }
-    f.picture.resized(w, h)
+    let image = f.picture.resized(w, h);
+    if f.patches.is_empty() {
+        return image;
+    }
+    let room = (fit.0.saturating_sub(w + GAP), fit.1);
+    let side = ((room.0.saturating_sub(4 * GAP)) / 3)
+        .min(room.1.saturating_sub(4 * GAP) / 3)
+        .max(2);
+    let tiles: Vec<Raster> = f
+        .patches
+        .iter()
+        .map(|p| {
+            let mut tile = Raster::new(side, side, BACKGROUND);
+            let (pw, ph) = raster::fit_size(p.width(), p.height(), side, side);
+            if pw > 0 && ph > 0 {
+                tile.blit(&p.resized(pw, ph), (side - pw) / 2, (side - ph) / 2);
+            }
+            tile
+        })
+        .collect();
+    let sheet = raster::tile(&tiles, 3, GAP, BACKGROUND, |_| None);
+    let mut out = Raster::new(w + GAP + sheet.width(), h.max(sheet.height()), BACKGROUND);
+    out.blit(&image, 0, 0);
+    out.blit(&sheet, w + GAP, 0);
+    out
 }
 
 #[cfg(test)]
@@ -346,11 +448,17 @@ mod tests {
                         picture: Raster::new(6, 6, [filter as u8, 0, 0]),
                         seed_activation: 0.0,
                         activation: 1.0,
+                        patches: if filter == 3 {
+                            vec![Raster::new(4, 5, [9, 9, 9]); 9]
+                        } else {
+                            Vec::new()
+                        },
                     })
                     .collect(),
                 cached: false,
                 seconds: 0.0,
                 cache_note: None,
+                patches_note: None,
             })),
         }
     }
@@ -435,7 +543,12 @@ mod tests {
         let small = grid_geometry(&looks, (40, 20), 30);
         assert!(small.paged());
         assert!((small.first..small.first + small.count).contains(&30));
-        let z = zoom(&looks, (30, 20), 3);
+        let z = zoom(&looks, (30, 20), 2);
         assert_eq!((z.width(), z.height()), (18, 18));
+        // Filter 3 has patches: its image on the left half, 3 × 3 patches on the right.
+        let z = zoom(&looks, (80, 40), 3);
+        // The image 36 × 36 (6 px × 6); patches in tiles of 10 (the height's room: 40 less
+        // 4 gaps, over 3), 2 px gaps.
+        assert_eq!((z.width(), z.height()), (36 + 2 + 2 + 3 * 12, 38));
     }
 }

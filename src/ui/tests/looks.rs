@@ -23,11 +23,13 @@ fn answer(job: &Job, filters: usize) -> Done {
                     picture: Raster::new(10, 10, [200, 40, 40]),
                     seed_activation: 0.1,
                     activation: 2.5,
+                    patches: Vec::new(),
                 })
                 .collect(),
             cached: false,
             seconds: 1.0,
             cache_note: None,
+            patches_note: None,
         })),
     }
 }
