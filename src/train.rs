@@ -1142,6 +1142,7 @@ fn validate(
         // Step by step, so that each layer's output is there to gather (the same logits); a
         // few images at a time up to Flatten, so that no full-size conv output of the whole
         // batch is ever made (the fused training path never makes one).
+        health.set_images(&batch.indices);
         let logits = health.forward_chunked(&eval, x, VALIDATION_CHUNK)?;
         let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
         let outputs = logits.dims()[1];

@@ -6,7 +6,8 @@
 //!   completion), `compact`, `pacing`, `sixel`, `truecolor`, `bench_data`: leaves;
 //! - `keys`: the key table, the Help rows and status hints generated from it;
 //! - `record`: the validation record read and analysed for the Validation tab, thumbnails
-//!   (jobs that `app` runs off the event loop);
+//!   (jobs that `app` runs off the event loop); `looks`: the Filters tab's "what it looks
+//!   for" maximisation job, its cancel flag and progress, and its pictures;
 //! - `state`: what the user sees and chose, changed only by `apply` and `update`;
 //! - `header`: text about the run shown in more than one place;
 //! - `layout`: every area of the screen, from the size and the state;
@@ -28,6 +29,7 @@ pub mod graphics;
 pub mod header;
 pub mod keys;
 pub mod layout;
+pub mod looks;
 pub mod pacing;
 pub mod picture;
 pub mod pictures;

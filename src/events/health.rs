@@ -7,6 +7,23 @@ use serde::{Deserialize, Serialize};
 /// Bins of the per-layer histogram of unit on-rates (0..0.1, ..., 0.9..1.0).
 pub const HISTOGRAM_BINS: usize = 10;
 
+/// How many of a conv channel's strongest validation activations are kept (the Deep
+/// Visualization Toolbox's top 9).
+pub const TOP_ACTIVATIONS: usize = 9;
+
+/// One of a conv channel's strongest activations over the validation set: one image's largest
+/// value of the channel (its first, in row-major order, when several are equal) and where it
+/// is in the layer's output.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TopActivation {
+    pub value: f32,
+    /// The image's index in the validation record's image list.
+    pub image: u32,
+    /// Row and column in the layer's output map.
+    pub y: u32,
+    pub x: u32,
+}
+
 /// One unit's statistics over the validation set (a conv channel over every image and
 /// position, a dense unit over every image).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -44,6 +61,11 @@ pub struct LayerHealth {
     /// Per unit; empty in a trend (only the newest epoch carries them).
     #[serde(default)]
     pub channels: Vec<ChannelHealth>,
+    /// Per conv channel, its [`TOP_ACTIVATIONS`] strongest activations over the validation set,
+    /// strongest first, one per image; empty for a dense layer, in a trend, and in files
+    /// written before they were gathered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<Vec<TopActivation>>,
 }
 
 impl LayerHealth {
@@ -81,6 +103,7 @@ impl EpochHealth {
                 .iter()
                 .map(|l| LayerHealth {
                     channels: Vec::new(),
+                    top: Vec::new(),
                     ..l.clone()
                 })
                 .collect(),

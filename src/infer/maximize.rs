@@ -236,3 +236,166 @@ pub fn explain(
         cache_note,
     })
 }
+
+/// Where a unit of a layer's output looks in the network's input, along one axis: unit `i`
+/// sees input pixels `i * stride + offset` to `i * stride + offset + size - 1` (before
+/// clamping at the borders: `offset` is negative where padding was added).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    pub size: usize,
+    pub stride: usize,
+    pub offset: isize,
+}
+
+impl Field {
+    /// The input pixels unit `i` sees, clamped to `0..len`: `start..end`.
+    #[must_use]
+    pub fn span(&self, i: usize, len: usize) -> std::ops::Range<usize> {
+        let start = i as isize * self.stride as isize + self.offset;
+        let end = start + self.size as isize;
+        let clamp = |v: isize| v.clamp(0, len as isize) as usize;
+        clamp(start)..clamp(end)
+    }
+
+    /// This field seen through a window of `kernel` moved by `stride` with `pad` added before.
+    fn then(self, kernel: usize, stride: usize, pad: usize) -> Self {
+        Self {
+            size: self.size + (kernel.max(1) - 1) * self.stride,
+            stride: self.stride * stride.max(1),
+            offset: self.offset - (pad * self.stride) as isize,
+        }
+    }
+}
+
+/// The receptive field of the output of step `step` of `net` (rows, columns), from the
+/// geometry of its convolutions (kernel, stride, padding as the net has it: `same` or `valid`)
+/// and poolings; `None` past the first step that is not a map (flatten, dense).
+#[must_use]
+pub fn receptive_field(net: &crate::model::Net, step: usize) -> Option<[Field; 2]> {
+    let mut field = [Field {
+        size: 1,
+        stride: 1,
+        offset: 0,
+    }; 2];
+    for s in net.steps.get(..=step)? {
+        match *s {
+            Step::Conv {
+                index,
+                stride,
+                padding,
+                ..
+            } => {
+                let [_, _, kh, kw] = net.convs.get(index)?.weight.val().dims();
+                field = [
+                    field[0].then(kh, stride, padding[0].0),
+                    field[1].then(kw, stride, padding[1].0),
+                ];
+            }
+            Step::Pool { size } => field = field.map(|f| f.then(size, size, 0)),
+            Step::Dropout { .. } => {}
+            Step::Flatten | Step::Dense { .. } => return None,
+        }
+    }
+    Some(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::model::{Net, read_f32};
+
+    fn net(size: u32) -> Net {
+        let mut cfg = Config::default();
+        cfg.data.image_size = [size, size];
+        Net::new(&cfg, 3, 2, &Device::flex()).expect("the tutorial net")
+    }
+
+    #[test]
+    fn the_tutorial_net_s_fields_match_a_hand_computation() {
+        let net = net(150);
+        // conv 3×3 same (pad 1) → pool 2 → dropout → conv → pool → conv.
+        let want = [
+            (0, 3, 1, -1),
+            (1, 4, 2, -1),
+            (2, 4, 2, -1),
+            (3, 8, 2, -3),
+            (4, 10, 4, -3),
+            (5, 18, 4, -7),
+            (6, 22, 8, -7),
+        ];
+        for (step, size, stride, offset) in want {
+            let f = receptive_field(&net, step).expect("a map");
+            assert_eq!(
+                f,
+                [Field {
+                    size,
+                    stride,
+                    offset
+                }; 2],
+                "step {step}"
+            );
+        }
+        assert_eq!(receptive_field(&net, 8), None, "flatten has no field");
+        let f = receptive_field(&net, 5).expect("conv2d_2")[0];
+        // Clamped at the borders: unit 0 sees rows 0..11, the last unit (37) 141..150.
+        assert_eq!(f.span(0, 150), 0..11);
+        assert_eq!(f.span(10, 150), 33..51);
+        assert_eq!(f.span(37, 150), 141..150);
+    }
+
+    /// Perturb one input pixel: every output of a conv layer that changes lies in a unit whose
+    /// field holds the pixel, and some do.
+    #[test]
+    fn perturbing_one_pixel_changes_only_outputs_whose_field_holds_it() {
+        let size = 32;
+        let net = net(32);
+        let device = Device::flex();
+        let x = Tensor::<4>::random([1, 3, size, size], Distribution::Default, &device);
+        let base = net.forward(x.clone(), false, true).activations;
+        for (py, px) in [(13, 17), (0, 0), (31, 30)] {
+            let mut values = read_f32(x.clone(), "x").expect("x");
+            for c in 0..3 {
+                values[(c * size + py) * size + px] += 50.0;
+            }
+            let moved = Tensor::<4>::from_data(
+                burn::tensor::TensorData::new(values, [1, 3, size, size]),
+                &device,
+            );
+            let after = net.forward(moved, false, true).activations;
+            for ((step, a), (_, b)) in base.iter().zip(&after) {
+                let [fy, fx] = receptive_field(&net, *step).expect("a map");
+                let [_, c, h, w] = a.dims();
+                let (a, b) = (
+                    read_f32(a.clone(), "a").expect("a"),
+                    read_f32(b.clone(), "b").expect("b"),
+                );
+                let mut changed = 0;
+                for ch in 0..c {
+                    for y in 0..h {
+                        for xx in 0..w {
+                            let at = (ch * h + y) * w + xx;
+                            if a[at].to_bits() != b[at].to_bits() {
+                                changed += 1;
+                                assert!(
+                                    fy.span(y, size).contains(&py)
+                                        && fx.span(xx, size).contains(&px),
+                                    "step {step}: output ({y}, {xx}) changed, its field \
+                                     {:?}×{:?} misses pixel ({py}, {px})",
+                                    fy.span(y, size),
+                                    fx.span(xx, size)
+                                );
+                            }
+                        }
+                    }
+                }
+                assert!(
+                    changed > 0,
+                    "step {step}: pixel ({py}, {px}) changed nothing"
+                );
+            }
+        }
+    }
+}

@@ -6,7 +6,8 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 pub use crate::events::health::{
-    ChannelHealth, EpochHealth, HISTOGRAM_BINS, HealthSnapshot, LayerHealth,
+    ChannelHealth, EpochHealth, HISTOGRAM_BINS, HealthSnapshot, LayerHealth, TOP_ACTIVATIONS,
+    TopActivation,
 };
 use crate::model::{Flow, Net, ReadError, Step, read_f32};
 
@@ -192,7 +193,86 @@ impl LayerAccum {
             on_rate_histogram,
             weight_rule: String::new(),
             channels,
+            top: Vec::new(),
         }
+    }
+}
+
+/// Keeps each conv channel's [`TOP_ACTIVATIONS`] strongest activations over the validation
+/// set: per image, the channel's largest value and its place, the strongest images kept.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TopAccum {
+    channels: Vec<Vec<TopActivation>>,
+}
+
+impl TopAccum {
+    #[must_use]
+    pub fn new(channels: usize) -> Self {
+        Self {
+            channels: vec![Vec::new(); channels],
+        }
+    }
+
+    /// Add the maxima of a batch: `maxima[i * channels + c]` is image `i`'s largest value of
+    /// channel `c` and its place `y * w + x`; `images[i]` is image `i`'s validation index.
+    pub fn add_maxima(&mut self, maxima: &[(f32, usize)], w: usize, images: &[u32]) {
+        let channels = self.channels.len();
+        if channels == 0 || w == 0 || maxima.len() != images.len() * channels {
+            return;
+        }
+        for (k, &(value, at)) in maxima.iter().enumerate() {
+            let (i, c) = (k / channels, k % channels);
+            self.offer(
+                c,
+                TopActivation {
+                    value,
+                    image: images[i],
+                    y: u32::try_from(at / w).unwrap_or(u32::MAX),
+                    x: u32::try_from(at % w).unwrap_or(u32::MAX),
+                },
+            );
+        }
+    }
+
+    /// Add a batch of conv outputs `[batch, channels, h * w]` (`w` wide) of images `images`.
+    pub fn add_batch(&mut self, values: &[f32], w: usize, images: &[u32]) {
+        let channels = self.channels.len();
+        let planes = images.len() * channels;
+        if planes == 0 || !values.len().is_multiple_of(planes) {
+            return;
+        }
+        let spatial = values.len() / planes;
+        let maxima: Vec<(f32, usize)> = values
+            .chunks_exact(spatial)
+            .map(|plane| {
+                plane
+                    .iter()
+                    .enumerate()
+                    .fold((f32::NEG_INFINITY, 0), |best, (at, &v)| {
+                        if v > best.0 { (v, at) } else { best }
+                    })
+            })
+            .collect();
+        self.add_maxima(&maxima, w, images);
+    }
+
+    /// Strongest first; an equal value keeps the image seen first ahead.
+    fn offer(&mut self, channel: usize, t: TopActivation) {
+        let list = &mut self.channels[channel];
+        let pos = list
+            .iter()
+            .position(|o| t.value > o.value)
+            .unwrap_or(list.len());
+        if pos < TOP_ACTIVATIONS {
+            list.insert(pos, t);
+            list.truncate(TOP_ACTIVATIONS);
+        }
+    }
+
+    /// Per channel, strongest first.
+    #[must_use]
+    pub fn channels(&self) -> &[Vec<TopActivation>] {
+        &self.channels
     }
 }
 
@@ -302,6 +382,10 @@ pub struct Gather {
     /// Sum on the device and read back only the sums (a GPU); else read the values and sum
     /// them here (the CPU, where that is one pass instead of five).
     on_device: Option<bool>,
+    /// Per entry of `layers`: a conv layer's strongest activations.
+    tops: Vec<Option<TopAccum>>,
+    /// The validation indices of the next batch's images ([`Gather::set_images`]).
+    batch_images: Vec<u32>,
 }
 
 impl Gather {
@@ -331,13 +415,31 @@ impl Gather {
                 }
                 _ => None,
             })
+            .collect::<Vec<_>>();
+        let tops = layers
+            .iter()
+            .map(|(i, accum)| {
+                matches!(net.steps.get(*i), Some(Step::Conv { .. }))
+                    .then(|| TopAccum::new(accum.channels.len()))
+            })
             .collect();
         Self {
             layers,
             output: OutputAccum::default(),
             images: 0,
             on_device: None,
+            tops,
+            batch_images: Vec::new(),
         }
+    }
+
+    /// The validation indices of the next batch's images (the record's image list), for the
+    /// strongest activations; without them the images count from 0 in the order seen.
+    pub fn set_images(&mut self, indices: &[usize]) {
+        self.batch_images = indices
+            .iter()
+            .map(|&i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
     }
 
     /// Sum on the device (`true`) or on the host (`false`) whatever the device is (tests).
@@ -351,9 +453,24 @@ impl Gather {
     /// output; returns the logits `[batch, outputs]`, the same as [`Net::forward`]'s.
     pub fn forward(&mut self, net: &Net, x: Tensor<4>) -> Result<Tensor<2>, ReadError> {
         let batch = x.dims()[0];
-        let flow = self.steps(net, Flow::Map(x), 0..net.steps.len(), batch)?;
+        let images = self.take_images(batch);
+        let flow = self.steps(net, Flow::Map(x), 0..net.steps.len(), &images)?;
         self.images += batch;
         Ok(flow.into_flat())
+    }
+
+    /// The validation indices of a batch of `batch` images: those [`Gather::set_images`] gave,
+    /// else counted from the images seen so far.
+    fn take_images(&mut self, batch: usize) -> Vec<u32> {
+        let images = if self.batch_images.len() == batch {
+            std::mem::take(&mut self.batch_images)
+        } else {
+            (self.images..self.images + batch)
+                .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+                .collect()
+        };
+        self.batch_images.clear();
+        images
     }
 
     /// [`Gather::forward`] with the steps before `Flatten` run on `chunk` images at a time (the
@@ -371,6 +488,7 @@ impl Gather {
         if batch <= chunk {
             return self.forward(net, x);
         }
+        let images = self.take_images(batch);
         let flatten = net
             .steps
             .iter()
@@ -380,38 +498,49 @@ impl Gather {
         for start in (0..batch).step_by(chunk) {
             let len = chunk.min(batch - start);
             let part = Flow::Map(x.clone().narrow(0, start, len));
-            maps.push(self.steps(net, part, 0..flatten, len)?.into_map());
+            let part_images = images.get(start..start + len).unwrap_or(&[]);
+            maps.push(self.steps(net, part, 0..flatten, part_images)?.into_map());
         }
         let flow = self.steps(
             net,
             Flow::Map(Tensor::cat(maps, 0)),
             flatten..net.steps.len(),
-            batch,
+            &images,
         )?;
         self.images += batch;
         Ok(flow.into_flat())
     }
 
-    /// Run `steps` of `net` on `flow` (`batch` images), adding the gathered layers' outputs.
+    /// Run `steps` of `net` on `flow` (the images `images`, by validation index), adding the
+    /// gathered layers' outputs and their strongest activations.
     fn steps(
         &mut self,
         net: &Net,
         mut flow: Flow,
         steps: std::ops::Range<usize>,
-        batch: usize,
+        images: &[u32],
     ) -> Result<Flow, ReadError> {
+        let batch = images.len();
         for i in steps {
             flow = net.step(i, flow, false);
-            if let Some((_, layer)) = self.layers.iter_mut().find(|(step, _)| *step == i) {
+            if let Some(k) = self.layers.iter().position(|(step, _)| *step == i) {
+                let layer = &mut self.layers[k].1;
+                let top = self.tops.get_mut(k).and_then(Option::as_mut);
                 let on_device = self.on_device.unwrap_or_else(|| !flow_on_flex(&flow));
                 if on_device {
                     add_device_sums(layer, &flow)?;
+                    if let (Some(top), Flow::Map(m)) = (top, &flow) {
+                        add_device_maxima(top, m, images)?;
+                    }
                 } else {
                     let values = match &flow {
                         Flow::Map(m) => read_f32(m.clone(), "a layer's validation output")?,
                         Flow::Flat(f) => read_f32(f.clone(), "a layer's validation output")?,
                     };
                     layer.add_batch(&values, batch);
+                    if let (Some(top), Flow::Map(m)) = (top, &flow) {
+                        top.add_batch(&values, m.dims()[3], images);
+                    }
                 }
             }
         }
@@ -451,6 +580,9 @@ impl Gather {
                 }
                 layer.weight_rule = range.rule();
             }
+            if let Some(Some(top)) = self.tops.get(layers.len()) {
+                layer.top = top.channels().to_vec();
+            }
             layers.push(layer);
         }
         Ok(EpochHealth {
@@ -467,6 +599,23 @@ fn flow_on_flex(flow: &Flow) -> bool {
         Flow::Map(m) => crate::model::ops::flex_f32(m),
         Flow::Flat(f) => crate::model::ops::flex_f32(f),
     }
+}
+
+/// Each image's largest value per channel of a conv output `[b, c, h, w]` and its place, found
+/// on the device (two `[b, c]` reads), for the strongest activations.
+fn add_device_maxima(top: &mut TopAccum, y: &Tensor<4>, images: &[u32]) -> Result<(), ReadError> {
+    let [b, c, h, w] = y.dims();
+    let (values, at) = y.clone().reshape([b, c, h * w]).max_dim_with_indices(2);
+    let values = read_f32(values, "a layer's validation maxima")?;
+    // Places below 2^24 are exact as f32.
+    let at = read_f32(at.float(), "where a layer's validation maxima are")?;
+    let maxima: Vec<(f32, usize)> = values
+        .into_iter()
+        .zip(at)
+        .map(|(v, a)| (v, a as usize))
+        .collect();
+    top.add_maxima(&maxima, w, images);
+    Ok(())
 }
 
 /// Per-channel sums of a layer's output made on its device: five reductions, one read back.
@@ -729,6 +878,140 @@ mod tests {
                 100.0 * saturated as f64 / logits.len() as f64
             ));
         }
+    }
+
+    /// One image's maximum of a channel: `(value, image, y, x)`.
+    type Plain = (f32, u32, u32, u32);
+
+    /// Per channel of one batch of conv outputs `[batch, c, h, w]`: each image's largest value
+    /// and its first place, as `(value, image, y, x)`, the plain way.
+    fn plain_maxima(values: &[f32], [b, c, h, w]: [usize; 4], images: &[u32]) -> Vec<Vec<Plain>> {
+        (0..c)
+            .map(|ch| {
+                (0..b)
+                    .map(|i| {
+                        let mut best = (f32::NEG_INFINITY, 0, 0);
+                        for y in 0..h {
+                            for x in 0..w {
+                                let v = values[((i * c + ch) * h + y) * w + x];
+                                if v > best.0 {
+                                    best = (v, y, x);
+                                }
+                            }
+                        }
+                        (best.0, images[i], best.1 as u32, best.2 as u32)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn top_activations_equal_a_direct_computation_on_both_paths() {
+        let device = Device::flex();
+        let (net, names) = small_net(&device);
+        // Three batches of 4: 12 images, more than the 9 kept; validation indices with gaps.
+        let batches: Vec<(Tensor<4>, Vec<usize>)> = (0..3)
+            .map(|b| {
+                let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &device);
+                (x, (0..4).map(|i| 100 + 7 * (4 * b + i)).collect())
+            })
+            .collect();
+        let conv_steps: Vec<usize> = net
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s, Step::Conv { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        // Per conv layer: the outputs of each batch and their shapes.
+        let mut outputs: Vec<Vec<(Vec<f32>, [usize; 4])>> = vec![Vec::new(); conv_steps.len()];
+        let mut want: Vec<Vec<Vec<Plain>>> = vec![Vec::new(); conv_steps.len()];
+        for (x, indices) in &batches {
+            let out = net.forward(x.clone(), false, true);
+            let images: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+            for (k, &i) in conv_steps.iter().enumerate() {
+                let (_, t) = out.activations.iter().find(|(j, _)| *j == i).expect("conv");
+                let values = read_f32(t.clone(), "a").expect("a");
+                let per = plain_maxima(&values, t.dims(), &images);
+                if want[k].is_empty() {
+                    want[k] = vec![Vec::new(); per.len()];
+                }
+                for (c, list) in per.into_iter().enumerate() {
+                    want[k][c].extend(list);
+                }
+                outputs[k].push((values, t.dims()));
+            }
+        }
+        for channels in &mut want {
+            for list in channels.iter_mut() {
+                // Strongest first, the image seen first ahead among equals.
+                list.sort_by(|a, b| b.0.total_cmp(&a.0));
+                list.truncate(TOP_ACTIVATIONS);
+            }
+        }
+        for on_device in [false, true] {
+            let mut g = Gather::new(&net, &names).summing_on_device(on_device);
+            for (x, indices) in &batches {
+                g.set_images(indices);
+                g.forward(&net, x.clone()).expect("forward");
+            }
+            let h = g.finish(&net, 1, 1.0).expect("finish");
+            assert!(
+                h.layers[conv_steps.len()].top.is_empty(),
+                "no top for dense"
+            );
+            for (k, layer) in h.layers.iter().take(conv_steps.len()).enumerate() {
+                assert_eq!(layer.top.len(), layer.units, "{}", layer.name);
+                for (c, (got, want)) in layer.top.iter().zip(&want[k]).enumerate() {
+                    let ctx = format!("{} channel {c} (device: {on_device})", layer.name);
+                    assert_eq!(got.len(), TOP_ACTIVATIONS, "{ctx}");
+                    let values: Vec<(f32, u32)> = got.iter().map(|t| (t.value, t.image)).collect();
+                    let wanted: Vec<(f32, u32)> = want.iter().map(|t| (t.0, t.1)).collect();
+                    assert_eq!(values, wanted, "{ctx}");
+                    if on_device {
+                        // The device may pick another of equal maxima: the place holds the value.
+                        for t in got {
+                            let b = batches
+                                .iter()
+                                .position(|(_, ix)| ix.contains(&(t.image as usize)))
+                                .expect("the batch");
+                            let i = batches[b].1.iter().position(|&ix| ix == t.image as usize);
+                            let (values, [_, ch, hh, ww]) = &outputs[k][b];
+                            let i = i.expect("the image");
+                            let at = ((i * ch + c) * hh + t.y as usize) * ww + t.x as usize;
+                            assert_eq!(values[at].to_bits(), t.value.to_bits(), "{ctx}");
+                        }
+                    } else {
+                        let places: Vec<(u32, u32)> = got.iter().map(|t| (t.y, t.x)).collect();
+                        let wanted: Vec<(u32, u32)> = want.iter().map(|t| (t.2, t.3)).collect();
+                        assert_eq!(places, wanted, "{ctx}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn old_health_files_without_top_activations_still_load() {
+        let old = r#"{"name":"conv2d","units":1,"dead_pct":0.0,"dormant_pct":0.0,
+            "always_on_pct":0.0,"on_rate_histogram":[0,0,0,0,0,0,0,0,0,1],
+            "channels":[{"on_rate":1.0,"mean":1.0,"std":0.0,"max":1.0,"mean_abs":1.0}]}"#;
+        let layer: LayerHealth = serde_json::from_str(old).expect("an old layer loads");
+        assert!(layer.top.is_empty());
+        let mut with = layer.clone();
+        with.top = vec![vec![TopActivation {
+            value: 2.0,
+            image: 5,
+            y: 1,
+            x: 2,
+        }]];
+        let text = serde_json::to_string(&with).expect("json");
+        assert!(text.contains("\"top\""), "{text}");
+        assert_eq!(
+            serde_json::from_str::<LayerHealth>(&text).expect("loads"),
+            with
+        );
     }
 
     /// Replace filter `f` of conv `index` with `weights` (one value each) and its bias.

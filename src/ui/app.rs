@@ -175,6 +175,10 @@ pub struct App {
     shown: Vec<(Slot, Rect)>,
     /// File reads the state asked for, to run off the event loop ([`App::take_jobs`]).
     jobs: Vec<Job>,
+    /// Maximisations the Filters tab asked for ([`App::take_looks_jobs`]).
+    looks_jobs: Vec<super::looks::Job>,
+    /// The maximisation's progress as last drawn.
+    looks_drawn: (usize, usize),
 }
 
 impl App {
@@ -195,6 +199,8 @@ impl App {
             layout,
             shown: Vec::new(),
             jobs: Vec::new(),
+            looks_jobs: Vec::new(),
+            looks_drawn: (0, 0),
         }
     }
 
@@ -236,8 +242,31 @@ impl App {
                 want,
             });
         }
+        if self.state.looks_due() {
+            for effect in self.state.update(Msg::LooksSync, &self.layout.view()) {
+                if let Effect::Looks(job) = effect {
+                    self.looks_jobs.push(job);
+                }
+            }
+        }
         self.layout = layout::compute(self.size, &self.state);
         self.pictures.sync(&self.state, &self.layout, self.cell);
+    }
+
+    /// The maximisations asked for since the last call, to run off the event loop; each
+    /// one's outcome goes to [`App::update`] as [`Msg::Looks`].
+    pub fn take_looks_jobs(&mut self) -> Vec<super::looks::Job> {
+        std::mem::take(&mut self.looks_jobs)
+    }
+
+    /// Whether the running maximisation moved on since this was last asked (a redraw shows it).
+    fn looks_moved(&mut self) -> bool {
+        let now = self
+            .state
+            .looks()
+            .running()
+            .map_or((0, 0), |(_, p)| p.steps());
+        std::mem::replace(&mut self.looks_drawn, now) != now
     }
 
     /// The file reads asked for since the last call, to run off the event loop; each one's
@@ -318,6 +347,10 @@ impl App {
                 }
                 Effect::Job(job) => {
                     self.jobs.push(job);
+                    continue;
+                }
+                Effect::Looks(job) => {
+                    self.looks_jobs.push(job);
                     continue;
                 }
                 Effect::Complete(line) => Msg::Completed(complete(&line, std::env::var_os("HOME"))),
@@ -412,11 +445,15 @@ impl App {
     pub(crate) fn run_jobs(&mut self) {
         loop {
             let jobs = self.take_jobs();
-            if jobs.is_empty() {
+            let looks = self.take_looks_jobs();
+            if jobs.is_empty() && looks.is_empty() {
                 return;
             }
             for job in jobs {
                 let _ = self.job_done(job.run());
+            }
+            for job in looks {
+                let _ = self.update(Msg::Looks(job.run()));
             }
         }
     }
@@ -428,6 +465,19 @@ fn spawn_jobs(jobs: Vec<Job>, done: &tokio::sync::mpsc::UnboundedSender<Done>) {
         let done = done.clone();
         tokio::task::spawn_blocking(move || {
             // The UI has gone when nobody receives: nothing to do with the outcome.
+            let _ = done.send(job.run());
+        });
+    }
+}
+
+/// Run maximisation `jobs` on tokio's blocking pool; each outcome is sent on `done`.
+fn spawn_looks(
+    jobs: Vec<super::looks::Job>,
+    done: &tokio::sync::mpsc::UnboundedSender<super::looks::Done>,
+) {
+    for job in jobs {
+        let done = done.clone();
+        tokio::task::spawn_blocking(move || {
             let _ = done.send(job.run());
         });
     }
@@ -501,6 +551,7 @@ pub async fn run(
     let mut worker_open = true;
     let mut dirty = true;
     let (jobs_tx, mut jobs_done) = tokio::sync::mpsc::unbounded_channel();
+    let (looks_tx, mut looks_done) = tokio::sync::mpsc::unbounded_channel();
 
     loop {
         // Input is answered at once; everything else waits for the next tick (the frame cap),
@@ -551,6 +602,11 @@ pub async fn run(
                 send(&commands, cmds);
                 dirty = true;
             },
+            Some(done) = looks_done.recv() => {
+                let cmds = app.update(Msg::Looks(done));
+                send(&commands, cmds);
+                dirty = true;
+            },
             _ = tick.tick() => {
                 if options.shutdown.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
                     tracing::info!("ui quits on a signal");
@@ -579,6 +635,7 @@ pub async fn run(
                 // The size is looked at every tick too: a resize event can be held up behind
                 // input that makes no event (see `Input`), and an ioctl is cheap.
                 dirty |= terminal.size()? != drawn;
+                dirty |= app.looks_moved();
                 if dirty {
                     drawn = draw(&mut terminal, &mut app)?;
                     dirty = false;
@@ -586,6 +643,7 @@ pub async fn run(
             },
         }
         spawn_jobs(app.take_jobs(), &jobs_tx);
+        spawn_looks(app.take_looks_jobs(), &looks_tx);
         if let Some(exit) = app.state.exit() {
             tracing::info!(?exit, "ui quits");
             return Ok(exit);

@@ -72,6 +72,10 @@ pub enum Action {
     CycleCamWeight,
     /// Feature maps: the overlay's colormap, jet / turbo / magma.
     CycleCamColormap,
+    /// Filters: raw weights / what each filter looks for (the quick tier).
+    ToggleLooks,
+    /// Filters: what each filter looks for, the regularised tier / the quick one.
+    ToggleLooksRegularised,
 }
 
 /// Where a binding applies.
@@ -516,6 +520,21 @@ pub const BINDINGS: &[Binding] = &[
         "next epoch (past the newest: follow training)",
     ),
     bind(
+        On(Tab::Filters),
+        &[key('w')],
+        "w",
+        Action::ToggleLooks,
+        "raw weights / what it looks for",
+    )
+    .hinted(&[hint(Tab::Filters, 9, "w looks")]),
+    bind(
+        On(Tab::Filters),
+        &[key('W')],
+        "W",
+        Action::ToggleLooksRegularised,
+        "looks for: regularised tier, slow",
+    ),
+    bind(
         On(Tab::Features),
         &[key('[')],
         "[",
@@ -940,7 +959,8 @@ mod tests {
         );
         assert_eq!(
             hints(Tab::Filters, true),
-            "←→ layer · ↑↓ filter · [ ] epoch · f norm · c colormap · r refresh · e export · ? help"
+            "←→ layer · ↑↓ filter · [ ] epoch · f norm · c colormap · r refresh · e export · ? help \
+             · w looks"
         );
         assert_eq!(
             hints(Tab::Features, false),

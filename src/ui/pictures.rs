@@ -31,6 +31,8 @@ struct FilterKey {
     grid: (usize, usize),
     zoom: (usize, usize),
     rgb: (usize, usize),
+    /// The answer of the "what it looks for" mode shown (its generation); `None`: weights.
+    looks: Option<u64>,
 }
 
 /// What the Feature maps tab's rasters were built from.
@@ -182,11 +184,19 @@ impl Pictures {
             grid: px(areas.grid),
             zoom: px(areas.zoom),
             rgb: areas.rgb.map_or((1, 1), px),
+            looks: state.looks_shown().map(|_| state.looks().generation()),
         };
         if self.filter_key == Some(key) {
             return;
         }
         self.filter_key = Some(key);
+        if let Some(looks) = state.looks_shown() {
+            self.filter_grid = self.pic(super::looks::grid(looks, key.grid, key.filter));
+            self.filter_geom = Some(super::looks::grid_geometry(looks, key.grid, key.filter));
+            self.filter_zoom = self.pic(super::looks::zoom(looks, key.zoom, key.filter));
+            self.filter_rgb = None;
+            return;
+        }
         let shape = [
             layer.out_channels,
             layer.in_channels,

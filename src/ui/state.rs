@@ -84,6 +84,11 @@ pub enum Msg {
     ValidationAsked(super::record::Want),
     /// What a job ([`Effect::Job`], or the read above) found.
     Done(super::record::Done),
+    /// Start or cancel the Filters tab's maximisation to follow what it shows
+    /// ([`AppState::looks_due`]).
+    LooksSync,
+    /// What a maximisation job ([`Effect::Looks`]) found.
+    Looks(super::looks::Done),
 }
 
 /// What an update asks `ui::app` to do.
@@ -99,6 +104,8 @@ pub enum Effect {
     Export,
     /// Run this off the event loop; the outcome comes back as [`Msg::Done`].
     Job(super::record::Job),
+    /// Run this maximisation off the event loop; the outcome comes back as [`Msg::Looks`].
+    Looks(super::looks::Job),
 }
 
 /// What an update needs to know of the screen as last laid out (scrolling moves by what fits).
@@ -179,6 +186,8 @@ pub struct AppState {
     /// The Validation tab.
     validation: ValidationView,
     cam: CamView,
+    /// Filters tab: what each filter looks for (`w`), and its job.
+    looks: super::looks::LooksView,
 }
 
 impl AppState {
@@ -229,6 +238,7 @@ impl AppState {
             stop_cause: None,
             validation: ValidationView::default(),
             cam: CamView::default(),
+            looks: super::looks::LooksView::default(),
         }
     }
 
@@ -640,6 +650,34 @@ impl AppState {
     #[must_use]
     pub fn cam(&self) -> CamView {
         self.cam
+    }
+    /// The Filters tab's "what it looks for" mode and its job.
+    #[must_use]
+    pub fn looks(&self) -> &super::looks::LooksView {
+        &self.looks
+    }
+    /// The maximisation the Filters tab wants: the shown layer at the shown epoch, in the
+    /// tier chosen; `None` while it shows raw weights.
+    #[must_use]
+    pub fn looks_want(&self) -> Option<super::looks::Want> {
+        let tier = self.looks.tier?;
+        Some(super::looks::Want {
+            epoch: self.filters.as_ref()?.epoch,
+            layer: self.filter_layer()?.name.clone(),
+            tier,
+        })
+    }
+    /// The optimised images the Filters tab shows now, when they came.
+    #[must_use]
+    pub fn looks_shown(&self) -> Option<&super::looks::Looks> {
+        let want = self.looks_want()?;
+        self.looks.answer(&want)?.as_deref().ok()
+    }
+    /// Whether the maximisation job must start or stop to follow the screen
+    /// ([`Msg::LooksSync`]).
+    #[must_use]
+    pub fn looks_due(&self) -> bool {
+        self.looks.due(self.looks_want().as_ref())
     }
 
     #[must_use]

@@ -970,6 +970,7 @@ fn e_exports_the_current_tab_as_png_files() {
     );
 }
 
+mod looks;
 mod screens;
 mod validation;
 

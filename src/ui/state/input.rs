@@ -63,6 +63,18 @@ impl AppState {
             }
             Msg::ValidationAsked(want) => self.validation_asked(want),
             Msg::Done(done) => self.job_done(done),
+            Msg::LooksSync => {
+                let want = self.looks_want();
+                self.looks
+                    .sync(want, &self.run_dir)
+                    .map(Effect::Looks)
+                    .into_iter()
+                    .collect()
+            }
+            Msg::Looks(done) => {
+                self.looks.take(done);
+                Vec::new()
+            }
         }
     }
 
@@ -216,6 +228,8 @@ impl AppState {
                 self.tell("filters requested");
                 return vec![Effect::Command(Command::RefreshFilters)];
             }
+            Action::ToggleLooks => self.looks.toggle(),
+            Action::ToggleLooksRegularised => self.looks.toggle_regularised(),
             Action::CycleColormap => self.colormap = colormap::next(self.colormap),
             Action::ToggleCam | Action::NextCamLayer | Action::NextCamClass => {
                 return self.step_cam(action);

@@ -41,27 +41,10 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
         return;
     };
     // Header: layer selector and modes.
-    let norm = match state.filter_norm() {
-        FilterNorm::Layer => "min-max over layer",
-        FilterNorm::Filter => "min-max per filter",
-    };
-    let norm = if state.colormap() == crate::config::ColormapName::Diverging {
-        format!("{norm}, symmetric about 0")
-    } else {
-        norm.to_string()
-    };
     let names: Vec<&str> = snap.layers.iter().map(|l| l.name.as_str()).collect();
+    let info = looks_header(state).unwrap_or_else(|| weights_header(state, snap.epoch));
     frame.render_widget(
-        super::layer_bar(
-            &names,
-            state.filter_layer_index(),
-            format!(
-                "│ {norm} │ {} │ epoch {}",
-                colormap::name(state.colormap()),
-                snap.epoch
-            ),
-            a.header.width,
-        ),
+        super::layer_bar(&names, state.filter_layer_index(), info, a.header.width),
         a.header,
     );
     let Some(layer) = state.filter_layer() else {
@@ -78,15 +61,18 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
         layer.kernel[0],
         layer.kernel[1],
     ];
-    frame.render_widget(
-        Block::bordered().title(format!(
-            " {}{} · {out} filters × {inp} input channels · {kh}×{kw}{} ",
-            layer.name,
-            health.map_or_else(String::new, dead_note),
-            super::page_note(pictures.filter_geom.as_ref(), "filters")
-        )),
-        a.grid_block,
+    let page = super::page_note(pictures.filter_geom.as_ref(), "filters");
+    let title = looks_title(state, out).map_or_else(
+        || {
+            format!(
+                " {}{} · {out} filters × {inp} input channels · {kh}×{kw}{page} ",
+                layer.name,
+                health.map_or_else(String::new, dead_note),
+            )
+        },
+        |title| format!("{title}{page} "),
     );
+    frame.render_widget(Block::bordered().title(title), a.grid_block);
     picture::draw(
         frame,
         gfx,
@@ -108,13 +94,136 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
         a.zoom,
         &pictures.filter_zoom,
     );
-    render_numbers(state, layer, health, frame, a.numbers);
+    if state.looks().tier.is_some() {
+        render_looks(state, frame, a.numbers);
+    } else {
+        render_numbers(state, layer, health, frame, a.numbers);
+    }
     if let (Some(block), Some(inner), Some(pic)) =
         (a.rgb_block, a.rgb, pictures.filter_rgb.as_ref())
     {
         frame.render_widget(Block::bordered().title(" as RGB "), block);
         picture::draw(frame, gfx, state.color_depth(), Slot::FilterRgb, inner, pic);
     }
+}
+
+/// The header's note for the raw weights: their normalisation, colormap and epoch.
+fn weights_header(state: &AppState, epoch: usize) -> String {
+    let norm = match state.filter_norm() {
+        FilterNorm::Layer => "min-max over layer",
+        FilterNorm::Filter => "min-max per filter",
+    };
+    let norm = if state.colormap() == crate::config::ColormapName::Diverging {
+        format!("{norm}, symmetric about 0")
+    } else {
+        norm.to_string()
+    };
+    format!(
+        "│ {norm} │ {} │ epoch {epoch}",
+        colormap::name(state.colormap())
+    )
+}
+
+/// The header's note in the "what it looks for" mode: the tier and the checkpoint used.
+fn looks_header(state: &AppState) -> Option<String> {
+    let want = state.looks_want()?;
+    let checkpoint = state
+        .looks_shown()
+        .map_or_else(|| format!("epoch {}", want.epoch), |l| l.checkpoint.clone());
+    Some(format!(
+        "│ what it looks for · {} │ checkpoint {checkpoint}",
+        want.tier.name()
+    ))
+}
+
+/// The grid's title in the "what it looks for" mode: the job's progress, its error, or what
+/// the images are (without the closing space, for the page note).
+fn looks_title(state: &AppState, filters: usize) -> Option<String> {
+    let want = state.looks_want()?;
+    let tier = want.tier.name();
+    if let Some(looks) = state.looks_shown() {
+        let how = if looks.cached {
+            "from the cache".to_string()
+        } else {
+            format!("made in {:.1} s", looks.seconds)
+        };
+        return Some(format!(
+            " {} · what each filter looks for · {tier} · {} filters · {how}",
+            want.layer,
+            looks.filters.len()
+        ));
+    }
+    if let Some(Err(_)) = state.looks().answer(&want) {
+        return Some(format!(
+            " {} · what it looks for: failed (see the right)",
+            want.layer
+        ));
+    }
+    let (done, steps) = state
+        .looks()
+        .running()
+        .filter(|(w, _)| **w == want)
+        .map_or((0, 0), |(_, p)| p.steps());
+    let at = if steps == 0 {
+        "loading the checkpoint".to_string()
+    } else {
+        format!("step {done}/{steps}")
+    };
+    Some(format!(
+        " {} · what it looks for · {tier}: optimising {filters} filters, {at} · weights meanwhile",
+        want.layer
+    ))
+}
+
+/// The right-hand pane in the "what it looks for" mode: the selected filter's activations,
+/// the recipe, or why there are no images.
+fn render_looks(state: &AppState, frame: &mut Frame, area: Rect) {
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut lines: Vec<Line> = Vec::new();
+    let want = state.looks_want();
+    let answer = want.as_ref().and_then(|w| state.looks().answer(w));
+    match (want.as_ref(), answer) {
+        (_, Some(Ok(looks))) => {
+            if let Some(f) = looks.filters.get(state.filter()) {
+                lines.push(Line::raw(format!("filter {}", f.filter + 1)));
+                lines.push(Line::styled("mean activation", dim));
+                lines.push(Line::raw(format!(" random start {:.3}", f.seed_activation)));
+                lines.push(Line::raw(format!(" optimised    {:.3}", f.activation)));
+            }
+            lines.push(Line::styled(
+                format!("checkpoint {}", looks.checkpoint),
+                dim,
+            ));
+            if let Some(note) = &looks.cache_note {
+                lines.push(Line::styled(format!("not cached: {note}"), dim));
+            }
+        }
+        (_, Some(Err(e))) => {
+            lines.push(Line::styled(e.clone(), Style::new().fg(Color::Red)));
+        }
+        (Some(w), None) => {
+            let tier = w.tier;
+            lines.push(Line::raw(format!(
+                "{} steps from a random image (seed {})",
+                tier.default_steps(),
+                crate::ui::looks::SEED
+            )));
+            if tier == crate::model::maximize::Tier::Regularised {
+                lines.push(Line::styled(
+                    "regularised: slow (minutes on a CPU); W: quick",
+                    dim,
+                ));
+            }
+        }
+        (None, None) => {}
+    }
+    lines.push(Line::styled("w: raw weights", dim));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: true })
+            .block(Block::bordered().title(" looks for ")),
+        area,
+    );
 }
 
 /// The zoomed filter's title, red and saying so when the filter is dead.
