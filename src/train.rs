@@ -1094,6 +1094,7 @@ fn validate(
             .map_or_else(|| device.clone(), |p| p.weight.val().device());
         let x = Tensor::<4>::from_data(TensorData::new(batch.images, [batch.len, c, h, w]), &vd);
         // Step by step, so that each layer's output is there to gather (the same logits).
+        health.set_labels(&batch.labels);
         let logits = health.forward(&eval, x)?;
         let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
         let outputs = logits.dims()[1];

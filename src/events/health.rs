@@ -44,6 +44,11 @@ pub struct LayerHealth {
     /// Per unit; empty in a trend (only the newest epoch carries them).
     #[serde(default)]
     pub channels: Vec<ChannelHealth>,
+    /// Conv layers: `[class][channel]` the mean activation over the validation images of that
+    /// class (each image's spatial mean, averaged); a class with no image an empty row. Empty
+    /// for dense layers, in a trend, and in files written before it was gathered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_means: Vec<Vec<f64>>,
 }
 
 impl LayerHealth {
@@ -81,6 +86,7 @@ impl EpochHealth {
                 .iter()
                 .map(|l| LayerHealth {
                     channels: Vec::new(),
+                    class_means: Vec::new(),
                     ..l.clone()
                 })
                 .collect(),

@@ -181,7 +181,57 @@ impl LayerAccum {
             on_rate_histogram,
             weight_rule: String::new(),
             channels,
+            class_means: Vec::new(),
         }
+    }
+}
+
+/// Per class and conv channel, the sum of each validation image's spatial mean activation, and
+/// the images of each class: the class-conditional means that class selectivity is made of.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassAccum {
+    /// `[class][channel]`.
+    sums: Vec<Vec<f64>>,
+    images: Vec<u64>,
+}
+
+impl ClassAccum {
+    /// Add a batch's per-image channel means (`[batch, channels]`) with the images' classes; a
+    /// batch whose length does not fit the labels is ignored.
+    pub fn add_batch(&mut self, means: &[f32], labels: &[usize]) {
+        if labels.is_empty() || !means.len().is_multiple_of(labels.len()) {
+            return;
+        }
+        let channels = means.len() / labels.len();
+        for (row, &label) in means.chunks_exact(channels.max(1)).zip(labels) {
+            if self.sums.len() <= label {
+                self.sums.resize(label + 1, Vec::new());
+                self.images.resize(label + 1, 0);
+            }
+            let sums = &mut self.sums[label];
+            sums.resize(channels, 0.0);
+            for (s, &v) in sums.iter_mut().zip(row) {
+                *s += f64::from(v);
+            }
+            self.images[label] += 1;
+        }
+    }
+
+    /// `[class][channel]` the class-conditional mean activations (an empty row for a class with
+    /// no image).
+    #[must_use]
+    pub fn means(&self) -> Vec<Vec<f64>> {
+        self.sums
+            .iter()
+            .zip(&self.images)
+            .map(|(sums, &n)| {
+                if n == 0 {
+                    Vec::new()
+                } else {
+                    sums.iter().map(|s| s / n as f64).collect()
+                }
+            })
+            .collect()
     }
 }
 
@@ -291,6 +341,11 @@ pub struct Gather {
     /// Sum on the device and read back only the sums (a GPU); else read the values and sum
     /// them here (the CPU, where that is one pass instead of five).
     on_device: Option<bool>,
+    /// `(step index, sums)` of the conv layers' class-conditional means (see
+    /// [`Gather::set_labels`]).
+    class_layers: Vec<(usize, ClassAccum)>,
+    /// The classes of the batch [`Gather::forward`] is given next.
+    labels: Vec<usize>,
 }
 
 impl Gather {
@@ -321,12 +376,59 @@ impl Gather {
                 _ => None,
             })
             .collect();
+        let class_layers = net
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, step)| matches!(step, Step::Conv { .. }))
+            .map(|(i, _)| (i, ClassAccum::default()))
+            .collect();
         Self {
             layers,
             output: OutputAccum::default(),
             images: 0,
             on_device: None,
+            class_layers,
+            labels: Vec::new(),
         }
+    }
+
+    /// The classes of the images of the batch given next to [`Gather::forward`], so that it
+    /// also adds to the class-conditional means of every conv channel (for class selectivity).
+    pub fn set_labels(&mut self, labels: &[usize]) {
+        self.labels = labels.to_vec();
+    }
+
+    /// Add `flow` (step `i`'s output) to the class-conditional means when `i` is a conv layer
+    /// and the batch's labels were given: per image and channel the spatial mean, read back
+    /// as `[batch, channels]`.
+    fn add_class_means(&mut self, i: usize, flow: &Flow) -> Result<(), ReadError> {
+        let Some((_, accum)) = self.class_layers.iter_mut().find(|(step, _)| *step == i) else {
+            return Ok(());
+        };
+        let Flow::Map(m) = flow else {
+            return Ok(());
+        };
+        let [b, c, _, _] = m.dims();
+        if self.labels.len() != b {
+            return Ok(());
+        }
+        // [batch, channels, h, w] -> [batch, channels]
+        let means = read_f32(
+            m.clone().mean_dim(3).mean_dim(2).reshape([b, c]),
+            "a layer's validation class means",
+        )?;
+        accum.add_batch(&means, &self.labels);
+        Ok(())
+    }
+
+    /// `[class][channel]` class-conditional means of step `i`'s conv layer (empty when none).
+    fn class_means_of(&self, i: usize) -> Vec<Vec<f64>> {
+        self.class_layers
+            .iter()
+            .find(|(step, _)| *step == i)
+            .map(|(_, a)| a.means())
+            .unwrap_or_default()
     }
 
     /// Sum on the device (`true`) or on the host (`false`) whatever the device is (tests).
@@ -359,7 +461,9 @@ impl Gather {
                     layer.add_batch(&values, batch);
                 }
             }
+            self.add_class_means(i, &flow)?;
         }
+        self.labels.clear();
         self.images += batch;
         Ok(flow.into_flat())
     }
@@ -381,6 +485,7 @@ impl Gather {
         let mut layers = Vec::with_capacity(self.layers.len());
         for (i, accum) in &self.layers {
             let mut layer = accum.summary();
+            layer.class_means = self.class_means_of(*i);
             if let (Some(Step::Conv { index, .. }), Some(&range)) =
                 (net.steps.get(*i), ranges.get(*i))
                 && range != InputRange::Any
@@ -825,5 +930,73 @@ mod tests {
         out.add_batch(&[4.7, -5.0, 4.5, 0.0]);
         assert!((out.saturated_pct() - 50.0).abs() < 1e-12);
         assert!(OutputAccum::default().saturated_pct().abs() < 1e-12);
+    }
+
+    #[test]
+    fn class_means_are_each_class_s_mean_of_per_image_channel_means() {
+        let device = Device::flex();
+        let (net, names) = small_net(&device);
+        let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &device);
+        let labels = [2, 0, 2, 0];
+        let mut g = Gather::new(&net, &names);
+        g.set_labels(&labels);
+        g.forward(&net, x.clone()).expect("forward");
+        // A batch without labels adds nothing to the class means.
+        g.forward(&net, x.clone()).expect("forward");
+        let h = g.finish(&net, 1, 1.0).expect("finish");
+        let out = net.forward(x, false, true);
+        let mut convs = 0;
+        for (i, t) in &out.activations {
+            if !matches!(net.steps[*i], Step::Conv { .. }) {
+                continue;
+            }
+            convs += 1;
+            let [b, c, hh, ww] = t.dims();
+            let values = read_f32(t.clone(), "a").expect("a");
+            let layer = h.layer(&names[*i]).expect("layer");
+            assert_eq!(layer.class_means.len(), 3, "{}", layer.name);
+            assert!(layer.class_means[1].is_empty(), "class 1 has no image");
+            for class in [0, 2] {
+                for ch in 0..c {
+                    let images: Vec<usize> = (0..b).filter(|&n| labels[n] == class).collect();
+                    let want = images
+                        .iter()
+                        .map(|&n| {
+                            let plane = &values[(n * c + ch) * hh * ww..(n * c + ch + 1) * hh * ww];
+                            plane.iter().map(|&v| f64::from(v)).sum::<f64>() / plane.len() as f64
+                        })
+                        .sum::<f64>()
+                        / images.len() as f64;
+                    let got = layer.class_means[class][ch];
+                    assert!(
+                        (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                        "{got} {want}"
+                    );
+                }
+            }
+        }
+        assert_eq!(convs, 3);
+        let dense = h.layers.last().expect("dense");
+        assert!(dense.class_means.is_empty());
+        // Stored and read back; a file without them still loads.
+        let text = serde_json::to_string(&h).expect("json");
+        let back: EpochHealth = serde_json::from_str(&text).expect("read");
+        for (got, want) in back.layers.iter().zip(&h.layers) {
+            assert_eq!(got.class_means.len(), want.class_means.len());
+            for (g, w) in got
+                .class_means
+                .iter()
+                .flatten()
+                .zip(want.class_means.iter().flatten())
+            {
+                assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0));
+            }
+        }
+        let mut old: serde_json::Value = serde_json::from_str(&text).expect("value");
+        for layer in old["layers"].as_array_mut().expect("layers") {
+            layer.as_object_mut().expect("layer").remove("class_means");
+        }
+        let old: EpochHealth = serde_json::from_value(old).expect("an older file loads");
+        assert!(old.layers.iter().all(|l| l.class_means.is_empty()));
     }
 }

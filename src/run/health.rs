@@ -87,6 +87,7 @@ mod tests {
                 on_rate_histogram: [0; HISTOGRAM_BINS],
                 weight_rule: String::new(),
                 channels: Vec::new(),
+                class_means: Vec::new(),
             }],
             output_saturated_pct: 1.5,
         }

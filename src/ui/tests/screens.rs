@@ -497,6 +497,7 @@ fn health_fixture() -> crate::events::health::HealthSnapshot {
                 }
             })
             .collect(),
+        class_means: Vec::new(),
     };
     let mut snap = crate::events::health::HealthSnapshot::default();
     for (epoch, dead) in [(1, 0.0), (2, 6.25), (3, 12.5)] {
