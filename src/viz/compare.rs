@@ -370,13 +370,14 @@ pub enum Pane {
 }
 
 impl Pane {
-    /// Its caption, as the tab and the exported sheets write it.
+    /// Its caption, as the tab and the exported sheets write it (ASCII: the sheets' font has
+    /// no minus sign).
     #[must_use]
     pub fn caption(self) -> &'static str {
         match self {
             Self::A => "A",
             Self::B => "B",
-            Self::Diff => "A−B",
+            Self::Diff => "A-B",
         }
     }
 }
@@ -395,7 +396,7 @@ pub fn scale_bar(pane: Pane, map: ColormapName) -> Raster {
             ColormapName::Diverging,
             ("B more", "A more"),
             "0",
-            "each channel: A−B scaled by its largest |A−B|",
+            "each channel: A-B scaled by its largest |A-B|",
         ),
     }
 }
