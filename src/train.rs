@@ -845,6 +845,7 @@ impl<'w> Training<'w> {
                 Command::RefreshFilters => self.inspector.snapshots(net, epoch),
                 Command::SelectEpoch { epoch: e } => self.inspector.select_epoch(net, epoch, e),
                 Command::Explain { cam } => self.inspector.explain(net, epoch, cam),
+                Command::Compare { image } => self.inspector.compare(net, epoch, image),
                 Command::Pause | Command::Resume | Command::Stop | Command::CheckpointNow => {
                     Vec::new()
                 }
@@ -1004,6 +1005,10 @@ impl<'w> Training<'w> {
                 }
                 Command::Explain { cam } => {
                     let snapshots = self.inspector.explain(&self.net, self.state.epoch, cam);
+                    self.worker.emit_all(snapshots);
+                }
+                Command::Compare { image } => {
+                    let snapshots = self.inspector.compare(&self.net, self.state.epoch, image);
                     self.worker.emit_all(snapshots);
                 }
             }

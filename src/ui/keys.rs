@@ -72,6 +72,14 @@ pub enum Action {
     CycleCamWeight,
     /// Feature maps: the overlay's colormap, jet / turbo / magma.
     CycleCamColormap,
+    /// Feature maps: compare with the probe shown (it becomes B; n/p/o then pick A).
+    CompareWithProbe,
+    /// Feature maps: stop comparing.
+    CompareOff,
+    /// Feature maps: while comparing, order the channels by difference / selectivity / not.
+    CycleCompareOrder,
+    /// Validation tab: on an image, compare the probe with it (it becomes B).
+    CompareWithImage,
 }
 
 /// Where a binding applies.
@@ -736,6 +744,34 @@ pub const BINDINGS: &[Binding] = &[
         "u",
         Action::CycleCamColormap,
         "Grad-CAM: colormap jet/turbo/magma",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('b')],
+        "b",
+        Action::CompareWithProbe,
+        "compare: this probe becomes B; n/p/o pick A (panes A | B | A-B)",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('B')],
+        "B",
+        Action::CompareOff,
+        "compare: off",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('r')],
+        "r",
+        Action::CycleCompareOrder,
+        "compare: channels by |mean A-B| / class selectivity / in order",
+    ),
+    bind(
+        On(Tab::Validation),
+        &[key('b')],
+        "b",
+        Action::CompareWithImage,
+        "on an image: compare the probe with it (it becomes B)",
     ),
 ];
 

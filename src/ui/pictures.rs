@@ -33,6 +33,17 @@ struct FilterKey {
     rgb: (usize, usize),
 }
 
+/// What a comparison's pictures were built from: the order, and the health epoch the
+/// selectivity came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CompareKey {
+    order: crate::viz::compare::Order,
+    health: Option<usize>,
+}
+
+/// The (feature snapshot, layer, comparison) the feature levels were computed for.
+type LevelsKey = (u64, usize, Option<CompareKey>);
+
 /// What the Feature maps tab's rasters were built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FeatureKey {
@@ -60,12 +71,16 @@ pub struct Pictures {
     pub val_thumbs: Pic,
     /// What the Validation tab's pictures were built from.
     val_key: Option<(u64, (usize, usize))>,
-    /// Standardised channels of the shown feature layer.
+    /// Standardised channels of the shown feature layer (while comparing: A's at the scale
+    /// shared with B, in the order of `compared`).
     pub levels: Vec<Standardised>,
-    /// The (snapshot, layer) `levels` were computed for.
-    levels_key: Option<(u64, usize)>,
+    /// The (snapshot, layer, comparing) `levels` were computed for.
+    levels_key: Option<LevelsKey>,
+    /// While comparing: the shown layer of A and B compared, the grid's tiles in its rows'
+    /// order (tile `i` is channel `compared.rows[i].channel`).
+    pub compared: Option<crate::viz::compare::Layer>,
     filter_key: Option<FilterKey>,
-    feature_key: Option<(FeatureKey, (u64, usize))>,
+    feature_key: Option<(FeatureKey, LevelsKey)>,
     /// The (snapshot, overlay) the probe picture was built for.
     probe_key: Option<(u64, CamView)>,
 }
@@ -205,6 +220,33 @@ impl Pictures {
                 .map(|r| self.pic(r));
     }
 
+    /// The shown layer's levels, and while comparing the comparison they come from.
+    fn sync_levels(&mut self, state: &AppState) {
+        self.compared = state.compare_layers().map(|(a, b)| {
+            let sel = state
+                .class_means(&a.name)
+                .map(crate::viz::compare::selectivity);
+            crate::viz::compare::layer(
+                &a.data,
+                &b.data,
+                a.channels,
+                a.height * a.width,
+                sel.as_deref(),
+                state.compare_order(),
+            )
+        });
+        self.levels = match &self.compared {
+            Some(c) => c
+                .rows
+                .iter()
+                .filter_map(|r| c.a.get(r.channel).cloned())
+                .collect(),
+            None => state.feature_layer().map_or_else(Vec::new, |l| {
+                vp::feature_levels(&l.data, l.channels, l.height, l.width)
+            }),
+        };
+    }
+
     fn sync_features(&mut self, state: &AppState, layout: &Layout, cell: (usize, usize)) {
         let Some(snap) = state.features() else {
             self.probe = Pic::default();
@@ -212,6 +254,7 @@ impl Pictures {
             self.feature_geom = None;
             self.channel_zoom = Pic::default();
             self.levels.clear();
+            self.compared = None;
             self.levels_key = None;
             self.feature_key = None;
             self.probe_key = None;
@@ -229,11 +272,17 @@ impl Pictures {
             };
             self.probe = self.pic(r);
         }
-        let levels_key = (state.snapshots().1, state.feature_layer_index());
+        let compare_key = state.compare_layers().map(|_| CompareKey {
+            order: state.compare_order(),
+            health: state.health().and_then(|h| h.latest()).map(|e| e.epoch),
+        });
+        let levels_key = (
+            state.snapshots().1,
+            state.feature_layer_index(),
+            compare_key,
+        );
         if self.levels_key != Some(levels_key) {
-            self.levels = state.feature_layer().map_or_else(Vec::new, |l| {
-                vp::feature_levels(&l.data, l.channels, l.height, l.width)
-            });
+            self.sync_levels(state);
             self.levels_key = Some(levels_key);
         }
         let Some(layer) = state.feature_layer() else {
@@ -268,14 +317,43 @@ impl Pictures {
             key.grid,
             key.channel,
         ));
-        let zoom = self
-            .levels
-            .get(key.channel)
-            .map_or_else(Raster::default, |l| {
-                vp::channel(l, layer.height, layer.width, key.colormap)
-            });
+        let zoom = match &self.compared {
+            Some(c) => c.rows.get(key.channel).map_or_else(Raster::default, |r| {
+                compare_panes(c, r.channel, layer.height, layer.width, key.colormap)
+            }),
+            None => self
+                .levels
+                .get(key.channel)
+                .map_or_else(Raster::default, |l| {
+                    vp::channel(l, layer.height, layer.width, key.colormap)
+                }),
+        };
         self.channel_zoom = self.pic(zoom);
     }
+}
+
+/// Channel `c` of A, of B (at their shared scale) and of A−B (diverging palette), side by
+/// side a quarter of a map apart.
+fn compare_panes(
+    c: &crate::viz::compare::Layer,
+    channel: usize,
+    h: usize,
+    w: usize,
+    map: ColormapName,
+) -> Raster {
+    let gap = (w / 4).max(1);
+    let mut out = Raster::new(3 * w + 2 * gap, h, vp::BACKGROUND);
+    let panes = [
+        (c.a.get(channel), map),
+        (c.b.get(channel), map),
+        (c.diff.get(channel), ColormapName::Diverging),
+    ];
+    for (i, (levels, colours)) in panes.into_iter().enumerate() {
+        if let Some(l) = levels {
+            out.blit(&vp::channel(l, h, w, colours), i * (w + gap), 0);
+        }
+    }
+    out
 }
 
 /// The probe photo with Grad-CAM's map over it, as the user set the overlay.

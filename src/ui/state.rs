@@ -179,6 +179,10 @@ pub struct AppState {
     /// The Validation tab.
     validation: ValidationView,
     cam: CamView,
+    /// Feature maps: the image the probe (A) is compared with (B), while comparing.
+    compare_b: Option<PathBuf>,
+    /// Feature maps: the order of the channels while comparing.
+    compare_order: crate::viz::compare::Order,
 }
 
 impl AppState {
@@ -229,6 +233,8 @@ impl AppState {
             stop_cause: None,
             validation: ValidationView::default(),
             cam: CamView::default(),
+            compare_b: None,
+            compare_order: crate::viz::compare::Order::default(),
         }
     }
 
@@ -645,6 +651,45 @@ impl AppState {
     #[must_use]
     pub fn features(&self) -> Option<&FeatureSnapshot> {
         self.features.as_deref()
+    }
+    /// The image the probe is compared with (B), while comparing.
+    #[must_use]
+    pub fn compare_image(&self) -> Option<&std::path::Path> {
+        self.compare_b.as_deref()
+    }
+    /// The order of the channels while comparing.
+    #[must_use]
+    pub fn compare_order(&self) -> crate::viz::compare::Order {
+        self.compare_order
+    }
+    /// The shown layer's maps of A and of B, while comparing and B's have arrived.
+    #[must_use]
+    pub fn compare_layers(&self) -> Option<(&LayerMaps, &LayerMaps)> {
+        self.compare_b.as_ref()?;
+        let a = self.feature_layer()?;
+        let b = self
+            .features
+            .as_ref()?
+            .compare
+            .as_ref()?
+            .layers
+            .get(self.feature_layer)
+            .filter(|b| {
+                (b.name.as_str(), b.channels, b.height, b.width)
+                    == (a.name.as_str(), a.channels, a.height, a.width)
+            })?;
+        Some((a, b))
+    }
+    /// `[class][channel]` mean activations of layer `name` on the validation set, from the
+    /// newest unit health (empty when not gathered: a pool layer, an older run).
+    #[must_use]
+    pub fn class_means(&self, name: &str) -> Option<&[Vec<f64>]> {
+        self.health
+            .as_ref()?
+            .latest()?
+            .layer(name)
+            .map(|l| l.class_means.as_slice())
+            .filter(|m| !m.is_empty())
     }
     /// How many filter and feature snapshots were taken in.
     #[must_use]

@@ -1055,3 +1055,90 @@ fn the_probe_pane_shows_the_grad_cam_overlay_or_says_there_is_no_evidence() {
     press(&mut s, "v");
     assert_eq!(s.pictures().probe.raster, plain);
 }
+
+#[test]
+fn compare_keys_pick_b_order_the_channels_and_show_three_panes() {
+    use crate::events::{CompareMaps, LayerMaps};
+    use crate::viz::compare;
+    let mut s = training_state();
+    press(&mut s, "4");
+    let a = fixtures::small_features();
+    let asked = press(&mut s, "b");
+    assert_eq!(
+        asked,
+        vec![Command::Compare {
+            image: Some(a.image.clone())
+        }]
+    );
+    assert_eq!(s.state().compare_image(), Some(a.image.as_path()));
+    // Until B's maps arrive the tab says so and shows the probe's maps as before.
+    let screen = |s: &App| format!("{}", draw(s, 160, 40).backend());
+    assert!(screen(&s).contains("on their way"), "{}", screen(&s));
+    // B: the same layers, channel c scaled by (c + 1) / 4.
+    let b_layers: Vec<LayerMaps> = a
+        .layers
+        .iter()
+        .map(|l| {
+            let per = l.height * l.width;
+            LayerMaps {
+                data: l
+                    .data
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| v * ((i / per) as f32 + 1.0) / 4.0)
+                    .collect(),
+                ..l.clone()
+            }
+        })
+        .collect();
+    let b_image = PathBuf::from("runs/fixture/probes/dog.jpg");
+    s.apply(Event::FeatureMaps(Box::new(
+        crate::events::FeatureSnapshot {
+            compare: Some(Box::new(CompareMaps {
+                image: b_image,
+                predicted: 1,
+                probability: 0.6,
+                layers: b_layers.clone(),
+            })),
+            ..a.clone()
+        },
+    )));
+    let l0 = &a.layers[0];
+    let want = compare::by_difference(
+        &compare::channel_means(&l0.data, l0.channels),
+        &compare::channel_means(&b_layers[0].data, l0.channels),
+    );
+    let text = screen(&s);
+    assert!(text.contains("A | B | A-B"), "{text}");
+    assert!(text.contains("compare B dog.jpg: by diff"), "{text}");
+    assert!(text.contains(" A cat.jpg "), "{text}");
+    // The cursor starts on the channel that differs most.
+    let first = format!("channel {}/{}", want[0] + 1, l0.channels);
+    assert!(text.contains(&first), "{first} in {text}");
+    press(&mut s, "j");
+    let second = format!("channel {}/{}", want[1] + 1, l0.channels);
+    assert!(screen(&s).contains(&second), "{second}");
+    // r: by selectivity (no class means in this run's health: in order), then in order.
+    assert!(press(&mut s, "r").is_empty());
+    let text = screen(&s);
+    assert!(text.contains("by selectivity"), "{text}");
+    assert!(
+        text.contains(&format!("channel 1/{}", l0.channels)),
+        "{text}"
+    );
+    press(&mut s, "r");
+    assert!(screen(&s).contains("in order"));
+    press(&mut s, "r");
+    assert_eq!(s.state().compare_order(), compare::Order::Diff);
+    // B: off, back to one image.
+    assert_eq!(press(&mut s, "B"), vec![Command::Compare { image: None }]);
+    assert!(!screen(&s).contains("A | B | A-B"));
+    assert!(press(&mut s, "B").is_empty(), "nothing to stop");
+    // The keys belong to the Feature maps tab.
+    press(&mut s, "3");
+    assert!(
+        press(&mut s, "r")
+            .iter()
+            .all(|c| !matches!(c, Command::Compare { .. }))
+    );
+}

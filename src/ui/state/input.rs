@@ -220,6 +220,10 @@ impl AppState {
             Action::ToggleCam | Action::NextCamLayer | Action::NextCamClass => {
                 return self.step_cam(action);
             }
+            Action::CompareWithProbe | Action::CompareOff | Action::CycleCompareOrder => {
+                return self.step_compare(action);
+            }
+            Action::CompareWithImage => return self.validation_compare(),
             Action::CycleCamWeight => self.cam.weight = self.cam.weight.next(),
             Action::CycleCamColormap => self.cam.colormap = self.cam.colormap.next(),
             Action::NextProbe | Action::PrevProbe => {
@@ -253,6 +257,47 @@ impl AppState {
         vec![Effect::Command(Command::Explain {
             cam: cam.on.then_some(cam.request),
         })]
+    }
+
+    /// Compare with the probe shown (it becomes B), stop comparing, or order the channels the
+    /// next way.
+    fn step_compare(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::CompareWithProbe => {
+                let Some(image) = self.features.as_ref().map(|f| f.image.clone()) else {
+                    self.tell("no probe image yet to compare with");
+                    return Vec::new();
+                };
+                self.compare_with(image)
+            }
+            Action::CompareOff => {
+                if self.compare_b.take().is_none() {
+                    self.tell("not comparing: b makes the probe shown B");
+                    return Vec::new();
+                }
+                self.tell("compare off");
+                vec![Effect::Command(Command::Compare { image: None })]
+            }
+            _ => {
+                self.compare_order = self.compare_order.next();
+                self.channel = 0;
+                self.tell(format!(
+                    "compare: channels by {}",
+                    self.compare_order.name()
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Compare the probe (A) with `image` (B) on the Feature maps tab.
+    pub(super) fn compare_with(&mut self, image: PathBuf) -> Vec<Effect> {
+        self.tell(format!(
+            "B = {}: n/p/o pick A, r orders the channels, B stops",
+            image.display()
+        ));
+        self.compare_b = Some(image.clone());
+        vec![Effect::Command(Command::Compare { image: Some(image) })]
     }
 
     /// `q` or Ctrl-C (`interrupt`): ask while the run is going; a second Ctrl-C while it

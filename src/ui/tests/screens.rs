@@ -131,7 +131,7 @@ fn help_wraps_and_scrolls_on_a_small_terminal() {
         s.handle_key(code(KeyCode::PageDown));
     }
     let bottom = screen(&s);
-    assert!(bottom.contains("probe an image by path"), "{bottom}");
+    assert!(bottom.contains("compare: off"), "{bottom}");
     assert!(
         bottom.contains("↑ more") && !bottom.contains("↓ more"),
         "{bottom}"
