@@ -80,6 +80,9 @@ pub enum Action {
     CycleCompareOrder,
     /// Validation tab: on an image, compare the probe with it (it becomes B).
     CompareWithImage,
+    /// Feature maps: pin each channel's scale to the epoch shown (again: unpin), so that
+    /// brightness compares across epochs.
+    PinScale,
 }
 
 /// Where a binding applies.
@@ -765,6 +768,13 @@ pub const BINDINGS: &[Binding] = &[
         "r",
         Action::CycleCompareOrder,
         "compare: channels by |mean A-B| / class selectivity / in order",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('z')],
+        "z",
+        Action::PinScale,
+        "pin each channel's scale to this epoch (again: unpin)",
     ),
     bind(
         On(Tab::Validation),

@@ -42,7 +42,7 @@ struct CompareKey {
 }
 
 /// The (feature snapshot, layer, comparison) the feature levels were computed for.
-type LevelsKey = (u64, usize, Option<CompareKey>);
+type LevelsKey = (u64, usize, Option<CompareKey>, Option<usize>);
 
 /// What the Feature maps tab's rasters were built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +242,32 @@ impl Pictures {
                 .filter_map(|r| c.a.get(r.channel).cloned())
                 .collect(),
             None => state.feature_layer().map_or_else(Vec::new, |l| {
-                vp::feature_levels(&l.data, l.channels, l.height, l.width)
+                let pinned = state
+                    .pinned_scale()
+                    .and_then(|p| p.layer(&l.name))
+                    .filter(|s| s.len() == l.channels);
+                match pinned {
+                    // Each channel at the pinned epoch's scale: brightness compares across epochs.
+                    Some(scales) => {
+                        let per = l.height * l.width;
+                        scales
+                            .iter()
+                            .enumerate()
+                            .map(|(c, scale)| {
+                                let plane = l.data.get(c * per..(c + 1) * per).unwrap_or(&[]);
+                                // Constant at the pinned epoch: no scale to keep, its own.
+                                let mut s = if scale.constant() {
+                                    crate::viz::norm::standardise(plane)
+                                } else {
+                                    scale.levels(plane)
+                                };
+                                s.levels.resize(per, 128);
+                                s
+                            })
+                            .collect()
+                    }
+                    None => vp::feature_levels(&l.data, l.channels, l.height, l.width),
+                }
             }),
         };
     }
@@ -280,6 +305,7 @@ impl Pictures {
             state.snapshots().1,
             state.feature_layer_index(),
             compare_key,
+            state.pinned_scale().map(|p| p.epoch),
         );
         if self.levels_key != Some(levels_key) {
             self.sync_levels(state);

@@ -183,6 +183,51 @@ pub struct AppState {
     compare_b: Option<PathBuf>,
     /// Feature maps: the order of the channels while comparing.
     compare_order: crate::viz::compare::Order,
+    /// Feature maps: each layer's per-channel scales, pinned at an epoch (`z`).
+    pinned_scale: Option<PinnedScale>,
+}
+
+/// Each channel's scale of the probe's maps at one epoch, kept while stepping through epochs so
+/// that brightness compares across them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PinnedScale {
+    pub epoch: usize,
+    /// Per layer (by name), per channel.
+    pub layers: Vec<(String, Vec<crate::viz::compare::Scale>)>,
+}
+
+impl PinnedScale {
+    /// The scales of every channel of `snap`'s layers.
+    #[must_use]
+    pub fn of(snap: &FeatureSnapshot) -> Self {
+        let layers = snap
+            .layers
+            .iter()
+            .map(|l| {
+                let per = l.height * l.width;
+                let scales = (0..l.channels)
+                    .map(|c| {
+                        let plane = l.data.get(c * per..(c + 1) * per).unwrap_or(&[]);
+                        crate::viz::compare::Scale::over(&[plane])
+                    })
+                    .collect();
+                (l.name.clone(), scales)
+            })
+            .collect();
+        Self {
+            epoch: snap.epoch,
+            layers,
+        }
+    }
+
+    /// The scales of layer `name`.
+    #[must_use]
+    pub fn layer(&self, name: &str) -> Option<&[crate::viz::compare::Scale]> {
+        self.layers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_slice())
+    }
 }
 
 impl AppState {
@@ -235,6 +280,7 @@ impl AppState {
             cam: CamView::default(),
             compare_b: None,
             compare_order: crate::viz::compare::Order::default(),
+            pinned_scale: None,
         }
     }
 
@@ -656,6 +702,11 @@ impl AppState {
     #[must_use]
     pub fn compare_image(&self) -> Option<&std::path::Path> {
         self.compare_b.as_deref()
+    }
+    /// The per-channel scales pinned at an epoch (`z`), if any.
+    #[must_use]
+    pub fn pinned_scale(&self) -> Option<&PinnedScale> {
+        self.pinned_scale.as_ref()
     }
     /// The order of the channels while comparing.
     #[must_use]

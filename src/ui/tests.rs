@@ -1142,3 +1142,61 @@ fn compare_keys_pick_b_order_the_channels_and_show_three_panes() {
             .all(|c| !matches!(c, Command::Compare { .. }))
     );
 }
+
+#[test]
+fn z_pins_each_channel_s_scale_to_the_epoch_shown() {
+    let mut s = training_state();
+    press(&mut s, "4");
+    let a = fixtures::small_features();
+    let own = |s: &App| s.pictures().levels.clone();
+    let before = own(&s);
+    assert!(press(&mut s, "z").is_empty());
+    assert_eq!(s.state().pinned_scale().map(|p| p.epoch), Some(2));
+    // The same maps at their own scale: the same levels.
+    assert_eq!(own(&s), before);
+    // Epoch 3's maps twice as strong: at epoch 2's scale every live channel is brighter where
+    // it is on, where on its own scale it would look the same.
+    let doubled = crate::events::FeatureSnapshot {
+        epoch: 3,
+        layers: a
+            .layers
+            .iter()
+            .map(|l| crate::events::LayerMaps {
+                data: l.data.iter().map(|v| v * 2.0).collect(),
+                ..l.clone()
+            })
+            .collect(),
+        ..a.clone()
+    };
+    s.apply(Event::FeatureMaps(Box::new(doubled.clone())));
+    let pinned = own(&s);
+    let l0 = &doubled.layers[0];
+    let on_own = crate::viz::pictures::feature_levels(&l0.data, l0.channels, l0.height, l0.width);
+    assert_eq!(
+        on_own, before,
+        "standardised, twice as strong looks the same"
+    );
+    assert_ne!(pinned, on_own);
+    let per = l0.height * l0.width;
+    for (c, (p, b)) in pinned.iter().zip(&before).enumerate() {
+        if b.dead {
+            continue;
+        }
+        let plane = &a.layers[0].data[c * per..(c + 1) * per];
+        let peak = (0..per)
+            .max_by(|&i, &j| plane[i].total_cmp(&plane[j]))
+            .expect("pixels");
+        assert!(p.levels[peak] >= b.levels[peak], "channel {c}");
+        assert!(
+            p.levels.iter().map(|&l| u32::from(l)).sum::<u32>()
+                > b.levels.iter().map(|&l| u32::from(l)).sum::<u32>(),
+            "channel {c} brighter"
+        );
+    }
+    let text = format!("{}", draw(&s, 160, 40).backend());
+    assert!(text.contains("at epoch 2's scale"), "{text}");
+    // z again: each snapshot's own scale.
+    press(&mut s, "z");
+    assert!(s.state().pinned_scale().is_none());
+    assert_eq!(own(&s), on_own);
+}

@@ -224,6 +224,7 @@ impl AppState {
                 return self.step_compare(action);
             }
             Action::CompareWithImage => return self.validation_compare(),
+            Action::PinScale => self.pin_scale(),
             Action::CycleCamWeight => self.cam.weight = self.cam.weight.next(),
             Action::CycleCamColormap => self.cam.colormap = self.cam.colormap.next(),
             Action::NextProbe | Action::PrevProbe => {
@@ -288,6 +289,24 @@ impl AppState {
                 Vec::new()
             }
         }
+    }
+
+    /// Pin each channel's scale to the maps shown (again: unpin).
+    fn pin_scale(&mut self) {
+        if self.pinned_scale.take().is_some() {
+            self.tell("scale: each snapshot's own again");
+            return;
+        }
+        let Some(snap) = self.features.as_deref() else {
+            self.tell("no feature maps yet to pin the scale to");
+            return;
+        };
+        let pinned = super::PinnedScale::of(snap);
+        self.tell(format!(
+            "scale pinned to epoch {}: [ ] step through epochs on it, z unpins",
+            pinned.epoch
+        ));
+        self.pinned_scale = Some(pinned);
     }
 
     /// Compare the probe (A) with `image` (B) on the Feature maps tab.

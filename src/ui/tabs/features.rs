@@ -37,7 +37,11 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
             &names,
             state.feature_layer_index(),
             format!(
-                "│ (x-mean)/std·64+128 │ {} │ epoch {}{}",
+                "│ (x-mean)/std·64+128{} │ {} │ epoch {}{}",
+                state
+                    .pinned_scale()
+                    .filter(|_| state.compare_image().is_none())
+                    .map_or_else(String::new, |p| format!(" at epoch {}'s scale", p.epoch)),
                 colormap::name(state.colormap()),
                 snap.epoch,
                 cam_note(state.cam()) + &compare_note(scene)
