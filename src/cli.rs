@@ -91,6 +91,21 @@ pub struct ExportArgs {
     /// Folder to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Compare two images (two --image, A then B): per layer the A, B and A−B sheets with one
+    /// scale per channel for both, and a CSV of the channels' means and class selectivity.
+    #[arg(long)]
+    pub compare: bool,
+    /// The order of the channels in --compare's sheets and CSV: by |mean A − mean B| or by class
+    /// selectivity on the validation set (from the run's unit health).
+    #[arg(long, value_enum, default_value = "diff", requires = "compare")]
+    pub order: CompareOrder,
+}
+
+/// `convscope export --compare --order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareOrder {
+    Diff,
+    Selectivity,
 }
 
 /// `convscope import`.

@@ -279,6 +279,19 @@ pub struct FeatureSnapshot {
     pub layers: Vec<LayerMaps>,
     /// Grad-CAM of the probe, while an observer asks for it ([`Command::Explain`]).
     pub cam: Option<CamMap>,
+    /// A second image's maps with the same weights, while an observer compares the probe with
+    /// it ([`Command::Compare`]).
+    pub compare: Option<Box<CompareMaps>>,
+}
+
+/// The maps of the image the probe is compared with (B), made with the probe's weights.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CompareMaps {
+    pub image: PathBuf,
+    /// Predicted class index and its probability.
+    pub predicted: usize,
+    pub probability: f32,
+    pub layers: Vec<LayerMaps>,
 }
 
 /// The Grad-CAM an observer asks for with each feature-map snapshot. Both are steps from the
@@ -349,6 +362,11 @@ pub enum Command {
     Explain {
         cam: Option<CamRequest>,
     },
+    /// Add this image's maps (B) to the probe's feature-map snapshots (`None`: stop), and send
+    /// them again.
+    Compare {
+        image: Option<PathBuf>,
+    },
 }
 
 impl Command {
@@ -360,6 +378,7 @@ impl Command {
             Self::SelectEpoch { .. } => Some(1),
             Self::RefreshFilters => Some(2),
             Self::Explain { .. } => Some(3),
+            Self::Compare { .. } => Some(4),
             Self::Pause | Self::Resume | Self::Stop | Self::CheckpointNow => None,
         }
     }

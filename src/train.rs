@@ -879,6 +879,7 @@ impl<'w> Training<'w> {
                 Command::RefreshFilters => self.inspector.snapshots(net, epoch),
                 Command::SelectEpoch { epoch: e } => self.inspector.select_epoch(net, epoch, e),
                 Command::Explain { cam } => self.inspector.explain(net, epoch, cam),
+                Command::Compare { image } => self.inspector.compare(net, epoch, image),
                 Command::Pause | Command::Resume | Command::Stop | Command::CheckpointNow => {
                     Vec::new()
                 }
@@ -1040,6 +1041,10 @@ impl<'w> Training<'w> {
                     let snapshots = self.inspector.explain(&self.net, self.state.epoch, cam);
                     self.worker.emit_all(snapshots);
                 }
+                Command::Compare { image } => {
+                    let snapshots = self.inspector.compare(&self.net, self.state.epoch, image);
+                    self.worker.emit_all(snapshots);
+                }
             }
         }
     }
@@ -1143,6 +1148,7 @@ fn validate(
         // few images at a time up to Flatten, so that no full-size conv output of the whole
         // batch is ever made (the fused training path never makes one).
         health.set_images(&batch.indices);
+        health.set_labels(&batch.labels);
         let logits = health.forward_chunked(&eval, x, VALIDATION_CHUNK)?;
         let loss_value: f32 = model::loss(logits.clone(), &batch.labels, &vd).into_scalar();
         let outputs = logits.dims()[1];

@@ -2,6 +2,7 @@
 //! pictures and tables composed from them. No burn, no UI, no I/O.
 
 pub mod colormap;
+pub mod compare;
 pub mod export;
 pub mod norm;
 pub mod overlay;

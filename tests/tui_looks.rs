@@ -38,6 +38,8 @@ fn w_shows_what_each_filter_looks_for_with_progress_then_from_the_cache() {
         quick.contains("optimised"),
         "the selected filter's activations: {quick}"
     );
+    // Beside the image, its strongest validation patches (the run's health has them).
+    assert!(quick.contains("zoom: + top-"), "{quick}");
     // The regularised tier takes seconds: its progress shows, then its images.
     view.keys("W");
     let busy = strip(&view.wait_text("regularised: optimising 64 filters, step"));

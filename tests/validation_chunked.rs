@@ -32,7 +32,18 @@ fn chunked_validation_gives_the_whole_batch_s_logits_and_health_bit_for_bit() {
         .collect();
     let mut whole = Gather::new(&net, &names);
     let mut chunked = Gather::new(&net, &names);
+    let mut seen = 0;
     for x in &batches {
+        let n = x.dims()[0];
+        // The validation indices (counted backwards, so that they are not the order seen) and
+        // the classes, for the strongest activations and the class-conditional means.
+        let indices: Vec<usize> = (seen..seen + n).map(|i| 100 - i).collect();
+        let labels: Vec<usize> = (seen..seen + n).map(|i| i % 3).collect();
+        seen += n;
+        for g in [&mut whole, &mut chunked] {
+            g.set_images(&indices);
+            g.set_labels(&labels);
+        }
         let a = read_f32(whole.forward(&net, x.clone()).expect("forward"), "l").expect("l");
         let b = read_f32(
             chunked
@@ -61,5 +72,10 @@ fn chunked_validation_gives_the_whole_batch_s_logits_and_health_bit_for_bit() {
             .iter()
             .any(|l| l.channels.iter().any(|c| c.on_rate > 0.0))
     );
+    // The strongest activations and the class means are there, on the indices given.
+    let conv = &a.layers[0];
+    assert_eq!(conv.top.len(), conv.channels.len());
+    assert!(conv.top.iter().flatten().all(|t| t.image > 100 - 16));
+    assert_eq!(conv.class_means.len(), 3);
     assert_eq!(a, b, "chunked unit health differs from the whole batch's");
 }

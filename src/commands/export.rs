@@ -38,6 +38,9 @@ pub fn run(args: &ExportArgs) -> Result<i32> {
             );
         }
     }
+    if args.compare {
+        return run_compare(args, &run, &restored);
+    }
     // Everything is read and computed before anything is written: no half export on an error.
     let events_path = run.events_path();
     let (events, bad_lines) = event_log::read_all(&events_path)?;
@@ -241,6 +244,109 @@ pub(crate) fn feature_files(
         }
     }
     files
+}
+
+/// `--compare`: every layer of the two images compared (the A, B and A−B sheets and a CSV),
+/// channels in the order asked for.
+fn run_compare(args: &ExportArgs, run: &RunDir, restored: &Restored) -> Result<i32> {
+    use crate::cli::CompareOrder;
+    use crate::viz::compare::{self as cmp, Order};
+    let [a, b] = args.images.as_slice() else {
+        bail!(
+            "--compare takes two images, A and B (--image A --image B); got {}",
+            args.images.len()
+        );
+    };
+    let epoch = restored.checkpoint.state.epoch;
+    let order = match args.order {
+        CompareOrder::Diff => Order::Diff,
+        CompareOrder::Selectivity => Order::Selectivity,
+    };
+    let mut stderr = std::io::stderr();
+    // Class selectivity comes from the epoch's unit health; only --order selectivity needs it.
+    let health = match crate::run::health::read(&run.path, epoch) {
+        Ok(h) if h.layers.iter().any(|l| !l.class_means.is_empty()) => Some(h),
+        found => {
+            let why = match found {
+                Ok(_) => format!(
+                    "the unit health of epoch {epoch} ({}) was written before class means were gathered",
+                    crate::run::health::epoch_path(&run.path, epoch).display()
+                ),
+                Err(e) => format!("epoch {epoch} has no unit health ({e})"),
+            };
+            if order == Order::Selectivity {
+                bail!(
+                    "--order selectivity needs the class means gathered while validating: {why}; run at least one epoch with validation images (convscope resume {} --epochs N), or use --order diff",
+                    run.path.display()
+                );
+            }
+            let _ = writeln!(stderr, "convscope: no class selectivity: {why}");
+            None
+        }
+    };
+    let probes = probe_all(restored, &[a.clone(), b.clone()])?;
+    let [(_, snap_a), (_, snap_b)] = probes.as_slice() else {
+        bail!("--compare: the two images gave no feature maps");
+    };
+    let style = style(restored, run);
+    let prediction = |s: &FeatureSnapshot| {
+        let class = restored
+            .classes
+            .get(s.predicted)
+            .map_or("?", String::as_str);
+        format!("{class} ({:.3})", s.probability)
+    };
+    let predictions = [prediction(snap_a), prediction(snap_b)];
+    let mut files = Vec::new();
+    for (la, lb) in snap_a.layers.iter().zip(&snap_b.layers) {
+        let sel = health
+            .as_ref()
+            .and_then(|h| h.layer(&la.name))
+            .filter(|l| !l.class_means.is_empty())
+            .map(|l| cmp::selectivity(&l.class_means));
+        let compared = cmp::layer(
+            &la.data,
+            &lb.data,
+            la.channels,
+            la.height * la.width,
+            sel.as_deref(),
+            order,
+        );
+        files.extend(compose::compared(
+            &compose::Compared {
+                layer: &la.name,
+                compared: &compared,
+                height: la.height,
+                width: la.width,
+                images: [a, b],
+                predictions: [&predictions[0], &predictions[1]],
+                order,
+                classes: &restored.classes,
+            },
+            &style,
+        ));
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| {
+        format!(
+            "cannot create the output folder {}; choose a writable --out folder",
+            args.out.display()
+        )
+    })?;
+    let mut stdout = std::io::stdout();
+    for file in &files {
+        let path = save(file, &args.out)?;
+        let _ = writeln!(stdout, "{}", path.display());
+    }
+    let _ = writeln!(
+        stderr,
+        "convscope: compared {} and {} in {} layers from checkpoint {} of {}",
+        a.display(),
+        b.display(),
+        snap_a.layers.len(),
+        restored.checkpoint.name,
+        run.path.display()
+    );
+    Ok(0)
 }
 
 /// "epoch 7", or "epoch 8, batch 12 of 40" for a mid-epoch checkpoint.

@@ -66,6 +66,11 @@ pub struct LayerHealth {
     /// written before they were gathered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top: Vec<Vec<TopActivation>>,
+    /// Conv layers: `[class][channel]` the mean activation over the validation images of that
+    /// class (each image's spatial mean, averaged); a class with no image an empty row. Empty
+    /// for dense layers, in a trend, and in files written before it was gathered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_means: Vec<Vec<f64>>,
 }
 
 impl LayerHealth {
@@ -104,6 +109,7 @@ impl EpochHealth {
                 .map(|l| LayerHealth {
                     channels: Vec::new(),
                     top: Vec::new(),
+                    class_means: Vec::new(),
                     ..l.clone()
                 })
                 .collect(),

@@ -23,6 +23,10 @@ pub struct Inspector {
     loader: probe::Loader,
     /// An earlier epoch the user picked, with its network.
     pinned: Option<(usize, Net)>,
+    /// The image the probe is compared with (B), with its pixels once read.
+    compare: Option<(PathBuf, Vec<f32>)>,
+    /// Reads B off this thread, like `loader` the probe.
+    compare_loader: probe::Loader,
 }
 
 fn warning(message: String) -> Event {
@@ -55,28 +59,97 @@ impl Inspector {
             input: None,
             loader,
             pinned: None,
+            compare: None,
+            compare_loader: probe::Loader::new(cfg),
         }
+    }
+
+    /// The probe's feature maps with `net`, with B's maps when it is compared with one.
+    fn maps(&self, net: &Net, image: &std::path::Path, input: &[f32], epoch: usize) -> Event {
+        let mut event = shown(self.probe.feature_maps_of(net, image, input, epoch));
+        if let (Event::FeatureMaps(snap), Some((b_image, b_input))) = (&mut event, &self.compare) {
+            match self.probe.feature_maps_of(net, b_image, b_input, epoch) {
+                Ok(Event::FeatureMaps(b)) => {
+                    snap.compare = Some(Box::new(crate::events::CompareMaps {
+                        image: b.image,
+                        predicted: b.predicted,
+                        probability: b.probability,
+                        layers: b.layers,
+                    }));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("maps of {}: {e}", b_image.display()),
+            }
+        }
+        event
+    }
+
+    /// Compare the probe with `image` (B) from now on (`None`: stop): B is read on a thread
+    /// of its own and the probe's maps with B's come from [`Self::poll`]; stopping sends the
+    /// probe's maps again without them.
+    pub fn compare(&mut self, live: &Net, live_epoch: usize, image: Option<PathBuf>) -> Vec<Event> {
+        if let Some(image) = image {
+            self.compare_loader.request(image);
+            return Vec::new();
+        }
+        self.compare = None;
+        let (net, epoch) = match &self.pinned {
+            Some((e, n)) => (n, *e),
+            None => (live, live_epoch),
+        };
+        match (&self.image, &self.input) {
+            (Some(image), Some(input)) => vec![self.maps(net, image, input, epoch)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Compare with `image` in the maps to come, with no network to make them now.
+    pub fn compare_later(&mut self, image: Option<PathBuf>) -> Vec<Event> {
+        match image {
+            Some(image) => self.compare_loader.request(image),
+            None => self.compare = None,
+        }
+        Vec::new()
     }
 
     /// The feature maps of a probe image read since the last call, or the warning saying why
     /// it could not be read; waits up to `wait` for the image asked for last.
     pub fn poll(&mut self, live: &Net, live_epoch: usize, wait: std::time::Duration) -> Vec<Event> {
-        let Some((image, read)) = self.loader.take(wait) else {
-            return Vec::new();
+        let (net, epoch) = match &self.pinned {
+            Some((e, n)) => (n, *e),
+            None => (live, live_epoch),
         };
-        match read {
-            Ok(input) => {
-                let (net, epoch) = match &self.pinned {
-                    Some((e, n)) => (n, *e),
-                    None => (live, live_epoch),
-                };
-                let event = self.probe.feature_maps_of(net, &image, &input, epoch);
+        let mut out = Vec::new();
+        // B first: a probe read at the same time then comes with B's maps.
+        let b_wait = if self.loader.pending() {
+            std::time::Duration::ZERO
+        } else {
+            wait
+        };
+        let mut b_new = false;
+        if let Some((image, read)) = self.compare_loader.take(b_wait) {
+            match read {
+                Ok(input) => {
+                    self.compare = Some((image, input));
+                    b_new = true;
+                }
+                Err(e) => out.push(warning(e.to_string())),
+            }
+        }
+        match self.loader.take(wait) {
+            Some((image, Ok(input))) => {
+                out.push(self.maps(net, &image, &input, epoch));
                 self.image = Some(image);
                 self.input = Some(input);
-                vec![shown(event)]
             }
-            Err(e) => vec![warning(e.to_string())],
+            Some((_, Err(e))) => out.push(warning(e.to_string())),
+            None => {
+                if b_new && let (Some(image), Some(input)) = (&self.image, &self.input) {
+                    out.push(self.maps(net, image, input, epoch));
+                }
+            }
         }
+        out
     }
 
     /// Filters and feature maps of what is being looked at.
@@ -87,7 +160,7 @@ impl Inspector {
         };
         let mut out = vec![shown(probe::filters(net, epoch))];
         if let (Some(image), Some(input)) = (&self.image, &self.input) {
-            out.push(shown(self.probe.feature_maps_of(net, image, input, epoch)));
+            out.push(self.maps(net, image, input, epoch));
         }
         out
     }
@@ -123,9 +196,7 @@ impl Inspector {
             None => (live, live_epoch),
         };
         match (&self.image, &self.input) {
-            (Some(image), Some(input)) => {
-                vec![shown(self.probe.feature_maps_of(net, image, input, epoch))]
-            }
+            (Some(image), Some(input)) => vec![self.maps(net, image, input, epoch)],
             _ => Vec::new(),
         }
     }
@@ -298,6 +369,58 @@ mod tests {
         assert!(maps(&inspector.on_epoch_end(&net, 2))[0].cam.is_some());
         assert!(maps(&inspector.explain(&net, 2, None))[0].cam.is_none());
         assert!(maps(&inspector.on_epoch_end(&net, 2))[0].cam.is_none());
+    }
+
+    #[test]
+    fn compare_adds_b_s_maps_to_the_probe_s_until_told_to_stop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (run, _lock, _) = RunDir::create(&dir.path().join("r")).expect("create");
+        let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
+        image::RgbImage::from_fn(32, 32, |x, y| {
+            image::Rgb([(x * 8) as u8, (y * 8) as u8, 90])
+        })
+        .save(&a)
+        .expect("png");
+        image::RgbImage::from_fn(32, 32, |x, _| image::Rgb([20, (x * 8) as u8, 200]))
+            .save(&b)
+            .expect("png");
+        let mut cfg = Config::default();
+        cfg.data.image_size = [32, 32];
+        let classes = ["a".to_string(), "b".to_string()];
+        let net = Net::new(&cfg, 2, 1, &Device::flex()).expect("net");
+        let mut inspector = Inspector::new(&cfg, &classes, &run, Some(a.clone()));
+        let wait = std::time::Duration::from_mins(1);
+        let maps = |events: Vec<Event>| -> Vec<crate::events::FeatureSnapshot> {
+            events
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::FeatureMaps(f) => Some(*f),
+                    _ => None,
+                })
+                .collect()
+        };
+        let first = maps(inspector.poll(&net, 1, wait));
+        assert_eq!(first.len(), 1);
+        assert!(first[0].compare.is_none(), "no B until asked for");
+        // B is read off this thread: nothing at once, the probe's maps with B's at the poll.
+        assert!(inspector.compare(&net, 1, Some(b.clone())).is_empty());
+        let with = maps(inspector.poll(&net, 1, wait));
+        assert_eq!(with.len(), 1);
+        assert_eq!(with[0].image, a);
+        assert_eq!(with[0].layers, first[0].layers);
+        let got = with[0].compare.as_ref().expect("B's maps");
+        let Ok(Event::FeatureMaps(alone)) = inspector.probe.feature_maps(&net, &b, 1) else {
+            panic!("B's maps alone")
+        };
+        assert_eq!(got.image, b);
+        assert_eq!(got.layers, alone.layers);
+        assert_eq!(got.predicted, alone.predicted);
+        // Kept with the epoch's snapshots; gone once told to stop.
+        assert!(maps(inspector.on_epoch_end(&net, 2))[0].compare.is_some());
+        let stopped = maps(inspector.compare(&net, 2, None));
+        assert_eq!(stopped.len(), 1);
+        assert!(stopped[0].compare.is_none());
+        assert!(maps(inspector.on_epoch_end(&net, 2))[0].compare.is_none());
     }
 
     /// The probe's pixels as the network takes them.

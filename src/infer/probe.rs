@@ -203,6 +203,7 @@ impl Probe {
             probabilities,
             layers,
             cam,
+            compare: None,
         })))
     }
 }

@@ -378,7 +378,8 @@ fn handle(cmd: Command, socket: &std::path::Path, network: Option<&mut Network>)
             Command::Probe { .. }
             | Command::RefreshFilters
             | Command::SelectEpoch { .. }
-            | Command::Explain { .. } => warn(
+            | Command::Explain { .. }
+            | Command::Compare { .. } => warn(
                 "the run is still reading its data: filters and feature maps come after it".into(),
             ),
         };
@@ -412,6 +413,11 @@ fn handle(cmd: Command, socket: &std::path::Path, network: Option<&mut Network>)
             Some(l) => inspector.explain(&l.net, l.epoch, cam),
             // Kept for the maps that come with the first checkpoint.
             None => inspector.explain_later(cam),
+        },
+        Command::Compare { image } => match loaded {
+            Some(l) => inspector.compare(&l.net, l.epoch, image),
+            // Kept for the maps that come with the first checkpoint.
+            None => inspector.compare_later(image),
         },
     }
 }

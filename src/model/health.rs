@@ -194,6 +194,7 @@ impl LayerAccum {
             weight_rule: String::new(),
             channels,
             top: Vec::new(),
+            class_means: Vec::new(),
         }
     }
 }
@@ -273,6 +274,55 @@ impl TopAccum {
     #[must_use]
     pub fn channels(&self) -> &[Vec<TopActivation>] {
         &self.channels
+    }
+}
+
+/// Per class and conv channel, the sum of each validation image's spatial mean activation, and
+/// the images of each class: the class-conditional means that class selectivity is made of.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassAccum {
+    /// `[class][channel]`.
+    sums: Vec<Vec<f64>>,
+    images: Vec<u64>,
+}
+
+impl ClassAccum {
+    /// Add a batch's per-image channel means (`[batch, channels]`) with the images' classes; a
+    /// batch whose length does not fit the labels is ignored.
+    pub fn add_batch(&mut self, means: &[f32], labels: &[usize]) {
+        if labels.is_empty() || !means.len().is_multiple_of(labels.len()) {
+            return;
+        }
+        let channels = means.len() / labels.len();
+        for (row, &label) in means.chunks_exact(channels.max(1)).zip(labels) {
+            if self.sums.len() <= label {
+                self.sums.resize(label + 1, Vec::new());
+                self.images.resize(label + 1, 0);
+            }
+            let sums = &mut self.sums[label];
+            sums.resize(channels, 0.0);
+            for (s, &v) in sums.iter_mut().zip(row) {
+                *s += f64::from(v);
+            }
+            self.images[label] += 1;
+        }
+    }
+
+    /// `[class][channel]` the class-conditional mean activations (an empty row for a class with
+    /// no image).
+    #[must_use]
+    pub fn means(&self) -> Vec<Vec<f64>> {
+        self.sums
+            .iter()
+            .zip(&self.images)
+            .map(|(sums, &n)| {
+                if n == 0 {
+                    Vec::new()
+                } else {
+                    sums.iter().map(|s| s / n as f64).collect()
+                }
+            })
+            .collect()
     }
 }
 
@@ -386,6 +436,11 @@ pub struct Gather {
     tops: Vec<Option<TopAccum>>,
     /// The validation indices of the next batch's images ([`Gather::set_images`]).
     batch_images: Vec<u32>,
+    /// `(step index, sums)` of the conv layers' class-conditional means (see
+    /// [`Gather::set_labels`]).
+    class_layers: Vec<(usize, ClassAccum)>,
+    /// The classes of the batch [`Gather::forward`] is given next.
+    labels: Vec<usize>,
 }
 
 impl Gather {
@@ -423,6 +478,13 @@ impl Gather {
                     .then(|| TopAccum::new(accum.channels.len()))
             })
             .collect();
+        let class_layers = net
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, step)| matches!(step, Step::Conv { .. }))
+            .map(|(i, _)| (i, ClassAccum::default()))
+            .collect();
         Self {
             layers,
             output: OutputAccum::default(),
@@ -430,6 +492,8 @@ impl Gather {
             on_device: None,
             tops,
             batch_images: Vec::new(),
+            class_layers,
+            labels: Vec::new(),
         }
     }
 
@@ -440,6 +504,49 @@ impl Gather {
             .iter()
             .map(|&i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
+    }
+
+    /// The classes of the images of the batch given next to [`Gather::forward`], so that it
+    /// also adds to the class-conditional means of every conv channel (for class selectivity).
+    pub fn set_labels(&mut self, labels: &[usize]) {
+        self.labels = labels.to_vec();
+    }
+
+    /// Add `flow` (step `i`'s output) to the class-conditional means when `i` is a conv layer
+    /// and the batch's labels were given: per image and channel the spatial mean, read back
+    /// as `[batch, channels]`.
+    fn add_class_means(
+        &mut self,
+        i: usize,
+        flow: &Flow,
+        labels: &[usize],
+    ) -> Result<(), ReadError> {
+        let Some((_, accum)) = self.class_layers.iter_mut().find(|(step, _)| *step == i) else {
+            return Ok(());
+        };
+        let Flow::Map(m) = flow else {
+            return Ok(());
+        };
+        let [b, c, _, _] = m.dims();
+        if labels.len() != b {
+            return Ok(());
+        }
+        // [batch, channels, h, w] -> [batch, channels]
+        let means = read_f32(
+            m.clone().mean_dim(3).mean_dim(2).reshape([b, c]),
+            "a layer's validation class means",
+        )?;
+        accum.add_batch(&means, labels);
+        Ok(())
+    }
+
+    /// `[class][channel]` class-conditional means of step `i`'s conv layer (empty when none).
+    fn class_means_of(&self, i: usize) -> Vec<Vec<f64>> {
+        self.class_layers
+            .iter()
+            .find(|(step, _)| *step == i)
+            .map(|(_, a)| a.means())
+            .unwrap_or_default()
     }
 
     /// Sum on the device (`true`) or on the host (`false`) whatever the device is (tests).
@@ -454,7 +561,8 @@ impl Gather {
     pub fn forward(&mut self, net: &Net, x: Tensor<4>) -> Result<Tensor<2>, ReadError> {
         let batch = x.dims()[0];
         let images = self.take_images(batch);
-        let flow = self.steps(net, Flow::Map(x), 0..net.steps.len(), &images)?;
+        let labels = self.take_labels(batch);
+        let flow = self.steps(net, Flow::Map(x), 0..net.steps.len(), &images, &labels)?;
         self.images += batch;
         Ok(flow.into_flat())
     }
@@ -473,6 +581,17 @@ impl Gather {
         images
     }
 
+    /// The classes [`Gather::set_labels`] gave for a batch of `batch` images (none when they do
+    /// not fit it: no class means are then added).
+    fn take_labels(&mut self, batch: usize) -> Vec<usize> {
+        let labels = std::mem::take(&mut self.labels);
+        if labels.len() == batch {
+            labels
+        } else {
+            Vec::new()
+        }
+    }
+
     /// [`Gather::forward`] with the steps before `Flatten` run on `chunk` images at a time (the
     /// rest on the whole batch): a convolution's full-size output is then made for a few
     /// images, not the batch. Each image's values, the logits and the sums are the same as
@@ -489,6 +608,7 @@ impl Gather {
             return self.forward(net, x);
         }
         let images = self.take_images(batch);
+        let labels = self.take_labels(batch);
         let flatten = net
             .steps
             .iter()
@@ -499,26 +619,33 @@ impl Gather {
             let len = chunk.min(batch - start);
             let part = Flow::Map(x.clone().narrow(0, start, len));
             let part_images = images.get(start..start + len).unwrap_or(&[]);
-            maps.push(self.steps(net, part, 0..flatten, part_images)?.into_map());
+            let part_labels = labels.get(start..start + len).unwrap_or(&[]);
+            maps.push(
+                self.steps(net, part, 0..flatten, part_images, part_labels)?
+                    .into_map(),
+            );
         }
         let flow = self.steps(
             net,
             Flow::Map(Tensor::cat(maps, 0)),
             flatten..net.steps.len(),
             &images,
+            &labels,
         )?;
         self.images += batch;
         Ok(flow.into_flat())
     }
 
     /// Run `steps` of `net` on `flow` (the images `images`, by validation index), adding the
-    /// gathered layers' outputs and their strongest activations.
+    /// gathered layers' outputs, their strongest activations and, when `labels` (the images'
+    /// classes) fit, the class-conditional means.
     fn steps(
         &mut self,
         net: &Net,
         mut flow: Flow,
         steps: std::ops::Range<usize>,
         images: &[u32],
+        labels: &[usize],
     ) -> Result<Flow, ReadError> {
         let batch = images.len();
         for i in steps {
@@ -543,6 +670,7 @@ impl Gather {
                     }
                 }
             }
+            self.add_class_means(i, &flow, labels)?;
         }
         Ok(flow)
     }
@@ -564,6 +692,7 @@ impl Gather {
         let mut layers = Vec::with_capacity(self.layers.len());
         for (i, accum) in &self.layers {
             let mut layer = accum.summary();
+            layer.class_means = self.class_means_of(*i);
             if let (Some(Step::Conv { index, .. }), Some(&range)) =
                 (net.steps.get(*i), ranges.get(*i))
                 && range != InputRange::Any
@@ -1162,5 +1291,73 @@ mod tests {
         out.add_batch(&[4.7, -5.0, 4.5, 0.0]);
         assert!((out.saturated_pct() - 50.0).abs() < 1e-12);
         assert!(OutputAccum::default().saturated_pct().abs() < 1e-12);
+    }
+
+    #[test]
+    fn class_means_are_each_class_s_mean_of_per_image_channel_means() {
+        let device = Device::flex();
+        let (net, names) = small_net(&device);
+        let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &device);
+        let labels = [2, 0, 2, 0];
+        let mut g = Gather::new(&net, &names);
+        g.set_labels(&labels);
+        g.forward(&net, x.clone()).expect("forward");
+        // A batch without labels adds nothing to the class means.
+        g.forward(&net, x.clone()).expect("forward");
+        let h = g.finish(&net, 1, 1.0).expect("finish");
+        let out = net.forward(x, false, true);
+        let mut convs = 0;
+        for (i, t) in &out.activations {
+            if !matches!(net.steps[*i], Step::Conv { .. }) {
+                continue;
+            }
+            convs += 1;
+            let [b, c, hh, ww] = t.dims();
+            let values = read_f32(t.clone(), "a").expect("a");
+            let layer = h.layer(&names[*i]).expect("layer");
+            assert_eq!(layer.class_means.len(), 3, "{}", layer.name);
+            assert!(layer.class_means[1].is_empty(), "class 1 has no image");
+            for class in [0, 2] {
+                for ch in 0..c {
+                    let images: Vec<usize> = (0..b).filter(|&n| labels[n] == class).collect();
+                    let want = images
+                        .iter()
+                        .map(|&n| {
+                            let plane = &values[(n * c + ch) * hh * ww..(n * c + ch + 1) * hh * ww];
+                            plane.iter().map(|&v| f64::from(v)).sum::<f64>() / plane.len() as f64
+                        })
+                        .sum::<f64>()
+                        / images.len() as f64;
+                    let got = layer.class_means[class][ch];
+                    assert!(
+                        (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                        "{got} {want}"
+                    );
+                }
+            }
+        }
+        assert_eq!(convs, 3);
+        let dense = h.layers.last().expect("dense");
+        assert!(dense.class_means.is_empty());
+        // Stored and read back; a file without them still loads.
+        let text = serde_json::to_string(&h).expect("json");
+        let back: EpochHealth = serde_json::from_str(&text).expect("read");
+        for (got, want) in back.layers.iter().zip(&h.layers) {
+            assert_eq!(got.class_means.len(), want.class_means.len());
+            for (g, w) in got
+                .class_means
+                .iter()
+                .flatten()
+                .zip(want.class_means.iter().flatten())
+            {
+                assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0));
+            }
+        }
+        let mut old: serde_json::Value = serde_json::from_str(&text).expect("value");
+        for layer in old["layers"].as_array_mut().expect("layers") {
+            layer.as_object_mut().expect("layer").remove("class_means");
+        }
+        let old: EpochHealth = serde_json::from_value(old).expect("an older file loads");
+        assert!(old.layers.iter().all(|l| l.class_means.is_empty()));
     }
 }

@@ -88,6 +88,7 @@ mod tests {
                 weight_rule: String::new(),
                 channels: Vec::new(),
                 top: Vec::new(),
+                class_means: Vec::new(),
             }],
             output_saturated_pct: 1.5,
         }

@@ -192,6 +192,7 @@ pub fn features(layers: &[(&str, [usize; 3])], dead: Option<(usize, usize)>) -> 
             })
             .collect(),
         cam: None,
+        compare: None,
     }
 }
 

@@ -76,6 +76,17 @@ pub enum Action {
     ToggleLooks,
     /// Filters: what each filter looks for, the regularised tier / the quick one.
     ToggleLooksRegularised,
+    /// Feature maps: compare with the probe shown (it becomes B; n/p/o then pick A).
+    CompareWithProbe,
+    /// Feature maps: stop comparing.
+    CompareOff,
+    /// Feature maps: while comparing, order the channels by difference / selectivity / not.
+    CycleCompareOrder,
+    /// Validation tab: on an image, compare the probe with it (it becomes B).
+    CompareWithImage,
+    /// Feature maps: pin each channel's scale to the epoch shown (again: unpin), so that
+    /// brightness compares across epochs.
+    PinScale,
 }
 
 /// Where a binding applies.
@@ -755,6 +766,41 @@ pub const BINDINGS: &[Binding] = &[
         "u",
         Action::CycleCamColormap,
         "Grad-CAM: colormap jet/turbo/magma",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('b')],
+        "b",
+        Action::CompareWithProbe,
+        "compare: this probe becomes B; n/p/o pick A (panes A | B | A-B)",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('B')],
+        "B",
+        Action::CompareOff,
+        "compare: off",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('r')],
+        "r",
+        Action::CycleCompareOrder,
+        "compare: channels by |mean A-B| / class selectivity / in order",
+    ),
+    bind(
+        On(Tab::Features),
+        &[key('z')],
+        "z",
+        Action::PinScale,
+        "pin each channel's scale and maps to this epoch ([ ]: k | shown | diff; again: unpin)",
+    ),
+    bind(
+        On(Tab::Validation),
+        &[key('b')],
+        "b",
+        Action::CompareWithImage,
+        "on an image: compare the probe with it (it becomes B)",
     ),
 ];
 

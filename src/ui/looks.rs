@@ -222,18 +222,29 @@ fn top_patches(
             let Some(d) = image.as_ref() else {
                 continue;
             };
-            let rows = fy.span(t.y as usize, d.height);
-            let cols = fx.span(t.x as usize, d.width);
-            let c = d.channels.max(1);
-            patches.push(Raster::from_fn(cols.len(), rows.len(), |x, y| {
-                let at = ((rows.start + y) * d.width + cols.start + x) * c;
-                let ch = |k: usize| d.pixels.get(at + k.min(c - 1)).copied().unwrap_or(0);
-                [ch(0), ch(1), ch(2)]
-            }));
+            patches.push(field_patch(d, [fy, fx], t.y as usize, t.x as usize));
         }
         out.push(patches);
     }
     Ok(out)
+}
+
+/// The receptive field `[rows, columns]` of the unit at (`y`, `x`), clamped at the borders, cut
+/// from `d` (a grey image drawn grey).
+fn field_patch(
+    d: &crate::data::Decoded,
+    [fy, fx]: [maximize::Field; 2],
+    y: usize,
+    x: usize,
+) -> Raster {
+    let rows = fy.span(y, d.height);
+    let cols = fx.span(x, d.width);
+    let c = d.channels.max(1);
+    Raster::from_fn(cols.len(), rows.len(), |px, py| {
+        let at = ((rows.start + py) * d.width + cols.start + px) * c;
+        let ch = |k: usize| d.pixels.get(at + k.min(c - 1)).copied().unwrap_or(0);
+        [ch(0), ch(1), ch(2)]
+    })
 }
 
 /// The Filters tab's "what it looks for" mode: the tier shown (none: raw weights), the job
@@ -550,5 +561,45 @@ mod tests {
         // The image 36 × 36 (6 px × 6); patches in tiles of 10 (the height's room: 40 less
         // 4 gaps, over 3), 2 px gaps.
         assert_eq!((z.width(), z.height()), (36 + 2 + 2 + 3 * 12, 38));
+    }
+
+    #[test]
+    fn a_patch_is_the_unit_s_receptive_field_clamped_at_the_borders() {
+        // A 20 × 12 RGB image whose pixel (x, y) is (x, y, 7).
+        let (w, h) = (20, 12);
+        let d = crate::data::Decoded {
+            pixels: (0..h)
+                .flat_map(|y| (0..w).flat_map(move |x| [x as u8, y as u8, 7]))
+                .collect(),
+            height: h,
+            width: w,
+            channels: 3,
+        };
+        // conv2d_1's field in the tutorial net: 8 px, stride 2, offset -3.
+        let f = maximize::Field {
+            size: 8,
+            stride: 2,
+            offset: -3,
+        };
+        let p = field_patch(&d, [f, f], 3, 4);
+        // Rows 3..11, columns 5..13.
+        assert_eq!((p.width(), p.height()), (8, 8));
+        assert_eq!(p.pixel(0, 0), [5, 3, 7]);
+        assert_eq!(p.pixel(7, 7), [12, 10, 7]);
+        // At the top-left corner the field starts before the image: cut at 0.
+        let p = field_patch(&d, [f, f], 0, 0);
+        assert_eq!((p.width(), p.height()), (5, 5));
+        assert_eq!(p.pixel(0, 0), [0, 0, 7]);
+        // At the bottom-right it ends past it.
+        let p = field_patch(&d, [f, f], 5, 9);
+        assert_eq!((p.width(), p.height()), (5, 5));
+        assert_eq!(p.pixel(4, 4), [19, 11, 7]);
+        // A grey image is drawn grey.
+        let g = crate::data::Decoded {
+            pixels: vec![40; w * h],
+            channels: 1,
+            ..d
+        };
+        assert_eq!(field_patch(&g, [f, f], 3, 4).pixel(2, 2), [40, 40, 40]);
     }
 }

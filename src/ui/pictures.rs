@@ -35,6 +35,17 @@ struct FilterKey {
     looks: Option<u64>,
 }
 
+/// What a comparison's pictures were built from: the order, and the health epoch the
+/// selectivity came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CompareKey {
+    order: crate::viz::compare::Order,
+    health: Option<usize>,
+}
+
+/// The (feature snapshot, layer, comparison) the feature levels were computed for.
+type LevelsKey = (u64, usize, Option<CompareKey>, Option<usize>);
+
 /// What the Feature maps tab's rasters were built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FeatureKey {
@@ -62,14 +73,88 @@ pub struct Pictures {
     pub val_thumbs: Pic,
     /// What the Validation tab's pictures were built from.
     val_key: Option<(u64, (usize, usize))>,
-    /// Standardised channels of the shown feature layer.
+    /// Standardised channels of the shown feature layer (while comparing: A's at the scale
+    /// shared with B, in the order of `compared`).
     pub levels: Vec<Standardised>,
-    /// The (snapshot, layer) `levels` were computed for.
-    levels_key: Option<(u64, usize)>,
+    /// The (snapshot, layer, comparing) `levels` were computed for.
+    levels_key: Option<LevelsKey>,
+    /// While comparing: the shown layer of A and B compared, the grid's tiles in its rows'
+    /// order (tile `i` is channel `compared.rows[i].channel`).
+    pub compared: Option<crate::viz::compare::Layer>,
+    /// With the scale pinned (`z`) and another epoch shown, of the same image: the shown layer
+    /// at the pinned epoch and the shown epoch's difference from it.
+    pub epoch_diff: Option<EpochDiff>,
     filter_key: Option<FilterKey>,
-    feature_key: Option<(FeatureKey, (u64, usize))>,
+    feature_key: Option<(FeatureKey, LevelsKey)>,
     /// The (snapshot, overlay) the probe picture was built for.
     probe_key: Option<(u64, CamView)>,
+}
+
+/// One image's layer at two epochs: the pinned one's maps (at its own scale, the shown ones'
+/// being at that scale too) and, per channel, shown − pinned on the diverging palette.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochDiff {
+    /// The pinned epoch and the shown one.
+    pub epochs: (usize, usize),
+    /// Per channel, the pinned epoch's maps.
+    pub then: Vec<Standardised>,
+    /// Per channel, shown − pinned, symmetric about 0 (`viz::compare::difference`).
+    pub diff: Vec<Standardised>,
+    /// Per channel, the largest |shown − pinned|.
+    pub diff_max: Vec<f32>,
+    /// Per channel, the mean at the pinned epoch and at the shown one.
+    pub means: Vec<(f64, f64)>,
+}
+
+impl EpochDiff {
+    /// The shown `layer` (`now`, at epoch `shown`) against its maps `then` at the pinned epoch
+    /// (`scales` its channels' scales there); `None` when the two do not fit.
+    #[must_use]
+    pub fn new(
+        layer: &crate::events::LayerMaps,
+        shown: usize,
+        pinned: usize,
+        then: &[f32],
+        scales: &[crate::viz::compare::Scale],
+    ) -> Option<Self> {
+        let per = layer.height * layer.width;
+        if shown == pinned || then.len() != layer.data.len() || scales.len() != layer.channels {
+            return None;
+        }
+        let mut out = Self {
+            epochs: (pinned, shown),
+            then: Vec::with_capacity(layer.channels),
+            diff: Vec::with_capacity(layer.channels),
+            diff_max: Vec::with_capacity(layer.channels),
+            means: Vec::with_capacity(layer.channels),
+        };
+        let mean_then = crate::viz::compare::channel_means(then, layer.channels);
+        let mean_now = crate::viz::compare::channel_means(&layer.data, layer.channels);
+        for (c, scale) in scales.iter().enumerate() {
+            let old = then.get(c * per..(c + 1) * per).unwrap_or(&[]);
+            let now = layer.data.get(c * per..(c + 1) * per).unwrap_or(&[]);
+            out.then.push(pinned_levels(scale, old, per));
+            let (d, max) = crate::viz::compare::difference(now, old);
+            out.diff.push(d);
+            out.diff_max.push(max);
+            out.means.push((
+                mean_then.get(c).copied().unwrap_or(0.0),
+                mean_now.get(c).copied().unwrap_or(0.0),
+            ));
+        }
+        Some(out)
+    }
+}
+
+/// One channel's `plane` at a pinned `scale` (a channel constant there: at its own).
+fn pinned_levels(scale: &crate::viz::compare::Scale, plane: &[f32], per: usize) -> Standardised {
+    let mut s = if scale.constant() {
+        crate::viz::norm::standardise(plane)
+    } else {
+        scale.levels(plane)
+    };
+    s.levels.resize(per, 128);
+    s
 }
 
 /// A cell area's size in the pixels pictures are drawn with: `cell` pixels a cell (half
@@ -215,6 +300,65 @@ impl Pictures {
                 .map(|r| self.pic(r));
     }
 
+    /// The shown layer's levels, and while comparing the comparison they come from.
+    fn sync_levels(&mut self, state: &AppState) {
+        self.epoch_diff = match (
+            state.pinned_scale(),
+            state.features(),
+            state.feature_layer(),
+        ) {
+            (Some(p), Some(snap), Some(l))
+                if state.compare_image().is_none() && p.image == snap.image =>
+            {
+                p.layer(&l.name)
+                    .zip(p.maps(&l.name))
+                    .and_then(|(scales, then)| EpochDiff::new(l, snap.epoch, p.epoch, then, scales))
+            }
+            _ => None,
+        };
+        self.compared = state.compare_layers().map(|(a, b)| {
+            let sel = state
+                .class_means(&a.name)
+                .map(crate::viz::compare::selectivity);
+            crate::viz::compare::layer(
+                &a.data,
+                &b.data,
+                a.channels,
+                a.height * a.width,
+                sel.as_deref(),
+                state.compare_order(),
+            )
+        });
+        self.levels = match &self.compared {
+            Some(c) => c
+                .rows
+                .iter()
+                .filter_map(|r| c.a.get(r.channel).cloned())
+                .collect(),
+            None => state.feature_layer().map_or_else(Vec::new, |l| {
+                let pinned = state
+                    .pinned_scale()
+                    .and_then(|p| p.layer(&l.name))
+                    .filter(|s| s.len() == l.channels);
+                match pinned {
+                    // Each channel at the pinned epoch's scale: brightness compares across epochs.
+                    Some(scales) => {
+                        let per = l.height * l.width;
+                        scales
+                            .iter()
+                            .enumerate()
+                            .map(|(c, scale)| {
+                                let plane = l.data.get(c * per..(c + 1) * per).unwrap_or(&[]);
+                                pinned_levels(scale, plane, per)
+                            })
+                            .collect()
+                    }
+                    None => vp::feature_levels(&l.data, l.channels, l.height, l.width),
+                }
+            }),
+        };
+    }
+
     fn sync_features(&mut self, state: &AppState, layout: &Layout, cell: (usize, usize)) {
         let Some(snap) = state.features() else {
             self.probe = Pic::default();
@@ -222,6 +366,8 @@ impl Pictures {
             self.feature_geom = None;
             self.channel_zoom = Pic::default();
             self.levels.clear();
+            self.compared = None;
+            self.epoch_diff = None;
             self.levels_key = None;
             self.feature_key = None;
             self.probe_key = None;
@@ -239,11 +385,18 @@ impl Pictures {
             };
             self.probe = self.pic(r);
         }
-        let levels_key = (state.snapshots().1, state.feature_layer_index());
+        let compare_key = state.compare_layers().map(|_| CompareKey {
+            order: state.compare_order(),
+            health: state.health().and_then(|h| h.latest()).map(|e| e.epoch),
+        });
+        let levels_key = (
+            state.snapshots().1,
+            state.feature_layer_index(),
+            compare_key,
+            state.pinned_scale().map(|p| p.epoch),
+        );
         if self.levels_key != Some(levels_key) {
-            self.levels = state.feature_layer().map_or_else(Vec::new, |l| {
-                vp::feature_levels(&l.data, l.channels, l.height, l.width)
-            });
+            self.sync_levels(state);
             self.levels_key = Some(levels_key);
         }
         let Some(layer) = state.feature_layer() else {
@@ -278,14 +431,58 @@ impl Pictures {
             key.grid,
             key.channel,
         ));
-        let zoom = self
-            .levels
-            .get(key.channel)
-            .map_or_else(Raster::default, |l| {
-                vp::channel(l, layer.height, layer.width, key.colormap)
-            });
+        let zoom = self.zoom_raster(layer, key);
         self.channel_zoom = self.pic(zoom);
     }
+
+    /// The selected channel's zoom: its map, or three panes (A | B | A−B while comparing,
+    /// pinned | shown | difference with the scale pinned at another epoch).
+    fn zoom_raster(&self, layer: &crate::events::LayerMaps, key: FeatureKey) -> Raster {
+        match (&self.compared, &self.epoch_diff) {
+            (Some(c), _) => c.rows.get(key.channel).map_or_else(Raster::default, |r| {
+                three_panes(
+                    [
+                        c.a.get(r.channel),
+                        c.b.get(r.channel),
+                        c.diff.get(r.channel),
+                    ],
+                    layer.height,
+                    layer.width,
+                    key.colormap,
+                )
+            }),
+            (None, Some(d)) => three_panes(
+                [
+                    d.then.get(key.channel),
+                    self.levels.get(key.channel),
+                    d.diff.get(key.channel),
+                ],
+                layer.height,
+                layer.width,
+                key.colormap,
+            ),
+            (None, None) => self
+                .levels
+                .get(key.channel)
+                .map_or_else(Raster::default, |l| {
+                    vp::channel(l, layer.height, layer.width, key.colormap)
+                }),
+        }
+    }
+}
+
+/// One channel three times side by side, a quarter of a map apart: two maps at one scale (A and
+/// B, or the pinned epoch and the shown one) and their difference on the diverging palette.
+fn three_panes(panes: [Option<&Standardised>; 3], h: usize, w: usize, map: ColormapName) -> Raster {
+    let gap = (w / 4).max(1);
+    let mut out = Raster::new(3 * w + 2 * gap, h, vp::BACKGROUND);
+    let colours = [map, map, ColormapName::Diverging];
+    for (i, (levels, colours)) in panes.into_iter().zip(colours).enumerate() {
+        if let Some(l) = levels {
+            out.blit(&vp::channel(l, h, w, colours), i * (w + gap), 0);
+        }
+    }
+    out
 }
 
 /// The probe photo with Grad-CAM's map over it, as the user set the overlay.

@@ -188,6 +188,75 @@ pub struct AppState {
     cam: CamView,
     /// Filters tab: what each filter looks for (`w`), and its job.
     looks: super::looks::LooksView,
+    /// Feature maps: the image the probe (A) is compared with (B), while comparing.
+    compare_b: Option<PathBuf>,
+    /// Feature maps: the order of the channels while comparing.
+    compare_order: crate::viz::compare::Order,
+    /// Feature maps: each layer's per-channel scales, pinned at an epoch (`z`).
+    pinned_scale: Option<PinnedScale>,
+}
+
+/// Each channel's scale of the probe's maps at one epoch, kept while stepping through epochs so
+/// that brightness compares across them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PinnedScale {
+    pub epoch: usize,
+    /// The image the maps were of.
+    pub image: PathBuf,
+    /// Per layer (by name), per channel.
+    pub layers: Vec<(String, Vec<crate::viz::compare::Scale>)>,
+    /// The maps themselves (`[channels, h, w]` per layer, by name), for the difference pane of
+    /// another epoch against this one.
+    pub maps: Vec<(String, Vec<f32>)>,
+}
+
+impl PinnedScale {
+    /// The scales of every channel of `snap`'s layers.
+    #[must_use]
+    pub fn of(snap: &FeatureSnapshot) -> Self {
+        let layers = snap
+            .layers
+            .iter()
+            .map(|l| {
+                let per = l.height * l.width;
+                let scales = (0..l.channels)
+                    .map(|c| {
+                        let plane = l.data.get(c * per..(c + 1) * per).unwrap_or(&[]);
+                        crate::viz::compare::Scale::over(&[plane])
+                    })
+                    .collect();
+                (l.name.clone(), scales)
+            })
+            .collect();
+        Self {
+            epoch: snap.epoch,
+            image: snap.image.clone(),
+            layers,
+            maps: snap
+                .layers
+                .iter()
+                .map(|l| (l.name.clone(), l.data.clone()))
+                .collect(),
+        }
+    }
+
+    /// The maps of layer `name` at the pinned epoch.
+    #[must_use]
+    pub fn maps(&self, name: &str) -> Option<&[f32]> {
+        self.maps
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.as_slice())
+    }
+
+    /// The scales of layer `name`.
+    #[must_use]
+    pub fn layer(&self, name: &str) -> Option<&[crate::viz::compare::Scale]> {
+        self.layers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_slice())
+    }
 }
 
 impl AppState {
@@ -239,6 +308,9 @@ impl AppState {
             validation: ValidationView::default(),
             cam: CamView::default(),
             looks: super::looks::LooksView::default(),
+            compare_b: None,
+            compare_order: crate::viz::compare::Order::default(),
+            pinned_scale: None,
         }
     }
 
@@ -683,6 +755,50 @@ impl AppState {
     #[must_use]
     pub fn features(&self) -> Option<&FeatureSnapshot> {
         self.features.as_deref()
+    }
+    /// The image the probe is compared with (B), while comparing.
+    #[must_use]
+    pub fn compare_image(&self) -> Option<&std::path::Path> {
+        self.compare_b.as_deref()
+    }
+    /// The per-channel scales pinned at an epoch (`z`), if any.
+    #[must_use]
+    pub fn pinned_scale(&self) -> Option<&PinnedScale> {
+        self.pinned_scale.as_ref()
+    }
+    /// The order of the channels while comparing.
+    #[must_use]
+    pub fn compare_order(&self) -> crate::viz::compare::Order {
+        self.compare_order
+    }
+    /// The shown layer's maps of A and of B, while comparing and B's have arrived.
+    #[must_use]
+    pub fn compare_layers(&self) -> Option<(&LayerMaps, &LayerMaps)> {
+        self.compare_b.as_ref()?;
+        let a = self.feature_layer()?;
+        let b = self
+            .features
+            .as_ref()?
+            .compare
+            .as_ref()?
+            .layers
+            .get(self.feature_layer)
+            .filter(|b| {
+                (b.name.as_str(), b.channels, b.height, b.width)
+                    == (a.name.as_str(), a.channels, a.height, a.width)
+            })?;
+        Some((a, b))
+    }
+    /// `[class][channel]` mean activations of layer `name` on the validation set, from the
+    /// newest unit health (empty when not gathered: a pool layer, an older run).
+    #[must_use]
+    pub fn class_means(&self, name: &str) -> Option<&[Vec<f64>]> {
+        self.health
+            .as_ref()?
+            .latest()?
+            .layer(name)
+            .map(|l| l.class_means.as_slice())
+            .filter(|m| !m.is_empty())
     }
     /// How many filter and feature snapshots were taken in.
     #[must_use]

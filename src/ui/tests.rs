@@ -1056,3 +1056,177 @@ fn the_probe_pane_shows_the_grad_cam_overlay_or_says_there_is_no_evidence() {
     press(&mut s, "v");
     assert_eq!(s.pictures().probe.raster, plain);
 }
+
+#[test]
+fn compare_keys_pick_b_order_the_channels_and_show_three_panes() {
+    use crate::events::{CompareMaps, LayerMaps};
+    use crate::viz::compare;
+    let mut s = training_state();
+    press(&mut s, "4");
+    let a = fixtures::small_features();
+    let asked = press(&mut s, "b");
+    assert_eq!(
+        asked,
+        vec![Command::Compare {
+            image: Some(a.image.clone())
+        }]
+    );
+    assert_eq!(s.state().compare_image(), Some(a.image.as_path()));
+    // Until B's maps arrive the tab says so and shows the probe's maps as before.
+    let screen = |s: &App| format!("{}", draw(s, 160, 40).backend());
+    assert!(screen(&s).contains("on their way"), "{}", screen(&s));
+    // B: the same layers, channel c scaled by (c + 1) / 4.
+    let b_layers: Vec<LayerMaps> = a
+        .layers
+        .iter()
+        .map(|l| {
+            let per = l.height * l.width;
+            LayerMaps {
+                data: l
+                    .data
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| v * ((i / per) as f32 + 1.0) / 4.0)
+                    .collect(),
+                ..l.clone()
+            }
+        })
+        .collect();
+    let b_image = PathBuf::from("runs/fixture/probes/dog.jpg");
+    s.apply(Event::FeatureMaps(Box::new(
+        crate::events::FeatureSnapshot {
+            compare: Some(Box::new(CompareMaps {
+                image: b_image,
+                predicted: 1,
+                probability: 0.6,
+                layers: b_layers.clone(),
+            })),
+            ..a.clone()
+        },
+    )));
+    let l0 = &a.layers[0];
+    let want = compare::by_difference(
+        &compare::channel_means(&l0.data, l0.channels),
+        &compare::channel_means(&b_layers[0].data, l0.channels),
+    );
+    let text = screen(&s);
+    assert!(text.contains("A | B | A-B"), "{text}");
+    assert!(text.contains("compare B dog.jpg: by diff"), "{text}");
+    assert!(text.contains(" A cat.jpg "), "{text}");
+    // The cursor starts on the channel that differs most.
+    let first = format!("channel {}/{}", want[0] + 1, l0.channels);
+    assert!(text.contains(&first), "{first} in {text}");
+    press(&mut s, "j");
+    let second = format!("channel {}/{}", want[1] + 1, l0.channels);
+    assert!(screen(&s).contains(&second), "{second}");
+    // r: by selectivity (no class means in this run's health: in order), then in order.
+    assert!(press(&mut s, "r").is_empty());
+    let text = screen(&s);
+    assert!(text.contains("by selectivity"), "{text}");
+    assert!(
+        text.contains(&format!("channel 1/{}", l0.channels)),
+        "{text}"
+    );
+    press(&mut s, "r");
+    assert!(screen(&s).contains("in order"));
+    press(&mut s, "r");
+    assert_eq!(s.state().compare_order(), compare::Order::Diff);
+    // B: off, back to one image.
+    assert_eq!(press(&mut s, "B"), vec![Command::Compare { image: None }]);
+    assert!(!screen(&s).contains("A | B | A-B"));
+    assert!(press(&mut s, "B").is_empty(), "nothing to stop");
+    // The keys belong to the Feature maps tab.
+    press(&mut s, "3");
+    assert!(
+        press(&mut s, "r")
+            .iter()
+            .all(|c| !matches!(c, Command::Compare { .. }))
+    );
+}
+
+#[test]
+fn z_pins_each_channel_s_scale_to_the_epoch_shown() {
+    let mut s = training_state();
+    press(&mut s, "4");
+    let a = fixtures::small_features();
+    let own = |s: &App| s.pictures().levels.clone();
+    let before = own(&s);
+    assert!(press(&mut s, "z").is_empty());
+    assert_eq!(s.state().pinned_scale().map(|p| p.epoch), Some(2));
+    // The same maps at their own scale: the same levels.
+    assert_eq!(own(&s), before);
+    // Epoch 3's maps twice as strong: at epoch 2's scale every live channel is brighter where
+    // it is on, where on its own scale it would look the same.
+    let doubled = crate::events::FeatureSnapshot {
+        epoch: 3,
+        layers: a
+            .layers
+            .iter()
+            .map(|l| crate::events::LayerMaps {
+                data: l.data.iter().map(|v| v * 2.0).collect(),
+                ..l.clone()
+            })
+            .collect(),
+        ..a.clone()
+    };
+    s.apply(Event::FeatureMaps(Box::new(doubled.clone())));
+    let pinned = own(&s);
+    let l0 = &doubled.layers[0];
+    let on_own = crate::viz::pictures::feature_levels(&l0.data, l0.channels, l0.height, l0.width);
+    assert_eq!(
+        on_own, before,
+        "standardised, twice as strong looks the same"
+    );
+    assert_ne!(pinned, on_own);
+    let per = l0.height * l0.width;
+    for (c, (p, b)) in pinned.iter().zip(&before).enumerate() {
+        if b.dead {
+            continue;
+        }
+        let plane = &a.layers[0].data[c * per..(c + 1) * per];
+        let peak = (0..per)
+            .max_by(|&i, &j| plane[i].total_cmp(&plane[j]))
+            .expect("pixels");
+        assert!(p.levels[peak] >= b.levels[peak], "channel {c}");
+        assert!(
+            p.levels.iter().map(|&l| u32::from(l)).sum::<u32>()
+                > b.levels.iter().map(|&l| u32::from(l)).sum::<u32>(),
+            "channel {c} brighter"
+        );
+    }
+    // The zoom: epoch 2 | epoch 3 | 3 − 2, the difference being epoch 2's maps (2a − a).
+    let d = s
+        .pictures()
+        .epoch_diff
+        .clone()
+        .expect("an epoch difference");
+    assert_eq!(d.epochs, (2, 3));
+    assert_eq!(d.then.len(), l0.channels);
+    for (c, own_scale) in before.iter().enumerate() {
+        let plane = &a.layers[0].data[c * per..(c + 1) * per];
+        let max = plane.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
+        assert!(
+            (d.diff_max[c] - max).abs() <= 1e-6 * max.max(1.0),
+            "channel {c}"
+        );
+        if max > 0.0 {
+            let peak = (0..per)
+                .max_by(|&i, &j| plane[i].abs().total_cmp(&plane[j].abs()))
+                .expect("pixels");
+            let want = if plane[peak] > 0.0 { 255 } else { 1 };
+            assert_eq!(d.diff[c].levels[peak], want, "channel {c}");
+        }
+        assert_eq!(
+            &d.then[c], own_scale,
+            "channel {c}: epoch 2 at its own scale"
+        );
+    }
+    let text = format!("{}", draw(&s, 160, 40).backend());
+    assert!(text.contains("at epoch 2's scale"), "{text}");
+    assert!(text.contains("epoch 2 | epoch 3 | 3 − 2"), "{text}");
+    // z again: each snapshot's own scale.
+    press(&mut s, "z");
+    assert!(s.state().pinned_scale().is_none());
+    assert!(s.pictures().epoch_diff.is_none());
+    assert_eq!(own(&s), on_own);
+}

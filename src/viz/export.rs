@@ -267,6 +267,80 @@ pub fn feature_maps(
     out
 }
 
+/// Two probe images compared in one layer (`convscope export --compare`).
+#[derive(Debug, Clone, Copy)]
+pub struct Compared<'a> {
+    pub layer: &'a str,
+    pub compared: &'a super::compare::Layer,
+    pub height: usize,
+    pub width: usize,
+    /// A's and B's images, and what the network made of each, e.g. `cat (0.973)`.
+    pub images: [&'a Path; 2],
+    pub predictions: [&'a str; 2],
+    pub order: super::compare::Order,
+    /// Class names, for the table's preferred class.
+    pub classes: &'a [String],
+}
+
+/// A layer's comparison of two images: the A, B and A−B sheets (channels in the order chosen,
+/// each numbered with its channel) and the table (`compare_LAYER.csv`, see
+/// [`super::compare::csv`]).
+#[must_use]
+pub fn compared(c: &Compared, style: &Style) -> Vec<ExportFile> {
+    use super::compare::{self, Pane};
+    let layer = sanitise(c.layer);
+    let order: Vec<usize> = c.compared.rows.iter().map(|r| r.channel).collect();
+    let names = [image_name(c.images[0]), image_name(c.images[1])];
+    let mut out = Vec::new();
+    for (pane, suffix) in [(Pane::A, "a"), (Pane::B, "b"), (Pane::Diff, "diff")] {
+        let levels = match pane {
+            Pane::A => &c.compared.a,
+            Pane::B => &c.compared.b,
+            Pane::Diff => &c.compared.diff,
+        };
+        let cells: Vec<(usize, &Standardised)> = order
+            .iter()
+            .filter_map(|&ch| levels.get(ch).map(|l| (ch, l)))
+            .collect();
+        let title = format!(
+            "run {} · {} · {} · {} · A {} ({}) · B {} ({})",
+            style.source.run,
+            c.layer,
+            style.source.epoch,
+            pane.caption(),
+            names[0],
+            c.predictions[0],
+            names[1],
+            c.predictions[1]
+        );
+        let detail = format!(
+            "{} channels of {}×{} · ordered by {} · A and B share each channel's scale",
+            order.len(),
+            c.height,
+            c.width,
+            c.order.name()
+        );
+        out.push(ExportFile::picture(
+            format!("compare_{layer}_{suffix}.png"),
+            compare::sheet(
+                &cells,
+                (c.height, c.width),
+                pane,
+                style.colormap,
+                (
+                    &format!("{} {}", c.layer, pane.caption()),
+                    &[&title, &detail],
+                ),
+            ),
+        ));
+    }
+    out.push(ExportFile::text(
+        format!("compare_{layer}.csv"),
+        compare::csv(&c.compared.rows, c.classes),
+    ));
+    out
+}
+
 /// The training curves and the metrics CSV of `epochs` (in epoch order); none before the
 /// first finished epoch in the run's folder, whose names carry the last epoch.
 #[must_use]

@@ -234,24 +234,32 @@ impl AppState {
             Action::ToggleCam | Action::NextCamLayer | Action::NextCamClass => {
                 return self.step_cam(action);
             }
+            Action::CompareWithProbe | Action::CompareOff | Action::CycleCompareOrder => {
+                return self.step_compare(action);
+            }
+            Action::CompareWithImage => return self.validation_compare(),
+            Action::PinScale => self.pin_scale(),
             Action::CycleCamWeight => self.cam.weight = self.cam.weight.next(),
             Action::CycleCamColormap => self.cam.colormap = self.cam.colormap.next(),
             Action::NextProbe | Action::PrevProbe => {
                 return self.step_probe(action == Action::NextProbe);
             }
-            Action::OpenProbe => {
-                // Start in the shown image's folder: Tab goes through its neighbours.
-                let folder = self
-                    .features
-                    .as_ref()
-                    .and_then(|f| f.image.parent().map(|p| p.display().to_string()))
-                    .filter(|p| !p.is_empty());
-                self.input_prefilled = folder.is_some();
-                self.input = Some(folder.map_or_else(String::new, |p| format!("{p}/")));
-                self.input_matches.clear();
-            }
+            Action::OpenProbe => self.open_probe_prompt(),
         }
         Vec::new()
+    }
+
+    /// The prompt for an image's path, started in the shown image's folder (Tab then goes
+    /// through its neighbours).
+    fn open_probe_prompt(&mut self) {
+        let folder = self
+            .features
+            .as_ref()
+            .and_then(|f| f.image.parent().map(|p| p.display().to_string()))
+            .filter(|p| !p.is_empty());
+        self.input_prefilled = folder.is_some();
+        self.input = Some(folder.map_or_else(String::new, |p| format!("{p}/")));
+        self.input_matches.clear();
     }
 
     /// Grad-CAM on or off, or the next layer or class (which turn it on): the worker is asked
@@ -267,6 +275,65 @@ impl AppState {
         vec![Effect::Command(Command::Explain {
             cam: cam.on.then_some(cam.request),
         })]
+    }
+
+    /// Compare with the probe shown (it becomes B), stop comparing, or order the channels the
+    /// next way.
+    fn step_compare(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::CompareWithProbe => {
+                let Some(image) = self.features.as_ref().map(|f| f.image.clone()) else {
+                    self.tell("no probe image yet to compare with");
+                    return Vec::new();
+                };
+                self.compare_with(image)
+            }
+            Action::CompareOff => {
+                if self.compare_b.take().is_none() {
+                    self.tell("not comparing: b makes the probe shown B");
+                    return Vec::new();
+                }
+                self.tell("compare off");
+                vec![Effect::Command(Command::Compare { image: None })]
+            }
+            _ => {
+                self.compare_order = self.compare_order.next();
+                self.channel = 0;
+                self.tell(format!(
+                    "compare: channels by {}",
+                    self.compare_order.name()
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Pin each channel's scale to the maps shown (again: unpin).
+    fn pin_scale(&mut self) {
+        if self.pinned_scale.take().is_some() {
+            self.tell("scale: each snapshot's own again");
+            return;
+        }
+        let Some(snap) = self.features.as_deref() else {
+            self.tell("no feature maps yet to pin the scale to");
+            return;
+        };
+        let pinned = super::PinnedScale::of(snap);
+        self.tell(format!(
+            "scale pinned to epoch {}: [ ] step through epochs on it (the zoom: pinned | shown | shown − pinned), z unpins",
+            pinned.epoch
+        ));
+        self.pinned_scale = Some(pinned);
+    }
+
+    /// Compare the probe (A) with `image` (B) on the Feature maps tab.
+    pub(super) fn compare_with(&mut self, image: PathBuf) -> Vec<Effect> {
+        self.tell(format!(
+            "B = {}: n/p/o pick A, r orders the channels, B stops",
+            image.display()
+        ));
+        self.compare_b = Some(image.clone());
+        vec![Effect::Command(Command::Compare { image: Some(image) })]
     }
 
     /// `q` or Ctrl-C (`interrupt`): ask while the run is going; a second Ctrl-C while it

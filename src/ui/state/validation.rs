@@ -324,6 +324,23 @@ impl AppState {
         })]
     }
 
+    /// b: on an image of a cell's list, compare the probe with it on the Feature maps tab.
+    pub(super) fn validation_compare(&mut self) -> Vec<Effect> {
+        let path = self
+            .validation
+            .list
+            .as_ref()
+            .and(self.validation.selected_row())
+            .and_then(|r| self.validation.loaded.as_ref()?.path(r.index))
+            .map(str::to_string);
+        let Some(path) = path else {
+            self.tell("b compares with an image: Enter lists a cell's images first");
+            return Vec::new();
+        };
+        self.tab = Tab::Features;
+        self.compare_with(PathBuf::from(path))
+    }
+
     /// Esc: from a cell's images back to the matrix.
     pub(super) fn validation_back(&mut self) {
         if self.validation.list.take().is_some() {

@@ -37,10 +37,14 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
             &names,
             state.feature_layer_index(),
             format!(
-                "│ (x-mean)/std·64+128 │ {} │ epoch {}{}",
+                "│ (x-mean)/std·64+128{} │ {} │ epoch {}{}",
+                state
+                    .pinned_scale()
+                    .filter(|_| state.compare_image().is_none())
+                    .map_or_else(String::new, |p| format!(" at epoch {}'s scale", p.epoch)),
                 colormap::name(state.colormap()),
                 snap.epoch,
-                cam_note(state.cam())
+                cam_note(state.cam()) + &compare_note(scene)
             ),
             a.header.width,
         ),
@@ -110,6 +114,7 @@ fn render_probe(scene: Scene<'_>, snap: &FeatureSnapshot, frame: &mut Frame) {
             Style::new().add_modifier(Modifier::BOLD),
         ),
         None if cam.on => Line::raw(format!(" {file} · Grad-CAM… ")),
+        None if state.compare_image().is_some() => Line::raw(format!(" A {file} ")),
         None => Line::raw(format!(" {file} ")),
     };
     frame.render_widget(
@@ -162,6 +167,51 @@ fn cam_note(cam: CamView) -> String {
     }
 }
 
+/// The comparison in the header, while comparing: B's file and the channels' order.
+fn compare_note(scene: Scene<'_>) -> String {
+    let state = scene.state;
+    let Some(chosen) = state.compare_image() else {
+        return String::new();
+    };
+    // The image B's maps are of, once they are here.
+    let b = state
+        .features()
+        .and_then(|f| f.compare.as_ref())
+        .map_or(chosen, |c| c.image.as_path());
+    let file = b.file_name().map_or_else(
+        || b.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    let order = state.compare_order();
+    let waiting = if scene.pictures.compared.is_none() {
+        " (B's maps on their way)"
+    } else {
+        ""
+    };
+    let fallback = match (order, scene.pictures.compared.as_ref()) {
+        (crate::viz::compare::Order::Selectivity, Some(c))
+            if c.rows.iter().all(|r| r.selectivity.is_none()) =>
+        {
+            " (no class means for this layer: in order)"
+        }
+        _ => "",
+    };
+    format!(
+        " │ compare B {file}: {}{fallback}{waiting}",
+        order_label(order)
+    )
+}
+
+/// How the channels are ordered while comparing, in words.
+fn order_label(order: crate::viz::compare::Order) -> &'static str {
+    use crate::viz::compare::Order;
+    match order {
+        Order::Diff => "by diff",
+        Order::Selectivity => "by selectivity",
+        Order::Natural => "in order",
+    }
+}
+
 /// Every channel of the layer, with the dead ones listed in the title.
 fn render_grid(scene: Scene<'_>, layer: &LayerMaps, frame: &mut Frame) {
     let Scene {
@@ -171,6 +221,27 @@ fn render_grid(scene: Scene<'_>, layer: &LayerMaps, frame: &mut Frame) {
         layout,
     } = scene;
     let a = &layout.features;
+    if pictures.compared.is_some() {
+        frame.render_widget(
+            Block::bordered().title(format!(
+                " {} · A · {} channels {} · one scale per channel for A and B{} ",
+                layer.name,
+                layer.channels,
+                order_label(state.compare_order()),
+                super::page_note(pictures.feature_geom.as_ref(), "channels")
+            )),
+            a.grid_block,
+        );
+        picture::draw(
+            frame,
+            gfx,
+            state.color_depth(),
+            Slot::FeatureGrid,
+            a.grid,
+            &pictures.feature_grid,
+        );
+        return;
+    }
     let levels = &pictures.levels;
     let dead: Vec<usize> = levels
         .iter()
@@ -219,6 +290,14 @@ fn render_zoom(scene: Scene<'_>, layer: &LayerMaps, frame: &mut Frame) {
         layout,
     } = scene;
     let a = &layout.features;
+    if let Some(c) = &pictures.compared {
+        render_compare_zoom(scene, layer, c, frame);
+        return;
+    }
+    if let Some(d) = &pictures.epoch_diff {
+        render_epoch_zoom(scene, layer, d, frame);
+        return;
+    }
     let levels = &pictures.levels;
     let is_dead = levels.get(state.channel()).is_some_and(|l| l.dead);
     let title = if is_dead {
@@ -254,6 +333,107 @@ fn render_zoom(scene: Scene<'_>, layer: &LayerMaps, frame: &mut Frame) {
     } else {
         format!(" {lo:.2}…{hi:.2} mean {:.2} ", sum / raw.len() as f64)
     };
+    frame.render_widget(
+        Block::bordered()
+            .title(title)
+            .title_bottom(Line::styled(stats, Style::new().fg(Color::DarkGray))),
+        a.zoom_block,
+    );
+    picture::draw(
+        frame,
+        gfx,
+        state.color_depth(),
+        Slot::ChannelZoom,
+        a.zoom,
+        &pictures.channel_zoom,
+    );
+}
+
+/// The selected channel as three panes, A | B | A−B, with the channel's means, its largest
+/// |A−B| and its class selectivity.
+fn render_compare_zoom(
+    scene: Scene<'_>,
+    layer: &LayerMaps,
+    c: &crate::viz::compare::Layer,
+    frame: &mut Frame,
+) {
+    use crate::viz::compare::Pane;
+    let Scene {
+        state,
+        pictures,
+        gfx,
+        layout,
+    } = scene;
+    let a = &layout.features;
+    let Some(row) = c.rows.get(state.channel()) else {
+        return;
+    };
+    let title = format!(
+        " channel {}/{} · {} | {} | {} ",
+        row.channel + 1,
+        layer.channels,
+        Pane::A.caption(),
+        Pane::B.caption(),
+        Pane::Diff.caption()
+    );
+    let class = |k: usize| {
+        state
+            .start()
+            .and_then(|s| s.classes.get(k))
+            .map_or_else(|| format!("class {k}"), Clone::clone)
+    };
+    let selectivity = row.selectivity.map_or_else(String::new, |s| {
+        format!(" · selectivity {:.2} ({})", s.index, class(s.preferred))
+    });
+    let stats = format!(
+        " mean A {:.3} B {:.3} · max|A-B| {:.3}{selectivity} ",
+        row.mean_a,
+        row.mean_b,
+        c.diff_max.get(row.channel).copied().unwrap_or(0.0)
+    );
+    frame.render_widget(
+        Block::bordered()
+            .title(title)
+            .title_bottom(Line::styled(stats, Style::new().fg(Color::DarkGray))),
+        a.zoom_block,
+    );
+    picture::draw(
+        frame,
+        gfx,
+        state.color_depth(),
+        Slot::ChannelZoom,
+        a.zoom,
+        &pictures.channel_zoom,
+    );
+}
+
+/// The selected channel at the pinned epoch, at the shown one (both at the pinned scale) and
+/// shown − pinned, with both means and the largest difference.
+fn render_epoch_zoom(
+    scene: Scene<'_>,
+    layer: &LayerMaps,
+    d: &crate::ui::pictures::EpochDiff,
+    frame: &mut Frame,
+) {
+    let Scene {
+        state,
+        pictures,
+        gfx,
+        layout,
+    } = scene;
+    let a = &layout.features;
+    let c = state.channel();
+    let (then, now) = d.epochs;
+    let title = format!(
+        " channel {}/{} · epoch {then} | epoch {now} | {now} − {then} ",
+        c + 1,
+        layer.channels
+    );
+    let (mean_then, mean_now) = d.means.get(c).copied().unwrap_or_default();
+    let stats = format!(
+        " mean {mean_then:.3} → {mean_now:.3} · max|{now}−{then}| {:.3} ",
+        d.diff_max.get(c).copied().unwrap_or(0.0)
+    );
     frame.render_widget(
         Block::bordered()
             .title(title)

@@ -189,6 +189,15 @@ fn render_looks(state: &AppState, frame: &mut Frame, area: Rect) {
                 lines.push(Line::styled("mean activation", dim));
                 lines.push(Line::raw(format!(" random start {:.3}", f.seed_activation)));
                 lines.push(Line::raw(format!(" optimised    {:.3}", f.activation)));
+                if !f.patches.is_empty() {
+                    lines.push(Line::styled(
+                        format!("zoom: + top-{} patches", f.patches.len()),
+                        dim,
+                    ));
+                }
+            }
+            if let Some(note) = &looks.patches_note {
+                lines.push(Line::styled(note.clone(), dim));
             }
             lines.push(Line::styled(
                 format!("checkpoint {}", looks.checkpoint),

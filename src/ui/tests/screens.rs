@@ -131,7 +131,7 @@ fn help_wraps_and_scrolls_on_a_small_terminal() {
         s.handle_key(code(KeyCode::PageDown));
     }
     let bottom = screen(&s);
-    assert!(bottom.contains("probe an image by path"), "{bottom}");
+    assert!(bottom.contains("compare: off"), "{bottom}");
     assert!(
         bottom.contains("↑ more") && !bottom.contains("↓ more"),
         "{bottom}"
@@ -498,6 +498,7 @@ fn health_fixture() -> crate::events::health::HealthSnapshot {
             })
             .collect(),
         top: Vec::new(),
+        class_means: Vec::new(),
     };
     let mut snap = crate::events::health::HealthSnapshot::default();
     for (epoch, dead) in [(1, 0.0), (2, 6.25), (3, 12.5)] {
