@@ -19,7 +19,7 @@ fn fake_python(dir: &Path, torch_missing: bool) -> PathBuf {
         "echo '{\"epoch\": 1, \"img_per_s\": 90.0}'; echo '{\"epoch\": 2, \"img_per_s\": 80.0}'"
     };
     let script = format!(
-        "#!/bin/sh\ncase \"$1\" in\n*peer_tf.py) echo 'loading'; echo '{{\"epoch\": 1, \"epoch_s\": 9.0, \"img_per_s\": 500.0}}'; echo '{{\"epoch\": 2, \"epoch_s\": 2.0, \"img_per_s\": 200.0}}'; echo '{{\"epoch\": 3, \"epoch_s\": 2.5, \"img_per_s\": 160.0}}' ;;\n*peer_torch.py) {torch} ;;\n*) exit 2 ;;\nesac\n"
+        "#!/bin/sh\ncase \"$1\" in\n*peer_tf.py) if [ \"$2\" = --folder ]; then echo '{{\"epoch\": 1, \"img_per_s\": 1.0}}'; echo \"{{\\\"epoch\\\": 2, \\\"img_per_s\\\": $(find \"$3\" -type l | wc -l)}}\"; echo \"{{\\\"epoch\\\": 3, \\\"img_per_s\\\": $(find \"$4\" -type l | wc -l).5}}\"; exit 0; fi; echo 'loading'; echo '{{\"epoch\": 1, \"epoch_s\": 9.0, \"img_per_s\": 500.0}}'; echo '{{\"epoch\": 2, \"epoch_s\": 2.0, \"img_per_s\": 200.0}}'; echo '{{\"epoch\": 3, \"epoch_s\": 2.5, \"img_per_s\": 160.0}}' ;;\n*peer_torch.py) {torch} ;;\n*) exit 2 ;;\nesac\n"
     );
     let path = dir.join("python");
     fs::write(&path, script).expect("write");
@@ -152,4 +152,58 @@ fn end_to_end_reports_each_epoch_s_memory_and_the_overhead() {
         }
     }
     assert!(text.contains("  share of the wall time: steps "), "{text}");
+}
+
+/// `--end-to-end --peers`: the tutorial's Keras pipeline runs on two folders holding the same
+/// training and validation images as convscope's run (the fake Python reports the number of
+/// linked images in each as its epochs' rates), and the table sets convscope's best epoch
+/// against it.
+#[test]
+fn end_to_end_with_peers_runs_the_tutorial_pipeline_on_the_same_images() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = synthetic(tmp.path(), 12, 16);
+    let python = fake_python(tmp.path(), false);
+    let text = bench(&[
+        "--end-to-end",
+        "--folder",
+        data.to_str().expect("utf8"),
+        "--epochs",
+        "2",
+        "--peers",
+        "--python",
+        python.to_str().expect("utf8"),
+    ]);
+    let summary = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("end to end:") && l.contains("img/s"))
+        .unwrap_or_else(|| panic!("the summary in {text}"));
+    // "(N train + M val images, ..."
+    let counts: Vec<usize> = summary
+        .split(['(', ' ', ','])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (train, val) = (counts[0], counts[1]);
+    assert!(train > 0 && val > 0, "{summary}");
+    assert!(
+        text.contains("end to end, convscope against the tutorial's own Keras pipeline"),
+        "{text}"
+    );
+    let (keras, ratio) = row(&text, "Keras ImageDataGenerator + fit");
+    // The best epoch after the first: the larger of the two folders' counts (the fake's
+    // validation rate has .5 so that the two cannot be confused).
+    let want = if val as f64 + 0.5 > train as f64 {
+        format!("{val}.5")
+    } else {
+        format!("{train}.0")
+    };
+    assert_eq!(keras, want, "{text}");
+    let (ours, _) = row(&text, "convscope train");
+    let ours: f64 = ours.parse().expect("a rate");
+    // convscope's rate as printed (to 0.1) over Keras's: the ratio to its last digit.
+    let keras: f64 = keras.parse().expect("a rate");
+    let ratio: f64 = ratio.trim_end_matches('x').parse().expect("a ratio");
+    assert!(
+        (ratio - ours / keras).abs() <= 0.01 + 0.05 / keras,
+        "{ratio} against {ours} / {keras}"
+    );
 }

@@ -90,21 +90,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let trained = end_to_end_first(args, &cfg, &device)?;
     let (step_rate, mut stepper) = train_step(&cfg, &device, spec, args.steps, args.warmup)?;
     if args.breakdown {
-        use crate::model::ops::bench::{OpsPath, bench_step};
-        kernel_ab(&mut stepper, &device.clone().autodiff(), args.steps);
-        let side = args.image_size[0].min(args.image_size[1]) as usize;
-        for path in OpsPath::ALL {
-            let r = bench_step(args.batch_size, side, args.steps, path);
-            out(&format!(
-                "breakdown ({} ops): {:.1} img/s, {:.0} ms/step",
-                path.name(),
-                r.images_per_sec,
-                r.step_ms
-            ));
-            for p in &r.phases {
-                out(&format!("  {:<40} {:8.1} ms", p.name, p.ms));
-            }
-        }
+        breakdown(args, &mut stepper, &device);
     }
     if args.pipeline {
         pipeline(&cfg)?;
@@ -121,6 +107,16 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
             epochs: args.epochs.max(2),
         };
         peers::run(&args.python, &shape, step_rate)?;
+        if let Some(trained) = &trained {
+            let (train, val) = trained.keras_folders()?;
+            peers::end_to_end(
+                &args.python,
+                &shape,
+                &train,
+                &val,
+                trained.best_epoch_rate(),
+            )?;
+        }
         return Ok(0);
     }
     out("");
@@ -344,6 +340,26 @@ fn layer_types(s: &mut Stepper, ad: &Device, steps: usize, sync: &dyn Fn()) {
 
 /// Explaining one image with the configured network (random weights): p50 of `steps` runs of
 /// each method after one untimed run.
+/// `--breakdown`: the two conv kernels timed in alternating steps, then every op of a step
+/// with burn's ops, the fast ops, and the fast ops with conv+pool fused.
+fn breakdown(args: &BenchArgs, stepper: &mut Stepper, device: &Device) {
+    use crate::model::ops::bench::{OpsPath, bench_step};
+    kernel_ab(stepper, &device.clone().autodiff(), args.steps);
+    let side = args.image_size[0].min(args.image_size[1]) as usize;
+    for path in OpsPath::ALL {
+        let r = bench_step(args.batch_size, side, args.steps, path);
+        out(&format!(
+            "breakdown ({} ops): {:.1} img/s, {:.0} ms/step",
+            path.name(),
+            r.images_per_sec,
+            r.step_ms
+        ));
+        for p in &r.phases {
+            out(&format!("  {:<40} {:8.1} ms", p.name, p.ms));
+        }
+    }
+}
+
 /// `--end-to-end`: the folder trained first, so that its peak RSS is the training's alone.
 fn end_to_end_first(
     args: &BenchArgs,

@@ -45,6 +45,56 @@ pub struct Trained {
     val_images: usize,
     /// Where each epoch's time went.
     epochs: Vec<train::timing::EpochTimes>,
+    /// Each epoch's wall time as the observer saw it (from the last epoch's end, the first from
+    /// the first step): everything, validation and the epoch end included.
+    epoch_walls: Vec<f64>,
+}
+
+impl Trained {
+    /// Images per second of the best epoch after the first (the first warms up), whole epochs
+    /// as the observer saw them: how the tutorial's pipeline is timed too.
+    #[must_use]
+    pub fn best_epoch_rate(&self) -> f64 {
+        let rates: Vec<f64> = self
+            .epoch_walls
+            .iter()
+            .map(|&s| self.train_images as f64 / s.max(1e-9))
+            .collect();
+        rates
+            .iter()
+            .skip(usize::from(rates.len() > 1))
+            .copied()
+            .fold(0.0, f64::max)
+    }
+
+    /// The same training and validation images as this run's, as the two folders (one
+    /// sub-folder per class, symbolic links) that the tutorial's `flow_from_directory` reads.
+    pub fn keras_folders(&self) -> Result<(PathBuf, PathBuf)> {
+        let ds = Dataset::open(&self.data, None, &self.cfg)?;
+        let root = self.scratch.0.join("keras");
+        let mut dirs = Vec::new();
+        for (name, samples) in [("train", &ds.train), ("val", &ds.val)] {
+            let dir = root.join(name);
+            for (i, s) in samples.iter().enumerate() {
+                let class = ds.classes.get(s.label).map_or("unknown", String::as_str);
+                let folder = dir.join(class);
+                std::fs::create_dir_all(&folder)
+                    .with_context(|| format!("creating {}", folder.display()))?;
+                let file = s.path.file_name().map_or_else(
+                    || format!("{i}.jpg"),
+                    |f| format!("{i:06}-{}", f.to_string_lossy()),
+                );
+                let target = std::fs::canonicalize(&s.path)
+                    .with_context(|| format!("reading {}", s.path.display()))?;
+                std::os::unix::fs::symlink(&target, folder.join(&file))
+                    .with_context(|| format!("linking {}", folder.join(&file).display()))?;
+            }
+            dirs.push(dir);
+        }
+        let val = dirs.pop().context("no validation folder")?;
+        let train = dirs.pop().context("no training folder")?;
+        Ok((train, val))
+    }
 }
 
 /// Train first (so that each epoch's peak RSS is the training's alone, before the step
@@ -70,7 +120,7 @@ pub fn train(cfg: &Config, device: &Device, opts: &Options) -> Result<Trained> {
         cfg.train.epochs
     ));
     let breakdown = train::timing::Breakdown::default();
-    let (wall, train_images, val_images) =
+    let (wall, train_images, val_images, epoch_walls) =
         train_folder(&cfg, device, &data, &scratch.0, &breakdown)?;
     out("");
     Ok(Trained {
@@ -81,6 +131,7 @@ pub fn train(cfg: &Config, device: &Device, opts: &Options) -> Result<Trained> {
         train_images,
         val_images,
         epochs: breakdown.epochs(),
+        epoch_walls,
     })
 }
 
@@ -276,14 +327,15 @@ impl train::Interrupt for NoInterrupt {
 }
 
 /// Train `data` as `convscope train` would, in this process, and time it from the
-/// observer's side: seconds from the first step to the end, train and validation images.
+/// observer's side: seconds from the first step to the end, train and validation images, and
+/// each epoch's seconds.
 fn train_folder(
     cfg: &Config,
     device: &Device,
     data: &Path,
     scratch: &Path,
     breakdown: &train::timing::Breakdown,
-) -> Result<(f64, usize, usize)> {
+) -> Result<(f64, usize, usize, Vec<f64>)> {
     let (run, _lock, _) = RunDir::create(&scratch.join("run"))?;
     run.write_config(cfg)?;
     let job = train::Job {
@@ -308,6 +360,7 @@ fn train_folder(
     let mut last = None;
     let mut finished = None;
     let mut failed = None;
+    let mut epoch_walls = Vec::new();
     while let Some(event) = events.blocking_recv() {
         match event {
             Event::Started(info) => {
@@ -322,6 +375,7 @@ fn train_folder(
                     .or(started)
                     .map_or(0.0, |t| now.duration_since(t).as_secs_f64());
                 last = Some(now);
+                epoch_walls.push(since);
                 out(&format!(
                     "  epoch {}: {since:.2} s since the last (batches and validation {:.2} s, {:.1} img/s), val acc {}, {}",
                     m.epoch,
@@ -359,5 +413,5 @@ fn train_folder(
     };
     let wall = finished.duration_since(started).as_secs_f64().max(1e-9);
     out(&format!("  after training: {}", memory_text()));
-    Ok((wall, train_images, val_images))
+    Ok((wall, train_images, val_images, epoch_walls))
 }

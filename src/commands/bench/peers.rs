@@ -73,13 +73,30 @@ pub struct Shape {
     pub epochs: usize,
 }
 
-fn run_peer(python: &Path, dir: &Path, peer: &Peer, shape: &Shape) -> Result<PeerResult> {
+/// What a peer trains on: random arrays in memory (the step alone), or two image folders
+/// through the tutorial's own pipeline (end to end).
+enum Input<'a> {
+    Random(usize),
+    Folders(&'a Path, &'a Path),
+}
+
+fn run_peer(
+    python: &Path,
+    dir: &Path,
+    peer: &Peer,
+    shape: &Shape,
+    input: &Input<'_>,
+) -> Result<PeerResult> {
     let script = dir.join(peer.file);
     std::fs::write(&script, peer.script)
         .with_context(|| format!("writing {}", script.display()))?;
-    let output = std::process::Command::new(python)
-        .arg(&script)
-        .args(["--random", &shape.images.to_string()])
+    let mut command = std::process::Command::new(python);
+    command.arg(&script);
+    match input {
+        Input::Random(n) => command.args(["--random", &n.to_string()]),
+        Input::Folders(train, val) => command.arg("--folder").arg(train).arg(val),
+    };
+    let output = command
         .args(["--size", &shape.size.to_string()])
         .args(["--epochs", &shape.epochs.to_string()])
         .args(["--batch", &shape.batch.to_string()])
@@ -139,7 +156,7 @@ pub fn run(python: &Path, shape: &Shape, rate: f64) -> Result<()> {
     for peer in &PEERS {
         rows.push((
             peer.name.to_string(),
-            run_peer(python, &dir.0, peer, shape)?,
+            run_peer(python, &dir.0, peer, shape, &Input::Random(shape.images))?,
         ));
     }
     out("");
@@ -147,6 +164,34 @@ pub fn run(python: &Path, shape: &Shape, rate: f64) -> Result<()> {
         "three-way training step (random data in memory, batch {}, {}x{}, {} threads, this machine, this run):",
         shape.batch, shape.size, shape.size, shape.threads
     ));
+    for line in table(&rows) {
+        out(&line);
+    }
+    Ok(())
+}
+
+/// The tutorial's own pipeline end to end (`ImageDataGenerator` with its augmentation,
+/// `flow_from_directory`, validation and a `ModelCheckpoint` every epoch, `model.fit`) on the
+/// same training and validation images as convscope's end-to-end run, beside convscope's rate
+/// `ours` (img/s of its best epoch after the first, timed the same way).
+pub fn end_to_end(python: &Path, shape: &Shape, train: &Path, val: &Path, ours: f64) -> Result<()> {
+    let dir = Scratch::new("peers-e2e")?;
+    let keras = run_peer(
+        python,
+        &dir.0,
+        &PEERS[0],
+        shape,
+        &Input::Folders(train, val),
+    )?;
+    out("");
+    out(&format!(
+        "end to end, convscope against the tutorial's own Keras pipeline (the same images, batch {}, {}x{}, {} threads, {} epochs, best epoch after the first, this run):",
+        shape.batch, shape.size, shape.size, shape.threads, shape.epochs
+    ));
+    let rows = vec![
+        ("convscope train".to_string(), PeerResult::Rate(ours)),
+        ("Keras ImageDataGenerator + fit".to_string(), keras),
+    ];
     for line in table(&rows) {
         out(&line);
     }
