@@ -252,6 +252,9 @@ fn fused_relu_pool_first_layer_twice() {
 /// burn's reference; it fails if the case would fall back to im2col.
 fn check_winograd(c: Case) {
     use ops::conv::{ConvGeom, winograd};
+    // Off by default; on for this test binary (the other cases check either kernel against the
+    // same reference).
+    winograd::set_enabled(true);
     let g = ConvGeom::new(c.x, [c.out_ch, c.x[1], c.k, c.k], c.stride, c.pad);
     assert!(winograd::applies(&g), "Winograd does not take {c:?}");
     let gt = winograd::dx_geom(&g).expect("the input gradient's convolution");

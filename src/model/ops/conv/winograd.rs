@@ -30,13 +30,16 @@ const MIN_CHANNELS: usize = 8;
 /// 0: not read yet, 1: on, 2: off.
 static STATE: AtomicU8 = AtomicU8::new(0);
 
-/// Use Winograd where it applies (`true`, the default) or the im2col kernels everywhere.
+/// Use Winograd where it applies (`true`) or the im2col kernels everywhere (`false`, the
+/// default: on the 2-core AVX-512 development machine the im2col kernels' step was faster,
+/// `winograd / im2col: 0.92x` in `convscope bench --breakdown`, because faer's GEMMs there are
+/// already near peak and the transforms cost memory traffic the GEMMs save in multiplies).
 pub fn set_enabled(on: bool) {
     STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
 }
 
-/// Whether Winograd is on: [`set_enabled`], else `CONVSCOPE_WINOGRAD` (`0`/`false`/`no`
-/// turns it off), else on.
+/// Whether Winograd is on: [`set_enabled`], else `CONVSCOPE_WINOGRAD` (`1`/`true`/`yes`
+/// turns it on), else off.
 #[must_use]
 pub fn enabled() -> bool {
     match STATE.load(Ordering::Relaxed) {
@@ -46,7 +49,7 @@ pub fn enabled() -> bool {
             let on = std::env::var("CONVSCOPE_WINOGRAD")
                 .ok()
                 .and_then(|v| crate::yesno::parse_bool(&v).ok())
-                .unwrap_or(true);
+                .unwrap_or(false);
             // A racing `set_enabled` wins over the environment.
             let _ = STATE.compare_exchange(
                 0,
@@ -59,10 +62,16 @@ pub fn enabled() -> bool {
     }
 }
 
-/// Whether the forward pass of `g` runs here: 3×3, stride 1, padding at most 2, enough
-/// channels, and Winograd on.
+/// Whether the forward pass of `g` runs here: [`fits`] and Winograd on.
 #[must_use]
 pub fn applies(g: &ConvGeom) -> bool {
+    fits(g) && enabled()
+}
+
+/// Whether `g` is a convolution this kernel takes: 3×3, stride 1, padding at most 2, enough
+/// channels.
+#[must_use]
+pub fn fits(g: &ConvGeom) -> bool {
     g.k_h == 3
         && g.k_w == 3
         && g.stride == [1, 1]
@@ -72,7 +81,6 @@ pub fn applies(g: &ConvGeom) -> bool {
         && g.out_ch >= MIN_CHANNELS
         && g.out_h > 0
         && g.out_w > 0
-        && enabled()
 }
 
 /// The convolution whose output is the input gradient of `g` (3×3, stride 1): the output
@@ -546,12 +554,12 @@ mod tests {
     }
 
     #[test]
-    fn applies_only_to_stride_one_three_by_three_with_enough_channels() {
+    fn fits_only_stride_one_three_by_three_with_enough_channels() {
         let g = |c, o, k, s, p| ConvGeom::new([1, c, 9, 9], [o, c, k, k], [s, s], [p, p]);
-        assert!(applies(&g(16, 32, 3, 1, 1)));
-        assert!(!applies(&g(3, 16, 3, 1, 1)), "the 3-channel first layer");
-        assert!(!applies(&g(16, 32, 3, 2, 1)), "stride 2");
-        assert!(!applies(&g(16, 32, 5, 1, 2)), "5x5");
+        assert!(fits(&g(16, 32, 3, 1, 1)));
+        assert!(!fits(&g(3, 16, 3, 1, 1)), "the 3-channel first layer");
+        assert!(!fits(&g(16, 32, 3, 2, 1)), "stride 2");
+        assert!(!fits(&g(16, 32, 5, 1, 2)), "5x5");
         assert!(dx_geom(&g(16, 32, 3, 1, 1)).is_some());
         assert!(dx_geom(&g(16, 32, 3, 1, 3)).is_none(), "padding 3");
     }
