@@ -76,7 +76,8 @@ fn the_source_never_starts_a_process_or_loads_code() {
                         "<pictures: tmux with the fixed arguments of detect.rs and redraw.rs>",
                     )
                     // `convscope bench --peers`: the Python named by `--python` (default
-                    // `python3`), on the peer script the binary embeds, with numeric arguments.
+                    // `python3`), on the peer script the binary embeds, with numeric arguments
+                    // (and with `--end-to-end`, the two image folders it linked in its scratch).
                     .replace(
                         "std::process::Command::new(python)\n        .arg(&script)",
                         "<bench --peers: the given python on the embedded peer script>",

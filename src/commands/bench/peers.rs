@@ -90,13 +90,13 @@ fn run_peer(
     let script = dir.join(peer.file);
     std::fs::write(&script, peer.script)
         .with_context(|| format!("writing {}", script.display()))?;
-    let mut command = std::process::Command::new(python);
-    command.arg(&script);
-    match input {
-        Input::Random(n) => command.args(["--random", &n.to_string()]),
-        Input::Folders(train, val) => command.arg("--folder").arg(train).arg(val),
+    let input: Vec<std::ffi::OsString> = match input {
+        Input::Random(n) => vec!["--random".into(), n.to_string().into()],
+        Input::Folders(train, val) => vec!["--folder".into(), train.into(), val.into()],
     };
-    let output = command
+    let output = std::process::Command::new(python)
+        .arg(&script)
+        .args(input)
         .args(["--size", &shape.size.to_string()])
         .args(["--epochs", &shape.epochs.to_string()])
         .args(["--batch", &shape.batch.to_string()])
