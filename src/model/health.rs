@@ -138,11 +138,13 @@ impl LayerAccum {
     }
 
     /// Add a batch laid out `[batch, channels, spatial]` (NCHW with `spatial = h * w`; 1 for a
-    /// dense layer's `[batch, units]`). A batch whose length does not fit is ignored.
-    pub fn add_batch(&mut self, values: &[f32], batch: usize) {
+    /// dense layer's `[batch, units]`). A batch whose length does not fit is ignored. Returns
+    /// each plane's mean (`[batch, channels]`) of a map (none for a dense layer), which the
+    /// class-conditional means are made of.
+    pub fn add_batch(&mut self, values: &[f32], batch: usize) -> Vec<f64> {
         let channels = self.channels.len();
         if batch == 0 || channels == 0 || !values.len().is_multiple_of(batch * channels) {
-            return;
+            return Vec::new();
         }
         let spatial = values.len() / (batch * channels);
         if spatial == 1 {
@@ -152,16 +154,18 @@ impl LayerAccum {
                     c.add(std::slice::from_ref(&v));
                 }
             }
-            return;
+            return Vec::new();
         }
         // The planes' sums in parallel, added in order: the same totals as one by one.
         let planes: Vec<Sums> = values
             .par_chunks_exact(spatial)
             .map(ChannelAccum::sums)
             .collect();
+        let means = planes.iter().map(|s| s.sum / spatial as f64).collect();
         for (i, sums) in planes.into_iter().enumerate() {
             self.channels[i % channels].add_sums(sums);
         }
+        means
     }
 
     /// The layer's summary.
@@ -244,7 +248,7 @@ impl TopAccum {
         }
         let spatial = values.len() / planes;
         let maxima: Vec<(f32, usize)> = values
-            .chunks_exact(spatial)
+            .par_chunks_exact(spatial)
             .map(|plane| {
                 plane
                     .iter()
@@ -289,7 +293,7 @@ pub struct ClassAccum {
 impl ClassAccum {
     /// Add a batch's per-image channel means (`[batch, channels]`) with the images' classes; a
     /// batch whose length does not fit the labels is ignored.
-    pub fn add_batch(&mut self, means: &[f32], labels: &[usize]) {
+    pub fn add_batch(&mut self, means: &[f64], labels: &[usize]) {
         if labels.is_empty() || !means.len().is_multiple_of(labels.len()) {
             return;
         }
@@ -302,7 +306,7 @@ impl ClassAccum {
             let sums = &mut self.sums[label];
             sums.resize(channels, 0.0);
             for (s, &v) in sums.iter_mut().zip(row) {
-                *s += f64::from(v);
+                *s += v;
             }
             self.images[label] += 1;
         }
@@ -536,8 +540,21 @@ impl Gather {
             m.clone().mean_dim(3).mean_dim(2).reshape([b, c]),
             "a layer's validation class means",
         )?;
+        let means: Vec<f64> = means.into_iter().map(f64::from).collect();
         accum.add_batch(&means, labels);
         Ok(())
+    }
+
+    /// [`Gather::add_class_means`] from the per-image channel means the host already summed
+    /// (`[batch, channels]`, [`LayerAccum::add_batch`]).
+    fn add_class_plane_means(&mut self, i: usize, means: &[f64], labels: &[usize]) {
+        if let Some((_, accum)) = self.class_layers.iter_mut().find(|(step, _)| *step == i)
+            && !labels.is_empty()
+            && means.len().is_multiple_of(labels.len())
+            && !means.is_empty()
+        {
+            accum.add_batch(means, labels);
+        }
     }
 
     /// `[class][channel]` class-conditional means of step `i`'s conv layer (empty when none).
@@ -650,6 +667,8 @@ impl Gather {
         let batch = images.len();
         for i in steps {
             flow = net.step(i, flow, false);
+            // On the host, the planes' means come with their sums.
+            let mut plane_means = None;
             if let Some(k) = self.layers.iter().position(|(step, _)| *step == i) {
                 let layer = &mut self.layers[k].1;
                 let top = self.tops.get_mut(k).and_then(Option::as_mut);
@@ -664,13 +683,16 @@ impl Gather {
                         Flow::Map(m) => read_f32(m.clone(), "a layer's validation output")?,
                         Flow::Flat(f) => read_f32(f.clone(), "a layer's validation output")?,
                     };
-                    layer.add_batch(&values, batch);
+                    plane_means = Some(layer.add_batch(&values, batch));
                     if let (Some(top), Flow::Map(m)) = (top, &flow) {
                         top.add_batch(&values, m.dims()[3], images);
                     }
                 }
             }
-            self.add_class_means(i, &flow, labels)?;
+            match plane_means {
+                Some(means) => self.add_class_plane_means(i, &means, labels),
+                None => self.add_class_means(i, &flow, labels)?,
+            }
         }
         Ok(flow)
     }
@@ -1293,19 +1315,14 @@ mod tests {
         assert!(OutputAccum::default().saturated_pct().abs() < 1e-12);
     }
 
-    #[test]
-    fn class_means_are_each_class_s_mean_of_per_image_channel_means() {
-        let device = Device::flex();
-        let (net, names) = small_net(&device);
-        let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &device);
-        let labels = [2, 0, 2, 0];
-        let mut g = Gather::new(&net, &names);
-        g.set_labels(&labels);
-        g.forward(&net, x.clone()).expect("forward");
-        // A batch without labels adds nothing to the class means.
-        g.forward(&net, x.clone()).expect("forward");
-        let h = g.finish(&net, 1, 1.0).expect("finish");
-        let out = net.forward(x, false, true);
+    /// Each conv layer's class means in `h` against the per-image means of `out`'s maps.
+    fn check_class_means(
+        h: &EpochHealth,
+        net: &Net,
+        names: &[String],
+        out: &crate::model::Forward,
+        labels: &[usize],
+    ) {
         let mut convs = 0;
         for (i, t) in &out.activations {
             if !matches!(net.steps[*i], Step::Conv { .. }) {
@@ -1337,6 +1354,28 @@ mod tests {
             }
         }
         assert_eq!(convs, 3);
+    }
+
+    #[test]
+    fn class_means_are_each_class_s_mean_of_per_image_channel_means() {
+        let device = Device::flex();
+        let (net, names) = small_net(&device);
+        let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &device);
+        let labels = [2, 0, 2, 0];
+        // Both paths: the means summed on the host with the planes' sums, or on the device.
+        let gathered = [false, true].map(|on_device| {
+            let mut g = Gather::new(&net, &names).summing_on_device(on_device);
+            g.set_labels(&labels);
+            g.forward(&net, x.clone()).expect("forward");
+            // A batch without labels adds nothing to the class means.
+            g.forward(&net, x.clone()).expect("forward");
+            g.finish(&net, 1, 1.0).expect("finish")
+        });
+        let out = net.forward(x, false, true);
+        for h in &gathered {
+            check_class_means(h, &net, &names, &out, &labels);
+        }
+        let h = &gathered[0];
         let dense = h.layers.last().expect("dense");
         assert!(dense.class_means.is_empty());
         // Stored and read back; a file without them still loads.
