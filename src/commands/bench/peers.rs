@@ -205,14 +205,21 @@ pub fn table(rows: &[(String, PeerResult)]) -> Vec<String> {
         Some((_, PeerResult::Rate(r))) => *r,
         _ => f64::NAN,
     };
+    // The names' column as wide as the longest.
+    let w = rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(18);
     let mut lines = vec![format!(
-        "  {:<18} {:>9}  {:>14}",
+        "  {:<w$} {:>9}  {:>14}",
         "", "img/s", "convscope / it"
     )];
     for (name, result) in rows {
         lines.push(match result {
-            PeerResult::Rate(r) => format!("  {name:<18} {r:>9.1}  {:>13.2}x", ours / r),
-            PeerResult::Missing(why) => format!("  {name:<18} {:>9}  {:>14}  ({why})", "-", "-"),
+            PeerResult::Rate(r) => format!("  {name:<w$} {r:>9.1}  {:>13.2}x", ours / r),
+            PeerResult::Missing(why) => format!("  {name:<w$} {:>9}  {:>14}  ({why})", "-", "-"),
         });
     }
     lines
@@ -247,5 +254,22 @@ mod tests {
             "{lines:?}"
         );
         assert!(lines[3].contains("(no torch)"), "{lines:?}");
+    }
+
+    #[test]
+    fn a_long_name_widens_the_column_and_the_rates_stay_aligned() {
+        let rows = [
+            ("convscope train".to_string(), PeerResult::Rate(195.1)),
+            (
+                "Keras ImageDataGenerator + fit".to_string(),
+                PeerResult::Rate(162.1),
+            ),
+        ];
+        let lines = table(&rows);
+        let end = |line: &str, s: &str| line.find(s).map(|i| i + s.len());
+        let header = end(&lines[0], "img/s");
+        assert!(header.is_some(), "{lines:?}");
+        assert_eq!(end(&lines[1], "195.1"), header, "{lines:?}");
+        assert_eq!(end(&lines[2], "162.1"), header, "{lines:?}");
     }
 }
