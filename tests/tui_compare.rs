@@ -54,3 +54,30 @@ fn b_compares_the_probe_with_another_and_r_orders_the_channels() {
     });
     view.kill();
 }
+
+/// One image across epochs: `z` pins each channel's scale to the epoch shown, `[` steps to the
+/// epoch before, and the zoom shows the channel at both epochs and their difference.
+#[test]
+fn z_pins_the_scale_and_another_epoch_shows_the_difference_pane() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (view, maps) = Tmux::on_feature_maps(
+        &format!("convscope-epochs-{}", std::process::id()),
+        tmp.path(),
+    );
+    assert!(maps.contains("epoch 2"), "the newest epoch first: {maps}");
+    view.keys("z");
+    let pinned = strip(&view.wait_text("at epoch 2's scale"));
+    assert!(pinned.contains("scale pinned to epoch 2"), "{pinned}");
+    // The epoch before, at epoch 2's scale, beside it.
+    view.keys("[");
+    let screen = strip(&view.wait_text("epoch 2 | epoch 1 | 1 − 2"));
+    assert!(screen.contains("at epoch 2's scale"), "{screen}");
+    assert!(screen.contains("max|1−2| "), "{screen}");
+    // Unpinned: one map again.
+    view.keys("z");
+    wait_for("the panes to go", Duration::from_mins(1), || {
+        let s = strip(&view.capture());
+        s.contains("each snapshot's own again") && !s.contains("| epoch 1 |")
+    });
+    view.kill();
+}
