@@ -208,13 +208,24 @@ fn elementwise<const N: usize>(
 ) -> FlexTensor {
     let inputs = inputs.map(contiguous);
     let shape = inputs[0].layout().shape().clone();
+    let run = |out: &mut [f32]| {
+        timed(
+            || name.to_string(),
+            || f(std::array::from_fn(|i| values(&inputs[i])), out),
+        );
+    };
+    // A big output (the dense layer's Adam moments and weights, dropout's maps) goes into a
+    // buffer kept between steps instead of pages faulted in afresh; `f` writes every element.
+    if shape.num_elements() >= RECYCLED_ELEMENTS {
+        return recycle::output_shaped(shape, run);
+    }
     let mut out = vec![0.0; values(&inputs[0]).len()];
-    timed(
-        || name.to_string(),
-        || f(std::array::from_fn(|i| values(&inputs[i])), &mut out),
-    );
+    run(&mut out);
     FlexTensor::from_data(TensorData::new(out, shape))
 }
+
+/// Outputs of [`elementwise`] from this many elements (4 MiB) on come from [`recycle`].
+const RECYCLED_ELEMENTS: usize = 1 << 20;
 
 /// [`dropout::apply`] on a flex tensor of any rank.
 fn dropout_apply(x: &FlexTensor, keep: f32, seed: u64, pass: &str) -> FlexTensor {
@@ -461,5 +472,39 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => prep.finish((), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(values: Vec<f32>) -> FlexTensor {
+        let n = values.len();
+        FlexTensor::from_data(TensorData::new(values, [n]))
+    }
+
+    /// A big element-wise output is written into a buffer kept from an earlier step once that
+    /// one is dropped, and every element is the new value (none left from the old one).
+    #[test]
+    fn a_big_element_wise_output_reuses_a_dropped_buffer_and_overwrites_it() {
+        // A length no other test asks for, since tests share the pool.
+        let n = RECYCLED_ELEMENTS + 37;
+        let prev = flat((0..n).map(|i| (i % 11) as f32).collect());
+        let g = flat((0..n).map(|i| (i % 5) as f32 - 2.0).collect());
+        let first = <Flex as FastOps>::fast_ema(prev.clone(), g.clone(), 0.9, false);
+        let ptr = first.bytes().as_ptr();
+        drop(first);
+        let second = <Flex as FastOps>::fast_ema(prev.clone(), g.clone(), 0.5, true);
+        assert_eq!(second.bytes().as_ptr(), ptr, "the dropped buffer is reused");
+        let (p, gv) = (values(&prev), values(&g));
+        for (i, &got) in values(&second).iter().enumerate() {
+            let want = p[i] * 0.5 + gv[i] * gv[i] * 0.5;
+            assert_eq!(got.to_bits(), want.to_bits(), "element {i}");
+        }
+        // Held, it is not handed out again.
+        let third = <Flex as FastOps>::fast_ema(prev, g, 0.9, false);
+        assert_ne!(third.bytes().as_ptr(), ptr);
+        assert_eq!(values(&second).len(), n);
     }
 }

@@ -11,8 +11,10 @@ use std::sync::{Mutex, PoisonError};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Shape};
 
-/// Buffers kept at most; a step of the tutorial net hands out eight.
-const MAX_BUFFERS: usize = 16;
+/// Buffers kept at most; a step of the tutorial net hands out eight from its convolutions and,
+/// from the element-wise ops ([`output_shaped`]), two per Adam output of its dense layer (the
+/// one being replaced is still held while the next is written) and four from dropout.
+const MAX_BUFFERS: usize = 32;
 /// Bytes kept at most, so a large batch cannot pin unbounded memory.
 const MAX_BYTES: usize = 1 << 30;
 
@@ -28,7 +30,11 @@ pub(crate) fn output<const D: usize>(
     shape: [usize; D],
     fill: impl FnOnce(&mut [f32]),
 ) -> FlexTensor {
-    let shape = Shape::new(shape);
+    output_shaped(Shape::new(shape), fill)
+}
+
+/// [`output`] for a shape of any rank.
+pub(crate) fn output_shaped(shape: Shape, fill: impl FnOnce(&mut [f32])) -> FlexTensor {
     let reused = {
         let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
         // Only the pool's handle left means burn has dropped the tensor.
