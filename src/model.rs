@@ -274,7 +274,8 @@ impl Net {
                 relu: with_relu,
             } => {
                 let p = &self.denses[index];
-                let y = ops::linear(x.into_flat(), p.weight.val(), p.bias.val());
+                let y =
+                    ops::linear_with(x.into_flat(), p.weight.val(), p.bias.val(), self.fast_conv);
                 Flow::Flat(if with_relu { relu(y) } else { y })
             }
         }

@@ -11,6 +11,7 @@ pub mod adam;
 pub mod adam_kernels;
 pub mod bench;
 pub mod conv;
+pub mod dense;
 pub mod dropout;
 pub mod dw;
 pub mod flex;
@@ -168,6 +169,20 @@ pub fn dropout<const D: usize>(x: Tensor<D>, rate: f32, fast: bool) -> Tensor<D>
 /// slices multiplied as one batch and summed ("split-K"). The CPU kernels are left as they are.
 #[must_use]
 pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
+    linear_with(x, w, b, false)
+}
+
+/// [`linear`], on flex through the project's own dense op when `fast` (faer's products, with
+/// their own backward).
+#[must_use]
+pub fn linear_with(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, fast: bool) -> Tensor<2> {
+    if fast && flex_f32(&x) && w.dtype() == DType::F32 && b.dtype() == DType::F32 {
+        return Tensor::from_dispatch(<Dispatch as FastOps>::fast_linear(
+            x.into_dispatch(),
+            w.into_dispatch(),
+            b.into_dispatch(),
+        ));
+    }
     let on_gpu = !on_flex_device(&x);
     let b = b.unsqueeze_dim(0);
     match split_k(x.dims(), on_gpu) {

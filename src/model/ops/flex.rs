@@ -11,6 +11,7 @@ use burn::tensor::TensorData;
 
 use super::adam_kernels;
 use super::conv::{self, ConvGeom, Needs, Upstream};
+use super::dense;
 use super::dropout;
 use super::pool::{self, PoolGeom};
 use super::profile::timed;
@@ -39,6 +40,13 @@ pub trait FastOps: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         spec: ConvSpec,
+    ) -> FloatTensor<Self>;
+
+    /// A dense layer: `x [m, k] · weight [k, n] + bias [n]`.
+    fn fast_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 
     /// Max-pool NCHW `x` with kernel = stride = `size`, floor mode.
@@ -159,6 +167,14 @@ fn conv_forward(
 }
 
 impl FastOps for Flex {
+    fn fast_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        linear_forward(&x, &weight, &bias)
+    }
+
     fn fast_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -317,6 +333,69 @@ impl Backward<Flex, 3> for ConvBackward {
     }
 }
 
+/// The shape of a dense product: `x [m, k]`, `weight [k, n]`.
+fn dense_shape(x: &FlexTensor, w: &FlexTensor) -> dense::Shape {
+    let (xs, ws) = (x.layout().shape(), w.layout().shape());
+    assert!(
+        xs.num_dims() == 2 && ws.num_dims() == 2 && xs[1] == ws[0],
+        "dense: {xs:?} · {ws:?}"
+    );
+    dense::Shape {
+        m: xs[0],
+        k: xs[1],
+        n: ws[1],
+    }
+}
+
+/// [`FastOps::fast_linear`]'s forward on flex.
+fn linear_forward(x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+    let (x, w, bias) = (contiguous(x), contiguous(w), contiguous(bias));
+    let s = dense_shape(&x, &w);
+    recycle::output([s.m, s.n], |y| {
+        timed(
+            || format!("dense {}->{} forward", s.k, s.n),
+            || dense::forward(s, values(&x), values(&w), values(&bias), y),
+        );
+    })
+}
+
+/// Backward step of [`FastOps::fast_linear`] on flex; its state is the input and the weight.
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+        let (x, w) = ops.state;
+        let s = dense_shape(&x, &w);
+        let name = |what: &str| format!("dense {}->{} backward {what}", s.k, s.n);
+        if let Some(node) = node_x {
+            let dx = recycle::output([s.m, s.k], |dx| {
+                timed(
+                    || name("dx"),
+                    || dense::backward_x(s, values(&dy), values(&w), dx),
+                );
+            });
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let Some(node) = node_w {
+            let dw = recycle::output([s.k, s.n], |dw| {
+                timed(
+                    || name("dw"),
+                    || dense::backward_w(s, values(&x), values(&dy), dw),
+                );
+            });
+            grads.register::<Flex>(node.id, dw);
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, tensor1(dense::backward_b(s, values(&dy))));
+        }
+    }
+}
+
 /// Backward step of [`FastOps::fast_max_pool2d`] on flex.
 #[derive(Debug)]
 struct PoolBackward;
@@ -372,6 +451,29 @@ impl<const N: usize> Backward<Flex, N> for NoGradient {
 }
 
 impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
+    fn fast_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match LinearBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (contiguous(x.primitive()), contiguous(weight.primitive()));
+                let out = linear_forward(&x, &weight, bias.primitive());
+                prep.finish((x, weight), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(linear_forward(
+                x.primitive(),
+                weight.primitive(),
+                bias.primitive(),
+            )),
+        }
+    }
+
     fn fast_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
