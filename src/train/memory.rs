@@ -25,6 +25,13 @@ pub fn limit() -> Option<u64> {
 /// `VmSize` and `VmPeak` of this process, in bytes (from `/proc/self/status`).
 #[must_use]
 pub fn mapped() -> Option<(u64, u64)> {
+    let [size, peak] = status_kib(["VmSize:", "VmPeak:"])?;
+    Some((size << 10, peak << 10))
+}
+
+/// The `kB` fields `names` (with their colon) of `/proc/self/status`, in KiB.
+#[must_use]
+pub fn status_kib<const N: usize>(names: [&str; N]) -> Option<[u64; N]> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| {
         status
@@ -32,9 +39,12 @@ pub fn mapped() -> Option<(u64, u64)> {
             .find_map(|l| l.strip_prefix(name))
             .and_then(|v| v.trim().strip_suffix("kB"))
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|kib| kib << 10)
     };
-    Some((field("VmSize:")?, field("VmPeak:")?))
+    let values = names.map(field);
+    values
+        .iter()
+        .all(Option::is_some)
+        .then(|| values.map(Option::unwrap_or_default))
 }
 
 /// What one training step took from the address space, measured by [`trial_step`].

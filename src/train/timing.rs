@@ -66,16 +66,8 @@ impl Breakdown {
 /// Peak and current resident memory of this process in MiB (`VmHWM`, `VmRSS`).
 #[must_use]
 pub fn memory_mib() -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|kib| kib / 1024.0)
-    };
-    Some((field("VmHWM:")?, field("VmRSS:")?))
+    let [peak, now] = super::memory::status_kib(["VmHWM:", "VmRSS:"])?;
+    Some((peak as f64 / 1024.0, now as f64 / 1024.0))
 }
 
 #[cfg(test)]
