@@ -93,10 +93,20 @@ impl Inspector {
             return Vec::new();
         }
         self.compare = None;
-        let (net, epoch) = match &self.pinned {
+        self.maps_again(live, live_epoch)
+    }
+
+    /// The network shown and its epoch: the pinned checkpoint's, or else `live`.
+    fn shown_net<'a>(&'a self, live: &'a Net, live_epoch: usize) -> (&'a Net, usize) {
+        match &self.pinned {
             Some((e, n)) => (n, *e),
             None => (live, live_epoch),
-        };
+        }
+    }
+
+    /// The probe's maps again, made with the pinned checkpoint's network or else `live`.
+    fn maps_again(&self, live: &Net, live_epoch: usize) -> Vec<Event> {
+        let (net, epoch) = self.shown_net(live, live_epoch);
         match (&self.image, &self.input) {
             (Some(image), Some(input)) => vec![self.maps(net, image, input, epoch)],
             _ => Vec::new(),
@@ -115,6 +125,7 @@ impl Inspector {
     /// The feature maps of a probe image read since the last call, or the warning saying why
     /// it could not be read; waits up to `wait` for the image asked for last.
     pub fn poll(&mut self, live: &Net, live_epoch: usize, wait: std::time::Duration) -> Vec<Event> {
+        // Borrowed field by field: the loaders below are taken from while `net` is held.
         let (net, epoch) = match &self.pinned {
             Some((e, n)) => (n, *e),
             None => (live, live_epoch),
@@ -154,10 +165,7 @@ impl Inspector {
 
     /// Filters and feature maps of what is being looked at.
     pub fn snapshots(&self, live: &Net, live_epoch: usize) -> Vec<Event> {
-        let (net, epoch) = match &self.pinned {
-            Some((e, n)) => (n, *e),
-            None => (live, live_epoch),
-        };
+        let (net, epoch) = self.shown_net(live, live_epoch);
         let mut out = vec![shown(probe::filters(net, epoch))];
         if let (Some(image), Some(input)) = (&self.image, &self.input) {
             out.push(self.maps(net, image, input, epoch));
@@ -191,14 +199,7 @@ impl Inspector {
         cam: Option<crate::events::CamRequest>,
     ) -> Vec<Event> {
         self.probe.set_cam(cam);
-        let (net, epoch) = match &self.pinned {
-            Some((e, n)) => (n, *e),
-            None => (live, live_epoch),
-        };
-        match (&self.image, &self.input) {
-            (Some(image), Some(input)) => vec![self.maps(net, image, input, epoch)],
-            _ => Vec::new(),
-        }
+        self.maps_again(live, live_epoch)
     }
 
     /// Grad-CAM with the feature-map snapshots to come, with no network to make one now.
