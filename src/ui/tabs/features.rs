@@ -284,12 +284,8 @@ fn render_grid(scene: Scene<'_>, layer: &LayerMaps, frame: &mut Frame) {
 /// The selected channel, with its range and mean.
 fn render_zoom(scene: Scene<'_>, layer: &LayerMaps, frame: &mut Frame) {
     let Scene {
-        state,
-        pictures,
-        gfx,
-        layout,
+        state, pictures, ..
     } = scene;
-    let a = &layout.features;
     if let Some(c) = &pictures.compared {
         render_compare_zoom(scene, layer, c, frame);
         return;
@@ -333,20 +329,7 @@ fn render_zoom(scene: Scene<'_>, layer: &LayerMaps, frame: &mut Frame) {
     } else {
         format!(" {lo:.2}…{hi:.2} mean {:.2} ", sum / raw.len() as f64)
     };
-    frame.render_widget(
-        Block::bordered()
-            .title(title)
-            .title_bottom(Line::styled(stats, Style::new().fg(Color::DarkGray))),
-        a.zoom_block,
-    );
-    picture::draw(
-        frame,
-        gfx,
-        state.color_depth(),
-        Slot::ChannelZoom,
-        a.zoom,
-        &pictures.channel_zoom,
-    );
+    draw_zoom(scene, title, stats, frame);
 }
 
 /// The selected channel as three panes, A | B | A−B, with the channel's means, its largest
@@ -358,13 +341,7 @@ fn render_compare_zoom(
     frame: &mut Frame,
 ) {
     use crate::viz::compare::Pane;
-    let Scene {
-        state,
-        pictures,
-        gfx,
-        layout,
-    } = scene;
-    let a = &layout.features;
+    let state = scene.state;
     let Some(row) = c.rows.get(state.channel()) else {
         return;
     };
@@ -391,20 +368,7 @@ fn render_compare_zoom(
         row.mean_b,
         c.diff_max.get(row.channel).copied().unwrap_or(0.0)
     );
-    frame.render_widget(
-        Block::bordered()
-            .title(title)
-            .title_bottom(Line::styled(stats, Style::new().fg(Color::DarkGray))),
-        a.zoom_block,
-    );
-    picture::draw(
-        frame,
-        gfx,
-        state.color_depth(),
-        Slot::ChannelZoom,
-        a.zoom,
-        &pictures.channel_zoom,
-    );
+    draw_zoom(scene, title, stats, frame);
 }
 
 /// The selected channel at the pinned epoch, at the shown one (both at the pinned scale) and
@@ -415,13 +379,7 @@ fn render_epoch_zoom(
     d: &crate::ui::pictures::EpochDiff,
     frame: &mut Frame,
 ) {
-    let Scene {
-        state,
-        pictures,
-        gfx,
-        layout,
-    } = scene;
-    let a = &layout.features;
+    let state = scene.state;
     let c = state.channel();
     let (then, now) = d.epochs;
     let title = format!(
@@ -434,6 +392,18 @@ fn render_epoch_zoom(
         " mean {mean_then:.3} → {mean_now:.3} · max|{now}−{then}| {:.3} ",
         d.diff_max.get(c).copied().unwrap_or(0.0)
     );
+    draw_zoom(scene, title, stats, frame);
+}
+
+/// The zoom pane: its frame titled `title` with `stats` at the bottom, and the channel's picture.
+fn draw_zoom<'t>(scene: Scene<'_>, title: impl Into<Line<'t>>, stats: String, frame: &mut Frame) {
+    let Scene {
+        state,
+        pictures,
+        gfx,
+        layout,
+    } = scene;
+    let a = &layout.features;
     frame.render_widget(
         Block::bordered()
             .title(title)
