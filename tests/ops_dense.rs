@@ -1,39 +1,11 @@
-//! The fast dense layer (`ops::linear_with(.., true)`, faer's products and its own backward)
+//! The fast dense layer (`ops::linear(.., true)`, faer's products and its own backward)
 //! matches burn's `matmul + bias`, forward and gradients, and its untracked forward too.
 
-use burn::tensor::{Device, Tensor, TensorData};
+mod common;
+
+use burn::tensor::{Device, Tensor};
+use common::ops::{data, rel_err, to_vec};
 use convscope::model::ops;
-
-/// Deterministic values in [-1, 1) from a small LCG.
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005) ^ 0x2545_f491_4f6c_dd1d;
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-fn data<const D: usize>(shape: [usize; D], seed: u64) -> TensorData {
-    TensorData::new(values(shape.iter().product(), seed), shape)
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("f32 tensor")
-}
-
-/// Largest absolute difference relative to the largest reference magnitude.
-fn rel_err(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-    got.iter()
-        .zip(want)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
-}
 
 /// `y`, then the gradients of x, W and b under `loss = sum(y * r)`.
 fn run([m, k, n]: [usize; 3], fast: bool) -> [Vec<f32>; 4] {
@@ -41,7 +13,7 @@ fn run([m, k, n]: [usize; 3], fast: bool) -> [Vec<f32>; 4] {
     let x = Tensor::<2>::from_data(data([m, k], 1), &device).require_grad();
     let w = Tensor::<2>::from_data(data([k, n], 2), &device).require_grad();
     let b = Tensor::<1>::from_data(data([n], 3), &device).require_grad();
-    let y = ops::linear_with(x.clone(), w.clone(), b.clone(), fast);
+    let y = ops::linear(x.clone(), w.clone(), b.clone(), fast);
     let r = Tensor::<2>::from_data(data([m, n], 4), &device);
     let grads = (y.clone() * r).sum().backward();
     let grad = |g: Option<Vec<f32>>| g.expect("a gradient");
@@ -76,8 +48,8 @@ fn without_autodiff_the_fast_dense_layer_gives_the_same_output() {
     let x = Tensor::<2>::from_data(data([m, k], 5), &device);
     let w = Tensor::<2>::from_data(data([k, n], 6), &device);
     let b = Tensor::<1>::from_data(data([n], 7), &device);
-    let fast = to_vec(ops::linear_with(x.clone(), w.clone(), b.clone(), true));
-    let reference = to_vec(ops::linear_with(x, w, b, false));
+    let fast = to_vec(ops::linear(x.clone(), w.clone(), b.clone(), true));
+    let reference = to_vec(ops::linear(x, w, b, false));
     let err = rel_err(&fast, &reference);
     assert!(err <= 1e-5, "relative error {err:e}");
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use convscope::events::Event;
 
+pub mod ops;
+
 /// The convscope binary built by cargo for these tests.
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_convscope"));
