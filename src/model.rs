@@ -274,8 +274,7 @@ impl Net {
                 relu: with_relu,
             } => {
                 let p = &self.denses[index];
-                let y =
-                    ops::linear_with(x.into_flat(), p.weight.val(), p.bias.val(), self.fast_conv);
+                let y = ops::linear(x.into_flat(), p.weight.val(), p.bias.val(), self.fast_conv);
                 Flow::Flat(if with_relu { relu(y) } else { y })
             }
         }

@@ -166,16 +166,10 @@ pub fn dropout<const D: usize>(x: Tensor<D>, rate: f32, fast: bool) -> Tensor<D>
 /// On a GPU a small batch against a long input (the tutorial's first dense layer is
 /// 64 × 36,992 · 36,992 × 512) gives the matrix kernel only a handful of output tiles, so most
 /// of the GPU idles while each tile walks all of K: there the product is split along K into
-/// slices multiplied as one batch and summed ("split-K"). The CPU kernels are left as they are.
+/// slices multiplied as one batch and summed ("split-K"). On flex with `fast`, the project's
+/// own dense op runs instead (faer's products, with its own backward); else burn's matmul.
 #[must_use]
-pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
-    linear_with(x, w, b, false)
-}
-
-/// [`linear`], on flex through the project's own dense op when `fast` (faer's products, with
-/// their own backward).
-#[must_use]
-pub fn linear_with(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, fast: bool) -> Tensor<2> {
+pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, fast: bool) -> Tensor<2> {
     if fast && flex_f32(&x) && w.dtype() == DType::F32 && b.dtype() == DType::F32 {
         return Tensor::from_dispatch(<Dispatch as FastOps>::fast_linear(
             x.into_dispatch(),
