@@ -57,6 +57,10 @@ fn placements(stream: &[u8]) -> Vec<Placement> {
             }
             col += 1;
         } else if let Some(csi) = rest.strip_prefix("\u{1b}[") {
+            if !csi.contains(|c: char| ('@'..='~').contains(&c)) {
+                // The capture ends inside this sequence: nothing after it to place.
+                break;
+            }
             let end = csi
                 .find(|c: char| ('@'..='~').contains(&c))
                 .unwrap_or(csi.len() - 1);
