@@ -28,8 +28,13 @@ fn w_shows_what_each_filter_looks_for_with_progress_then_from_the_cache() {
     view.wait_text("64 filters × 32 input channels");
     // The quick tier: the header names the checkpoint, the grid's title what it shows.
     view.keys("w");
-    let quick =
-        strip(&view.wait_text("conv2d_2 · what each filter looks for · quick · 64 filters"));
+    // Waited for on the right-hand pane, drawn after the grid's title: a capture can catch a
+    // frame half drawn on a loaded machine.
+    let quick = strip(&view.wait_text("zoom: + top-"));
+    assert!(
+        quick.contains("conv2d_2 · what each filter looks for · quick · 64 filters"),
+        "{quick}"
+    );
     assert!(
         quick.contains("what it looks for · quick │ checkpoint epoch-0001"),
         "{quick}"
