@@ -32,7 +32,7 @@ pub struct ChannelAccum {
 
 /// Lanes of the partial sums in [`ChannelAccum::add`]: independent chains the compiler can
 /// keep in vector registers.
-const LANES: usize = 8;
+const LANES: usize = 16;
 
 impl ChannelAccum {
     fn add(&mut self, values: &[f32]) {
@@ -41,43 +41,7 @@ impl ChannelAccum {
 
     /// The sums of one plane of values.
     fn sums(values: &[f32]) -> Sums {
-        // Partial sums in f32 lanes over one plane (at most a few tens of thousands of values),
-        // then f64 across planes and batches.
-        let (mut on, mut sum, mut sum_sq, mut abs_sum, mut max) = (
-            [0f32; LANES],
-            [0f32; LANES],
-            [0f32; LANES],
-            [0f32; LANES],
-            [f32::NEG_INFINITY; LANES],
-        );
-        let chunks = values.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for chunk in chunks {
-            for l in 0..LANES {
-                let v = chunk[l];
-                on[l] += if v > 0.0 { 1.0 } else { 0.0 };
-                sum[l] += v;
-                sum_sq[l] += v * v;
-                abs_sum[l] += v.abs();
-                max[l] = max[l].max(v);
-            }
-        }
-        for (l, &v) in rest.iter().enumerate() {
-            on[l] += if v > 0.0 { 1.0 } else { 0.0 };
-            sum[l] += v;
-            sum_sq[l] += v * v;
-            abs_sum[l] += v.abs();
-            max[l] = max[l].max(v);
-        }
-        let total = |a: [f32; LANES]| a.iter().map(|&x| f64::from(x)).sum::<f64>();
-        Sums {
-            count: values.len() as u64,
-            on: total(on) as u64,
-            sum: total(sum),
-            sum_sq: total(sum_sq),
-            abs_sum: total(abs_sum),
-            max: max.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-        }
+        plane_scan(values).0
     }
 
     fn add_sums(&mut self, s: Sums) {
@@ -121,6 +85,88 @@ struct Sums {
     max: f32,
 }
 
+/// One pass over a plane: its [`Sums`], and the place of its largest value (the first, if
+/// several are equal; 0 for an empty or all-NaN plane).
+///
+/// Partial sums in [`LANES`] f32 lanes (at most a few tens of thousands of values a plane),
+/// then f64 across lanes, planes and batches. The loop is compiled for the widest instruction
+/// set there is (pulp); the lanes and their order are the same on every one, so are the sums.
+fn plane_scan(values: &[f32]) -> (Sums, usize) {
+    pulp::Arch::new().dispatch(Scan(values))
+}
+
+/// [`plane_scan`]'s loop, for pulp.
+struct Scan<'a>(&'a [f32]);
+
+impl pulp::WithSimd for Scan<'_> {
+    type Output = (Sums, usize);
+
+    // pulp compiles the loop once per instruction set: it must be inlined into each.
+    #[expect(clippy::inline_always, reason = "pulp's per-instruction-set copies")]
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> (Sums, usize) {
+        let values = self.0;
+        let (mut on, mut sum, mut sum_sq, mut abs_sum, mut max) = (
+            [0f32; LANES],
+            [0f32; LANES],
+            [0f32; LANES],
+            [0f32; LANES],
+            [f32::NEG_INFINITY; LANES],
+        );
+        // The chunk where each lane's maximum was first reached.
+        let mut at = [0u32; LANES];
+        let chunks = values.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for (k, chunk) in chunks.enumerate() {
+            let k = k as u32;
+            for l in 0..LANES {
+                let v = chunk[l];
+                on[l] += if v > 0.0 { 1.0 } else { 0.0 };
+                sum[l] += v;
+                sum_sq[l] += v * v;
+                abs_sum[l] += v.abs();
+                let higher = v > max[l];
+                max[l] = if higher { v } else { max[l] };
+                at[l] = if higher { k } else { at[l] };
+            }
+        }
+        let full = values.len() - rest.len();
+        let mut best = (f32::NEG_INFINITY, 0usize);
+        for l in 0..LANES {
+            let place = at[l] as usize * LANES + l;
+            // The first place of an equal maximum (not an empty lane's -inf); equal as `>`
+            // sees it, as in one pass in order.
+            #[expect(
+                clippy::float_cmp,
+                reason = "exact ties, as the in-order pass has them"
+            )]
+            let tie = max[l] == best.0 && max[l] > f32::NEG_INFINITY;
+            if max[l] > best.0 || (tie && place < best.1) {
+                best = (max[l], place);
+            }
+        }
+        for (l, &v) in rest.iter().enumerate() {
+            on[l] += if v > 0.0 { 1.0 } else { 0.0 };
+            sum[l] += v;
+            sum_sq[l] += v * v;
+            abs_sum[l] += v.abs();
+            if v > best.0 {
+                best = (v, full + l);
+            }
+        }
+        let total = |a: [f32; LANES]| a.iter().map(|&x| f64::from(x)).sum::<f64>();
+        let sums = Sums {
+            count: values.len() as u64,
+            on: total(on) as u64,
+            sum: total(sum),
+            sum_sq: total(sum_sq),
+            abs_sum: total(abs_sum),
+            max: best.0,
+        };
+        (sums, best.1)
+    }
+}
+
 /// Accumulates one layer's activations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerAccum {
@@ -142,9 +188,19 @@ impl LayerAccum {
     /// each plane's mean (`[batch, channels]`) of a map (none for a dense layer), which the
     /// class-conditional means are made of.
     pub fn add_batch(&mut self, values: &[f32], batch: usize) -> Vec<f64> {
+        self.add_batch_maxima(values, batch).0
+    }
+
+    /// [`Self::add_batch`], and each plane's largest value and its place (`[batch, channels]`,
+    /// none for a dense layer) from the same pass, for [`TopAccum::add_maxima`].
+    pub fn add_batch_maxima(
+        &mut self,
+        values: &[f32],
+        batch: usize,
+    ) -> (Vec<f64>, Vec<(f32, usize)>) {
         let channels = self.channels.len();
         if batch == 0 || channels == 0 || !values.len().is_multiple_of(batch * channels) {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let spatial = values.len() / (batch * channels);
         if spatial == 1 {
@@ -154,18 +210,16 @@ impl LayerAccum {
                     c.add(std::slice::from_ref(&v));
                 }
             }
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         // The planes' sums in parallel, added in order: the same totals as one by one.
-        let planes: Vec<Sums> = values
-            .par_chunks_exact(spatial)
-            .map(ChannelAccum::sums)
-            .collect();
-        let means = planes.iter().map(|s| s.sum / spatial as f64).collect();
-        for (i, sums) in planes.into_iter().enumerate() {
+        let planes: Vec<(Sums, usize)> = values.par_chunks_exact(spatial).map(plane_scan).collect();
+        let means = planes.iter().map(|(s, _)| s.sum / spatial as f64).collect();
+        let maxima = planes.iter().map(|(s, at)| (s.max, *at)).collect();
+        for (i, (sums, _)) in planes.into_iter().enumerate() {
             self.channels[i % channels].add_sums(sums);
         }
-        means
+        (means, maxima)
     }
 
     /// The layer's summary.
@@ -250,12 +304,8 @@ impl TopAccum {
         let maxima: Vec<(f32, usize)> = values
             .par_chunks_exact(spatial)
             .map(|plane| {
-                plane
-                    .iter()
-                    .enumerate()
-                    .fold((f32::NEG_INFINITY, 0), |best, (at, &v)| {
-                        if v > best.0 { (v, at) } else { best }
-                    })
+                let (sums, at) = plane_scan(plane);
+                (sums.max, at)
             })
             .collect();
         self.add_maxima(&maxima, w, images);
@@ -679,14 +729,42 @@ impl Gather {
                         add_device_maxima(top, m, images)?;
                     }
                 } else {
-                    let values = match &flow {
-                        Flow::Map(m) => read_f32(m.clone(), "a layer's validation output")?,
-                        Flow::Flat(f) => read_f32(f.clone(), "a layer's validation output")?,
+                    // The output is read without a copy (the tensor is moved out and its values
+                    // put back afterwards), then one pass gives the sums and the maxima.
+                    let (values, flat) = match flow {
+                        Flow::Map(m) => {
+                            let dims = m.dims();
+                            let device = m.device();
+                            (
+                                read_f32(m, "a layer's validation output")?,
+                                (dims.to_vec(), device),
+                            )
+                        }
+                        Flow::Flat(f) => {
+                            let dims = f.dims();
+                            let device = f.device();
+                            (
+                                read_f32(f, "a layer's validation output")?,
+                                (dims.to_vec(), device),
+                            )
+                        }
                     };
-                    plane_means = Some(layer.add_batch(&values, batch));
-                    if let (Some(top), Flow::Map(m)) = (top, &flow) {
-                        top.add_batch(&values, m.dims()[3], images);
+                    let (means, maxima) = layer.add_batch_maxima(&values, batch);
+                    let (dims, device) = flat;
+                    if let (Some(top), &[_, _, _, w]) = (top, dims.as_slice()) {
+                        top.add_maxima(&maxima, w, images);
                     }
+                    plane_means = Some(means);
+                    flow = match dims.as_slice() {
+                        &[b, c, h, w] => Flow::Map(Tensor::from_data(
+                            burn::tensor::TensorData::new(values, [b, c, h, w]),
+                            &device,
+                        )),
+                        dims => Flow::Flat(Tensor::from_data(
+                            burn::tensor::TensorData::new(values, dims.to_vec()),
+                            &device,
+                        )),
+                    };
                 }
             }
             match plane_means {
@@ -823,6 +901,78 @@ fn add_device_sums(layer: &mut LayerAccum, flow: &Flow) -> Result<(), ReadError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_over_a_plane_gives_the_sums_and_the_first_largest_place() {
+        // Lengths around the lanes, ties across lanes and in the tail, negative planes.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut draw = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for len in [1, 2, 15, 16, 17, 31, 33, 100, 1000, 5329, 21_904] {
+            for case in 0..6 {
+                let values: Vec<f32> = (0..len)
+                    .map(|_| {
+                        let r = draw();
+                        match case {
+                            // A few levels only: many equal maxima.
+                            0 => (r % 4) as f32,
+                            1 => -((r % 1000) as f32) / 7.0,
+                            2 => 0.0,
+                            _ => ((r % 20_001) as f32 - 10_000.0) / 97.0,
+                        }
+                    })
+                    .collect();
+                let (sums, at) = plane_scan(&values);
+                // The reference: in order, the first of the largest.
+                let (max, place) =
+                    values
+                        .iter()
+                        .enumerate()
+                        .fold((f32::NEG_INFINITY, 0), |best, (i, &v)| {
+                            if v > best.0 { (v, i) } else { best }
+                        });
+                assert_eq!((sums.max, at), (max, place), "len {len} case {case}");
+                let f = |g: fn(f32) -> f64| values.iter().map(|&v| g(v)).sum::<f64>();
+                // f32 partial sums: off by a few ulps of the magnitudes added (a sum of mixed
+                // signs near 0 is held to the sum of its magnitudes).
+                let abs = f(|v| f64::from(v.abs()));
+                let close = |a: f64, b: f64, scale: f64| (a - b).abs() <= 1e-5 * scale.max(1.0);
+                assert_eq!(sums.count, len as u64);
+                assert_eq!(sums.on, values.iter().filter(|&&v| v > 0.0).count() as u64);
+                assert!(close(sums.sum, f(f64::from), abs), "len {len} case {case}");
+                let sq = f(|v| f64::from(v) * f64::from(v));
+                assert!(close(sums.sum_sq, sq, sq), "len {len} case {case}");
+                assert!(close(sums.abs_sum, abs, abs), "len {len} case {case}");
+            }
+        }
+        let (empty, at) = plane_scan(&[]);
+        assert_eq!((empty.count, empty.max, at), (0, f32::NEG_INFINITY, 0));
+    }
+
+    #[test]
+    fn a_batch_gives_the_maxima_the_top_activations_take() {
+        // Two images, three channels, 5x4 planes.
+        let (b, c, h, w) = (2, 3, 5, 4);
+        let values: Vec<f32> = (0..b * c * h * w)
+            .map(|i| ((i * 37) % 23) as f32 - 3.0)
+            .collect();
+        let mut layer = LayerAccum::new("conv", c);
+        let (means, maxima) = layer.add_batch_maxima(&values, b);
+        assert_eq!(means.len(), b * c);
+        let mut from_maxima = TopAccum::new(c);
+        from_maxima.add_maxima(&maxima, w, &[10, 11]);
+        let mut top = TopAccum::new(c);
+        top.add_batch(&values, w, &[10, 11]);
+        assert_eq!(from_maxima, top);
+        for (k, plane) in values.chunks_exact(h * w).enumerate() {
+            let mean = plane.iter().map(|&v| f64::from(v)).sum::<f64>() / (h * w) as f64;
+            assert!((means[k] - mean).abs() < 1e-9);
+        }
+    }
 
     #[test]
     fn channel_statistics_on_hand_made_activations() {
