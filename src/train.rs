@@ -899,14 +899,7 @@ impl<'w> Training<'w> {
     fn checkpoint(&mut self, keep: Keep) -> Result<(), TrainError> {
         self.worker.check_run_dir(&self.run)?;
         let dir = self.run.checkpoints_path();
-        let (net, optim) = (self.net.clone(), self.optim.clone());
-        let files: checkpoint::FilesWriter = Box::new(move |tmp: &Path| {
-            net.save_file(tmp.join(checkpoint::MODEL_FILE))
-                .map_err(|e| e.to_string())?;
-            optim
-                .save(tmp.join(checkpoint::OPTIM_FILE))
-                .map_err(|e| e.to_string())
-        });
+        let files = files_writer(self.net.clone(), self.optim.clone());
         let previous =
             self.writer
                 .start(&dir, &self.state, [keep.checkpoints, keep.optimizer], files)?;
@@ -935,7 +928,10 @@ impl<'w> Training<'w> {
         let checkpoint::Written {
             checkpoint: cp,
             freed,
+            cpu,
         } = written;
+        self.times.writer_cpu += cpu.unwrap_or_default();
+        self.times.written += 1;
         if freed > 0 {
             tracing::info!("optimizer state of older checkpoints dropped: {freed} bytes freed");
         }
@@ -1109,6 +1105,26 @@ fn record_late_skips(run: &RunDir, dataset: &Dataset) -> Result<(), TrainError> 
 /// the first conv layer's output for 8 images of 150x150 is 22 MB, against 180 MB for a batch
 /// of 64.
 const VALIDATION_CHUNK: usize = 8;
+
+/// The checkpoint files of `net` and `optim` for the writer thread: the same bytes
+/// `Module::save_file` and `ModuleOptimizer::save` write, hashed in memory and written
+/// unbuffered where the file system allows ([`checkpoint::write_files`]).
+pub fn files_writer(net: Net, optim: ModuleOptimizer) -> checkpoint::FilesWriter {
+    Box::new(move |tmp: &Path| {
+        // One file's bytes in memory at a time.
+        let mut files = checkpoint::FilesOut::new(tmp);
+        let model = net.into_record().into_bytes().map_err(|e| e.to_string())?;
+        files
+            .write(checkpoint::MODEL_FILE, &model)
+            .map_err(|e| e.to_string())?;
+        drop(model);
+        let optim = optim.into_bytes().map_err(|e| e.to_string())?;
+        files
+            .write(checkpoint::OPTIM_FILE, &optim)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(files.hashes()))
+    })
+}
 
 /// Loss and accuracy on the validation split with the epoch's final weights; each image's
 /// label, prediction, probabilities and loss go into `record`, unit health into `health`.

@@ -25,6 +25,10 @@ pub struct EpochTimes {
     /// The rest of the epoch end: unit health finished and written, the record, the epoch
     /// event, the filter and feature-map snapshots.
     pub epoch_end: Duration,
+    /// CPU time of the checkpoint writer thread for the checkpoints that finished during the
+    /// epoch (in the background, beside the steps), and how many finished.
+    pub writer_cpu: Duration,
+    pub written: usize,
     /// Peak and current resident memory after the epoch, MiB (`VmHWM`, `VmRSS`).
     pub memory_mib: Option<(f64, f64)>,
 }

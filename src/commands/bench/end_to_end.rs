@@ -151,6 +151,13 @@ pub fn report(t: &Trained, stepper: &mut Stepper, step_rate: f64) -> Result<()> 
         rate / step_rate.max(1e-9),
         100.0 * (t.wall / at_step_rate - 1.0),
     ));
+    // Each epoch also runs the validation images forward: counted too, the run's rate over
+    // the whole folder.
+    let folder = ((t.train_images + t.val_images) * t.cfg.train.epochs) as f64 / t.wall;
+    out(&format!(
+        "  every image of the folder (train + val) each epoch: {folder:.1} img/s, {:.2}x the step rate",
+        folder / step_rate.max(1e-9),
+    ));
     breakdown(&t.epochs, t.train_images, step_rate);
     epoch_end_costs(&t.cfg, stepper, &t.scratch.0)?;
     competing(&t.cfg, &t.data, stepper, step_rate)
@@ -192,6 +199,8 @@ fn breakdown(epochs: &[train::timing::EpochTimes], train_images: usize, step_rat
         total.validation_data_wait += e.validation_data_wait;
         total.checkpoint += e.checkpoint;
         total.epoch_end += e.epoch_end;
+        total.writer_cpu += e.writer_cpu;
+        total.written += e.written;
     }
     let pct = |d: Duration| 100.0 * s(d) / s(total.wall).max(1e-9);
     let alone = (train_images * epochs.len()) as f64 / step_rate.max(1e-9);
@@ -218,6 +227,13 @@ fn breakdown(epochs: &[train::timing::EpochTimes], train_images: usize, step_rat
         s(total.steps),
         100.0 * (s(total.steps) / alone.max(1e-9) - 1.0),
     ));
+    if total.written > 0 {
+        out(&format!(
+            "  beside the steps: the checkpoint writer thread used {:.0} ms of CPU per checkpoint ({} written during training)",
+            1e3 * s(total.writer_cpu) / total.written as f64,
+            total.written,
+        ));
+    }
 }
 
 /// What the work at an epoch's end holds the step up for: a checkpoint written on the
@@ -242,18 +258,7 @@ fn epoch_end_costs(cfg: &Config, s: &Stepper, scratch: &Path) -> Result<()> {
     let mut writer = checkpoint::Background::default();
     let (net, optim) = (s.net.clone(), s.optim.clone());
     let t0 = Instant::now();
-    writer.start(
-        &dir,
-        &state,
-        [0, 0],
-        Box::new(move |tmp: &Path| {
-            net.save_file(tmp.join(checkpoint::MODEL_FILE))
-                .map_err(|e| e.to_string())?;
-            optim
-                .save(tmp.join(checkpoint::OPTIM_FILE))
-                .map_err(|e| e.to_string())
-        }),
-    )?;
+    writer.start(&dir, &state, [0, 0], crate::train::files_writer(net, optim))?;
     let stall = t0.elapsed();
     writer.wait().transpose()?;
     let written = t0.elapsed();
