@@ -149,7 +149,9 @@ pub fn warp_into(
     }
 }
 
-// The affine part, one pass per image; C is a constant so the channel loop unrolls.
+// The affine part, one pass per image; C is a constant so the channel loop unrolls. The loop
+// is compiled for the widest instruction set there is (pulp: wider registers, and no call for
+// the conversions); Rust never fuses a multiply and an add, so the numbers are the same on all.
 fn warp_affine<const C: usize>(
     src: &[u8],
     (h, w): (usize, usize),
@@ -157,36 +159,69 @@ fn warp_affine<const C: usize>(
     rescale: f32,
     out: &mut [f32],
 ) {
-    let m = t.matrix(h, w);
-    let mut chunks = out.chunks_exact_mut(h * w);
-    let mut planes: [&mut [f32]; C] =
-        std::array::from_fn(|_| chunks.next().expect("one output plane per channel"));
-    let (hmax, wmax) = ((h - 1) as f64, (w - 1) as f64);
-    // Same evaluation order as scipy: (m0 * r + m1 * c) + offset, per output pixel.
-    let col_y: Vec<f64> = (0..w).map(|c| m[0][1] * c as f64).collect();
-    let col_x: Vec<f64> = (0..w).map(|c| m[1][1] * c as f64).collect();
-    for r in 0..h {
-        let (row_y, row_x) = (m[0][0] * r as f64, m[1][0] * r as f64);
-        let dst_row = if t.flip_vertical { h - 1 - r } else { r } * w;
-        for c in 0..w {
-            let y = (row_y + col_y[c] + m[0][2]).clamp(0.0, hmax);
-            let x = (row_x + col_x[c] + m[1][2]).clamp(0.0, wmax);
-            // Both are clamped to >= 0, where truncation is floor: one instruction instead of a
-            // libm call on the baseline x86-64 target, and the same numbers.
-            let (y0, x0) = (y as usize, x as usize);
-            let (fy, fx) = ((y - y0 as f64) as f32, (x - x0 as f64) as f32);
-            let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
-            let texel = |yy: usize, xx: usize| -> [u8; C] {
-                let i = (yy * w + xx) * C;
-                std::array::from_fn(|ch| src[i + ch])
-            };
-            let (p00, p01, p10, p11) = (texel(y0, x0), texel(y0, x1), texel(y1, x0), texel(y1, x1));
-            let d = dst_row + if t.flip_horizontal { w - 1 - c } else { c };
-            for (ch, plane) in planes.iter_mut().enumerate() {
-                let p = |px: [u8; C]| f32::from(px[ch]);
-                let top = (1.0 - fx) * p(p00) + fx * p(p01);
-                let bottom = (1.0 - fx) * p(p10) + fx * p(p11);
-                plane[d] = ((1.0 - fy) * top + fy * bottom) * rescale;
+    pulp::Arch::new().dispatch(Warp::<C> {
+        src,
+        h,
+        w,
+        t,
+        rescale,
+        out,
+    });
+}
+
+/// [`warp_affine`]'s arguments, for pulp.
+struct Warp<'a, const C: usize> {
+    src: &'a [u8],
+    h: usize,
+    w: usize,
+    t: &'a Transform,
+    rescale: f32,
+    out: &'a mut [f32],
+}
+
+impl<const C: usize> pulp::WithSimd for Warp<'_, C> {
+    type Output = ();
+
+    // pulp compiles the loop once per instruction set: it must be inlined into each.
+    #[expect(clippy::inline_always, reason = "pulp's per-instruction-set copies")]
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let Self {
+            src,
+            h,
+            w,
+            t,
+            rescale,
+            out,
+        } = self;
+        let m = t.matrix(h, w);
+        let mut chunks = out.chunks_exact_mut(h * w);
+        let mut planes: [&mut [f32]; C] =
+            std::array::from_fn(|_| chunks.next().expect("one output plane per channel"));
+        let (hmax, wmax) = ((h - 1) as f64, (w - 1) as f64);
+        // Same evaluation order as scipy: (m0 * r + m1 * c) + offset, per output pixel.
+        let col_y: Vec<f64> = (0..w).map(|c| m[0][1] * c as f64).collect();
+        let col_x: Vec<f64> = (0..w).map(|c| m[1][1] * c as f64).collect();
+        for r in 0..h {
+            let (row_y, row_x) = (m[0][0] * r as f64, m[1][0] * r as f64);
+            let dst_row = if t.flip_vertical { h - 1 - r } else { r } * w;
+            for c in 0..w {
+                let y = (row_y + col_y[c] + m[0][2]).clamp(0.0, hmax);
+                let x = (row_x + col_x[c] + m[1][2]).clamp(0.0, wmax);
+                // Both are clamped to >= 0, where truncation is floor: one instruction instead
+                // of a libm call, and the same numbers.
+                let (y0, x0) = (y as usize, x as usize);
+                let (fy, fx) = ((y - y0 as f64) as f32, (x - x0 as f64) as f32);
+                let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
+                let (i00, i01) = ((y0 * w + x0) * C, (y0 * w + x1) * C);
+                let (i10, i11) = ((y1 * w + x0) * C, (y1 * w + x1) * C);
+                let d = dst_row + if t.flip_horizontal { w - 1 - c } else { c };
+                for (ch, plane) in planes.iter_mut().enumerate() {
+                    let p = |i: usize| f32::from(src[i + ch]);
+                    let top = (1.0 - fx) * p(i00) + fx * p(i01);
+                    let bottom = (1.0 - fx) * p(i10) + fx * p(i11);
+                    plane[d] = ((1.0 - fy) * top + fy * bottom) * rescale;
+                }
             }
         }
     }
