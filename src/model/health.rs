@@ -729,42 +729,41 @@ impl Gather {
                         add_device_maxima(top, m, images)?;
                     }
                 } else {
-                    // The output is read without a copy (the tensor is moved out and its values
-                    // put back afterwards), then one pass gives the sums and the maxima.
-                    let (values, flat) = match flow {
+                    // On flex the output is read in place (no copy), and one pass gives the
+                    // sums and the maxima.
+                    let w = match &flow {
+                        Flow::Map(m) => Some(m.dims()[3]),
+                        Flow::Flat(_) => None,
+                    };
+                    let (next, scanned) = match flow {
                         Flow::Map(m) => {
-                            let dims = m.dims();
-                            let device = m.device();
-                            (
-                                read_f32(m, "a layer's validation output")?,
-                                (dims.to_vec(), device),
-                            )
+                            let (m, r) = crate::model::ops::with_flex_values(m, |v| {
+                                layer.add_batch_maxima(v, batch)
+                            });
+                            (Flow::Map(m), r)
                         }
                         Flow::Flat(f) => {
-                            let dims = f.dims();
-                            let device = f.device();
-                            (
-                                read_f32(f, "a layer's validation output")?,
-                                (dims.to_vec(), device),
-                            )
+                            let (f, r) = crate::model::ops::with_flex_values(f, |v| {
+                                layer.add_batch_maxima(v, batch)
+                            });
+                            (Flow::Flat(f), r)
                         }
                     };
-                    let (means, maxima) = layer.add_batch_maxima(&values, batch);
-                    let (dims, device) = flat;
-                    if let (Some(top), &[_, _, _, w]) = (top, dims.as_slice()) {
+                    flow = next;
+                    // Elsewhere (a strided view, say) a copy is read.
+                    let (means, maxima) = if let Some(r) = scanned {
+                        r
+                    } else {
+                        let values = match &flow {
+                            Flow::Map(m) => read_f32(m.clone(), OUTPUT)?,
+                            Flow::Flat(f) => read_f32(f.clone(), OUTPUT)?,
+                        };
+                        layer.add_batch_maxima(&values, batch)
+                    };
+                    if let (Some(top), Some(w)) = (top, w) {
                         top.add_maxima(&maxima, w, images);
                     }
                     plane_means = Some(means);
-                    flow = match dims.as_slice() {
-                        &[b, c, h, w] => Flow::Map(Tensor::from_data(
-                            burn::tensor::TensorData::new(values, [b, c, h, w]),
-                            &device,
-                        )),
-                        dims => Flow::Flat(Tensor::from_data(
-                            burn::tensor::TensorData::new(values, dims.to_vec()),
-                            &device,
-                        )),
-                    };
                 }
             }
             match plane_means {
@@ -822,6 +821,9 @@ impl Gather {
         })
     }
 }
+
+/// A layer's output, for a read error.
+const OUTPUT: &str = "a layer's validation output";
 
 fn flow_on_flex(flow: &Flow) -> bool {
     match flow {

@@ -32,6 +32,24 @@ fn on_flex_device<const D: usize>(t: &Tensor<D>) -> bool {
     matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
+/// `f` on the values of `t` in place when it is a contiguous `f32` flex tensor without autodiff
+/// (no copy: the recycled conv outputs are shared with their pool, so moving the data out
+/// would copy it); `None` elsewhere. `t` comes back unchanged.
+pub(crate) fn with_flex_values<const D: usize, R>(
+    t: Tensor<D>,
+    f: impl FnOnce(&[f32]) -> R,
+) -> (Tensor<D>, Option<R>) {
+    use burn_dispatch::{BackendTensor, DispatchTensorKind};
+    let d = t.into_dispatch();
+    let r = match &d.kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(x)) if x.is_contiguous() => {
+            x.as_slice::<f32>().map(f)
+        }
+        _ => None,
+    };
+    (Tensor::from_dispatch(d), r)
+}
+
 /// Whether the flex kernels can take `t`: `f32` on a flex device.
 pub(crate) fn flex_f32<const D: usize>(t: &Tensor<D>) -> bool {
     t.dtype() == DType::F32 && on_flex_device(t)
@@ -245,5 +263,29 @@ mod linear_tests {
         assert_eq!(split_k([64, 512], true), None);
         assert_eq!(split_k([1024, 36_992], true), None);
         assert_eq!(split_k([64, 8193], true), None);
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    #[test]
+    fn flex_values_are_read_in_place_and_strided_or_tracked_ones_are_not() {
+        let device = Device::flex();
+        let t = Tensor::<3>::random([2, 3, 5], Distribution::Default, &device);
+        let want = crate::model::read_f32(t.clone(), "t").expect("read");
+        let (back, got) = with_flex_values(t.clone(), <[f32]>::to_vec);
+        assert_eq!(got, Some(want.clone()));
+        // The tensor comes back unchanged.
+        assert_eq!(crate::model::read_f32(back, "t").expect("read"), want);
+        // A strided view has no contiguous slice: the caller copies.
+        let (_, strided) = with_flex_values(t.clone().swap_dims(0, 2), <[f32]>::to_vec);
+        assert_eq!(strided, None);
+        // An autodiff tensor is not a plain flex one.
+        let tracked = Tensor::<3>::random([2, 3, 5], Distribution::Default, &device.autodiff());
+        let (_, got) = with_flex_values(tracked, <[f32]>::to_vec);
+        assert_eq!(got, None);
     }
 }
