@@ -37,13 +37,15 @@ pub fn forward(s: Shape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     );
 }
 
-/// `dx = dy · Wᵀ`.
+/// `dx = dy · Wᵀ`, computed as `dxᵀ = W · dyᵀ` (the same memory read column-major): faer
+/// then streams `W` as its left-hand side, 7.3-7.5 ms against 8.0-10.1 for the row-major
+/// form at 64 × 512 · 512 × 20,736 on 2 threads of the development machine.
 pub fn backward_x(s: Shape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     matmul(
-        MatMut::from_row_major_slice_mut(dx, s.m, s.k),
+        MatMut::from_column_major_slice_mut(dx, s.k, s.m),
         Accum::Replace,
-        MatRef::from_row_major_slice(dy, s.m, s.n),
-        MatRef::from_row_major_slice(w, s.k, s.n).transpose(),
+        MatRef::from_row_major_slice(w, s.k, s.n),
+        MatRef::from_row_major_slice(dy, s.m, s.n).transpose(),
         1.0,
         par(),
     );
