@@ -1118,7 +1118,10 @@ pub fn files_writer(net: Net, optim: ModuleOptimizer) -> checkpoint::FilesWriter
             .write(checkpoint::MODEL_FILE, &model)
             .map_err(|e| e.to_string())?;
         drop(model);
-        let optim = optim.into_bytes().map_err(|e| e.to_string())?;
+        // The record holds its own copy of the moments: the snapshot's go first.
+        let record = optim.to_record();
+        drop(optim);
+        let optim = record.into_bytes().map_err(|e| e.to_string())?;
         files
             .write(checkpoint::OPTIM_FILE, &optim)
             .map_err(|e| e.to_string())?;
