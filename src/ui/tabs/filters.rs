@@ -50,11 +50,13 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
     let Some(layer) = state.filter_layer() else {
         return;
     };
-    let health = state
-        .health()
-        .and_then(|h| h.latest())
+    let latest = state.health().and_then(|h| h.latest());
+    let health = latest
         .and_then(|h| h.layer(&layer.name))
         .filter(|l| l.channels.len() == layer.out_channels);
+    // The dead marks come from the newest validation; shown beside other weights (`[`/`]`,
+    // or mid-epoch), they say which epoch's they are.
+    let other = latest.map(|h| h.epoch).filter(|&e| e != snap.epoch);
     let [out, inp, kh, kw] = [
         layer.out_channels,
         layer.in_channels,
@@ -67,7 +69,7 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
             format!(
                 " {}{} · {out} filters × {inp} input channels · {kh}×{kw}{page} ",
                 layer.name,
-                health.map_or_else(String::new, dead_note),
+                health.map_or_else(String::new, |l| dead_note(l, other)),
             )
         },
         |title| format!("{title}{page} "),
@@ -83,7 +85,7 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
     );
     let this = health.and_then(|l| l.channels.get(state.filter()));
     frame.render_widget(
-        Block::bordered().title(zoom_title(this, state.filter(), out)),
+        Block::bordered().title(zoom_title(this, state.filter(), out, other)),
         a.zoom_block,
     );
     picture::draw(
@@ -97,7 +99,7 @@ pub fn render(scene: Scene<'_>, frame: &mut Frame) {
     if state.looks().tier.is_some() {
         render_looks(state, frame, a.numbers);
     } else {
-        render_numbers(state, layer, health, frame, a.numbers);
+        render_numbers(state, layer, (health, other), frame, a.numbers);
     }
     if let (Some(block), Some(inner), Some(pic)) =
         (a.rgb_block, a.rgb, pictures.filter_rgb.as_ref())
@@ -235,27 +237,36 @@ fn render_looks(state: &AppState, frame: &mut Frame, area: Rect) {
     );
 }
 
-/// The zoomed filter's title, red and saying so when the filter is dead.
+/// The zoomed filter's title, red and saying so when the filter is dead (at epoch `other`'s
+/// validation when the weights shown are another epoch's).
 fn zoom_title(
     health: Option<&crate::events::health::ChannelHealth>,
     filter: usize,
     out: usize,
+    other: Option<usize>,
 ) -> Line<'static> {
     let red = Style::new().fg(Color::Red);
+    let at = at_epoch(other);
     match health {
         Some(c) if c.on_rate <= 0.0 && c.dead_by_weights => Line::styled(
-            format!(" filter {}/{out} · dead (weights) ", filter + 1),
+            format!(" filter {}/{out} · dead{at} (weights) ", filter + 1),
             red,
         ),
         Some(c) if c.on_rate <= 0.0 => {
-            Line::styled(format!(" filter {}/{out} · dead ", filter + 1), red)
+            Line::styled(format!(" filter {}/{out} · dead{at} ", filter + 1), red)
         }
         _ => Line::raw(format!(" filter {}/{out} ", filter + 1)),
     }
 }
 
-/// The grid title's note of the layer's dead filters (1-based), the first few.
-fn dead_note(l: &LayerHealth) -> String {
+/// " at epoch N" when the dead marks are another epoch's than the weights shown.
+fn at_epoch(other: Option<usize>) -> String {
+    other.map_or_else(String::new, |e| format!(" at epoch {e}"))
+}
+
+/// The grid title's note of the layer's dead filters (1-based), the first few; the epoch of
+/// the validation they come from when it is not the one whose weights are shown.
+fn dead_note(l: &LayerHealth, other: Option<usize>) -> String {
     const SHOWN: usize = 6;
     let dead = l.dead_units();
     if dead.is_empty() {
@@ -269,13 +280,13 @@ fn dead_note(l: &LayerHealth) -> String {
     if dead.len() > SHOWN {
         list.push("…".into());
     }
-    format!(" · dead {}", list.join(", "))
+    format!(" · dead {}{}", list.join(", "), at_epoch(other))
 }
 
 fn render_numbers(
     state: &AppState,
     layer: &crate::events::LayerFilters,
-    health: Option<&LayerHealth>,
+    (health, other): (Option<&LayerHealth>, Option<usize>),
     frame: &mut Frame,
     area: Rect,
 ) {
@@ -298,7 +309,12 @@ fn render_numbers(
         && c.on_rate <= 0.0
     {
         let red = Style::new().fg(Color::Red);
-        lines.push(Line::styled("dead: never > 0 (validation)", red));
+        // Narrow: the epoch, when it is said, takes the place of "(validation)".
+        let why = other.map_or_else(
+            || "dead: never > 0 (validation)".to_string(),
+            |e| format!("dead at epoch {e}: never > 0"),
+        );
+        lines.push(Line::styled(why, red));
         if c.dead_by_weights {
             let rule = health.map_or("", |l| l.weight_rule.as_str());
             lines.push(Line::styled(format!("weights: {rule}"), red));

@@ -531,8 +531,15 @@ fn model_and_filters_tabs_show_unit_health() {
             assert!(text.contains("12.5"), "{text}");
             assert!(text.contains("▁▂▂"), "{text}");
         } else {
-            assert!(text.contains("conv2d · dead 1, 10 · 16 filters"), "{text}");
-            assert!(text.contains("filter 1/16 · dead (weights)"), "{text}");
+            // The filters shown are epoch 2's, the newest validation epoch 3's: the marks
+            // say so.
+            assert!(text.contains("epoch 2"), "{text}");
+            assert!(
+                text.contains("conv2d · dead 1, 10 at epoch 3 · 16 filters"),
+                "{text}"
+            );
+            assert!(text.contains("filter 1/16 · dead at epoch 3 (we"), "{text}");
+            assert!(text.contains("dead at epoch 3: never > 0"), "{text}");
             assert!(text.contains("weights: sum(w+) x 1 + b <= 0"), "{text}");
         }
         insta::assert_snapshot!(
@@ -540,4 +547,14 @@ fn model_and_filters_tabs_show_unit_health() {
             t.backend()
         );
     }
+    // The newest validation is of the epoch whose filters are shown: the marks need no epoch.
+    let mut at_2 = health_fixture();
+    let mut newest = at_2.epochs.pop().expect("three epochs");
+    newest.epoch = 2;
+    at_2.epochs = vec![newest];
+    s.apply(Event::Health(Box::new(at_2)));
+    let text = format!("{}", draw(&s, 100, 30).backend());
+    assert!(text.contains("conv2d · dead 1, 10 · 16 filters"), "{text}");
+    assert!(text.contains("filter 1/16 · dead (weights)"), "{text}");
+    assert!(!text.contains("at epoch"), "{text}");
 }
