@@ -359,13 +359,13 @@ impl Gather {
                     let (next, scanned) = match flow {
                         Flow::Map(m) => {
                             let (m, r) = crate::model::ops::with_flex_values(m, |v| {
-                                layer.add_batch_maxima(v, batch)
+                                layer.add_batch(v, batch)
                             });
                             (Flow::Map(m), r)
                         }
                         Flow::Flat(f) => {
                             let (f, r) = crate::model::ops::with_flex_values(f, |v| {
-                                layer.add_batch_maxima(v, batch)
+                                layer.add_batch(v, batch)
                             });
                             (Flow::Flat(f), r)
                         }
@@ -379,7 +379,7 @@ impl Gather {
                             Flow::Map(m) => read_f32(m.clone(), OUTPUT)?,
                             Flow::Flat(f) => read_f32(f.clone(), OUTPUT)?,
                         };
-                        layer.add_batch_maxima(&values, batch)
+                        layer.add_batch(&values, batch)
                     };
                     if let (Some(top), Some(w)) = (top, w) {
                         top.add_maxima(&maxima, w, images);

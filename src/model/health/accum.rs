@@ -28,12 +28,7 @@ const LANES: usize = 16;
 
 impl ChannelAccum {
     fn add(&mut self, values: &[f32]) {
-        self.add_sums(Self::sums(values));
-    }
-
-    /// The sums of one plane of values.
-    fn sums(values: &[f32]) -> Sums {
-        plane_scan(values).0
+        self.add_sums(plane_scan(values).0);
     }
 
     pub(super) fn add_sums(&mut self, s: Sums) {
@@ -176,20 +171,11 @@ impl LayerAccum {
     }
 
     /// Add a batch laid out `[batch, channels, spatial]` (NCHW with `spatial = h * w`; 1 for a
-    /// dense layer's `[batch, units]`). A batch whose length does not fit is ignored. Returns
-    /// each plane's mean (`[batch, channels]`) of a map (none for a dense layer), which the
-    /// class-conditional means are made of.
-    pub fn add_batch(&mut self, values: &[f32], batch: usize) -> Vec<f64> {
-        self.add_batch_maxima(values, batch).0
-    }
-
-    /// [`Self::add_batch`], and each plane's largest value and its place (`[batch, channels]`,
-    /// none for a dense layer) from the same pass, for [`TopAccum::add_maxima`].
-    pub fn add_batch_maxima(
-        &mut self,
-        values: &[f32],
-        batch: usize,
-    ) -> (Vec<f64>, Vec<(f32, usize)>) {
+    /// dense layer's `[batch, units]`). A batch whose length does not fit is ignored. Returns,
+    /// from the same pass, each plane's mean (`[batch, channels]`), which the class-conditional
+    /// means are made of, and its largest value and place, for [`TopAccum::add_maxima`] (both
+    /// empty for a dense layer).
+    pub fn add_batch(&mut self, values: &[f32], batch: usize) -> (Vec<f64>, Vec<(f32, usize)>) {
         let channels = self.channels.len();
         if batch == 0 || channels == 0 || !values.len().is_multiple_of(batch * channels) {
             return (Vec::new(), Vec::new());
@@ -283,24 +269,6 @@ impl TopAccum {
                 },
             );
         }
-    }
-
-    /// Add a batch of conv outputs `[batch, channels, h * w]` (`w` wide) of images `images`.
-    pub fn add_batch(&mut self, values: &[f32], w: usize, images: &[u32]) {
-        let channels = self.channels.len();
-        let planes = images.len() * channels;
-        if planes == 0 || !values.len().is_multiple_of(planes) {
-            return;
-        }
-        let spatial = values.len() / planes;
-        let maxima: Vec<(f32, usize)> = values
-            .par_chunks_exact(spatial)
-            .map(|plane| {
-                let (sums, at) = plane_scan(plane);
-                (sums.max, at)
-            })
-            .collect();
-        self.add_maxima(&maxima, w, images);
     }
 
     /// Strongest first; an equal value keeps the image seen first ahead.
@@ -456,12 +424,24 @@ mod tests {
             .map(|i| ((i * 37) % 23) as f32 - 3.0)
             .collect();
         let mut layer = LayerAccum::new("conv", c);
-        let (means, maxima) = layer.add_batch_maxima(&values, b);
+        let (means, maxima) = layer.add_batch(&values, b);
         assert_eq!(means.len(), b * c);
         let mut from_maxima = TopAccum::new(c);
         from_maxima.add_maxima(&maxima, w, &[10, 11]);
+        // Each plane's first largest value, in order.
+        let direct: Vec<(f32, usize)> = values
+            .chunks_exact(h * w)
+            .map(|plane| {
+                plane
+                    .iter()
+                    .enumerate()
+                    .fold((f32::NEG_INFINITY, 0), |best, (i, &v)| {
+                        if v > best.0 { (v, i) } else { best }
+                    })
+            })
+            .collect();
         let mut top = TopAccum::new(c);
-        top.add_batch(&values, w, &[10, 11]);
+        top.add_maxima(&direct, w, &[10, 11]);
         assert_eq!(from_maxima, top);
         for (k, plane) in values.chunks_exact(h * w).enumerate() {
             let mean = plane.iter().map(|&v| f64::from(v)).sum::<f64>() / (h * w) as f64;
