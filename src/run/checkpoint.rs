@@ -612,7 +612,7 @@ impl FilesOut {
     pub fn write(&mut self, name: &str, bytes: &[u8]) -> Result<(), RunError> {
         let path = self.dir.join(name);
         let how = direct::write_synced(&path, bytes, &mut self.staging).map_err(io_err(&path))?;
-        self.unbuffered += usize::from(how == direct::Written::Unbuffered);
+        self.unbuffered += usize::from(how == direct::Mode::Unbuffered);
         let h = self.hashes.last().copied().unwrap_or(FNV_BASIS);
         self.hashes
             .push(mix(mix_bytes(h, bytes), bytes.len() as u64));
@@ -665,11 +665,7 @@ mod direct {
     /// Write `bytes` to the new file `path` and sync it: the whole blocks unbuffered, the last
     /// partial block (and everything, where unbuffered writes are refused) through the page
     /// cache.
-    pub fn write_synced(
-        path: &Path,
-        bytes: &[u8],
-        staging: &mut Staging,
-    ) -> std::io::Result<Written> {
+    pub fn write_synced(path: &Path, bytes: &[u8], staging: &mut Staging) -> std::io::Result<Mode> {
         let direct = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -678,7 +674,7 @@ mod direct {
         let mut file = match direct {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(e),
-            Err(_) => return buffered(path, bytes).map(|()| Written::Buffered),
+            Err(_) => return buffered(path, bytes).map(|()| Mode::Buffered),
         };
         let whole = bytes.len() / ALIGN * ALIGN;
         for chunk in bytes[..whole].chunks(STAGE) {
@@ -688,19 +684,19 @@ mod direct {
                 // Refused after all (EINVAL on some file systems): the usual way.
                 drop(file);
                 std::fs::remove_file(path)?;
-                return buffered(path, bytes).map(|()| Written::Buffered);
+                return buffered(path, bytes).map(|()| Mode::Buffered);
             }
         }
         let flags = rustix::fs::fcntl_getfl(&file)?;
         rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::DIRECT)?;
         file.write_all(&bytes[whole..])?;
         file.sync_all()?;
-        Ok(Written::Unbuffered)
+        Ok(Mode::Unbuffered)
     }
 
     /// How [`write_synced`] wrote a file.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Written {
+    pub enum Mode {
         Unbuffered,
         Buffered,
     }
@@ -1320,8 +1316,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_damaged_checkpoint_is_not_trimmed_and_a_crash_mid_trim_is_harmless() {
+    /// Three checkpoints of 100 weight and 200 optimizer bytes; the first two.
+    fn three_checkpoints() -> (tempfile::TempDir, [Checkpoint; 2]) {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = |p: &Path| -> Result<(), String> {
             std::fs::write(p.join(MODEL_FILE), [7u8; 100]).map_err(|e| e.to_string())?;
@@ -1330,6 +1326,12 @@ mod tests {
         let c1 = save(dir.path(), &state(1, 10), files).expect("save");
         let c2 = save(dir.path(), &state(2, 10), files).expect("save");
         save(dir.path(), &state(3, 10), files).expect("save");
+        (dir, [c1, c2])
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_not_trimmed_and_a_crash_mid_trim_is_harmless() {
+        let (dir, [c1, c2]) = three_checkpoints();
         // An older checkpoint, without the weights' own hash: its files are read to check them.
         let path = c1.path.join(STATE_FILE);
         let mut v: serde_json::Value =
@@ -1351,14 +1353,7 @@ mod tests {
 
     #[test]
     fn trimming_trusts_the_weights_hash_written_with_them_and_damage_still_shows() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let files = |p: &Path| -> Result<(), String> {
-            std::fs::write(p.join(MODEL_FILE), [7u8; 100]).map_err(|e| e.to_string())?;
-            std::fs::write(p.join(OPTIM_FILE), [8u8; 200]).map_err(|e| e.to_string())
-        };
-        let c1 = save(dir.path(), &state(1, 10), files).expect("save");
-        let c2 = save(dir.path(), &state(2, 10), files).expect("save");
-        save(dir.path(), &state(3, 10), files).expect("save");
+        let (dir, [c1, c2]) = three_checkpoints();
         assert!(c1.state.model_hash.is_some() && c2.state.model_hash.is_some());
         // Damaged optimizer state: it is dropped anyway, and the weights check out.
         std::fs::write(c2.optim_path(), [0u8; 200]).expect("damage");
