@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use super::pool::{self, PoolGeom};
 
 mod backward;
+pub mod pooled;
 pub mod winograd;
 
 pub use backward::{Grads, Needs, Upstream, backward, backward_into};
@@ -133,6 +134,8 @@ struct Scratch {
     y: Vec<f32>,
     /// The Winograd kernel's transformed tiles and products.
     wino: winograd::Buffers,
+    /// The pooled backward kernel's channels-last copies.
+    pooled: pooled::Buffers,
 }
 
 thread_local! {

@@ -290,7 +290,6 @@ pub(crate) fn backward_plane_codes(g: &PoolGeom, dy: &[f32], codes: &[u16], dx: 
     if s == 2 {
         // Every window slot is written once; only the odd last row and column need zeros.
         zero_odd_edges(g, dx);
-        let mut sums = [0.0f32; 4];
         for (oh, (dyrow, crow)) in dy
             .chunks_exact(ow_n)
             .zip(codes.chunks_exact(ow_n))
@@ -298,18 +297,16 @@ pub(crate) fn backward_plane_codes(g: &PoolGeom, dy: &[f32], codes: &[u16], dx: 
         {
             let (d0, d1) = dx[2 * oh * w..(2 * oh + 2) * w].split_at_mut(w);
             let slots = d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2));
-            for (i, ((&d, &code), (da, db))) in dyrow.iter().zip(crow).zip(slots).enumerate() {
+            for ((&d, &code), (da, db)) in dyrow.iter().zip(crow).zip(slots) {
                 da[0] = if code == 0 { d } else { 0.0 };
                 da[1] = if code == 1 { d } else { 0.0 };
                 db[0] = if code == 2 { d } else { 0.0 };
                 db[1] = if code == 3 { d } else { 0.0 };
-                sums[i % 4] += if code == BLOCKED { 0.0 } else { d };
             }
         }
-        return sums.iter().sum();
+        return code_sum(dy, codes, s, ow_n);
     }
     dx.fill(0.0);
-    let mut sum = 0.0;
     for (oh, (dyrow, crow)) in dy
         .chunks_exact(ow_n)
         .zip(codes.chunks_exact(ow_n))
@@ -319,11 +316,30 @@ pub(crate) fn backward_plane_codes(g: &PoolGeom, dy: &[f32], codes: &[u16], dx: 
             if code != BLOCKED {
                 let (i, j) = (usize::from(code) / s, usize::from(code) % s);
                 dx[(oh * s + i) * w + ow * s + j] = d;
-                sum += d;
             }
         }
     }
-    sum
+    code_sum(dy, codes, s, ow_n)
+}
+
+/// The sum of the gradient that one plane's windows pass (every value whose code is not
+/// [`BLOCKED`]): the bias gradient of a convolution feeding the pool. For 2×2 windows it is
+/// four interleaved partial sums along each row (they vectorise), else one sum in order; either
+/// way the same at any thread count.
+pub(crate) fn code_sum(dy: &[f32], codes: &[u16], s: usize, ow_n: usize) -> f32 {
+    if s == 2 {
+        let mut sums = [0.0f32; 4];
+        for (dyrow, crow) in dy.chunks_exact(ow_n).zip(codes.chunks_exact(ow_n)) {
+            for (i, (&d, &code)) in dyrow.iter().zip(crow).enumerate() {
+                sums[i % 4] += if code == BLOCKED { 0.0 } else { d };
+            }
+        }
+        return sums.iter().sum();
+    }
+    dy.iter()
+        .zip(codes)
+        .filter(|&(_, &code)| code != BLOCKED)
+        .fold(0.0, |sum, (&d, _)| sum + d)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::{ConvGeom, SCRATCH, Scratch, bands, im2col, input_row, valid_range, winograd};
+use super::{ConvGeom, SCRATCH, Scratch, bands, im2col, input_row, pooled, valid_range, winograd};
 use crate::model::ops::dw;
 use crate::model::ops::pool::{self, PoolGeom};
 
@@ -308,6 +308,19 @@ pub fn backward_into(
     dx: Option<&mut [f32]>,
     needs: Needs,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    backward_with(g, x, w, up, dx, needs, pooled::enabled())
+}
+
+/// [`backward_into`], with the [`pooled`] kernel allowed where it applies (`sparse_ok`) or not.
+pub(super) fn backward_with(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    up: Upstream<'_>,
+    dx: Option<&mut [f32]>,
+    needs: Needs,
+    sparse_ok: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     assert!(up.pool > 0, "conv2d backward: pool window must be non-zero");
     assert_eq!(
         x.len(),
@@ -334,12 +347,33 @@ pub fn backward_into(
         );
     }
     let xl = g.x_len().max(1);
-    let wino = dx.as_ref().and_then(|_| dx_winograd(g, w));
+    // Through a fused pool, the pooled kernel reads only the gradient's non-zeros.
+    let sparse = up
+        .codes
+        .filter(|_| sparse_ok && up.pool > 1)
+        .and_then(|_| pooled::plan(g, up.pool, w, dx.is_some()));
+    let wino = dx
+        .as_ref()
+        .filter(|_| sparse.is_none())
+        .and_then(|_| dx_winograd(g, w));
     let body = |mut acc: Partial, (i, dx_n): (usize, Option<&mut [f32]>)| {
         let x_n = &x[i * xl..(i + 1) * xl];
         let up_n = up.sample(g, i);
-        SCRATCH.with_borrow_mut(|s| {
-            backward_sample(g, x_n, w, wino.as_ref(), up_n, dx_n, &mut acc, s);
+        SCRATCH.with_borrow_mut(|s| match (&sparse, up_n.codes) {
+            (Some(plan), Some(codes)) => pooled::Sample {
+                g,
+                plan,
+                pool: up_n.pool,
+                x: x_n,
+                dy: up_n.dy,
+                codes,
+                dw: (!acc.w.is_empty()).then_some(acc.w.as_mut_slice()),
+                bias: (!acc.bias.is_empty()).then_some(acc.bias.as_mut_slice()),
+                dx: dx_n,
+                bufs: &mut s.pooled,
+            }
+            .run(),
+            _ => backward_sample(g, x_n, w, wino.as_ref(), up_n, dx_n, &mut acc, s),
         });
         acc
     };
