@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use super::pool::{self, PoolGeom};
 
 mod backward;
+pub mod direct;
 pub mod pooled;
 pub mod winograd;
 
@@ -136,6 +137,8 @@ struct Scratch {
     wino: winograd::Buffers,
     /// The pooled backward kernel's channels-last copies.
     pooled: pooled::Buffers,
+    /// The direct kernel's padded input.
+    direct: direct::Buffers,
 }
 
 thread_local! {
@@ -212,27 +215,50 @@ fn bands(g: &ConvGeom) -> impl Iterator<Item = (usize, usize)> {
         .map(move |oh0| (oh0, step.min(out_h - oh0)))
 }
 
-/// The weights of `g` transformed for [`winograd::forward_sample`], when that kernel applies.
-fn winograd_weights(g: &ConvGeom, w: &[f32]) -> Option<Vec<f32>> {
-    winograd::applies(g).then(|| winograd::filter_transform(w, g.out_ch, g.in_ch))
+/// Which kernel a forward call runs, with what it prepared from the weights once per call.
+enum Kernel {
+    /// [`direct`], for few input channels.
+    Direct(direct::Plan),
+    /// [`winograd`], with the transformed weights.
+    Winograd(Vec<f32>),
+    /// Im2col + GEMM.
+    Im2col,
 }
 
-/// One sample's forward pass into `y` (`[out_ch, p]`): Winograd when `u` (the transformed
-/// weights) is given, else im2col + GEMM.
+impl Kernel {
+    fn for_call(g: &ConvGeom, w: &[f32]) -> Self {
+        if let Some(plan) = direct::plan(g, w) {
+            Self::Direct(plan)
+        } else if winograd::applies(g) {
+            Self::Winograd(winograd::filter_transform(w, g.out_ch, g.in_ch))
+        } else {
+            Self::Im2col
+        }
+    }
+}
+
+/// One sample's forward pass into `y` (`[out_ch, p]`) by `kernel`.
 #[allow(clippy::too_many_arguments)]
 fn forward_sample(
     g: &ConvGeom,
     x: &[f32],
     w: &[f32],
-    u: Option<&[f32]>,
+    kernel: &Kernel,
     bias: Option<&[f32]>,
     relu: bool,
     y: &mut [f32],
     s: &mut Scratch,
 ) {
-    if let Some(u) = u {
-        winograd::forward_sample(g, x, u, (bias, relu), y, &mut s.wino);
-        return;
+    match kernel {
+        Kernel::Direct(plan) => {
+            direct::forward_sample(g, plan, x, (bias, relu), y, &mut s.direct);
+            return;
+        }
+        Kernel::Winograd(u) => {
+            winograd::forward_sample(g, x, u, (bias, relu), y, &mut s.wino);
+            return;
+        }
+        Kernel::Im2col => {}
     }
     let col = &mut s.col;
     let (k, p) = (g.k(), g.p());
@@ -293,12 +319,11 @@ pub fn forward_into(
         y.fill(0.0);
         return;
     }
-    let u = winograd_weights(g, w);
+    let kernel = Kernel::for_call(g, w);
     y.par_chunks_mut(g.y_len())
         .zip(x.par_chunks(g.x_len()))
         .for_each(|(y_n, x_n)| {
-            SCRATCH
-                .with_borrow_mut(|s| forward_sample(g, x_n, w, u.as_deref(), bias, relu, y_n, s));
+            SCRATCH.with_borrow_mut(|s| forward_sample(g, x_n, w, &kernel, bias, relu, y_n, s));
         });
 }
 
@@ -339,7 +364,7 @@ pub fn forward_pooled_into(
         codes.fill(pool::BLOCKED);
         return;
     }
-    let u = winograd_weights(g, w);
+    let kernel = Kernel::for_call(g, w);
     pooled
         .par_chunks_mut(pl)
         .zip(codes.par_chunks_mut(pl))
@@ -348,7 +373,7 @@ pub fn forward_pooled_into(
             SCRATCH.with_borrow_mut(|s| {
                 let mut y = std::mem::take(&mut s.y);
                 y.resize(g.y_len(), 0.0);
-                forward_sample(g, x_n, w, u.as_deref(), bias, relu, &mut y, s);
+                forward_sample(g, x_n, w, &kernel, bias, relu, &mut y, s);
                 let planes = y
                     .chunks_exact(g.p())
                     .zip(p_n.chunks_exact_mut(plane).zip(c_n.chunks_exact_mut(plane)));
