@@ -265,13 +265,16 @@ impl Sample<'_> {
         };
         if let Some(dw) = dw {
             let xt = aligned(&mut bufs.xt, grads.lay.len);
+            // Row by row, so each channels-last row (a few KiB) stays in L1 while every
+            // channel's plane row is spread into it.
+            let plane = g.in_h * g.in_w;
             for h in 0..g.in_h {
                 let start = grads.lay.row(g, h);
                 let dst = &mut xt[start..start + g.in_w * g.in_ch];
-                for (w_i, px) in dst.chunks_exact_mut(g.in_ch).enumerate() {
-                    let src = x[h * g.in_w + w_i..].iter().step_by(g.in_h * g.in_w);
-                    for (d, v) in px.iter_mut().zip(src) {
-                        *d = *v;
+                for ci in 0..g.in_ch {
+                    let src = &x[ci * plane + h * g.in_w..ci * plane + (h + 1) * g.in_w];
+                    for (px, v) in dst.chunks_exact_mut(g.in_ch).zip(src) {
+                        px[ci] = *v;
                     }
                 }
             }
@@ -301,9 +304,10 @@ impl Sample<'_> {
             for h in 0..g.in_h {
                 let start = grads.lay.row(g, h);
                 let src = &dxt[start..start + g.in_w * g.in_ch];
-                for (w_i, px) in src.chunks_exact(g.in_ch).enumerate() {
-                    for (ci, v) in px.iter().enumerate() {
-                        dx[ci * plane + h * g.in_w + w_i] = *v;
+                for ci in 0..g.in_ch {
+                    let dst = &mut dx[ci * plane + h * g.in_w..ci * plane + (h + 1) * g.in_w];
+                    for (d, px) in dst.iter_mut().zip(src.chunks_exact(g.in_ch)) {
+                        *d = px[ci];
                     }
                 }
             }
@@ -317,7 +321,7 @@ fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     const LINE: usize = 64 / size_of::<f32>();
     buf.clear();
     buf.resize(len + LINE, 0.0);
-    let skip = (buf.as_ptr() as usize / size_of::<f32>()).wrapping_neg() % LINE;
+    let skip = (buf.as_ptr().addr() / size_of::<f32>()).wrapping_neg() % LINE;
     &mut buf[skip..skip + len]
 }
 
@@ -382,16 +386,17 @@ impl Grads<'_> {
         for ph in 0..self.g.out_h / self.s {
             for (o, dwo) in dwt.chunks_exact_mut(KH * width).enumerate() {
                 let n = self.gather(o, ph, 0..list.len(), list);
+                let row = |start: usize| -> &[S::f32s; N] {
+                    S::as_simd_f32s(&xt[start..start + width])
+                        .0
+                        .try_into()
+                        .expect("a kernel row is N vectors")
+                };
                 let mut acc = [[zero; N]; KH];
                 for &(at, d) in &list[..n] {
                     let d = simd.splat_f32s(d);
                     for (kh, acc) in acc.iter_mut().enumerate() {
-                        let start = at + kh * step;
-                        let v: &[S::f32s; N] = S::as_simd_f32s(&xt[start..start + width])
-                            .0
-                            .try_into()
-                            .expect("a kernel row is N vectors");
-                        for (a, v) in acc.iter_mut().zip(v) {
+                        for (a, v) in acc.iter_mut().zip(row(at + kh * step)) {
                             *a = simd.mul_add_f32s(d, *v, *a);
                         }
                     }
