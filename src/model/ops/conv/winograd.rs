@@ -30,10 +30,10 @@ const MIN_CHANNELS: usize = 8;
 /// 0: not read yet, 1: on, 2: off.
 static STATE: AtomicU8 = AtomicU8::new(0);
 
-/// Use Winograd where it applies (`true`) or the im2col kernels everywhere (`false`, the
-/// default: on the 2-core AVX-512 development machine the im2col kernels' step was faster,
-/// `winograd / im2col: 0.92x` in `convscope bench --breakdown`, because faer's GEMMs there are
-/// already near peak and the transforms cost memory traffic the GEMMs save in multiplies).
+/// Use Winograd where it applies (`true`) or the other kernels (`false`, the default: on the
+/// 2-core AVX-512 development machine the step ran faster without it, `winograd / pooled:
+/// 0.87x` in `convscope bench --breakdown`, because faer's GEMMs there are already near peak
+/// and the transforms cost memory traffic the GEMMs save in multiplies).
 pub fn set_enabled(on: bool) {
     STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
 }
