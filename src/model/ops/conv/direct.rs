@@ -3,8 +3,8 @@
 //! every kernel tap straight from a zero-padded copy of the input planes.
 //!
 //! With 3 input channels and a 3×3 kernel the im2col matrix has 27 rows: the GEMM's inner
-//! dimension is 27, so it spends most of its time packing, and the im2col band itself is 9
-//! times the input. Here each tap costs one vector load of input and one multiply-add per
+//! dimension is 27, far too short for it to run at the rate it reaches on the later layers,
+//! and the im2col band itself is 9 times the input. Here each tap costs one vector load of input and one multiply-add per
 //! output channel, and the output channels' sums stay in registers for the whole kernel.
 
 // Kernel code names tensors as the formulas do: x, w, y, g (geometry), o, c.
