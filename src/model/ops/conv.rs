@@ -9,6 +9,7 @@
 #![allow(clippy::many_single_char_names)]
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -22,6 +23,68 @@ pub mod pooled;
 pub mod winograd;
 
 pub use backward::{Grads, Needs, Upstream, backward, backward_into};
+
+/// A kernel that can be turned on or off: [`Switch::set`], else its environment variable
+/// (`1`/`true`/`yes` or `0`/`false`/`no`), else its default.
+pub struct Switch {
+    /// 0: not read yet, 1: on, 2: off.
+    state: AtomicU8,
+    var: &'static str,
+    default: bool,
+}
+
+impl Switch {
+    const fn new(var: &'static str, default: bool) -> Self {
+        Self {
+            state: AtomicU8::new(0),
+            var,
+            default,
+        }
+    }
+
+    /// Turn the kernel on or off, over the environment.
+    pub fn set(&self, on: bool) {
+        self.state.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// Whether the kernel is on.
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => {
+                let on = std::env::var(self.var)
+                    .ok()
+                    .and_then(|v| crate::yesno::parse_bool(&v).ok())
+                    .unwrap_or(self.default);
+                // A racing `set` wins over the environment.
+                let _ = self.state.compare_exchange(
+                    0,
+                    if on { 1 } else { 2 },
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                self.state.load(Ordering::Relaxed) == 1
+            }
+        }
+    }
+}
+
+struct Lanes;
+
+impl pulp::WithSimd for Lanes {
+    type Output = usize;
+
+    fn with_simd<S: pulp::Simd>(self, _: S) -> usize {
+        size_of::<S::f32s>() / size_of::<f32>()
+    }
+}
+
+/// `f32` lanes of the widest instruction set this machine has (what the `pulp` kernels run on).
+fn lanes() -> usize {
+    pulp::Arch::new().dispatch(Lanes)
+}
 
 /// Floats in one im2col band: 64 Ki floats (256 KiB) keeps the band and its GEMM panel in L2.
 const BAND_FLOATS: usize = 64 * 1024;

@@ -14,7 +14,7 @@
 
 use pulp::{Simd, WithSimd};
 
-use super::ConvGeom;
+use super::{ConvGeom, lanes};
 
 /// Most input channels the kernel takes: above this the im2col GEMM's inner dimension is long
 /// enough for it to run near peak.
@@ -32,17 +32,6 @@ pub struct Plan {
     w: Vec<f32>,
 }
 
-struct Lanes;
-
-impl WithSimd for Lanes {
-    type Output = usize;
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, _: S) -> usize {
-        size_of::<S::f32s>() / size_of::<f32>()
-    }
-}
-
 /// The plan for `g` when the kernel takes it: stride 1, at most [`MAX_IN_CHANNELS`] input
 /// channels, and vectors of 8 or more lanes.
 #[must_use]
@@ -50,7 +39,7 @@ pub fn plan(g: &ConvGeom, w: &[f32]) -> Option<Plan> {
     if g.stride != [1, 1] || g.in_ch == 0 || g.in_ch > MAX_IN_CHANNELS || g.y_len() == 0 {
         return None;
     }
-    let lanes = pulp::Arch::new().dispatch(Lanes);
+    let lanes = lanes();
     // 16 sums in 32 registers; 8 in 16.
     let block = match lanes {
         16.. => 16,
@@ -253,7 +242,7 @@ mod tests {
             );
             let Some(plan) = plan(&g, &wv) else {
                 // Only machines with vectors under 8 lanes take no first layer.
-                assert!(pulp::Arch::new().dispatch(Lanes) < 8, "{g:?} not taken");
+                assert!(lanes() < 8, "{g:?} not taken");
                 continue;
             };
             let mut y = vec![f32::NAN; g.y_len()];
@@ -282,6 +271,6 @@ mod tests {
         assert!(plan(&g([1, 16, 8, 8], [4, 16, 3, 3], [1, 1]), &w).is_none());
         assert!(plan(&g([1, 3, 8, 8], [4, 3, 3, 3], [2, 2]), &w).is_none());
         let first = plan(&g([1, 3, 8, 8], [4, 3, 3, 3], [1, 1]), &w);
-        assert_eq!(first.is_some(), pulp::Arch::new().dispatch(Lanes) >= 8);
+        assert_eq!(first.is_some(), lanes() >= 8);
     }
 }

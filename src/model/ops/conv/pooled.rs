@@ -18,11 +18,9 @@
 // pulp compiles the kernel once per instruction set; what it calls must be inlined.
 #![allow(clippy::inline_always)]
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use pulp::{Simd, WithSimd};
 
-use super::ConvGeom;
+use super::{ConvGeom, Switch, lanes};
 use crate::model::ops::pool::{self, BLOCKED};
 
 /// Kernel rows this kernel takes (the accumulators are laid out for them at compile time).
@@ -32,37 +30,20 @@ const KH: usize = 3;
 /// must fit the registers (24 of AVX-512's 32; the tutorial's third layer needs 18).
 const MAX_ROW_VECS: usize = 8;
 
-/// 0: not read yet, 1: on, 2: off.
-static STATE: AtomicU8 = AtomicU8::new(0);
+/// The pooled backward kernel on or off (`CONVSCOPE_POOLED_BACKWARD`).
+static SWITCH: Switch = Switch::new("CONVSCOPE_POOLED_BACKWARD", true);
 
 /// Use this kernel where it applies (`true`, the default) or the dense im2col backward pass
 /// (`false`; `convscope bench --breakdown` compares the two).
 pub fn set_enabled(on: bool) {
-    STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    SWITCH.set(on);
 }
 
 /// Whether the kernel is on: [`set_enabled`], else `CONVSCOPE_POOLED_BACKWARD` (`0`/`false`/
 /// `no` turns it off), else on.
 #[must_use]
 pub fn enabled() -> bool {
-    match STATE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("CONVSCOPE_POOLED_BACKWARD")
-                .ok()
-                .and_then(|v| crate::yesno::parse_bool(&v).ok())
-                .unwrap_or(true);
-            // A racing `set_enabled` wins over the environment.
-            let _ = STATE.compare_exchange(
-                0,
-                if on { 1 } else { 2 },
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-            STATE.load(Ordering::Relaxed) == 1
-        }
-    }
+    SWITCH.enabled()
 }
 
 /// What one backward call over the batch shares: the vector shape and, when the input gradient
@@ -78,17 +59,6 @@ pub struct Plan {
     wt: Vec<f32>,
 }
 
-struct Lanes;
-
-impl WithSimd for Lanes {
-    type Output = usize;
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, _: S) -> usize {
-        size_of::<S::f32s>() / size_of::<f32>()
-    }
-}
-
 /// The plan for `g` when this kernel can take its backward pass through a fused pool of window
 /// `pool`: stride 1, 3 kernel rows, a kernel row of at most
 /// [`MAX_ROW_VECS`] vectors, and, when `want_dx`, a whole number of vectors (so the input
@@ -101,7 +71,7 @@ pub fn plan(g: &ConvGeom, pool: usize, w: &[f32], want_dx: bool) -> Option<Plan>
     if g.out_h / pool == 0 || g.out_w / pool == 0 || g.x_len() == 0 {
         return None;
     }
-    let lanes = pulp::Arch::new().dispatch(Lanes);
+    let lanes = lanes();
     let row = g.k_w * g.in_ch;
     let vecs = row.div_ceil(lanes);
     if lanes < 4 || vecs > MAX_ROW_VECS || (want_dx && !row.is_multiple_of(lanes)) {
@@ -467,10 +437,6 @@ mod tests {
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
-    }
-
-    fn lanes() -> usize {
-        pulp::Arch::new().dispatch(Lanes)
     }
 
     /// Both gradients of one fused conv + ReLU + pool, by this kernel and by the dense path.

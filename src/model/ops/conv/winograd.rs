@@ -13,11 +13,9 @@
 // pulp compiles the product kernel once per instruction set; what it calls must be inlined.
 #![allow(clippy::inline_always)]
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use pulp::{Simd, WithSimd};
 
-use super::ConvGeom;
+use super::{ConvGeom, Switch};
 
 /// Floats of one band's transformed input and products together (`16 · (in + out) · tiles`):
 /// 128 Ki floats (512 KiB) keeps them in L2 between the transforms and the GEMMs.
@@ -27,39 +25,22 @@ const BAND_FLOATS: usize = 128 * 1024;
 /// `in_ch` as their inner dimension (the tutorial's 3-channel first layer stays on im2col).
 const MIN_CHANNELS: usize = 8;
 
-/// 0: not read yet, 1: on, 2: off.
-static STATE: AtomicU8 = AtomicU8::new(0);
+/// Winograd on or off (`CONVSCOPE_WINOGRAD`).
+static SWITCH: Switch = Switch::new("CONVSCOPE_WINOGRAD", false);
 
 /// Use Winograd where it applies (`true`) or the other kernels (`false`, the default: on the
 /// 2-core AVX-512 development machine the step ran faster without it, `winograd / pooled:
 /// 0.87x` in `convscope bench --breakdown`, because faer's GEMMs there are already near peak
 /// and the transforms cost memory traffic the GEMMs save in multiplies).
 pub fn set_enabled(on: bool) {
-    STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    SWITCH.set(on);
 }
 
 /// Whether Winograd is on: [`set_enabled`], else `CONVSCOPE_WINOGRAD` (`1`/`true`/`yes`
 /// turns it on), else off.
 #[must_use]
 pub fn enabled() -> bool {
-    match STATE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("CONVSCOPE_WINOGRAD")
-                .ok()
-                .and_then(|v| crate::yesno::parse_bool(&v).ok())
-                .unwrap_or(false);
-            // A racing `set_enabled` wins over the environment.
-            let _ = STATE.compare_exchange(
-                0,
-                if on { 1 } else { 2 },
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-            STATE.load(Ordering::Relaxed) == 1
-        }
-    }
+    SWITCH.enabled()
 }
 
 /// Whether the forward pass of `g` runs here: [`fits`] and Winograd on.
