@@ -43,7 +43,11 @@ pub(crate) fn output_shaped(shape: Shape, fill: impl FnOnce(&mut [f32])) -> Flex
             .position(|t| t.is_unique() && t.dtype() == DType::F32 && *t.layout().shape() == shape);
         free.map(|i| pool.remove(i))
     };
-    let mut t = reused.unwrap_or_else(|| FlexTensor::zeros(shape, DType::F32));
+    // Not `FlexTensor::zeros`: burn-flex 0.22 makes that from a `Vec<u8>`, whose alignment
+    // (1) is below what its byte buffers require (16), so every new buffer was allocated
+    // twice and copied once (two sets of page faults for one buffer). An `f32` vector is
+    // allocated once.
+    let mut t = reused.unwrap_or_else(|| FlexTensor::filled_typed(shape, DType::F32, 0.0f32));
     fill(
         t.try_storage_mut::<f32>()
             .expect("a pooled buffer with no other handle, or a fresh one"),
