@@ -1,6 +1,7 @@
 //! The training loop on its own OS thread: batches, validation, checkpoints, events.
 
 pub mod memory;
+pub mod snapshot;
 pub mod timing;
 
 use std::path::{Path, PathBuf};
@@ -380,6 +381,8 @@ struct Training<'w> {
     health: HealthSnapshot,
     /// Writes checkpoints while training goes on.
     writer: checkpoint::Background,
+    /// The file images the checkpoints are copied into.
+    snapshots: snapshot::Snapshots,
     /// Where the epochs' time goes, when someone asked ([`Job::breakdown`]).
     breakdown: Option<timing::Breakdown>,
     /// The epoch under way's times so far.
@@ -475,6 +478,7 @@ impl<'w> Training<'w> {
             layer_names,
             health: HealthSnapshot::default(),
             writer: checkpoint::Background::default(),
+            snapshots: snapshot::Snapshots::default(),
             breakdown,
             times: timing::EpochTimes::default(),
         };
@@ -893,13 +897,19 @@ impl<'w> Training<'w> {
     }
 
     /// Start writing a checkpoint of where the run is, then remove what `keep` does not keep.
-    /// The weights and optimizer state are snapshots (tensors are never changed in place:
-    /// the next step makes new ones), written on the checkpoint thread while training goes
+    /// The weights and optimizer state are copied into the snapshot images here
+    /// ([`snapshot::Snapshots::take`]) and written on the checkpoint thread while training goes
     /// on; its event is sent once the files are complete ([`Self::checkpoint_done`]).
     fn checkpoint(&mut self, keep: Keep) -> Result<(), TrainError> {
         self.worker.check_run_dir(&self.run)?;
         let dir = self.run.checkpoints_path();
-        let files = files_writer(self.net.clone(), self.optim.clone());
+        let files = self
+            .snapshots
+            .take(&self.net, &self.optim)
+            .map_err(|message| TrainError::Checkpoint {
+                path: dir.join(checkpoint::name_for(&self.state)),
+                message,
+            })?;
         let previous =
             self.writer
                 .start(&dir, &self.state, [keep.checkpoints, keep.optimizer], files)?;
@@ -1106,27 +1116,13 @@ fn record_late_skips(run: &RunDir, dataset: &Dataset) -> Result<(), TrainError> 
 /// of 64.
 const VALIDATION_CHUNK: usize = 8;
 
-/// The checkpoint files of `net` and `optim` for the writer thread: the same bytes
-/// `Module::save_file` and `ModuleOptimizer::save` write, hashed in memory and written
-/// unbuffered where the file system allows ([`checkpoint::write_files`]).
-pub fn files_writer(net: Net, optim: ModuleOptimizer) -> checkpoint::FilesWriter {
-    Box::new(move |tmp: &Path| {
-        // One file's bytes in memory at a time.
-        let mut files = checkpoint::FilesOut::new(tmp);
-        let model = net.into_record().into_bytes().map_err(|e| e.to_string())?;
-        files
-            .write(checkpoint::MODEL_FILE, &model)
-            .map_err(|e| e.to_string())?;
-        drop(model);
-        // The record holds its own copy of the moments: the snapshot's go first.
-        let record = optim.to_record();
-        drop(optim);
-        let optim = record.into_bytes().map_err(|e| e.to_string())?;
-        files
-            .write(checkpoint::OPTIM_FILE, &optim)
-            .map_err(|e| e.to_string())?;
-        Ok(Some(files.hashes()))
-    })
+/// The checkpoint files of `net` and `optim` for the writer thread, copied into file images of
+/// their own ([`snapshot::Snapshots::take`], which a run reuses from checkpoint to checkpoint).
+///
+/// # Errors
+/// When the files cannot be laid out.
+pub fn files_writer(net: &Net, optim: &ModuleOptimizer) -> Result<checkpoint::FilesWriter, String> {
+    snapshot::Snapshots::default().take(net, optim)
 }
 
 /// Loss and accuracy on the validation split with the epoch's final weights; each image's

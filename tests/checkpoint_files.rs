@@ -1,5 +1,5 @@
-//! The trainer's checkpoint files (`train::files_writer`: serialised in memory, hashed there,
-//! written unbuffered where the file system allows) are byte for byte what burn's own
+//! The trainer's checkpoint files (`train::snapshot`: copied into reused file images, hashed
+//! there, written unbuffered where the file system allows) are byte for byte what burn's own
 //! `Module::save_file` and `ModuleOptimizer::save` write, and load back as such.
 
 use burn::module::Module as _;
@@ -38,25 +38,70 @@ fn checkpoint_files_are_burns_own_bytes_and_load_back() {
         net = optim.step(cfg.optimizer.lr, net, grads);
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ours, burns) = (dir.path().join("ours"), dir.path().join("burns"));
-    std::fs::create_dir_all(&ours).expect("mkdir");
-    std::fs::create_dir_all(&burns).expect("mkdir");
-    let hashes = convscope::train::files_writer(net.clone(), optim.clone())(&ours)
-        .expect("written")
-        .expect("hashed as written");
-    net.clone()
-        .save_file(burns.join(MODEL_FILE))
-        .expect("save_file");
-    optim.save(burns.join(OPTIM_FILE)).expect("save");
-    for file in [MODEL_FILE, OPTIM_FILE] {
-        let (a, b) = (
-            std::fs::read(ours.join(file)).expect("read"),
-            std::fs::read(burns.join(file)).expect("read"),
+    // One set of snapshot images for every checkpoint of a run: the second is written over the
+    // first's images, after one more step changed every weight and moment.
+    let snapshots = convscope::train::snapshot::Snapshots::default();
+    for round in 0..2 {
+        if round == 1 {
+            let loss = model::loss(
+                net.forward(x.clone(), true, false).logits,
+                &[1, 0, 1],
+                &device,
+            );
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(cfg.optimizer.lr, net, grads);
+        }
+        let (ours, burns) = (
+            dir.path().join(format!("ours-{round}")),
+            dir.path().join(format!("burns-{round}")),
         );
-        assert!(a.len() > 1000, "{file}: {} bytes", a.len());
-        assert!(a == b, "{file}: the bytes differ from burn's own");
+        std::fs::create_dir_all(&ours).expect("mkdir");
+        std::fs::create_dir_all(&burns).expect("mkdir");
+        let files = snapshots.take(&net, &optim).expect("laid out");
+        // What the snapshot holds is a copy: a step taken before the files are written
+        // changes nothing in them.
+        let (net_after, optim_after) = {
+            let mut o = optim.clone();
+            let loss = model::loss(
+                net.forward(x.clone(), true, false).logits,
+                &[0, 0, 1],
+                &device,
+            );
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            let n = o.step(cfg.optimizer.lr, net.clone(), grads);
+            (n, o)
+        };
+        let hashes = files(&ours).expect("written").expect("hashed as written");
+        drop((net_after, optim_after));
+        net.clone()
+            .save_file(burns.join(MODEL_FILE))
+            .expect("save_file");
+        optim.save(burns.join(OPTIM_FILE)).expect("save");
+        for file in [MODEL_FILE, OPTIM_FILE] {
+            let (a, b) = (
+                std::fs::read(ours.join(file)).expect("read"),
+                std::fs::read(burns.join(file)).expect("read"),
+            );
+            assert!(a.len() > 1000, "{file}: {} bytes", a.len());
+            assert!(
+                a == b,
+                "round {round}, {file}: the bytes differ from burn's own"
+            );
+        }
+        assert_ne!(hashes.model, hashes.files);
     }
-    assert_ne!(hashes.model, hashes.files);
+    let ours = dir.path().join("ours-1");
+    // The one-off writer gives the same files.
+    let once = dir.path().join("once");
+    std::fs::create_dir_all(&once).expect("mkdir");
+    convscope::train::files_writer(&net, &optim).expect("laid out")(&once).expect("written");
+    for file in [MODEL_FILE, OPTIM_FILE] {
+        assert!(
+            std::fs::read(ours.join(file)).expect("read")
+                == std::fs::read(once.join(file)).expect("read"),
+            "{file}"
+        );
+    }
     // They load back: the same weights, and an optimizer that steps on from them.
     let loaded = Net::new(&cfg, 2, 99, &device)
         .expect("a valid network")

@@ -23,13 +23,43 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::activation::relu;
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
-use burn::tensor::{DType, Distribution, Tensor};
+use burn::tensor::{DType, Distribution, Tensor, TensorData};
 
 use flex::{ConvSpec, FastOps};
 
 /// Whether `t` lives on a flex (CPU) device, with or without autodiff.
 fn on_flex_device<const D: usize>(t: &Tensor<D>) -> bool {
     matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// The values of `t` as [`TensorData`] that shares the tensor's memory (no copy) when it is a
+/// contiguous `f32` flex tensor, with or without autodiff; a copy elsewhere. The memory stays
+/// alive, and unchanged, as long as the data does: flex never writes into a shared buffer.
+pub(crate) fn shared_data<const D: usize>(t: &Tensor<D>) -> TensorData {
+    use burn::backend::flex::FlexTensor;
+    use burn_dispatch::{BackendTensor, DispatchTensorKind};
+
+    /// A flex tensor's values as bytes, for [`bytes::Bytes::from_owner`].
+    struct Values(FlexTensor);
+    impl AsRef<[u8]> for Values {
+        fn as_ref(&self) -> &[u8] {
+            bytemuck::cast_slice(self.0.as_slice::<f32>().unwrap_or_default())
+        }
+    }
+
+    let plain = t.clone().without_autodiff();
+    let shape = plain.shape();
+    match plain.into_dispatch().kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(x)) if x.as_slice::<f32>().is_some() => {
+            let bytes = bytes::Bytes::from_owner(Values(x));
+            TensorData::from_bytes(
+                burn::tensor::Bytes::from_shared(bytes, burn::tensor::AllocationProperty::Native),
+                shape,
+                DType::F32,
+            )
+        }
+        _ => t.clone().into_data(),
+    }
 }
 
 /// `f` on the values of `t` in place when it is a contiguous `f32` flex tensor without autodiff
@@ -287,5 +317,36 @@ mod read_tests {
         let tracked = Tensor::<3>::random([2, 3, 5], Distribution::Default, &device.autodiff());
         let (_, got) = with_flex_values(tracked, <[f32]>::to_vec);
         assert_eq!(got, None);
+    }
+
+    #[test]
+    fn shared_data_shares_flex_memory_and_copies_otherwise() {
+        let device = Device::flex();
+        let values = |d: &TensorData| d.clone().try_to_vec::<f32>().expect("f32");
+        for tracked in [false, true] {
+            let dev = if tracked {
+                device.clone().autodiff()
+            } else {
+                device.clone()
+            };
+            let t = Tensor::<3>::random([2, 3, 5], Distribution::Default, &dev);
+            let want = crate::model::read_f32(t.clone(), "t").expect("read");
+            let shared = shared_data(&t);
+            assert_eq!(shared.shape().to_vec(), vec![2, 3, 5]);
+            assert_eq!(values(&shared), want, "tracked: {tracked}");
+            // The same memory as the tensor's, not a copy of it.
+            let (_, ptr) = with_flex_values(t.clone().without_autodiff(), |v| v.as_ptr() as usize);
+            assert_eq!(
+                Some(shared.as_bytes().as_ptr() as usize),
+                ptr,
+                "tracked: {tracked}"
+            );
+        }
+        // A strided view: a copy, in the view's order.
+        let t = Tensor::<3>::random([2, 3, 5], Distribution::Default, &device).swap_dims(0, 2);
+        let want = crate::model::read_f32(t.clone(), "t").expect("read");
+        let copied = shared_data(&t);
+        assert_eq!(copied.shape().to_vec(), vec![5, 3, 2]);
+        assert_eq!(values(&copied), want);
     }
 }

@@ -95,7 +95,7 @@ pub fn trial_step(cfg: &Config, classes: usize) -> Result<Trial, crate::config::
     let dir = std::env::temp_dir().join(format!("convscope-memory-trial-{}", std::process::id()));
     let written = std::fs::create_dir_all(&dir)
         .map_err(|e| e.to_string())
-        .and_then(|()| super::files_writer(net, optim)(&dir));
+        .and_then(|()| super::files_writer(&net, &optim)?(&dir));
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(e) = written {
         tracing::debug!("memory trial: checkpoint copy skipped: {e}");

@@ -258,7 +258,10 @@ fn epoch_end_costs(cfg: &Config, s: &Stepper, scratch: &Path) -> Result<()> {
     let mut writer = checkpoint::Background::default();
     let (net, optim) = (s.net.clone(), s.optim.clone());
     let t0 = Instant::now();
-    writer.start(&dir, &state, [0, 0], crate::train::files_writer(net, optim))?;
+    let files = crate::train::files_writer(&net, &optim)
+        .map_err(anyhow::Error::msg)
+        .context("laying out the checkpoint files")?;
+    writer.start(&dir, &state, [0, 0], files)?;
     let stall = t0.elapsed();
     writer.wait().transpose()?;
     let written = t0.elapsed();
