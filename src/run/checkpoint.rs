@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{RunError, io_err, write_atomic};
 
+mod hash;
+
+pub use hash::HashKind;
+use hash::{Hasher, files_hash, files_hashes};
+
 /// The most epochs a checkpoint may claim (config's `train.epochs` has no such bound, but no
 /// training gets near it; a larger number is a hand-edited file).
 const MAX_EPOCH: usize = 100_000_000;
@@ -51,6 +56,9 @@ pub struct TrainState {
     /// in older checkpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_hash: Option<u64>,
+    /// How `files_hash` and `model_hash` were made (absent, the chain: older checkpoints).
+    #[serde(default, skip_serializing_if = "HashKind::is_chain")]
+    pub hash: HashKind,
     /// The optimizer state was dropped to save disk (only the newest checkpoints keep it, see
     /// [`drop_old_optimizer_state`]): the weights are here to view, export and predict with this
     /// epoch; resuming from it starts the optimizer afresh.
@@ -487,7 +495,9 @@ fn fill<E: std::fmt::Display>(
     }
     let hashes = match known {
         Some(h) => h,
-        None => match files_hashes(tmp, &[MODEL_FILE, OPTIM_FILE]).map_err(io(tmp))?[..] {
+        None => match files_hashes(tmp, &[MODEL_FILE, OPTIM_FILE], HashKind::CURRENT)
+            .map_err(io(tmp))?[..]
+        {
             [model, files] => Hashes { model, files },
             _ => unreachable!("one hash a file"),
         },
@@ -497,6 +507,7 @@ fn fill<E: std::fmt::Display>(
         optim_bytes: sizes[1],
         files_hash: Some(hashes.files),
         model_hash: Some(hashes.model),
+        hash: HashKind::CURRENT,
         ..state.clone()
     };
     let json = serde_json::to_vec_pretty(&state).map_err(FillError::State)?;
@@ -521,65 +532,6 @@ enum FillError<E> {
     Write(RunError),
 }
 
-/// A fast, non-cryptographic hash of `files` in `dir` (against damage, not against an
-/// attacker): 64-bit words mixed multiplicatively, each file's length mixed in.
-fn files_hash(dir: &Path, files: &[&str]) -> std::io::Result<u64> {
-    Ok(files_hashes(dir, files)?
-        .last()
-        .copied()
-        .unwrap_or(FNV_BASIS))
-}
-
-/// Start of the hash chain.
-const FNV_BASIS: u64 = 0xCBF2_9CE4_8422_2325;
-
-/// One step of the hash chain.
-fn mix(h: u64, w: u64) -> u64 {
-    let h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    h ^ (h >> 29)
-}
-
-/// The chain `h` over `bytes` in little-endian 64-bit words, the last one padded with zeros.
-fn mix_bytes(mut h: u64, bytes: &[u8]) -> u64 {
-    let words = bytes.chunks_exact(8);
-    let rest = words.remainder();
-    for word in words {
-        h = mix(h, u64::from_le_bytes(word.try_into().unwrap_or_default()));
-    }
-    if !rest.is_empty() {
-        let mut b = [0u8; 8];
-        b[..rest.len()].copy_from_slice(rest);
-        h = mix(h, u64::from_le_bytes(b));
-    }
-    h
-}
-
-/// [`files_hash`] of each prefix of `files`, read once: the hash after the first file, after the
-/// first two, and so on.
-fn files_hashes(dir: &Path, files: &[&str]) -> std::io::Result<Vec<u64>> {
-    use std::io::Read as _;
-    const CHUNK: u64 = 1 << 20; // a multiple of 8: only the last chunk has a partial word
-    let mut h = FNV_BASIS;
-    let mut hashes = Vec::with_capacity(files.len());
-    let mut chunk = Vec::with_capacity(CHUNK as usize);
-    for file in files {
-        let mut f = std::fs::File::open(dir.join(file))?;
-        let mut len = 0u64;
-        loop {
-            chunk.clear();
-            let n = (&mut f).take(CHUNK).read_to_end(&mut chunk)?;
-            h = mix_bytes(h, &chunk);
-            len += n as u64;
-            if (n as u64) < CHUNK {
-                break;
-            }
-        }
-        h = mix(h, len);
-        hashes.push(h);
-    }
-    Ok(hashes)
-}
-
 /// A checkpoint's files written from bytes in memory, each synced as it is written, and their
 /// hashes ([`files_hash`] after each file) made from those bytes: nothing is read back.
 ///
@@ -593,6 +545,7 @@ fn files_hashes(dir: &Path, files: &[&str]) -> std::io::Result<Vec<u64>> {
 pub struct FilesOut {
     dir: PathBuf,
     staging: direct::Staging,
+    hasher: Hasher,
     hashes: Vec<u64>,
     /// Files written unbuffered.
     unbuffered: usize,
@@ -604,6 +557,7 @@ impl FilesOut {
         Self {
             dir: dir.to_path_buf(),
             staging: direct::Staging::default(),
+            hasher: Hasher::new(HashKind::CURRENT),
             hashes: Vec::new(),
             unbuffered: 0,
         }
@@ -614,16 +568,19 @@ impl FilesOut {
         let path = self.dir.join(name);
         let how = direct::write_synced(&path, bytes, &mut self.staging).map_err(io_err(&path))?;
         self.unbuffered += usize::from(how == direct::Mode::Unbuffered);
-        let h = self.hashes.last().copied().unwrap_or(FNV_BASIS);
-        self.hashes
-            .push(mix(mix_bytes(h, bytes), bytes.len() as u64));
+        self.hasher.update(bytes);
+        self.hashes.push(self.hasher.end_file(bytes.len() as u64));
         Ok(())
     }
 
     /// The hashes of a checkpoint whose weights, then optimizer state, were written.
     #[must_use]
     pub fn hashes(&self) -> Hashes {
-        let model = self.hashes.first().copied().unwrap_or(FNV_BASIS);
+        let model = self
+            .hashes
+            .first()
+            .copied()
+            .unwrap_or_else(|| Hasher::new(HashKind::CURRENT).end_file(0));
         Hashes {
             model,
             files: self.hashes.last().copied().unwrap_or(model),
@@ -764,7 +721,7 @@ fn verify(c: &Checkpoint) -> Result<(), Damage> {
     let Some(want) = c.state.files_hash else {
         return Ok(());
     };
-    let got = files_hash(&c.path, c.state.files()).map_err(Damage::Unreadable)?;
+    let got = files_hash(&c.path, c.state.files(), c.state.hash).map_err(Damage::Unreadable)?;
     if got == want {
         Ok(())
     } else {
@@ -981,7 +938,7 @@ pub fn drop_old_optimizer_state(dir: &Path, keep: usize) -> Result<u64, RunError
             .filter(|_| model_size == Some(c.state.model_bytes));
         let hashes = match written {
             Some(h) => vec![h],
-            None => match files_hashes(&c.path, c.state.files()) {
+            None => match files_hashes(&c.path, c.state.files(), c.state.hash) {
                 Ok(h)
                     if c.state
                         .files_hash
@@ -1193,6 +1150,42 @@ mod tests {
         let mut o = std::fs::read(c2.optim_path()).expect("read");
         o[12] ^= 1;
         std::fs::write(dir.path().join("epoch-0001").join(OPTIM_FILE), o).expect("write");
+        assert!(matches!(
+            latest(dir.path()),
+            Err(RunError::NoCheckpoint { .. })
+        ));
+    }
+
+    #[test]
+    fn checkpoints_hashed_with_the_older_chain_are_still_checked_with_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = |p: &Path| -> Result<(), String> {
+            let model: Vec<u8> = (0..=255).cycle().take(100_003).collect();
+            std::fs::write(p.join(MODEL_FILE), model).map_err(|e| e.to_string())?;
+            std::fs::write(p.join(OPTIM_FILE), [8u8; 13]).map_err(|e| e.to_string())
+        };
+        let c1 = save(dir.path(), &state(1, 10), files).expect("save");
+        assert_eq!(c1.state.hash, HashKind::CURRENT);
+        let json = std::fs::read_to_string(c1.path.join(STATE_FILE)).expect("read");
+        assert!(json.contains("\"hash\": \"xxh3\""), "{json}");
+        // What an older version wrote: no `hash` field, the chain's values.
+        let chain =
+            files_hashes(&c1.path, &[MODEL_FILE, OPTIM_FILE], HashKind::Chain).expect("hash");
+        let mut old: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let fields = old.as_object_mut().expect("an object");
+        fields.remove("hash");
+        fields.insert("model_hash".into(), chain[0].into());
+        fields.insert("files_hash".into(), chain[1].into());
+        std::fs::write(c1.path.join(STATE_FILE), old.to_string()).expect("write");
+        let (cp, note) = latest(dir.path()).expect("an older checkpoint is fine");
+        assert_eq!(
+            (cp.name.as_str(), cp.state.hash, note),
+            ("epoch-0001", HashKind::Chain, None)
+        );
+        // Its damage still shows, checked with the chain.
+        let mut o = std::fs::read(c1.optim_path()).expect("read");
+        o[12] ^= 1;
+        std::fs::write(c1.optim_path(), o).expect("write");
         assert!(matches!(
             latest(dir.path()),
             Err(RunError::NoCheckpoint { .. })
@@ -1437,7 +1430,8 @@ mod tests {
                 out.write(OPTIM_FILE, &o[os..os + b]).expect("optim");
                 assert_eq!(std::fs::read(sub.join(MODEL_FILE)).expect("read"), model);
                 assert_eq!(std::fs::read(sub.join(OPTIM_FILE)).expect("read"), optim);
-                let read = files_hashes(&sub, &[MODEL_FILE, OPTIM_FILE]).expect("hash");
+                let read =
+                    files_hashes(&sub, &[MODEL_FILE, OPTIM_FILE], HashKind::CURRENT).expect("hash");
                 let h = out.hashes();
                 assert_eq!(vec![h.model, h.files], read, "sizes {a} and {b}");
                 assert_eq!(
