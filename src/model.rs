@@ -75,13 +75,24 @@ pub struct Forward {
     pub activations: Vec<(usize, Tensor<4>)>,
 }
 
-fn glorot(shape: &[usize], fan_in: usize, fan_out: usize, device: &Device) -> Tensor<1> {
+/// Glorot-uniform weights drawn from `rng`: on the host, so that a seed gives the same network
+/// on every device and whatever else draws from the device's own generator meanwhile (another
+/// thread, another test). The values are the ones flex's seeded `Tensor::random` gave (the
+/// same generator, `StdRng::seed_from_u64`, drawn from in the same order).
+fn glorot(
+    shape: &[usize],
+    fan_in: usize,
+    fan_out: usize,
+    rng: &mut rand_burn::rngs::StdRng,
+    device: &Device,
+) -> Tensor<1> {
     let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    Tensor::<1>::random(
+    let data = TensorData::random::<f32, _, _>(
         [shape.iter().product::<usize>()],
         Distribution::Uniform(-limit, limit),
-        device,
-    )
+        rng,
+    );
+    Tensor::<1>::from_data(data, device)
 }
 
 /// Keras "same" padding for one axis: the total split with the extra pixel at the end.
@@ -111,7 +122,7 @@ impl Net {
         device: &Device,
     ) -> Result<Self, ConfigError> {
         let shapes = cfg.layer_shapes(classes)?;
-        device.seed(seed);
+        let mut rng = <rand_burn::rngs::StdRng as rand_burn::SeedableRng>::seed_from_u64(seed);
         let mut prev = cfg.input_shape().to_vec();
         let (mut convs, mut denses, mut steps) = (Vec::new(), Vec::new(), Vec::new());
         for (layer, shape) in cfg.model.layers.iter().zip(shapes) {
@@ -128,6 +139,7 @@ impl Net {
                         &[filters, c_in, kernel, kernel],
                         c_in * kernel * kernel,
                         filters * kernel * kernel,
+                        &mut rng,
                         device,
                     )
                     .reshape([filters, c_in, kernel, kernel]);
@@ -158,7 +170,8 @@ impl Net {
                         Units::Fixed(n) => n,
                         Units::Classes(_) => output_units(classes),
                     };
-                    let w = glorot(&[n_in, n_out], n_in, n_out, device).reshape([n_in, n_out]);
+                    let w = glorot(&[n_in, n_out], n_in, n_out, &mut rng, device)
+                        .reshape([n_in, n_out]);
                     denses.push(DenseParams {
                         weight: Param::from_tensor(w),
                         bias: Param::from_tensor(Tensor::zeros([n_out], device)),
