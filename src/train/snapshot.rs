@@ -20,10 +20,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::ModuleOptimizer;
 use burn::tensor::{Bool, Int, Tensor};
+use rayon::prelude::*;
 
 use crate::model::Net;
 use crate::model::ops::{adam, shared_data};
 use crate::run::checkpoint::{self, FilesOut, FilesWriter};
+
+/// The memory page size the images are mapped in (4 KiB on x86-64 Linux; a larger one only
+/// means some pages are written more than once).
+const PAGE: usize = 4096;
 
 /// The two file images of a checkpoint, reused from one checkpoint to the next.
 #[derive(Debug, Default)]
@@ -57,9 +62,15 @@ impl Image {
             File::Bytes(bytes) => bytes.len(),
         };
         if self.memory.len() < size + checkpoint::BLOCK {
-            // Zeroed memory is mapped lazily: the first fill pays its page faults, later ones
-            // find it mapped.
+            // Zeroed memory is mapped lazily, page by page, when first written: mapped here on
+            // every core at once (writing a zero into each page changes nothing), not one page
+            // at a time by the single-threaded copy below. Later fills find it mapped.
             self.memory = vec![0u8; size + checkpoint::BLOCK];
+            self.memory.par_chunks_mut(1 << 20).for_each(|chunk| {
+                for page in chunk.chunks_mut(PAGE) {
+                    page[0] = 0;
+                }
+            });
             self.start = self
                 .memory
                 .as_ptr()
