@@ -140,6 +140,17 @@ fn end_to_end_reports_each_epoch_s_memory_and_the_overhead() {
         .unwrap_or_else(|| panic!("the summary in {text}"));
     assert!(summary.contains("2 epochs in"), "{summary}");
     assert!(summary.contains("the step rate, overhead"), "{summary}");
+    // The rate three ways: training images, every image of the folder, and training images
+    // over the wall time without the validation pass.
+    assert!(
+        text.contains("  every image of the folder (train + val) each epoch: "),
+        "{text}"
+    );
+    let around = text
+        .lines()
+        .find(|l| l.starts_with("  the validation pass set aside ("))
+        .unwrap_or_else(|| panic!("the rate without validation in {text}"));
+    assert!(around.ends_with("x the step rate"), "{around}");
     // Where the time went: a row per epoch and one for all, with its peak/current RSS.
     assert!(text.contains("  where the time goes (s): epoch"), "{text}");
     for epoch in ["1", "2", "all"] {

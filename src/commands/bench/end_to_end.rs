@@ -158,6 +158,16 @@ pub fn report(t: &Trained, stepper: &mut Stepper, step_rate: f64) -> Result<()> 
         "  every image of the folder (train + val) each epoch: {folder:.1} img/s, {:.2}x the step rate",
         folder / step_rate.max(1e-9),
     ));
+    // The validation pass is work of its own (a forward pass of every validation image); set
+    // aside, what is left is the steps and the work between and around them.
+    let validation: f64 = t.epochs.iter().map(|e| e.validation.as_secs_f64()).sum();
+    if validation > 0.0 && validation < t.wall {
+        let around = images / (t.wall - validation);
+        out(&format!(
+            "  the validation pass set aside ({validation:.2} s): training images over the rest of the wall time, {around:.1} img/s, {:.2}x the step rate",
+            around / step_rate.max(1e-9),
+        ));
+    }
     breakdown(&t.epochs, t.train_images, step_rate);
     epoch_end_costs(&t.cfg, stepper, &t.scratch.0)?;
     competing(&t.cfg, &t.data, stepper, step_rate)
