@@ -3,7 +3,7 @@
 //! `Module::save_file` and `ModuleOptimizer::save` write, and load back as such.
 
 use burn::module::Module as _;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use convscope::config::Config;
 use convscope::model::{self, Net};
@@ -27,15 +27,15 @@ fn checkpoint_files_are_burns_own_bytes_and_load_back() {
         ),
         &device,
     );
+    // One optimizer step of `net` on `x` with these labels.
+    let step = |optim: &mut ModuleOptimizer, net: Net, labels: &[usize]| {
+        let loss = model::loss(net.forward(x.clone(), true, false).logits, labels, &device);
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        optim.step(cfg.optimizer.lr, net, grads)
+    };
     let mut net = net;
     for _ in 0..2 {
-        let loss = model::loss(
-            net.forward(x.clone(), true, false).logits,
-            &[0, 1, 1],
-            &device,
-        );
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        net = optim.step(cfg.optimizer.lr, net, grads);
+        net = step(&mut optim, net, &[0, 1, 1]);
     }
     let dir = tempfile::tempdir().expect("tempdir");
     // One set of snapshot images for every checkpoint of a run: the second is written over the
@@ -43,13 +43,7 @@ fn checkpoint_files_are_burns_own_bytes_and_load_back() {
     let snapshots = convscope::train::snapshot::Snapshots::default();
     for round in 0..2 {
         if round == 1 {
-            let loss = model::loss(
-                net.forward(x.clone(), true, false).logits,
-                &[1, 0, 1],
-                &device,
-            );
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(cfg.optimizer.lr, net, grads);
+            net = step(&mut optim, net, &[1, 0, 1]);
         }
         let (ours, burns) = (
             dir.path().join(format!("ours-{round}")),
@@ -62,14 +56,7 @@ fn checkpoint_files_are_burns_own_bytes_and_load_back() {
         // changes nothing in them.
         let (net_after, optim_after) = {
             let mut o = optim.clone();
-            let loss = model::loss(
-                net.forward(x.clone(), true, false).logits,
-                &[0, 0, 1],
-                &device,
-            );
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            let n = o.step(cfg.optimizer.lr, net.clone(), grads);
-            (n, o)
+            (step(&mut o, net.clone(), &[0, 0, 1]), o)
         };
         let hashes = files(&ours).expect("written").expect("hashed as written");
         drop((net_after, optim_after));

@@ -1119,14 +1119,19 @@ mod tests {
         assert_eq!(latest(dir.path()).expect("latest").0.name, "epoch-0002");
     }
 
+    /// A checkpoint's files: `model_len` bytes of weights, 13 of optimizer state.
+    fn files_of(model_len: usize) -> impl Fn(&Path) -> Result<(), String> + Copy {
+        move |p: &Path| {
+            let model: Vec<u8> = (0..=255).cycle().take(model_len).collect();
+            std::fs::write(p.join(MODEL_FILE), model).map_err(|e| e.to_string())?;
+            std::fs::write(p.join(OPTIM_FILE), [8u8; 13]).map_err(|e| e.to_string())
+        }
+    }
+
     #[test]
     fn damaged_file_of_the_right_size_falls_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let files = |p: &Path| -> Result<(), String> {
-            let model: Vec<u8> = (0..=255).cycle().take(3_000_001).collect();
-            std::fs::write(p.join(MODEL_FILE), model).map_err(|e| e.to_string())?;
-            std::fs::write(p.join(OPTIM_FILE), [8u8; 13]).map_err(|e| e.to_string())
-        };
+        let files = files_of(3_000_001);
         save(dir.path(), &state(1, 10), files).expect("save");
         let c2 = save(dir.path(), &state(2, 10), files).expect("save");
         assert!(c2.state.files_hash.is_some());
@@ -1159,12 +1164,7 @@ mod tests {
     #[test]
     fn checkpoints_hashed_with_the_older_chain_are_still_checked_with_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let files = |p: &Path| -> Result<(), String> {
-            let model: Vec<u8> = (0..=255).cycle().take(100_003).collect();
-            std::fs::write(p.join(MODEL_FILE), model).map_err(|e| e.to_string())?;
-            std::fs::write(p.join(OPTIM_FILE), [8u8; 13]).map_err(|e| e.to_string())
-        };
-        let c1 = save(dir.path(), &state(1, 10), files).expect("save");
+        let c1 = save(dir.path(), &state(1, 10), files_of(100_003)).expect("save");
         assert_eq!(c1.state.hash, HashKind::CURRENT);
         let json = std::fs::read_to_string(c1.path.join(STATE_FILE)).expect("read");
         assert!(json.contains("\"hash\": \"xxh3\""), "{json}");
