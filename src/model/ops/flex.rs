@@ -56,23 +56,17 @@ pub trait FastOps: Backend {
     /// the mask drawn from `seed`.
     fn fast_dropout(x: FloatTensor<Self>, keep: f32, seed: u64) -> FloatTensor<Self>;
 
-    /// Adam's moment update `beta * prev + (1 - beta) * g` (`g²` with `square`); optimizer
-    /// only, no gradient.
-    fn fast_ema(
-        prev: FloatTensor<Self>,
-        g: FloatTensor<Self>,
-        beta: f32,
-        square: bool,
-    ) -> FloatTensor<Self>;
-
-    /// Adam's parameter update from the new moments; `[combined factor, epsilon term, lr]`.
-    /// Optimizer only, no gradient.
-    fn fast_adam_apply(
+    /// Adam's whole step in one pass: both moments' updates (`[beta_1, beta_2]`) and the
+    /// parameter's from them (`[combined factor, epsilon term, lr]`), giving the new
+    /// `(parameter, first moment, second moment)`. Optimizer only, no gradient.
+    fn fast_adam_step(
         p: FloatTensor<Self>,
+        g: FloatTensor<Self>,
         m: FloatTensor<Self>,
         v: FloatTensor<Self>,
+        betas: [f32; 2],
         factors: [f32; 3],
-    ) -> FloatTensor<Self>;
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// The contiguous `f32` values of a flex tensor, with its 4-D shape.
@@ -192,26 +186,33 @@ impl FastOps for Flex {
         dropout_apply(&x, keep, seed, "forward")
     }
 
-    fn fast_ema(
-        prev: FloatTensor<Self>,
-        g: FloatTensor<Self>,
-        beta: f32,
-        square: bool,
-    ) -> FloatTensor<Self> {
-        elementwise([&prev, &g], "adam moments", |[prev, g], out| {
-            adam_kernels::ema(prev, g, beta, square, out);
-        })
-    }
-
-    fn fast_adam_apply(
+    fn fast_adam_step(
         p: FloatTensor<Self>,
+        g: FloatTensor<Self>,
         m: FloatTensor<Self>,
         v: FloatTensor<Self>,
+        betas: [f32; 2],
         factors: [f32; 3],
-    ) -> FloatTensor<Self> {
-        elementwise([&p, &m, &v], "adam update", |[p, m, v], out| {
-            adam_kernels::apply(p, m, v, factors, out);
-        })
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let inputs = [&p, &g, &m, &v].map(contiguous);
+        let shape = inputs[0].layout().shape().clone();
+        let run = |outs: [&mut [f32]; 3]| {
+            let [p, g, m, v] = std::array::from_fn(|i| values(&inputs[i]));
+            timed(
+                || "adam step".to_string(),
+                || adam_kernels::step(p, g, m, v, betas, factors, outs),
+            );
+        };
+        // As in `elementwise`: the big ones into buffers kept between steps.
+        let [p, m, v] = if shape.num_elements() >= RECYCLED_ELEMENTS {
+            recycle::outputs_shaped(&shape, run)
+        } else {
+            let n = shape.num_elements();
+            let mut outs: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; n]);
+            run(outs.each_mut().map(Vec::as_mut_slice));
+            outs.map(|out| FlexTensor::from_data(TensorData::new(out, shape.clone())))
+        };
+        (p, m, v)
     }
 }
 
@@ -532,48 +533,31 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
         }
     }
 
-    fn fast_ema(
-        prev: FloatTensor<Self>,
-        g: FloatTensor<Self>,
-        beta: f32,
-        square: bool,
-    ) -> FloatTensor<Self> {
-        let out = Flex::fast_ema(
-            prev.primitive().clone(),
-            g.primitive().clone(),
-            beta,
-            square,
-        );
-        match NoGradient
-            .prepare::<C>([prev.node(), g.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
-    }
-
-    fn fast_adam_apply(
+    fn fast_adam_step(
         p: FloatTensor<Self>,
+        g: FloatTensor<Self>,
         m: FloatTensor<Self>,
         v: FloatTensor<Self>,
+        betas: [f32; 2],
         factors: [f32; 3],
-    ) -> FloatTensor<Self> {
-        let out = Flex::fast_adam_apply(
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (p_new, m_new, v_new) = Flex::fast_adam_step(
             p.primitive().clone(),
+            g.primitive().clone(),
             m.primitive().clone(),
             v.primitive().clone(),
+            betas,
             factors,
         );
-        match NoGradient
-            .prepare::<C>([p.node(), m.node(), v.node()])
+        let wrap = |out| match NoGradient
+            .prepare::<C>([p.node(), g.node(), m.node(), v.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => prep.finish((), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        };
+        (wrap(p_new), wrap(m_new), wrap(v_new))
     }
 }
 
@@ -592,21 +576,79 @@ mod tests {
     fn a_big_element_wise_output_reuses_a_dropped_buffer_and_overwrites_it() {
         // A length no other test asks for, since tests share the pool.
         let n = RECYCLED_ELEMENTS + 37;
-        let prev = flat((0..n).map(|i| (i % 11) as f32).collect());
-        let g = flat((0..n).map(|i| (i % 5) as f32 - 2.0).collect());
-        let first = <Flex as FastOps>::fast_ema(prev.clone(), g.clone(), 0.9, false);
+        let a = flat((0..n).map(|i| (i % 11) as f32).collect());
+        let b = flat((0..n).map(|i| (i % 5) as f32 - 2.0).collect());
+        let mix = |k: f32| {
+            elementwise([&a, &b], "test", |[a, b], out| {
+                for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                    *o = a * k + b;
+                }
+            })
+        };
+        let first = mix(0.9);
         let ptr = first.bytes().as_ptr();
         drop(first);
-        let second = <Flex as FastOps>::fast_ema(prev.clone(), g.clone(), 0.5, true);
+        let second = mix(0.5);
         assert_eq!(second.bytes().as_ptr(), ptr, "the dropped buffer is reused");
-        let (p, gv) = (values(&prev), values(&g));
+        let (av, bv) = (values(&a), values(&b));
         for (i, &got) in values(&second).iter().enumerate() {
-            let want = p[i] * 0.5 + gv[i] * gv[i] * 0.5;
+            let want = av[i] * 0.5 + bv[i];
             assert_eq!(got.to_bits(), want.to_bits(), "element {i}");
         }
         // Held, it is not handed out again.
-        let third = <Flex as FastOps>::fast_ema(prev, g, 0.9, false);
+        let third = mix(0.9);
         assert_ne!(third.bytes().as_ptr(), ptr);
         assert_eq!(values(&second).len(), n);
+    }
+
+    /// Adam's fused step: three distinct outputs, each Adam's formula to the bit, big ones
+    /// in buffers reused once dropped and never while held; small ones the same numbers.
+    #[test]
+    fn adam_step_gives_three_new_tensors_with_adams_numbers() {
+        for n in [RECYCLED_ELEMENTS + 53, 1000] {
+            let make = |k: usize| flat((0..n).map(|i| ((i * k) % 17) as f32 * 0.1 - 0.8).collect());
+            let (p, g, m) = (make(3), make(5), make(7));
+            // A second moment is never negative.
+            let v = flat((0..n).map(|i| (i % 13) as f32 * 0.01).collect());
+            let (betas, factors) = ([0.9, 0.999], [0.7, 1e-7, 1e-3]);
+            let step = || {
+                <Flex as FastOps>::fast_adam_step(
+                    p.clone(),
+                    g.clone(),
+                    m.clone(),
+                    v.clone(),
+                    betas,
+                    factors,
+                )
+            };
+            let (p1, m1, v1) = step();
+            let ptrs = [&p1, &m1, &v1].map(|t| t.bytes().as_ptr());
+            assert!(ptrs[0] != ptrs[1] && ptrs[1] != ptrs[2] && ptrs[0] != ptrs[2]);
+            let [pv, gv, mv, vv] = [&p, &g, &m, &v].map(values);
+            for i in 0..n {
+                let m_want = mv[i] * 0.9 + gv[i] * (1.0 - 0.9);
+                let v_want = vv[i] * 0.999 + (gv[i] * gv[i]) * (1.0 - 0.999);
+                let p_want = pv[i] - ((m_want * 0.7) / (v_want.sqrt() + 1e-7)) * 1e-3;
+                assert_eq!(values(&m1)[i].to_bits(), m_want.to_bits(), "m {i}");
+                assert_eq!(values(&v1)[i].to_bits(), v_want.to_bits(), "v {i}");
+                assert_eq!(values(&p1)[i].to_bits(), p_want.to_bits(), "p {i}");
+            }
+            if n > RECYCLED_ELEMENTS {
+                let (p2, m2, v2) = step();
+                let held = [&p2, &m2, &v2].map(|t| t.bytes().as_ptr());
+                assert!(
+                    held.iter().all(|h| !ptrs.contains(h)),
+                    "held buffers are not reused"
+                );
+                drop((p1, m1, v1));
+                let (p3, m3, v3) = step();
+                let again = [&p3, &m3, &v3].map(|t| t.bytes().as_ptr());
+                assert!(
+                    again.iter().all(|a| ptrs.contains(a)),
+                    "dropped buffers are reused"
+                );
+                assert_eq!(values(&p3), values(&p2));
+            }
+        }
     }
 }

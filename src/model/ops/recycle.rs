@@ -65,6 +65,36 @@ pub(crate) fn output_shaped(shape: Shape, fill: impl FnOnce(&mut [f32])) -> Flex
     t
 }
 
+/// `N` tensors of `shape` filled together by `fill` (one pass writing several outputs), each
+/// as [`output_shaped`] would give it.
+pub(crate) fn outputs_shaped<const N: usize>(
+    shape: &Shape,
+    fill: impl FnOnce([&mut [f32]; N]),
+) -> [FlexTensor; N] {
+    let mut ts: [FlexTensor; N] = {
+        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        std::array::from_fn(|_| {
+            let free = pool.iter().position(|t| {
+                t.is_unique() && t.dtype() == DType::F32 && t.layout().shape() == shape
+            });
+            free.map_or_else(
+                || FlexTensor::filled_typed(shape.clone(), DType::F32, 0.0f32),
+                |i| pool.remove(i),
+            )
+        })
+    };
+    fill(ts.each_mut().map(|t| {
+        t.try_storage_mut::<f32>()
+            .expect("a pooled buffer with no other handle, or a fresh one")
+    }));
+    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    pool.extend(ts.iter().cloned());
+    while pool.len() > MAX_BUFFERS || pool.iter().map(bytes).sum::<usize>() > MAX_BYTES {
+        pool.remove(0);
+    }
+    ts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
