@@ -168,7 +168,8 @@ impl Stepper {
         let logits = self.net.forward(x, true, false).logits;
         let loss = model::loss(logits, &self.labels, ad);
         let grads = GradientsParams::from_grads(loss.backward(), &self.net);
-        self.net = self.optim.step(self.lr, self.net.clone(), grads);
+        let net = std::mem::replace(&mut self.net, Net::empty());
+        self.net = self.optim.step(self.lr, net, grads);
         loss.into_scalar()
     }
 }
@@ -187,7 +188,8 @@ fn phases(s: &mut Stepper, ad: &Device, steps: usize, sync: &dyn Fn()) {
         let grads = GradientsParams::from_grads(loss.backward(), &s.net);
         sync();
         let t2 = Instant::now();
-        s.net = s.optim.step(s.lr, s.net.clone(), grads);
+        let net = std::mem::replace(&mut s.net, Net::empty());
+        s.net = s.optim.step(s.lr, net, grads);
         sync();
         let t3 = Instant::now();
         t_fwd += (t1 - t0).as_secs_f64();

@@ -7,7 +7,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
-use burn::tensor::TensorData;
+use burn::tensor::{DType, TensorData};
 
 use super::adam_kernels;
 use super::conv::{self, ConvGeom, Needs, Upstream};
@@ -194,6 +194,29 @@ impl FastOps for Flex {
         betas: [f32; 2],
         factors: [f32; 3],
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        // In place when the optimizer holds the only handles on the parameter and its moments
+        // (the pool's aside): no new buffers, so the peak memory is that of the weights and
+        // moments alone, and four streams over memory instead of seven.
+        let (mut p, mut m, mut v) = (p, m, v);
+        let g = contiguous(&g);
+        let plain = |t: &FlexTensor| {
+            t.dtype() == DType::F32
+                && t.layout().is_contiguous()
+                && t.layout().start_offset() == 0
+                && t.layout().shape() == g.layout().shape()
+        };
+        if plain(&p) && plain(&m) && plain(&v) && recycle::take_if_sole(&[&p, &m, &v]) {
+            let g = values(&g);
+            let pmv = [&mut p, &mut m, &mut v].map(|t| {
+                t.try_storage_mut::<f32>()
+                    .expect("a unique contiguous f32 tensor")
+            });
+            timed(
+                || "adam step".to_string(),
+                || adam_kernels::step_in_place(g, betas, factors, pmv),
+            );
+            return (p, m, v);
+        }
         let inputs = [&p, &g, &m, &v].map(contiguous);
         let shape = inputs[0].layout().shape().clone();
         let run = |outs: [&mut [f32]; 3]| {
@@ -541,23 +564,31 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
         betas: [f32; 2],
         factors: [f32; 3],
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [prep_p, prep_m, prep_v] = std::array::from_fn(|_| {
+            NoGradient
+                .prepare::<C>([p.node(), g.node(), m.node(), v.node()])
+                .compute_bound()
+                .stateful()
+        });
+        // The primitives moved, not cloned: the flex op writes in place only into buffers
+        // nothing else holds.
         let (p_new, m_new, v_new) = Flex::fast_adam_step(
-            p.primitive().clone(),
-            g.primitive().clone(),
-            m.primitive().clone(),
-            v.primitive().clone(),
+            p.into_primitive(),
+            g.into_primitive(),
+            m.into_primitive(),
+            v.into_primitive(),
             betas,
             factors,
         );
-        let wrap = |out| match NoGradient
-            .prepare::<C>([p.node(), g.node(), m.node(), v.node()])
-            .compute_bound()
-            .stateful()
-        {
+        let wrap = |prep, out| match prep {
             OpsKind::Tracked(prep) => prep.finish((), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         };
-        (wrap(p_new), wrap(m_new), wrap(v_new))
+        (
+            wrap(prep_p, p_new),
+            wrap(prep_m, m_new),
+            wrap(prep_v, v_new),
+        )
     }
 }
 
@@ -599,6 +630,42 @@ mod tests {
         let third = mix(0.9);
         assert_ne!(third.bytes().as_ptr(), ptr);
         assert_eq!(values(&second).len(), n);
+    }
+
+    /// Given the only handles (the pool's aside), Adam's step writes over the parameter and
+    /// moments, with the same numbers as into new buffers.
+    #[test]
+    fn adam_step_writes_in_place_when_nothing_else_holds_the_tensors() {
+        let n = RECYCLED_ELEMENTS + 71;
+        let make = |k: usize| flat((0..n).map(|i| ((i * k) % 19) as f32 * 0.1 - 0.9).collect());
+        // The parameter as the pool hands it out (it keeps a handle of its own).
+        let p = recycle::output([n], |s| {
+            s.copy_from_slice(values(&make(3)));
+        });
+        let (g, m) = (make(5), make(7));
+        let v = flat((0..n).map(|i| (i % 23) as f32 * 0.01).collect());
+        let (betas, factors) = ([0.9, 0.999], [0.7, 1e-7, 1e-3]);
+        // Into new buffers, while copies are held ...
+        let (p_new, m_new, v_new) = <Flex as FastOps>::fast_adam_step(
+            p.clone(),
+            g.clone(),
+            m.clone(),
+            v.clone(),
+            betas,
+            factors,
+        );
+        // ... then over the old ones, once nothing else holds them.
+        let ptrs = [&p, &m, &v].map(|t| t.bytes().as_ptr());
+        let (p_in, m_in, v_in) = <Flex as FastOps>::fast_adam_step(p, g, m, v, betas, factors);
+        assert_eq!([&p_in, &m_in, &v_in].map(|t| t.bytes().as_ptr()), ptrs);
+        for (a, b) in [(&p_in, &p_new), (&m_in, &m_new), (&v_in, &v_new)] {
+            assert!(
+                values(a)
+                    .iter()
+                    .zip(values(b))
+                    .all(|(x, y)| x.to_bits() == y.to_bits())
+            );
+        }
     }
 
     /// Adam's fused step: three distinct outputs, each Adam's formula to the bit, big ones
