@@ -187,17 +187,16 @@ impl FastOps for Flex {
     }
 
     fn fast_adam_step(
-        p: FloatTensor<Self>,
+        mut p: FloatTensor<Self>,
         g: FloatTensor<Self>,
-        m: FloatTensor<Self>,
-        v: FloatTensor<Self>,
+        mut m: FloatTensor<Self>,
+        mut v: FloatTensor<Self>,
         betas: [f32; 2],
         factors: [f32; 3],
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         // In place when the optimizer holds the only handles on the parameter and its moments
         // (the pool's aside): no new buffers, so the peak memory is that of the weights and
         // moments alone, and four streams over memory instead of seven.
-        let (mut p, mut m, mut v) = (p, m, v);
         let g = contiguous(&g);
         let plain = |t: &FlexTensor| {
             t.dtype() == DType::F32
@@ -217,24 +216,9 @@ impl FastOps for Flex {
             );
             return (p, m, v);
         }
-        let inputs = [&p, &g, &m, &v].map(contiguous);
-        let shape = inputs[0].layout().shape().clone();
-        let run = |outs: [&mut [f32]; 3]| {
-            let [p, g, m, v] = std::array::from_fn(|i| values(&inputs[i]));
-            timed(
-                || "adam step".to_string(),
-                || adam_kernels::step(p, g, m, v, betas, factors, outs),
-            );
-        };
-        // As in `elementwise`: the big ones into buffers kept between steps.
-        let [p, m, v] = if shape.num_elements() >= RECYCLED_ELEMENTS {
-            recycle::outputs_shaped(&shape, run)
-        } else {
-            let n = shape.num_elements();
-            let mut outs: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; n]);
-            run(outs.each_mut().map(Vec::as_mut_slice));
-            outs.map(|out| FlexTensor::from_data(TensorData::new(out, shape.clone())))
-        };
+        let [p, m, v] = elementwise_n([&p, &g, &m, &v], "adam step", |[p, g, m, v], outs| {
+            adam_kernels::step(p, g, m, v, betas, factors, outs);
+        });
         (p, m, v)
     }
 }
@@ -246,22 +230,33 @@ fn elementwise<const N: usize>(
     name: &str,
     f: impl FnOnce([&[f32]; N], &mut [f32]),
 ) -> FlexTensor {
+    let [out] = elementwise_n(inputs, name, |inputs, [out]| f(inputs, out));
+    out
+}
+
+/// [`elementwise`] with `M` outputs, filled by `f` together.
+fn elementwise_n<const N: usize, const M: usize>(
+    inputs: [&FlexTensor; N],
+    name: &str,
+    f: impl FnOnce([&[f32]; N], [&mut [f32]; M]),
+) -> [FlexTensor; M] {
     let inputs = inputs.map(contiguous);
     let shape = inputs[0].layout().shape().clone();
-    let run = |out: &mut [f32]| {
+    let run = |outs: [&mut [f32]; M]| {
         timed(
             || name.to_string(),
-            || f(std::array::from_fn(|i| values(&inputs[i])), out),
+            || f(std::array::from_fn(|i| values(&inputs[i])), outs),
         );
     };
-    // A big output (the dense layer's Adam moments and weights, dropout's maps) goes into a
-    // buffer kept between steps instead of pages faulted in afresh; `f` writes every element.
+    // A big output (dropout's maps, Adam's when it cannot write in place) goes into a buffer
+    // kept between steps instead of pages faulted in afresh; `f` writes every element.
     if shape.num_elements() >= RECYCLED_ELEMENTS {
-        return recycle::output_shaped(shape, run);
+        return recycle::outputs_shaped(&shape, run);
     }
-    let mut out = vec![0.0; values(&inputs[0]).len()];
-    run(&mut out);
-    FlexTensor::from_data(TensorData::new(out, shape))
+    let n = values(&inputs[0]).len();
+    let mut outs: [Vec<f32>; M] = std::array::from_fn(|_| vec![0.0; n]);
+    run(outs.each_mut().map(Vec::as_mut_slice));
+    outs.map(|out| FlexTensor::from_data(TensorData::new(out, shape.clone())))
 }
 
 /// Outputs of [`elementwise`] from this many elements (4 MiB) on come from [`recycle`].
@@ -632,6 +627,23 @@ mod tests {
         assert_eq!(values(&second).len(), n);
     }
 
+    /// Adam's step on new handles of `[p, g, m, v]`: the caller keeps its own, so the step
+    /// cannot write in place.
+    fn adam_step_on_copies(
+        [p, g, m, v]: [&FlexTensor; 4],
+        betas: [f32; 2],
+        factors: [f32; 3],
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        <Flex as FastOps>::fast_adam_step(
+            p.clone(),
+            g.clone(),
+            m.clone(),
+            v.clone(),
+            betas,
+            factors,
+        )
+    }
+
     /// Given the only handles (the pool's aside), Adam's step writes over the parameter and
     /// moments, with the same numbers as into new buffers.
     #[test]
@@ -646,14 +658,7 @@ mod tests {
         let v = flat((0..n).map(|i| (i % 23) as f32 * 0.01).collect());
         let (betas, factors) = ([0.9, 0.999], [0.7, 1e-7, 1e-3]);
         // Into new buffers, while copies are held ...
-        let (p_new, m_new, v_new) = <Flex as FastOps>::fast_adam_step(
-            p.clone(),
-            g.clone(),
-            m.clone(),
-            v.clone(),
-            betas,
-            factors,
-        );
+        let (p_new, m_new, v_new) = adam_step_on_copies([&p, &g, &m, &v], betas, factors);
         // ... then over the old ones, once nothing else holds them.
         let ptrs = [&p, &m, &v].map(|t| t.bytes().as_ptr());
         let (p_in, m_in, v_in) = <Flex as FastOps>::fast_adam_step(p, g, m, v, betas, factors);
@@ -678,16 +683,7 @@ mod tests {
             // A second moment is never negative.
             let v = flat((0..n).map(|i| (i % 13) as f32 * 0.01).collect());
             let (betas, factors) = ([0.9, 0.999], [0.7, 1e-7, 1e-3]);
-            let step = || {
-                <Flex as FastOps>::fast_adam_step(
-                    p.clone(),
-                    g.clone(),
-                    m.clone(),
-                    v.clone(),
-                    betas,
-                    factors,
-                )
-            };
+            let step = || adam_step_on_copies([&p, &g, &m, &v], betas, factors);
             let (p1, m1, v1) = step();
             let ptrs = [&p1, &m1, &v1].map(|t| t.bytes().as_ptr());
             assert!(ptrs[0] != ptrs[1] && ptrs[1] != ptrs[2] && ptrs[0] != ptrs[2]);

@@ -12,7 +12,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Shape};
 
 /// Buffers kept at most; a step of the tutorial net hands out eight from its convolutions and
-/// four from dropout's element-wise ops ([`output_shaped`]); Adam writes in place (see
+/// four from dropout's element-wise ops ([`outputs_shaped`]); Adam writes in place (see
 /// [`take_if_sole`]), and only when something else holds its tensors, two per output. An
 /// epoch adds the shapes of its last, smaller batch and of validation's chunks: with room for
 /// 32, those pushed the full batch's buffers out and every epoch made them afresh (on the
@@ -34,34 +34,7 @@ pub(crate) fn output<const D: usize>(
     shape: [usize; D],
     fill: impl FnOnce(&mut [f32]),
 ) -> FlexTensor {
-    output_shaped(Shape::new(shape), fill)
-}
-
-/// [`output`] for a shape of any rank.
-pub(crate) fn output_shaped(shape: Shape, fill: impl FnOnce(&mut [f32])) -> FlexTensor {
-    let reused = {
-        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        // Only the pool's handle left means burn has dropped the tensor.
-        let free = pool
-            .iter()
-            .position(|t| t.is_unique() && t.dtype() == DType::F32 && *t.layout().shape() == shape);
-        free.map(|i| pool.remove(i))
-    };
-    // Not `FlexTensor::zeros`: burn-flex 0.22 makes that from a `Vec<u8>`, whose alignment
-    // (1) is below what its byte buffers require (16), so every new buffer was allocated
-    // twice and copied once (two sets of page faults for one buffer). An `f32` vector is
-    // allocated once.
-    let mut t = reused.unwrap_or_else(|| FlexTensor::filled_typed(shape, DType::F32, 0.0f32));
-    fill(
-        t.try_storage_mut::<f32>()
-            .expect("a pooled buffer with no other handle, or a fresh one"),
-    );
-    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-    pool.push(t.clone());
-    // Drop the oldest buffers beyond the limits (most recently used stay at the back).
-    while pool.len() > MAX_BUFFERS || pool.iter().map(bytes).sum::<usize>() > MAX_BYTES {
-        pool.remove(0);
-    }
+    let [t] = outputs_shaped(&Shape::new(shape), |[out]| fill(out));
     t
 }
 
@@ -89,29 +62,35 @@ pub(crate) fn take_if_sole(tensors: &[&FlexTensor]) -> bool {
 }
 
 /// `N` tensors of `shape` filled together by `fill` (one pass writing several outputs), each
-/// as [`output_shaped`] would give it.
+/// in a free pooled buffer when one fits; `fill` gets arbitrary old values and must write every
+/// element it means to keep.
 pub(crate) fn outputs_shaped<const N: usize>(
     shape: &Shape,
     fill: impl FnOnce([&mut [f32]; N]),
 ) -> [FlexTensor; N] {
-    let mut ts: [FlexTensor; N] = {
+    let reused: [Option<FlexTensor>; N] = {
         let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only the pool's handle left means burn has dropped the tensor.
         std::array::from_fn(|_| {
             let free = pool.iter().position(|t| {
                 t.is_unique() && t.dtype() == DType::F32 && t.layout().shape() == shape
             });
-            free.map_or_else(
-                || FlexTensor::filled_typed(shape.clone(), DType::F32, 0.0f32),
-                |i| pool.remove(i),
-            )
+            free.map(|i| pool.remove(i))
         })
     };
+    // Not `FlexTensor::zeros`: burn-flex 0.22 makes that from a `Vec<u8>`, whose alignment
+    // (1) is below what its byte buffers require (16), so every new buffer was allocated
+    // twice and copied once (two sets of page faults for one buffer). An `f32` vector is
+    // allocated once.
+    let mut ts = reused
+        .map(|t| t.unwrap_or_else(|| FlexTensor::filled_typed(shape.clone(), DType::F32, 0.0f32)));
     fill(ts.each_mut().map(|t| {
         t.try_storage_mut::<f32>()
             .expect("a pooled buffer with no other handle, or a fresh one")
     }));
     let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
     pool.extend(ts.iter().cloned());
+    // Drop the oldest buffers beyond the limits (most recently used stay at the back).
     while pool.len() > MAX_BUFFERS || pool.iter().map(bytes).sum::<usize>() > MAX_BYTES {
         pool.remove(0);
     }
