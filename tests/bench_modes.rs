@@ -146,6 +146,19 @@ fn end_to_end_reports_each_epoch_s_memory_and_the_overhead() {
         text.contains("  every image of the folder (train + val) each epoch: "),
         "{text}"
     );
+    // The bound validation sets on the first: a ratio between 0 and 1.
+    let bound = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("  the most training images could come to with validation every epoch: ")
+        })
+        .unwrap_or_else(|| panic!("the bound in {text}"));
+    let ratio: f64 = bound
+        .split('x')
+        .next()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("a ratio in {bound}"));
+    assert!(ratio > 0.0 && ratio < 1.0, "{bound}");
     let around = text
         .lines()
         .find(|l| l.starts_with("  the validation pass set aside ("))

@@ -88,7 +88,8 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         return Ok(0);
     }
     let trained = end_to_end_first(args, &cfg, &device)?;
-    let (step_rate, mut stepper) = train_step(&cfg, &device, spec, args.steps, args.warmup)?;
+    let (rates, mut stepper) = train_step(&cfg, &device, spec, args.steps, args.warmup)?;
+    let step_rate = rates.step;
     if args.breakdown {
         breakdown(args, &mut stepper, &device);
     }
@@ -96,7 +97,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         pipeline(&cfg)?;
     }
     if let Some(trained) = &trained {
-        end_to_end::report(trained, &mut stepper, step_rate)?;
+        end_to_end::report(trained, &mut stepper, rates)?;
     }
     if args.peers {
         let shape = peers::Shape {
@@ -211,7 +212,7 @@ fn train_step(
     spec: DeviceSpec,
     steps: usize,
     warmup: usize,
-) -> Result<(f64, Stepper)> {
+) -> Result<(Rates, Stepper)> {
     let ad = device.clone().autodiff();
     let [c, h, w] = cfg.input_shape();
     let n = cfg.train.batch_size;
@@ -281,11 +282,24 @@ fn train_step(
     for _ in 0..steps {
         infer(&eval)?;
     }
-    out(&format!(
-        "inference: {:.1} img/s",
-        n as f64 * steps as f64 / t0.elapsed().as_secs_f64()
-    ));
-    Ok((step_rate, s))
+    let inference = n as f64 * steps as f64 / t0.elapsed().as_secs_f64();
+    out(&format!("inference: {inference:.1} img/s"));
+    Ok((
+        Rates {
+            step: step_rate,
+            inference,
+        },
+        s,
+    ))
+}
+
+/// What [`train_step`] measured, in images per second.
+#[derive(Clone, Copy, Debug)]
+pub struct Rates {
+    /// Training steps (forward, backward, optimizer) on in-memory batches.
+    pub step: f64,
+    /// The evaluation forward pass (fused), logits read back.
+    pub inference: f64,
 }
 
 /// Forward and forward+backward time of each layer on its own, summed by layer type.

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 
-use super::{Scratch, Stepper, out};
+use super::{Rates, Scratch, Stepper, out};
 use crate::config::Config;
 use crate::data::{Dataset, Split};
 use crate::events::{Event, RunState};
@@ -137,7 +137,8 @@ pub fn train(cfg: &Config, device: &Device, opts: &Options) -> Result<Trained> {
 
 /// The end-to-end rate against the step's (`step_rate`, img/s, measured after the training),
 /// what the epoch end holds the step up for, and the step fed by the data pipeline.
-pub fn report(t: &Trained, stepper: &mut Stepper, step_rate: f64) -> Result<()> {
+pub fn report(t: &Trained, stepper: &mut Stepper, rates: Rates) -> Result<()> {
+    let step_rate = rates.step;
     out("");
     let images = (t.train_images * t.cfg.train.epochs) as f64;
     let rate = images / t.wall;
@@ -151,6 +152,16 @@ pub fn report(t: &Trained, stepper: &mut Stepper, step_rate: f64) -> Result<()> 
         rate / step_rate.max(1e-9),
         100.0 * (t.wall / at_step_rate - 1.0),
     ));
+    // The most the training images could come to with validation every epoch: the steps at the
+    // step rate, validation at the inference rate, and nothing else.
+    if t.val_images > 0 && rates.inference > 0.0 {
+        let steps = t.train_images as f64 / step_rate.max(1e-9);
+        let bound = steps / (steps + t.val_images as f64 / rates.inference);
+        out(&format!(
+            "  the most training images could come to with validation every epoch: {:.2}x the step rate (its {} images at the inference rate, {:.1} img/s, nothing else around the steps)",
+            bound, t.val_images, rates.inference,
+        ));
+    }
     // Each epoch also runs the validation images forward: counted too, the run's rate over
     // the whole folder.
     let folder = ((t.train_images + t.val_images) * t.cfg.train.epochs) as f64 / t.wall;
