@@ -1,7 +1,8 @@
 #!/bin/bash
 # The measurements that need the lent GPU machine, as one script (its device time is short):
 # wgpu training with a cold and a warm tuning cache, the PyTorch CUDA peer, the CPU path's
-# scaling over 1..N threads beside PyTorch on all cores, and the data pipeline on all cores.
+# scaling over 1..N threads beside PyTorch on all cores, end to end on all cores, and the data
+# pipeline on all cores.
 #
 # Prepare here (see scripts/prepare_device.sh), then on the device machine, from the repository
 # root with `.gl` and `.gpu` carried:  bash scripts/device_check.sh
@@ -41,6 +42,8 @@ for t in 1 2 4 8 "$n"; do
   RAYON_NUM_THREADS=$t timeout 60 $B bench --device cpu --batch-size 64 --steps 6 --warmup 2 --pipeline false 2>&1
 done | tee "$OUT/bench-cpu-threads.txt"
 timeout 60 python3 .gpu/peer_torch.py --random 512 --size 150 --epochs 2 --batch 64 --threads "$n" 2>&1 | tee "$OUT/peer-cpu.txt"
+echo "== end to end on all cores: 512 generated JPEGs, 3 epochs (the overhead around the steps)"
+timeout 120 $B bench --device cpu --batch-size 64 --steps 6 --warmup 2 --pipeline false --end-to-end --epochs 3 --images 512 2>&1 | tee "$OUT/end-to-end-cpu.txt"
 echo "== data pipeline, all cores"
 timeout 120 $B bench --device cpu --steps 0 --warmup 0 2>&1 | tee "$OUT/pipeline.txt"
 echo done
